@@ -1,0 +1,1 @@
+"""pmctl: the supervisor (`pmctl up`) and the commands people use (status, watch, events, ...)."""

@@ -1,0 +1,272 @@
+"""Configuration: TOML at the XDG config path, decoded strictly into msgspec Structs.
+
+Defaults equal the seed's (pause-monitor phase 7) except where the new design says otherwise, noted
+beside the field. An unknown key, a wrong type or an out-of-range value is a ``ConfigError`` whose
+message names the file, the key path and what was expected; nothing silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from pmshared import paths
+
+Count = Annotated[int, Meta(ge=0)]
+Positive = Annotated[float, Meta(gt=0)]
+Weight = Annotated[int, Meta(ge=0, le=100)]
+ScoreThreshold = Annotated[int, Meta(ge=0, le=100)]
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used. ``str()`` is one line, fit for a user."""
+
+
+class _Section(Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    pass
+
+
+class SamplingConfig(_Section):
+    # The seed's daemon sampled at a fixed 1 Hz (SAMPLE_INTERVAL_MS=1000); its normal/elevated
+    # intervals were vestigial and are not carried over.
+    interval_s: Annotated[float, Meta(ge=0.1, le=60)] = 1.0
+    # The seed's score gauge colours: green below 30, yellow below 60, red above.
+    elevation_threshold: ScoreThreshold = 30
+    critical_threshold: ScoreThreshold = 60
+
+
+class RetentionConfig(_Section):
+    samples_days: Annotated[int, Meta(ge=1)] = 30  # pauses and their bundles
+    events_days: Annotated[int, Meta(ge=1)] = 90  # reviewed/dismissed events (pinned never)
+
+
+class AlertsConfig(_Section):
+    enabled: bool = True
+    pause_detected: bool = True
+    pause_min_duration: Annotated[float, Meta(ge=0)] = 2.0  # seconds
+    critical_stress: bool = True
+    critical_threshold: ScoreThreshold = 60
+    critical_duration: Annotated[int, Meta(ge=0)] = 30  # seconds of sustained critical score
+    elevated_entered: bool = False
+    forensics_completed: bool = True
+    sound: bool = True  # macOS only
+    rate_limit_s: Annotated[float, Meta(ge=0)] = 60.0  # new: one notification per kind per window
+
+
+class SuspectsConfig(_Section):
+    patterns: list[str] = msgspec.field(
+        default_factory=lambda: [
+            "codemeter",
+            "bitdefender",
+            "biomesyncd",
+            "motu",
+            "coreaudiod",
+            "kernel_task",
+            "WindowServer",
+        ]
+    )
+
+
+class SentinelConfig(_Section):
+    # New design: a 50 ms heartbeat with an absolute lateness threshold replaces the seed's
+    # fast_interval_ms=100 and pause_threshold_ratio=2.0 on the 1 s loop.
+    tick_ms: Annotated[float, Meta(ge=5, le=1000)] = 50.0
+    pause_threshold_ms: Annotated[float, Meta(ge=20)] = 200.0
+    percentile_window_s: Annotated[float, Meta(ge=1)] = 60.0
+    ring_buffer_seconds: Annotated[int, Meta(ge=1, le=3600)] = 30
+    peak_tracking_seconds: Annotated[int, Meta(ge=1)] = 30
+
+
+class TiersConfig(_Section):
+    elevated_threshold: ScoreThreshold = 35
+    critical_threshold: ScoreThreshold = 65
+    deescalation_delay_s: Annotated[float, Meta(ge=0)] = 5.0
+
+    def __post_init__(self) -> None:
+        if self.critical_threshold < self.elevated_threshold:
+            raise ValueError("critical_threshold must be >= elevated_threshold")
+
+
+class ScoringWeights(_Section):
+    cpu: Weight = 25
+    state: Weight = 20
+    pageins: Weight = 15
+    mem: Weight = 15
+    cmprs: Weight = 10
+    csw: Weight = 10
+    sysbsd: Weight = 5
+    threads: Weight = 0
+
+
+class ScoringConfig(_Section):
+    weights: ScoringWeights = msgspec.field(default_factory=ScoringWeights)
+
+
+class CategorySelection(_Section):
+    enabled: bool = True
+    count: Count = 3
+    threshold: Annotated[float, Meta(ge=0)] = 0.0
+
+
+StateName = Literal["running", "sleeping", "stuck", "zombie", "stopped", "idle", "halted"]
+
+
+class StateSelection(_Section):
+    enabled: bool = True
+    count: Count = 0  # 0 = unlimited
+    states: list[StateName] = msgspec.field(default_factory=lambda: ["zombie"])
+
+
+class RogueSelectionConfig(_Section):
+    cpu: CategorySelection = msgspec.field(default_factory=CategorySelection)
+    mem: CategorySelection = msgspec.field(default_factory=CategorySelection)
+    cmprs: CategorySelection = msgspec.field(default_factory=CategorySelection)
+    threads: CategorySelection = msgspec.field(default_factory=CategorySelection)
+    csw: CategorySelection = msgspec.field(default_factory=CategorySelection)
+    sysbsd: CategorySelection = msgspec.field(default_factory=CategorySelection)
+    pageins: CategorySelection = msgspec.field(default_factory=CategorySelection)
+    state: StateSelection = msgspec.field(default_factory=StateSelection)
+
+
+class ForensicsConfig(_Section):
+    enabled: bool = True
+    spindump_timeout: Positive = 30  # seed
+    tailspin_timeout: Positive = 10  # seed
+    logs_timeout: Positive = 10  # seed: `log show`; here also journalctl/dmesg
+    proc_timeout: Positive = 5  # Linux /proc captures (stuck threads, pressure, meminfo)
+    max_output_bytes: Annotated[int, Meta(ge=1024)] = 16 * 1024 * 1024  # per capture
+    log_window_s: Positive = 60  # how far before the pause the logs start
+    culprit_count: Annotated[int, Meta(ge=1)] = 5
+
+
+class SupervisorConfig(_Section):
+    grace_period_s: Positive = 5.0
+    backoff_initial_s: Positive = 0.5
+    backoff_max_s: Positive = 30.0
+    stable_after_s: Positive = 10.0  # a run this long resets the back-off
+    max_restarts: Annotated[int, Meta(ge=1)] = 5  # within restart_window_s -> FAILED
+    restart_window_s: Positive = 60.0
+    heartbeat_interval_s: Positive = 1.0
+    missed_heartbeats: Annotated[int, Meta(ge=1)] = 3
+
+
+class TransportConfig(_Section):
+    kind: Literal["ipc", "tcp"] = "ipc"
+    tcp_host: str = "127.0.0.1"
+    tcp_port_base: Annotated[int, Meta(ge=1024, le=65000)] = 47200
+    record_queue: Annotated[int, Meta(ge=10)] = 10000  # records queued per sender before loss
+    max_message_bytes: Annotated[int, Meta(ge=65536)] = 64 * 1024 * 1024
+
+
+class Config(_Section):
+    sampling: SamplingConfig = msgspec.field(default_factory=SamplingConfig)
+    retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
+    alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
+    suspects: SuspectsConfig = msgspec.field(default_factory=SuspectsConfig)
+    sentinel: SentinelConfig = msgspec.field(default_factory=SentinelConfig)
+    tiers: TiersConfig = msgspec.field(default_factory=TiersConfig)
+    scoring: ScoringConfig = msgspec.field(default_factory=ScoringConfig)
+    rogue_selection: RogueSelectionConfig = msgspec.field(default_factory=RogueSelectionConfig)
+    forensics: ForensicsConfig = msgspec.field(default_factory=ForensicsConfig)
+    supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
+    transport: TransportConfig = msgspec.field(default_factory=TransportConfig)
+
+
+_PATH_RE = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+
+
+def _explain(err: msgspec.ValidationError) -> str:
+    """'Expected `int` >= 0 - at `$.tiers.x`' -> 'tiers.x: expected `int` >= 0'."""
+    text = str(err)
+    match = _PATH_RE.search(text)
+    key = ""
+    if match:
+        key = match.group("path").lstrip(".")
+        text = text[: match.start()]
+    unknown = re.match(r"Object contains unknown field `([^`]+)`", text)
+    if unknown:
+        key = f"{key}.{unknown.group(1)}" if key else unknown.group(1)
+        text = "unknown key"
+    text = text[:1].lower() + text[1:]
+    return f"{key}: {text}" if key else text
+
+
+def parse(text: str, source: str = "<config>") -> Config:
+    """Decode TOML text into a Config; raise ConfigError naming ``source`` and the key."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    try:
+        return msgspec.convert(data, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {_explain(exc)}") from None
+
+
+def validate_all(text: str, source: str = "<config>") -> list[str]:
+    """Every error in the file, one line each (each top-level section checked on its own)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return [f"{source}: invalid TOML: {exc}"]
+    errors = []
+    fields = {f.name: f.type for f in msgspec.structs.fields(Config)}
+    for key, value in data.items():
+        if key not in fields:
+            errors.append(f"{source}: {key}: unknown key")
+            continue
+        try:
+            msgspec.convert(value, fields[key])
+        except msgspec.ValidationError as exc:
+            errors.append(f"{source}: {key}.{_explain(exc)}".replace(f"{key}.: ", f"{key}: "))
+    return errors
+
+
+def load(path: Path | None = None) -> Config:
+    """Load the config file; a missing file means all defaults (that is not an error)."""
+    path = path or paths.config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Config()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return parse(text, str(path))
+
+
+def to_toml(config: Config) -> str:
+    """Render a config as TOML (used by `pmctl config show/reset`)."""
+    lines: list[str] = []
+
+    def emit(prefix: str, obj: Struct) -> None:
+        scalars, tables = [], []
+        for f in msgspec.structs.fields(obj):
+            value = getattr(obj, f.name)
+            (tables if isinstance(value, Struct) else scalars).append((f.name, value))
+        if scalars:
+            lines.append(f"[{prefix}]")
+            for name, value in scalars:
+                lines.append(f"{name} = {_toml_value(value)}")
+            lines.append("")
+        for name, value in tables:
+            emit(f"{prefix}.{name}" if prefix else name, value)
+
+    emit("", config)
+    return "\n".join(lines)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return msgspec.json.encode(value).decode()
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot render {value!r} as TOML")

@@ -1,0 +1,324 @@
+"""Every message that crosses a process boundary, as msgspec Structs in one tagged union.
+
+Units are part of the contract (see ARCHITECTURE.md):
+- CPU is percent of one core over the sampling interval (above 100 for multi-threaded processes);
+- memory is bytes; context switches, syscalls and page-ins are per-second rates;
+- a figure the OS does not let us read is ``None``, never 0;
+- timestamps called ``*_at``/``timestamp``/``start``/``end`` are wall-clock epoch seconds (for
+  humans and storage); durations are milliseconds measured on a monotonic clock.
+
+Every message carries ``sender`` (worker name), ``incarnation`` (unique per process start),
+``seq`` (per-sender, per-incarnation sequence number starting at 1) and ``sent_at``. New fields
+must get defaults; never retype an existing field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+NonNeg = Annotated[float, Meta(ge=0)]
+NonNegInt = Annotated[int, Meta(ge=0)]
+Score = Annotated[int, Meta(ge=0, le=100)]
+TierNo = Annotated[int, Meta(ge=1, le=3)]
+
+# Process states, in the seed's (macOS top) vocabulary. Linux maps onto it:
+# R->running, S->sleeping, D->stuck, Z->zombie, T/t->stopped, I->idle, X/x->halted.
+ProcessState = Literal["running", "sleeping", "stuck", "zombie", "stopped", "idle", "halted", "unknown"]
+
+# Rogue-selection categories (seed names). "state" marks processes picked for their state.
+Category = Literal["cpu", "mem", "cmprs", "threads", "csw", "sysbsd", "pageins", "state", "stuck"]
+
+
+class Envelope(Struct, frozen=True, kw_only=True, tag=True, tag_field="type"):
+    """Fields every message carries. Subclasses are the concrete messages."""
+
+    sender: str
+    incarnation: str
+    seq: NonNegInt
+    sent_at: float
+
+
+# --------------------------------------------------------------------------- collector -> scorer
+
+
+class ProcessInfo(Struct, frozen=True, kw_only=True, array_like=True):
+    """One process as the collector saw it over the last interval.
+
+    array_like: a snapshot carries hundreds of these every second, so they are encoded as arrays
+    (no repeated field names on the wire).
+    """
+
+    pid: int
+    ppid: int = 0
+    command: str
+    state: ProcessState
+    cpu: float | None = None  # % of one core; None on a process's first sample
+    mem: int = 0  # resident bytes
+    cmprs: int | None = None  # bytes swapped (Linux VmSwap) or compressed (macOS)
+    threads: int = 1
+    csw: float | None = None  # context switches/s (voluntary + involuntary)
+    sysbsd: float | None = None  # syscalls/s; None where /proc/PID/io is not readable
+    pageins: float | None = None  # major faults (page-ins)/s
+    uid: int | None = None
+
+
+class PressureStall(Struct, frozen=True, kw_only=True):
+    """Linux PSI of one resource over the last interval, in percent of wall time stalled."""
+
+    some: float | None = None
+    full: float | None = None
+
+
+class SystemStats(Struct, frozen=True, kw_only=True):
+    """Whole-machine figures over the last interval. ``None`` where the platform does not tell."""
+
+    cpu_count: int = 1
+    load1: float | None = None
+    load5: float | None = None
+    load15: float | None = None
+    procs_running: int | None = None
+    procs_blocked: int | None = None  # tasks in D state right now (Linux /proc/stat)
+    cpu_busy_pct: float | None = None  # all cores, 0..100
+    cpu_iowait_pct: float | None = None
+    cpu_steal_pct: float | None = None
+    mem_total: int | None = None  # bytes
+    mem_available: int | None = None
+    swap_used: int | None = None
+    pageins: float | None = None  # major faults/s, whole machine
+    swapins: float | None = None  # pages/s
+    swapouts: float | None = None  # pages/s
+    psi_cpu: PressureStall | None = None
+    psi_memory: PressureStall | None = None
+    psi_io: PressureStall | None = None
+
+
+class SentinelStats(Struct, frozen=True, kw_only=True):
+    """Wake-up lateness of the pause sentinel over its current window, in milliseconds."""
+
+    tick_ms: float
+    window_s: float
+    ticks: int = 0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+    pauses: int = 0  # pauses detected since the collector started
+
+
+class Snapshot(Envelope, frozen=True, kw_only=True, tag="snapshot"):
+    """Every process with per-interval rates and the system's pressure (collector -> scorer)."""
+
+    timestamp: float
+    elapsed_ms: float  # actual time since the previous snapshot (monotonic)
+    interval_ms: float  # what it should have been
+    platform: str
+    process_count: int
+    processes: list[ProcessInfo]
+    system: SystemStats
+    sentinel: SentinelStats | None = None
+
+
+# --------------------------------------------------------------------------- scorer -> tiering
+
+
+class ProcessScore(Struct, frozen=True, kw_only=True):
+    """A rogue process with its score (seed: ProcessScore)."""
+
+    pid: int
+    command: str
+    cpu: float | None
+    state: ProcessState
+    mem: int
+    cmprs: int | None
+    pageins: float | None
+    csw: float | None
+    sysbsd: float | None
+    threads: int
+    score: Score
+    categories: list[Category]  # sorted, unique
+
+
+class ProcessSamples(Envelope, frozen=True, kw_only=True, tag="process_samples"):
+    """The rogues of one snapshot, scored (scorer -> tiering). Seed: ProcessSamples."""
+
+    timestamp: float
+    elapsed_ms: float
+    process_count: int
+    max_score: Score
+    rogues: list[ProcessScore]
+    snapshot_seq: int = 0  # seq of the Snapshot this was scored from
+    system: SystemStats | None = None
+    sentinel: SentinelStats | None = None
+
+
+# --------------------------------------------------------------------------- tiering -> viewers
+
+
+class RingEntry(Struct, frozen=True, kw_only=True):
+    samples: ProcessSamples
+    tier: TierNo
+
+
+class TierState(Struct, frozen=True, kw_only=True):
+    tier: TierNo = 1
+    tier_since: float | None = None  # wall time the current tier was entered
+    peak_score: int = 0  # peak since leaving tier 1 (0 in tier 1)
+    event_key: str | None = None  # the open event, if any
+
+
+class LiveSample(Envelope, frozen=True, kw_only=True, tag="live_sample"):
+    """Every sample with its tier, for live viewers and forensics (tiering "live" PUB)."""
+
+    samples: ProcessSamples
+    state: TierState
+    buffer_len: int = 0
+
+
+class SnapshotRequest(Envelope, frozen=True, kw_only=True, tag="snapshot_request"):
+    """A viewer asks tiering for its ring buffer (Clone pattern: snapshot, then updates)."""
+
+
+class SnapshotReply(Envelope, frozen=True, kw_only=True, tag="snapshot_reply"):
+    ring: list[RingEntry]
+    state: TierState
+    last_live_seq: int  # seq of the last LiveSample published; drop updates <= this
+    live_incarnation: str
+
+
+# --------------------------------------------------------------------------- records -> recorder
+
+TierAction = Literal["tier2_entry", "tier2_exit", "tier2_peak", "tier3_entry", "tier3_exit"]
+
+
+class TieringStarted(Envelope, frozen=True, kw_only=True, tag="tiering_started"):
+    """A new tiering incarnation: events left open by earlier incarnations are interrupted."""
+
+
+class EventOpened(Envelope, frozen=True, kw_only=True, tag="event_opened"):
+    event_key: str  # "<incarnation>:<n>", stable across resends
+    start: float
+    tier: TierNo
+    score: Score
+
+
+class EventSample(Envelope, frozen=True, kw_only=True, tag="event_sample"):
+    """A sample saved into an event: tier 2 = a new peak, tier 3 = continuous."""
+
+    event_key: str
+    tier: Annotated[int, Meta(ge=2, le=3)]
+    action: TierAction | None = None
+    samples: ProcessSamples
+
+
+class EventClosed(Envelope, frozen=True, kw_only=True, tag="event_closed"):
+    event_key: str
+    end: float
+    peak_score: Score
+    peak_tier: TierNo
+
+
+class Pause(Envelope, frozen=True, kw_only=True, tag="pause"):
+    """The whole machine stalled while awake (collector sentinel)."""
+
+    pause_id: str  # "<incarnation>:<n>", stable across resends
+    start: float  # wall time the stall began (last on-time tick)
+    end: float  # wall time it was noticed
+    duration_ms: NonNeg  # stall, suspended time excluded
+    expected_ms: NonNeg  # the tick interval that was expected
+    suspended_ms: NonNeg = 0.0  # time the machine was asleep inside the gap (excluded)
+    # Sent to forensics with the first full process list taken after the pause; None on "record".
+    processes: list[ProcessInfo] | None = None
+    system: SystemStats | None = None
+
+
+class Artifact(Struct, frozen=True, kw_only=True):
+    """One capture of a forensics bundle."""
+
+    name: str
+    ok: bool
+    path: str | None = None  # file inside the bundle
+    ran: bool = True
+    skipped_reason: str | None = None
+    exit_code: int | None = None
+    duration_ms: float | None = None
+    bytes: int = 0
+    truncated: bool = False
+    error: str | None = None
+
+
+class Culprit(Struct, frozen=True, kw_only=True):
+    pid: int
+    command: str
+    score: int
+    categories: list[Category]
+    suspect: bool = False
+
+
+PauseCause = Literal["cpu", "memory", "io", "suspend-adjacent", "unknown"]
+
+
+class ForensicsDone(Envelope, frozen=True, kw_only=True, tag="forensics_done"):
+    pause_ids: list[str]  # the pause and any coalesced into the same capture
+    bundle_path: str
+    artifacts: list[Artifact]
+    culprits: list[Culprit]
+    cause: PauseCause
+    evidence: dict[str, float | int | str | bool | None] = {}
+
+
+# --------------------------------------------------------------------------- health and supervisor
+
+
+class Heartbeat(Envelope, frozen=True, kw_only=True, tag="heartbeat"):
+    """Once a second from every worker to the supervisor. Counters are cumulative."""
+
+    pid: int
+    counters: dict[str, int] = {}
+
+
+LifecycleKind = Literal["spawn", "exit", "restart", "failed", "watchdog_kill", "stop"]
+
+
+class Lifecycle(Envelope, frozen=True, kw_only=True, tag="lifecycle"):
+    worker: str
+    kind: LifecycleKind
+    pid: int | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    detail: str = ""
+
+
+WorkerRunState = Literal["starting", "running", "backoff", "stopping", "stopped", "failed"]
+
+
+class WorkerStatus(Struct, frozen=True, kw_only=True):
+    name: str
+    state: WorkerRunState
+    pid: int | None = None
+    started_at: float | None = None
+    restarts: int = 0
+    last_heartbeat_age_s: float | None = None
+    last_exit: str | None = None
+
+
+class ControlRequest(Envelope, frozen=True, kw_only=True, tag="control_request"):
+    command: Literal["status", "down"]
+
+
+class ControlReply(Envelope, frozen=True, kw_only=True, tag="control_reply"):
+    ok: bool
+    supervisor_pid: int
+    started_at: float
+    workers: list[WorkerStatus] = []
+    error: str | None = None
+
+
+RECORD_TYPES = (TieringStarted, EventOpened, EventSample, EventClosed, Pause, ForensicsDone)
+Record = TieringStarted | EventOpened | EventSample | EventClosed | Pause | ForensicsDone
+
+
+def to_builtins(msg: Struct) -> object:
+    """A message as plain JSON-able Python objects (for --jsonl output and JSON files)."""
+    return msgspec.to_builtins(msg)
