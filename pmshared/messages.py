@@ -207,6 +207,7 @@ class EventSample(Envelope, frozen=True, kw_only=True, tag="event_sample"):
     """A sample saved into an event: tier 2 = a new peak, tier 3 = continuous."""
 
     event_key: str
+    event_start: float  # lets the recorder create the event if EventOpened was lost
     tier: Annotated[int, Meta(ge=2, le=3)]
     action: TierAction | None = None
     samples: ProcessSamples
@@ -214,6 +215,7 @@ class EventSample(Envelope, frozen=True, kw_only=True, tag="event_sample"):
 
 class EventClosed(Envelope, frozen=True, kw_only=True, tag="event_closed"):
     event_key: str
+    start: float  # lets the recorder create the event if EventOpened was lost
     end: float
     peak_score: Score
     peak_tier: TierNo
