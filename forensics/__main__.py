@@ -1,0 +1,3 @@
+from forensics.main import main
+
+main()

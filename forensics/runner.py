@@ -1,0 +1,255 @@
+"""Run one capture: a command (argument list, never a shell) or an in-process function.
+
+A command runs in its own session (so its own process group) with stdin closed. Its stdout is
+streamed into a file in the bundle, at most ``max_bytes``; stderr is kept in memory (first 8 KB)
+for the error message. The capture ends, and the whole process group is killed with SIGKILL, when
+- the timeout passes (``timed out after Ns``),
+- stdout (or the file the command writes itself, e.g. tailspin's ``-o``) passes ``max_bytes``
+  (``truncated``: the file holds exactly the first ``max_bytes``), or
+- the worker is stopping.
+After a normal exit the group is killed too, so helpers a capture left behind never outlive it.
+
+Every outcome is a ``CaptureResult``: the wire ``Artifact`` (ran, ok, exit code, duration, bytes,
+truncated, error / skipped reason) and a ``details`` dict for metadata.json (argv, stderr, notes).
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import msgspec
+
+from pmshared import messages as m
+from pmshared.safetext import inert
+
+STDERR_KEEP = 8192
+READ_CHUNK = 65536
+SELECT_S = 0.1  # how often a waiting capture looks at its deadline and the stop flag
+
+
+@dataclass
+class CaptureResult:
+    artifact: m.Artifact
+    details: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CaptureContext:
+    bundle_dir: Path
+    max_bytes: int
+    stop: threading.Event
+
+
+@dataclass(frozen=True)
+class CommandCapture:
+    name: str
+    argv: list[str]  # argv[0]: an absolute path or a name looked up on PATH
+    timeout_s: float
+    stdout_file: str | None  # inside the bundle; None = stdout is read and discarded
+    produces: str | None = None  # a file inside the bundle the command writes itself
+
+    def run(self, ctx: CaptureContext) -> CaptureResult:
+        return run_command(self, ctx)
+
+
+@dataclass(frozen=True)
+class FunctionCapture:
+    """An in-process capture (reading /proc). ``fn`` must check ``ctx.stop`` if it loops."""
+
+    name: str
+    fn: Callable[[CaptureContext], CaptureResult]
+    timeout_s: float
+
+    def run(self, ctx: CaptureContext) -> CaptureResult:
+        started = time.monotonic()
+        try:
+            result = self.fn(ctx)
+        except Exception as exc:  # a capture bug must not lose the rest of the bundle
+            return failed(self.name, f"{type(exc).__name__}: {exc}", started)
+        if result.artifact.duration_ms is None:
+            result.artifact = _replace(result.artifact, duration_ms=ms_since(started))
+        return result
+
+
+Capture = CommandCapture | FunctionCapture
+
+
+def ms_since(started: float) -> float:
+    return round((time.monotonic() - started) * 1000.0, 1)
+
+
+def _replace(artifact: m.Artifact, **changes: object) -> m.Artifact:
+    return msgspec.structs.replace(artifact, **changes)
+
+
+def skipped(name: str, reason: str, **details: object) -> CaptureResult:
+    return CaptureResult(
+        m.Artifact(name=name, ok=False, ran=False, skipped_reason=reason, duration_ms=0.0),
+        dict(details),
+    )
+
+
+def failed(name: str, error: str, started: float, **details: object) -> CaptureResult:
+    return CaptureResult(
+        m.Artifact(name=name, ok=False, ran=True, error=error, duration_ms=ms_since(started)),
+        dict(details),
+    )
+
+
+def resolve(program: str, search_path: str | None = None) -> str | None:
+    """An absolute path that exists and is executable, or a name found on PATH; else None."""
+    if os.path.isabs(program):
+        return program if os.access(program, os.X_OK) else None
+    return shutil.which(program, path=search_path)
+
+
+def kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _leader_exited(pid: int) -> bool:
+    """Has the group leader exited? Without reaping it: a zombie leader keeps its pid (= the group
+    id) reserved, so a later killpg cannot hit an unrelated process that reused the number."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def run_command(spec: CommandCapture, ctx: CaptureContext) -> CaptureResult:
+    started = time.monotonic()
+    exe = resolve(spec.argv[0])
+    argv = [exe or spec.argv[0], *spec.argv[1:]]
+    details: dict[str, object] = {"argv": argv, "timeout_s": spec.timeout_s}
+    if exe is None:
+        where = "" if os.path.isabs(spec.argv[0]) else " on PATH"
+        return skipped(spec.name, f"{spec.argv[0]} not found{where}", **details)
+    if ctx.stop.is_set():
+        return skipped(spec.name, "worker stopping", **details)
+
+    out_path = ctx.bundle_dir / spec.stdout_file if spec.stdout_file else None
+    produced = ctx.bundle_dir / spec.produces if spec.produces else None
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # own process group: one killpg takes its children too
+            close_fds=True,
+        )
+    except OSError as exc:
+        return failed(spec.name, f"cannot start {argv[0]}: {exc.strerror or exc}", started, **details)
+
+    deadline = started + spec.timeout_s
+    written = 0
+    truncated = False
+    stop_reason: str | None = None
+    stderr = bytearray()
+    out = open(out_path, "wb") if out_path else None
+    sel = selectors.DefaultSelector()
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
+        sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
+        # Phase 1: stream the pipes until both close (or a limit is hit).
+        while sel.get_map() and stop_reason is None:
+            stop_reason = _check_limits(ctx, deadline, spec.timeout_s)
+            if stop_reason:
+                break
+            for key, _ in sel.select(min(SELECT_S, max(deadline - time.monotonic(), 0.0))):
+                data = os.read(key.fd, READ_CHUNK)
+                if not data:
+                    sel.unregister(key.fileobj)
+                    continue
+                if key.data == "stderr":
+                    stderr += data[: max(STDERR_KEEP - len(stderr), 0)]
+                    continue
+                room = ctx.max_bytes - written
+                if out is not None:
+                    out.write(data[:room])
+                written += min(len(data), room)
+                if len(data) > room:
+                    truncated = True
+                    stop_reason = f"output exceeded the cap of {ctx.max_bytes} bytes; truncated and killed"
+                    break
+            if produced is not None and stop_reason is None and _size(produced) > ctx.max_bytes:
+                truncated = True
+                stop_reason = f"{spec.produces} exceeded the cap of {ctx.max_bytes} bytes; killed"
+        # Phase 2: pipes closed; wait for the leader to exit, still bounded by the limits.
+        while stop_reason is None and not _leader_exited(proc.pid):
+            stop_reason = _check_limits(ctx, deadline, spec.timeout_s)
+            if stop_reason is None:
+                ctx.stop.wait(0.02)
+    finally:
+        # Kill before reaping (see _leader_exited); after a normal exit this only removes
+        # stragglers the command left in its group.
+        kill_group(proc.pid)
+        proc.wait()
+        sel.close()
+        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
+        if out is not None:
+            out.close()
+
+    if produced is not None and produced.exists():
+        if truncated:
+            _truncate(produced, ctx.max_bytes)
+        size = _size(produced)
+    else:
+        size = written
+    err_text = inert(stderr.decode("utf-8", "replace").strip(), limit=2000)
+    details["stderr"] = err_text
+    code = proc.returncode
+    error = stop_reason
+    if error is None and code != 0:
+        error = f"exit status {code}" + (f": {err_text[:300]}" if err_text else "")
+    if error is None and produced is not None and not produced.exists():
+        error = f"{spec.produces} was not created"
+    path = spec.produces if produced is not None and produced.exists() else spec.stdout_file
+    artifact = m.Artifact(
+        name=spec.name,
+        ok=error is None,
+        path=path,
+        ran=True,
+        exit_code=code,
+        duration_ms=ms_since(started),
+        bytes=size,
+        truncated=truncated,
+        error=error,
+    )
+    return CaptureResult(artifact, details)
+
+
+def _check_limits(ctx: CaptureContext, deadline: float, timeout_s: float) -> str | None:
+    if ctx.stop.is_set():
+        return "worker stopping; killed"
+    if time.monotonic() >= deadline:
+        return f"timed out after {timeout_s:g}s; process group killed"
+    return None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _truncate(path: Path, size: int) -> None:
+    try:
+        os.truncate(path, size)
+    except OSError:
+        pass
