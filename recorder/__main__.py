@@ -1,0 +1,3 @@
+from recorder.main import main
+
+main()

@@ -1,0 +1,31 @@
+"""Turning frames (or JSON lines) into records: anything undecodable is logged, counted, dropped."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from pmshared import messages as m
+from pmshared.codec import BadMessage, Codec, JsonLines
+from pmshared.safetext import inert
+from recorder.ratelimit import RateLimitedLog
+
+
+class Intake:
+    """Decodes with the endpoint's codec; a bad frame bumps ``frames_bad`` and never raises."""
+
+    def __init__(self, codec: Codec | JsonLines, counters: Counter, log: logging.Logger) -> None:
+        self.codec = codec
+        self.counters = counters
+        self._bad_log = RateLimitedLog(log, interval_s=10.0)
+
+    def decode(self, frame: bytes) -> m.Record | None:
+        self.counters["frames_received"] += 1
+        try:
+            record = self.codec.decode(frame)
+        except BadMessage as exc:
+            self.counters["frames_bad"] += 1
+            self._bad_log(logging.WARNING, "dropped an undecodable frame (%d bytes): %s", len(frame),
+                          inert(str(exc), 200))
+            return None
+        return record

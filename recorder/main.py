@@ -1,0 +1,117 @@
+"""``python -m recorder``: the pipeline's single database writer (or ``--jsonl`` from stdin)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import zmq
+
+from pmshared import paths, runtime, storage
+from pmshared.endpoints import ENDPOINTS
+from recorder.intake import Intake
+from recorder.pruning import PruneSchedule
+from recorder.writer import BatchWriter
+
+# Short on purpose: while SQLite waits for a lock the loop can neither heartbeat nor see SIGTERM.
+# The writer retries on its own schedule instead (see writer.py).
+BUSY_TIMEOUT_MS = 200
+DRAIN_MAX = 1000  # frames taken per wake-up before writing
+SHUTDOWN_DRAIN_S = 0.3  # at SIGTERM: take what is already queued, then write it
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m recorder", description=__doc__)
+    parser.add_argument("--jsonl", action="store_true", help="store records read from stdin as JSON lines")
+    parser.add_argument("--db", type=Path, help="database file (default: the data directory's data.db)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    config = runtime.load_config_or_exit()
+    db_path = args.db or paths.db_path()
+    if args.jsonl:
+        from recorder.jsonl import run_jsonl
+
+        sys.exit(run_jsonl(db_path, config))
+    sys.exit(serve(db_path, config))
+
+
+def open_writer(db_path: Path):
+    return lambda: storage.connect(db_path, mode="create", busy_timeout_ms=BUSY_TIMEOUT_MS)
+
+
+def serve(db_path: Path, config) -> int:
+    worker = runtime.Worker("recorder", config)
+    worker.install_signal_handlers()
+    log = worker.log
+    try:
+        sock = worker.sockets.bind("record")
+        worker.start_heartbeat()
+    except (zmq.ZMQError, paths.PathError) as exc:
+        worker.close()
+        runtime.fail(f"cannot bind the record endpoint: {exc}")
+    writer = BatchWriter(open_writer(db_path), max_pending=config.transport.record_queue,
+                         counters=worker.counters, log=log)
+    pruner = PruneSchedule(config.retention, paths.events_dir(), counters=worker.counters, log=log)
+    intake = Intake(ENDPOINTS["record"].codec(), worker.counters, log)
+    code = 0
+    try:
+        try:
+            writer.connection()
+        except storage.TRANSIENT as exc:
+            log.warning("database not available yet (%s); will retry", exc)
+        log.info("recording into %s", db_path)
+        loop(worker, sock, intake, writer, pruner)
+        taken = drain(sock, intake, writer, deadline=time.monotonic() + SHUTDOWN_DRAIN_S)
+        log.info("stopping: %d frames taken at shutdown, %d records to write", taken, len(writer.pending))
+    except storage.StorageError as exc:
+        # Corrupt, too new or read-only: retrying cannot help; say it in one line and exit.
+        log.error("%s", exc)
+        code = 1
+    finally:
+        writer.close()
+        worker.close()
+    return code
+
+
+def loop(worker: runtime.Worker, sock: zmq.Socket, intake: Intake, writer: BatchWriter,
+         pruner: PruneSchedule) -> None:
+    poller = zmq.Poller()
+    poller.register(sock, zmq.POLLIN)
+    while worker.running:
+        wait_s = runtime.POLL_MS / 1000
+        retry_in = writer.seconds_until_retry()
+        if retry_in is not None:
+            wait_s = min(wait_s, retry_in)
+        if writer.full:
+            # Back-pressure: leave new records in ZeroMQ's queue until the database takes ours.
+            worker.stopping.wait(wait_s)
+        elif poller.poll(int(wait_s * 1000)):
+            drain(sock, intake, writer, limit=DRAIN_MAX)
+        writer.flush()
+        if writer.conn is not None and not writer.pending:
+            pruner.run_if_due(writer.conn)
+        worker.counters["records_pending"] = len(writer.pending)
+        worker.heartbeat()
+
+
+def drain(sock: zmq.Socket, intake: Intake, writer: BatchWriter, *, limit: int | None = None,
+          deadline: float | None = None) -> int:
+    """Take the frames already queued (up to ``limit`` / until ``deadline``) without blocking."""
+    taken = 0
+    while not writer.full and (limit is None or taken < limit):
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        try:
+            frame = sock.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            break
+        taken += 1
+        record = intake.decode(frame)
+        if record is not None:
+            writer.add(record)
+    return taken
