@@ -1,0 +1,172 @@
+"""Tiering without sockets: scored samples in, the live sample and event records out.
+
+``Tiering.handle(samples, now)`` runs the tier state machine, keeps the ring buffer and turns tier
+actions into records for the recorder, the way the seed's daemon main loop did
+(``_handle_tier_action`` / ``_save_event_sample``):
+
+- entering tier 2 opens an event and saves the entry sample as a tier-2 sample;
+- a new peak while in tier 2 saves that sample (tier 2, ``tier2_peak``);
+- entering tier 3 opens the event if tier 1 jumped straight to 3, and saves the entry sample as a
+  tier-3 sample; every later sample while in tier 3 is saved too (continuous);
+- leaving tier 3 saves nothing by itself (the event goes on in tier 2);
+- returning to tier 1 closes the event with its peak score and peak tier.
+
+Differences from the seed: an event's peak score is the highest max score of any of its samples
+(the seed missed rises inside tier 3); times are the samples' own timestamps, so a record always
+agrees with the sample it describes; ring entries carry the tier the sample produced (the seed
+stored the tier before the update), the same tier its LiveSample shows. On start a
+``TieringStarted`` record announces the incarnation, so the recorder can close events an earlier
+incarnation left open as interrupted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pmshared import messages as m
+from pmshared.codec import Stamper
+from pmshared.config import Config
+
+from tiering.ring import RingBuffer, capacity
+from tiering.tiers import CRITICAL, TierAction, TierManager
+
+SENDER = "tiering"
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What one sample produces: the live sample to publish and the records to send, in order."""
+
+    live: m.LiveSample
+    records: list[m.Record] = field(default_factory=list)
+
+
+@dataclass
+class _OpenEvent:
+    key: str
+    start: float
+    peak_score: int
+    peak_tier: int
+
+
+class Tiering:
+    def __init__(self, config: Config, incarnation: str) -> None:
+        self.incarnation = incarnation
+        self.tiers = TierManager(
+            config.tiers.elevated_threshold,
+            config.tiers.critical_threshold,
+            config.tiers.deescalation_delay_s,
+        )
+        self.ring = RingBuffer(
+            capacity(config.sentinel.ring_buffer_seconds, config.sampling.interval_s)
+        )
+        # One stamper per output stream, so each stream's seq has no gaps of its own making.
+        self._live = Stamper(SENDER, incarnation)
+        self._record = Stamper(SENDER, incarnation)
+        self._reply = Stamper(SENDER, incarnation)
+        self._event: _OpenEvent | None = None
+        self._events_opened = 0
+        self._tier_since: float | None = None
+
+    # -- queries ---------------------------------------------------------------------------------
+    @property
+    def state(self) -> m.TierState:
+        return m.TierState(
+            tier=self.tiers.tier,
+            tier_since=self._tier_since,
+            peak_score=self.tiers.peak_score,
+            event_key=self._event.key if self._event else None,
+        )
+
+    def snapshot_reply(self) -> m.SnapshotReply:
+        """The ring buffer and state, for a viewer that is joining (Clone pattern)."""
+        return self._reply(
+            m.SnapshotReply,
+            ring=self.ring.entries(),
+            state=self.state,
+            last_live_seq=self._live.seq,
+            live_incarnation=self.incarnation,
+        )
+
+    # -- commands --------------------------------------------------------------------------------
+    def start(self) -> list[m.Record]:
+        """Records to send once, before the first sample: this incarnation has begun."""
+        return [self._record(m.TieringStarted)]
+
+    def handle(self, samples: m.ProcessSamples, now: float) -> Outputs:
+        """One scored sample; ``now`` is the clock the de-escalation delay is measured on."""
+        action = self.tiers.update(samples.max_score, now)
+        tier = self.tiers.tier
+        records = self._records_for(action, tier, samples)
+        if action is not None and action is not TierAction.TIER2_PEAK:
+            self._tier_since = samples.timestamp
+        self.ring.push(samples, tier)
+        live = self._live(m.LiveSample, samples=samples, state=self.state, buffer_len=len(self.ring))
+        return Outputs(live=live, records=records)
+
+    # -- event bookkeeping -----------------------------------------------------------------------
+    def _records_for(
+        self, action: TierAction | None, tier: int, samples: m.ProcessSamples
+    ) -> list[m.Record]:
+        score = samples.max_score
+        out: list[m.Record] = []
+        if self._event is not None:
+            self._event.peak_score = max(self._event.peak_score, score)
+
+        if action is TierAction.TIER2_ENTRY:
+            event = self._open(samples, tier=2, out=out)
+            out.append(self._sample(event, samples, 2, action))
+        elif action is TierAction.TIER2_PEAK and self._event is not None:
+            out.append(self._sample(self._event, samples, 2, action))
+        elif action is TierAction.TIER3_ENTRY:
+            event = self._event or self._open(samples, tier=3, out=out)
+            event.peak_tier = 3
+            out.append(self._sample(event, samples, 3, action))
+        elif action is TierAction.TIER2_EXIT and self._event is not None:
+            event, self._event = self._event, None
+            out.append(
+                self._record(
+                    m.EventClosed,
+                    event_key=event.key,
+                    start=event.start,
+                    end=samples.timestamp,
+                    peak_score=event.peak_score,
+                    peak_tier=event.peak_tier,
+                )
+            )
+
+        # Tier 3 saves every sample; its entry sample was saved above.
+        if tier == CRITICAL and action is not TierAction.TIER3_ENTRY and self._event is not None:
+            out.append(self._sample(self._event, samples, 3, None))
+        return out
+
+    def _open(self, samples: m.ProcessSamples, tier: int, out: list[m.Record]) -> _OpenEvent:
+        self._events_opened += 1
+        event = self._event = _OpenEvent(
+            key=f"{self.incarnation}:{self._events_opened}",
+            start=samples.timestamp,
+            peak_score=samples.max_score,
+            peak_tier=tier,
+        )
+        out.append(
+            self._record(
+                m.EventOpened,
+                event_key=event.key,
+                start=event.start,
+                tier=tier,
+                score=samples.max_score,
+            )
+        )
+        return event
+
+    def _sample(
+        self, event: _OpenEvent, samples: m.ProcessSamples, tier: int, action: TierAction | None
+    ) -> m.EventSample:
+        return self._record(
+            m.EventSample,
+            event_key=event.key,
+            event_start=event.start,
+            tier=tier,
+            action=str(action) if action is not None else None,
+            samples=samples,
+        )

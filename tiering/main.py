@@ -1,0 +1,204 @@
+"""The tiering worker: scored samples in; the live feed, snapshots and event records out.
+
+In the pipeline it connects SUB "scored", binds PUB "live" (every sample with its tier) and ROUTER
+"snapshot" (the ring buffer for joining viewers), and connects PUSH "record" (event records for
+the recorder, sent without blocking: a dead recorder costs records, counted and logged, never the
+live feed). One poller serves both inputs. With ``--jsonl`` it reads scored samples as JSON lines
+on stdin and writes live samples and records as JSON lines on stdout. The logic is the pure
+``tiering.engine.Tiering``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import zmq
+
+from pmshared import messages as m
+from pmshared.codec import BadMessage, JsonLines
+from pmshared.endpoints import ENDPOINTS, send_nowait
+from pmshared.jsonlpipe import IDLE, iter_lines, write_lines
+from pmshared.paths import PathError
+from pmshared.runtime import POLL_MS, Worker, fail
+from pmshared.safetext import inert
+
+from tiering.engine import Tiering
+
+NAME = "tiering"
+DRAIN_MAX = 64  # frames handled per wake-up before heartbeat and stop flag are looked at again
+# Unsent records may delay exit this long when the recorder is gone; the rest of the 1 s budget
+# after SIGTERM is the poll interval.
+RECORD_LINGER_MS = 300
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tiering", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="read scored samples as JSON lines on stdin, write live samples and records to stdout",
+    )
+    parser.add_argument(
+        "--clock",
+        choices=("sample", "monotonic"),
+        default="sample",
+        help="--jsonl only: measure the de-escalation delay on the samples' own timestamps "
+        "(default, so a recorded stream replays with the same tiers) or on this process's clock",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    worker = Worker(NAME, sockets=not args.jsonl)
+    worker.install_signal_handlers()
+    engine = Tiering(worker.config, worker.incarnation)
+    try:
+        if args.jsonl:
+            run_jsonl(worker, engine, args.clock)
+        else:
+            run_pipeline(worker, engine)
+    finally:
+        worker.close()
+    worker.log.info("stopped; counters %s", dict(worker.counters))
+    return 0
+
+
+def warn_counted(worker: Worker, counter: str, message: str, *args: object) -> None:
+    """Count one lost input or record; log the first ten, then every thousandth (no log flood)."""
+    worker.counters[counter] += 1
+    n = worker.counters[counter]
+    if n <= 10 or n % 1000 == 0:
+        worker.log.warning(message + " (%d so far)", *args, n)
+
+
+def note_bad(worker: Worker, source: str, error: object) -> None:
+    warn_counted(worker, "bad_input", "dropped malformed %s: %s", source, inert(str(error), 200))
+
+
+def log_records(worker: Worker, records: list[m.Record]) -> None:
+    for rec in records:
+        if isinstance(rec, m.EventOpened):
+            worker.log.info("event %s opened: tier %d, score %d", rec.event_key, rec.tier, rec.score)
+        elif isinstance(rec, m.EventClosed):
+            worker.log.info(
+                "event %s closed after %.1f s: peak score %d, peak tier %d",
+                rec.event_key, rec.end - rec.start, rec.peak_score, rec.peak_tier,
+            )
+
+
+def run_pipeline(worker: Worker, engine: Tiering) -> None:
+    assert worker.sockets is not None
+    try:
+        live = worker.sockets.bind("live")
+        snapshot = worker.sockets.bind("snapshot")
+        scored = worker.sockets.connect("scored")
+        record = worker.sockets.connect("record")
+    except (PathError, zmq.ZMQError) as exc:
+        fail(f"tiering cannot open its endpoints: {exc}")
+    worker.start_heartbeat()
+    scored_codec = ENDPOINTS["scored"].codec()
+    live_codec = ENDPOINTS["live"].codec()
+    snapshot_codec = ENDPOINTS["snapshot"].codec()
+    record_codec = ENDPOINTS["record"].codec()
+
+    def send_records(records: list[m.Record]) -> None:
+        for rec in records:
+            if send_nowait(record, record_codec.encode(rec)):
+                worker.counters["records_sent"] += 1
+            else:
+                warn_counted(
+                    worker, "records_dropped", "record queue full (recorder down?): dropped %s",
+                    rec.__class__.__name__,
+                )
+
+    def serve_snapshot(frames: list[bytes]) -> None:
+        # ROUTER frames: the requester's routing envelope (identity, and an empty delimiter from
+        # a REQ socket), then the request; the reply goes back with the same envelope.
+        if len(frames) < 2:
+            raise BadMessage(f"expected an envelope and a request, got {len(frames)} frame(s)")
+        request = snapshot_codec.decode(frames[-1])
+        if not isinstance(request, m.SnapshotRequest):
+            raise BadMessage(f"expected a snapshot request, got {request.__class__.__name__}")
+        reply = snapshot_codec.encode(engine.snapshot_reply())
+        # A ROUTER never blocks; a reply to a peer that has gone is dropped by zmq.
+        send_nowait_multipart(snapshot, [*frames[:-1], reply])
+        worker.counters["snapshots_served"] += 1
+
+    poller = zmq.Poller()
+    poller.register(scored, zmq.POLLIN)
+    poller.register(snapshot, zmq.POLLIN)
+    send_records(engine.start())
+    worker.log.info("tiering samples from %s", worker.sockets.address("scored"))
+    try:
+        while worker.running:
+            worker.heartbeat()
+            ready = dict(poller.poll(POLL_MS))
+            if scored in ready:
+                for frames in _drain(scored):
+                    try:
+                        if len(frames) != 1:
+                            raise BadMessage(f"expected 1 frame, got {len(frames)}")
+                        samples = scored_codec.decode(frames[0])
+                    except BadMessage as exc:
+                        note_bad(worker, "frame on scored", exc)
+                        continue
+                    out = engine.handle(samples, time.monotonic())
+                    send_nowait(live, live_codec.encode(out.live))
+                    send_records(out.records)
+                    log_records(worker, out.records)
+                    worker.counters["samples"] += 1
+            if snapshot in ready:
+                for frames in _drain(snapshot):
+                    try:
+                        serve_snapshot(frames)
+                    except BadMessage as exc:
+                        note_bad(worker, "snapshot request", exc)
+    finally:
+        # Bounded: records the recorder never took must not hold the exit for the full linger.
+        record.close(linger=RECORD_LINGER_MS)
+
+
+def _drain(sock: zmq.Socket):
+    for _ in range(DRAIN_MAX):
+        try:
+            yield sock.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+
+
+def send_nowait_multipart(sock: zmq.Socket, frames: list[bytes]) -> bool:
+    try:
+        sock.send_multipart(frames, zmq.NOBLOCK)
+        return True
+    except zmq.Again:
+        return False
+
+
+def run_jsonl(worker: Worker, engine: Tiering, clock: str) -> None:
+    reader = JsonLines(m.ProcessSamples)
+    writer = JsonLines(m.LiveSample | m.Record)
+    out = sys.stdout.buffer
+
+    def write(messages: list) -> bool:
+        """False once the reader has gone (e.g. `| head`): then the loop ends."""
+        return write_lines(out, [writer.encode(msg) for msg in messages])
+
+    if not write(engine.start()):
+        return
+    for line in iter_lines(sys.stdin.fileno(), lambda: not worker.running, POLL_MS):
+        if line is IDLE or not line.strip():
+            continue
+        try:
+            samples = reader.decode(line)
+        except BadMessage as exc:
+            note_bad(worker, "input line", exc)
+            continue
+        now = samples.timestamp if clock == "sample" else time.monotonic()
+        result = engine.handle(samples, now)
+        log_records(worker, result.records)
+        if not write([result.live, *result.records]):
+            return
+        worker.counters["samples"] += 1
