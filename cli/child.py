@@ -1,0 +1,154 @@
+"""One worker process: spawned without a shell in its own process group, tied to our life, its
+output read from one pipe without blocking, reaped with waitpid, its pipe closed after exit.
+
+- ``start_new_session``: the worker leads its own process group, so stopping it signals the
+  worker *and* anything it started (a grandchild cannot escape a stop), and a Ctrl-C on the
+  terminal reaches the supervisor only, which then stops the workers in order.
+- Linux ``PR_SET_PDEATHSIG`` (set between fork and exec): the kernel SIGKILLs the worker when the
+  thread that forked it dies, so even ``kill -9`` of the supervisor leaves no worker running. The
+  signal is tied to the forking *thread*, which is why the supervisor spawns from its main thread.
+  macOS has no equivalent; there a worker notices a dead supervisor only through its own means.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from cli.output import MAX_LINE
+
+_PR_SET_PDEATHSIG = 1
+_READ_CHUNK = 65536
+
+
+def _load_prctl():  # type: ignore[no-untyped-def]
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    prctl = libc.prctl
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl
+
+
+# Resolved once in the parent: the forked child must do as little as possible before exec.
+_PRCTL = _load_prctl()
+
+
+def _die_with_parent(parent_pid: int):  # type: ignore[no-untyped-def]
+    def preexec() -> None:
+        if _PRCTL is not None:
+            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        # The parent may have died between fork and prctl: then nobody would ever signal us.
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+    return preexec
+
+
+def describe_exit(returncode: int) -> str:
+    """``code 1`` / ``signal 9 (SIGKILL)``: Popen's negative return code means death by signal."""
+    if returncode >= 0:
+        return f"code {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = "?"
+    return f"signal {-returncode} ({name})"
+
+
+class Child:
+    """A running (or just exited, not yet closed) worker process."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: str | None) -> None:
+        self.name = name
+        # Raises OSError (e.g. FileNotFoundError) when the command cannot be started.
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            close_fds=True,
+            start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),
+        )
+        self.pid = self.proc.pid
+        self.started_mono = time.monotonic()
+        self.started_wall = time.time()
+        assert self.proc.stdout is not None
+        self._pipe = self.proc.stdout
+        os.set_blocking(self._pipe.fileno(), False)
+        self._partial = b""
+        self.returncode: int | None = None
+
+    # -- output ----------------------------------------------------------------------------------
+    def fileno(self) -> int:
+        """The output pipe (for the poller); -1 once closed."""
+        return -1 if self._pipe.closed else self._pipe.fileno()
+
+    @property
+    def output_open(self) -> bool:
+        return not self._pipe.closed
+
+    def read_lines(self) -> list[str]:
+        """Complete lines available now (never blocks). At EOF: the rest, and the pipe is closed."""
+        if self._pipe.closed:
+            return []
+        data = b""
+        eof = False
+        while True:
+            try:
+                chunk = os.read(self._pipe.fileno(), _READ_CHUNK)
+            except BlockingIOError:
+                break
+            except OSError:
+                eof = True
+                break
+            if not chunk:
+                eof = True
+                break
+            data += chunk
+            if len(data) >= 4 * _READ_CHUNK:
+                break  # let the other workers' output and the loop have a turn
+        lines = self._split(data)
+        if eof:
+            if self._partial:
+                lines.append(self._partial.decode("utf-8", "replace"))
+                self._partial = b""
+            self.close_output()
+        return lines
+
+    def _split(self, data: bytes) -> list[str]:
+        buf = self._partial + data
+        *complete, self._partial = buf.split(b"\n")
+        if len(self._partial) > MAX_LINE:
+            # A line without end: show what we have rather than buffer without bound.
+            complete.append(self._partial)
+            self._partial = b""
+        return [c.rstrip(b"\r").decode("utf-8", "replace") for c in complete]
+
+    def close_output(self) -> None:
+        if not self._pipe.closed:
+            self._pipe.close()
+
+    # -- life ------------------------------------------------------------------------------------
+    def poll(self) -> int | None:
+        """Reap the worker if it exited (waitpid WNOHANG); its return code, else None."""
+        if self.returncode is None:
+            self.returncode = self.proc.poll()
+        return self.returncode
+
+    def signal_group(self, sig: int) -> None:
+        """Signal the worker's whole process group. Only while the leader is unreaped (or just
+        reaped, in the same loop turn), so the group id cannot have been reused."""
+        try:
+            os.killpg(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass

@@ -1,0 +1,215 @@
+"""`pmctl config show | path | edit | reset | validate`.
+
+The config file is optional (no file = every default). ``edit`` works on a copy and only puts it
+in place when it validates, like ``crontab -e``: a typo never reaches the running workers. A
+rejected edit is kept next to the file so nothing typed is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.errors import USAGE, confirm, fail
+from pmshared.safetext import inert
+
+app = typer.Typer(help="Show, edit, reset or validate the configuration file.", no_args_is_help=True)
+
+# One line per section for the commented default file written by `reset`.
+SECTION_NOTES = {
+    "sampling": "How often the collector samples, and the score gauge's yellow/red marks.",
+    "retention": "How long reviewed/dismissed events and pauses are kept (pinned events: forever).",
+    "alerts": "Desktop notifications.",
+    "suspects": "Process names that are known troublemakers; matching culprits are flagged.",
+    "sentinel": "The pause detector: tick, lateness threshold, ring buffer length.",
+    "tiers": "Score thresholds for tier 2 (elevated) and tier 3 (critical).",
+    "scoring.weights": "How much each factor contributes to a process's 0-100 score.",
+    "rogue_selection": "Which processes are kept as rogues in each sample, per category.",
+    "forensics": "What is captured when a pause is detected, and the time limit of each capture.",
+    "supervisor": "How `pmctl up` restarts workers (back-off, restart limit, heartbeats).",
+    "transport": "How workers talk to each other (ipc sockets by default).",
+}
+
+
+def _path() -> Path:
+    from pmshared import paths
+
+    return paths.config_path()
+
+
+def commented_default() -> str:
+    """The default config as TOML with a header and a comment above each section."""
+    from pmshared import config as config_mod
+
+    body = config_mod.to_toml(config_mod.Config())
+    out = [
+        "# pause-monitor configuration.",
+        "# Every value below is the default; delete a line to keep following future defaults.",
+        "# Check your edits with `pmctl config validate`; workers refuse a file with errors.",
+        "",
+    ]
+    noted: set[str] = set()
+    for line in body.splitlines():
+        if line.startswith("[") and line.endswith("]"):
+            name = line[1:-1]
+            # A note goes above the first table of its section ([rogue_selection.cpu] has no parent).
+            key = name if name in SECTION_NOTES else name.split(".")[0]
+            if key in SECTION_NOTES and key not in noted:
+                noted.add(key)
+                out.append(f"# {SECTION_NOTES[key]}")
+        out.append(line)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"{path}: cannot read: {exc}")
+
+
+@app.command()
+def path() -> None:
+    """Print where the configuration file is (it need not exist)."""
+    print(_path())
+
+
+@app.command()
+def show() -> None:
+    """Print the configuration in effect, as TOML (defaults filled in)."""
+    from pmshared import config as config_mod
+
+    path = _path()
+    text = _read(path)
+    if text is None:
+        print(f"# {path} does not exist: all defaults")
+        config = config_mod.Config()
+    else:
+        errors = config_mod.validate_all(text, str(path))
+        if errors:
+            for line in errors:
+                print(f"error: {inert(line)}", file=sys.stderr)
+            fail(f"{path} has {len(errors)} error(s); fix them with `pmctl config edit`")
+        config = config_mod.parse(text, str(path))
+        print(f"# {path}")
+    print(config_mod.to_toml(config), end="")
+
+
+@app.command()
+def validate(
+    file: Annotated[Path | None, typer.Argument(help="File to check (default: the config file).")] = None,
+) -> None:
+    """Check the configuration file; report every error with its key."""
+    from pmshared import config as config_mod
+
+    path = file or _path()
+    text = _read(path)
+    if text is None:
+        if file is not None:
+            fail(f"{path}: no such file")
+        print(f"{path} does not exist: all defaults apply")
+        return
+    errors = config_mod.validate_all(text, str(path))
+    if not errors:
+        # validate_all checks sections one by one; parse also runs the cross-field checks.
+        try:
+            config_mod.parse(text, str(path))
+        except config_mod.ConfigError as exc:
+            errors = [str(exc)]
+    if errors:
+        for line in errors:
+            print(f"error: {inert(line)}", file=sys.stderr)
+        raise typer.Exit(1)
+    print(f"{path}: ok")
+
+
+def _editor() -> list[str]:
+    import shlex
+
+    for var in ("VISUAL", "EDITOR"):
+        value = os.environ.get(var, "").strip()
+        if value:
+            try:
+                argv = shlex.split(value)
+            except ValueError as exc:
+                fail(f"${var} cannot be split into a command ({exc})", USAGE)
+            if argv:
+                return argv
+    return ["vi"]
+
+
+@app.command()
+def edit() -> None:
+    """Open the configuration in $VISUAL/$EDITOR; it is saved only if it validates."""
+    import subprocess
+    import tempfile
+
+    from pmshared import config as config_mod
+
+    path = _path()
+    text = _read(path)
+    if text is None:
+        text = commented_default()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".config-edit-", suffix=".toml", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        argv = _editor() + [str(tmp)]
+        try:
+            code = subprocess.call(argv)
+        except OSError as exc:
+            fail(f"cannot run editor {argv[0]!r}: {exc.strerror or exc}")
+        if code != 0:
+            fail(f"editor {argv[0]!r} exited with code {code}; {path} unchanged")
+        new_text = tmp.read_text(encoding="utf-8")
+        if new_text == text and path.exists():
+            print(f"{path}: unchanged")
+            return
+        errors = config_mod.validate_all(new_text, str(path))
+        if not errors:
+            try:
+                config_mod.parse(new_text, str(path))
+            except config_mod.ConfigError as exc:
+                errors = [str(exc)]
+        if errors:
+            rejected = path.with_name(path.name + ".rejected")
+            os.replace(tmp, rejected)
+            for line in errors:
+                print(f"error: {inert(line)}", file=sys.stderr)
+            fail(f"{path} unchanged; your edit is kept in {rejected}")
+        os.replace(tmp, path)
+        print(f"{path}: saved (valid)")
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@app.command()
+def reset(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Write a commented default configuration file (the old one is kept as .bak)."""
+    path = _path()
+    exists = path.exists()
+    if not yes:
+        question = f"Replace {path} with the defaults?" if exists else f"Write the default config to {path}?"
+        if not confirm(question, "--yes"):
+            print("nothing changed")
+            raise typer.Exit(1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if exists:
+        backup = path.with_name(path.name + ".bak")
+        os.replace(path, backup)
+        print(f"previous file kept as {backup}")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(commented_default(), encoding="utf-8")
+    os.replace(tmp, path)
+    print(f"wrote defaults to {path}")
+

@@ -1,0 +1,211 @@
+"""Helpers for the supervisor tests: run `pmctl up` as a real subprocess in the isolated home
+(tests/conftest.py), poll for conditions with deadlines, and prove no process is left behind.
+
+Every process a test starts carries ``PM_SUPERVISOR_TEST=<tag>`` in its environment (children and
+grandchildren inherit it), so a scan of /proc/*/environ finds anything that escaped, whoever its
+parent is now.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from cli import clients
+from pmshared import messages as m
+from pmshared import paths
+
+REPO = Path(__file__).resolve().parent.parent
+FAKE = REPO / "tests" / "fake_workers" / "worker.py"
+TAG_VAR = "PM_SUPERVISOR_TEST"
+
+# Fast, but with margins for a loaded 2-core machine: the watchdog fires after 1 s of silence.
+FAST_SUPERVISOR = {
+    "backoff_initial_s": 0.1,
+    "backoff_max_s": 1.0,
+    "stable_after_s": 10.0,
+    "max_restarts": 3,
+    "restart_window_s": 60.0,
+    "heartbeat_interval_s": 0.25,
+    "missed_heartbeats": 4,
+    "grace_period_s": 1.0,
+}
+
+
+def wait_for(
+    condition: Callable[[], Any], timeout: float, what: str | Callable[[], str], interval: float = 0.05
+) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout``
+    (``what`` may be a function, to describe the state at the moment of failure)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
+        time.sleep(interval)
+
+
+def fake(name: str, *flags: str) -> str:
+    """A Procfile command running the fake worker (``python`` = the interpreter under test)."""
+    return " ".join(["python", str(FAKE), name, *flags])
+
+
+def tagged_pids(tag: str) -> list[int]:
+    """Live processes (zombies have an empty environ) carrying our tag."""
+    needle = f"{TAG_VAR}={tag}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read()
+        except OSError:
+            continue
+        if needle in env.split(b"\0"):
+            found.append(int(entry))
+    return found
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def pid_gone(pid: int) -> bool:
+    """Gone or a zombie (exited, waiting for its parent to collect it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rfind(")") + 2] == "Z"
+
+
+class Pipeline:
+    """A `pmctl up` under test, with its Procfile and config in ``tmp_path``."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.tag = uuid.uuid4().hex
+        self.procfile = tmp_path / "Procfile"
+        self.config = tmp_path / "config.toml"
+        self.out_path = tmp_path / "supervisor.out"
+        self.proc: subprocess.Popen | None = None
+        self.env = dict(os.environ)
+        self.env[TAG_VAR] = self.tag
+        self.env["PAUSE_MONITOR_CONFIG"] = str(self.config)
+        self.env.pop("NO_COLOR", None)
+        self.write_config()
+
+    # -- setup -----------------------------------------------------------------------------------
+    def write_procfile(self, entries: dict[str, str]) -> None:
+        self.procfile.write_text("".join(f"{name}: {cmd}\n" for name, cmd in entries.items()))
+
+    def write_config(self, **overrides: float) -> None:
+        values = {**FAST_SUPERVISOR, **overrides}
+        body = "".join(f"{k} = {v!r}\n" for k, v in values.items())
+        self.config.write_text(f"[supervisor]\n{body}")
+
+    # -- running ---------------------------------------------------------------------------------
+    def cli(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+        """Run a `pmctl` command to completion (same environment as the supervisor)."""
+        return subprocess.run(
+            [sys.executable, "-m", "cli", *args],
+            cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout,
+        )
+
+    def start(self, *args: str, default_procfile: bool = False) -> subprocess.Popen:
+        """Start `pmctl up` with our Procfile (or, with ``default_procfile``, the one it finds)."""
+        procfile = [] if default_procfile else ["--procfile", str(self.procfile)]
+        out = open(self.out_path, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "cli", "up", *procfile, *args],
+                cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+            )
+        finally:
+            out.close()
+        return self.proc
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def output(self) -> str:
+        return self.out_path.read_text(errors="replace") if self.out_path.exists() else ""
+
+    def status(self, timeout: float = 2.0) -> m.ControlReply | None:
+        return clients.control("status", timeout_s=timeout)
+
+    def workers(self) -> dict[str, m.WorkerStatus]:
+        reply = self.status()
+        return {w.name: w for w in reply.workers} if reply else {}
+
+    def wait_running(self, names: list[str], timeout: float = 15) -> dict[str, m.WorkerStatus]:
+        """Until every named worker has sent a heartbeat (state running)."""
+
+        def ready() -> dict[str, m.WorkerStatus] | None:
+            ws = self.workers()
+            return ws if all(n in ws and ws[n].state == "running" for n in names) else None
+
+        return wait_for(ready, timeout, lambda: f"{names} running; output so far:\n{self.output()}")
+
+    def wait_exit(self, timeout: float = 15) -> int:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"supervisor did not exit within {timeout} s; output:\n{self.output()}")
+            raise
+
+    # -- teardown --------------------------------------------------------------------------------
+    def cleanup(self) -> list[int]:
+        """Kill whatever is left; return the tagged pids that were still alive (should be none)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        # Processes killed a moment ago (PDEATHSIG) may still be on their way out.
+        deadline = time.monotonic() + 3.0
+        left = tagged_pids(self.tag)
+        while left and time.monotonic() < deadline:
+            time.sleep(0.05)
+            left = tagged_pids(self.tag)
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return left
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path):
+    pipe = Pipeline(tmp_path)
+    try:
+        yield pipe
+    finally:
+        leftovers = pipe.cleanup()
+    assert not leftovers, f"processes left behind: {leftovers}"
+
+
+def runtime_files() -> list[str]:
+    """What is left in the runtime directory (sockets, lock)."""
+    rd = paths.runtime_dir()
+    return sorted(os.listdir(rd)) if rd.exists() else []
