@@ -1,0 +1,5 @@
+"""``python -m collector``: see collector.main."""
+
+from collector.main import main
+
+raise SystemExit(main())

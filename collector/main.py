@@ -1,0 +1,401 @@
+"""The collector worker: sample every process on a fixed rhythm, publish snapshots and pauses.
+
+Two ways to run:
+- pipeline: ``python -m collector`` PUSHes a ``Snapshot`` on "raw" every ``sampling.interval_s``;
+  each pause the sentinel finds goes at once to "record" (without processes) and, after a fresh
+  sample taken right away, to "pause" (the same pause_id, with that sample's processes);
+- standalone: ``python -m collector --jsonl`` prints the same snapshots and pauses as JSON lines.
+
+Nothing here waits on a consumer: sends never block and what cannot be queued is counted
+(dropped_raw, dropped_record, dropped_pause in the heartbeat).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import queue
+import sys
+import threading
+import time
+from typing import BinaryIO, Callable, Protocol
+
+import zmq
+
+from collector.backend import PLATFORM, Backend, UnsupportedPlatform, make_backend
+from collector.sentinel import DetectedPause, Sentinel
+from pmshared import messages as m
+from pmshared import paths
+from pmshared.codec import JsonLines, Stamper
+from pmshared.endpoints import ENDPOINTS, Sockets, send_nowait
+from pmshared.runtime import POLL_MS, Worker, fail
+
+NAME = "collector"
+log = logging.getLogger(NAME)
+COUNTERS = ("samples", "dropped_raw", "dropped_record", "dropped_pause", "pauses", "sample_errors", "late_ticks")
+# Records and pauses get a moment to reach a live peer on exit, but never more than fits into the
+# 1 s exit budget (the shared default linger of 2 s would not when the recorder is down).
+EXIT_LINGER_MS = 300
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+class Outputs(Protocol):
+    """Where messages go. Each method returns False when the message could not be queued."""
+
+    def snapshot(self, msg: m.Snapshot) -> bool: ...
+
+    def pause_record(self, msg: m.Pause) -> bool: ...
+
+    def pause_forensics(self, msg: m.Pause) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class SocketOutputs:
+    """PUSH "raw" (scorer), PUSH "record" (recorder) and PUSH "pause" (forensics), all connected.
+
+    Two destinations need two sockets: one PUSH connected to both would round-robin between them.
+    """
+
+    def __init__(self, sockets: Sockets) -> None:
+        self._raw = sockets.connect("raw")
+        self._record = sockets.connect("record")
+        self._pause = sockets.connect("pause")
+        self._raw_codec = ENDPOINTS["raw"].codec()
+        self._record_codec = ENDPOINTS["record"].codec()
+        self._pause_codec = ENDPOINTS["pause"].codec()
+
+    def snapshot(self, msg: m.Snapshot) -> bool:
+        return send_nowait(self._raw, self._raw_codec.encode(msg))
+
+    def pause_record(self, msg: m.Pause) -> bool:
+        return send_nowait(self._record, self._record_codec.encode(msg))
+
+    def pause_forensics(self, msg: m.Pause) -> bool:
+        return send_nowait(self._pause, self._pause_codec.encode(msg))
+
+    def close(self) -> None:
+        for sock in (self._record, self._pause):
+            if not sock.closed:
+                sock.setsockopt(zmq.LINGER, EXIT_LINGER_MS)
+
+
+class JsonOutputs:
+    """JSON lines on a byte stream. A pause is printed once, without processes: the snapshot
+    taken right after it follows on the next line and carries them."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._codec: JsonLines[m.Snapshot | m.Pause] = JsonLines(m.Snapshot | m.Pause)
+
+    def _write(self, msg: m.Snapshot | m.Pause) -> bool:
+        self._stream.write(self._codec.encode(msg))
+        self._stream.flush()  # one line per interval: readers downstream see it at once
+        return True
+
+    def snapshot(self, msg: m.Snapshot) -> bool:
+        return self._write(msg)
+
+    def pause_record(self, msg: m.Pause) -> bool:
+        return self._write(msg)
+
+    def pause_forensics(self, msg: m.Pause) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------- the collector
+
+
+class Collector:
+    """Takes samples, builds and sends snapshots, turns detected pauses into messages.
+
+    No sockets, threads or sleeps: the loop (``run_loop``) decides when; tests call it directly.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        outputs: Outputs,
+        *,
+        incarnation: str,
+        interval_s: float,
+        counters: dict[str, int],
+        sentinel_stats: Callable[[], m.SentinelStats | None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.backend = backend
+        self.outputs = outputs
+        self.incarnation = incarnation
+        self.interval_ms = interval_s * 1000.0
+        self.counters = counters
+        self.sentinel_stats = sentinel_stats
+        self.clock = clock
+        self.wall = wall
+        # One stamper per output stream, so each receiver sees consecutive sequence numbers.
+        self._raw_stamp = Stamper(NAME, incarnation)
+        self._record_stamp = Stamper(NAME, incarnation)
+        self._pause_stamp = Stamper(NAME, incarnation)
+        self._last_sample_at: float | None = None
+
+    def prime(self) -> None:
+        """Take a first sample that only sets the baseline: rates need a previous sample."""
+        self.backend.sample()
+        self._last_sample_at = self.clock()
+
+    def sample_and_send(self) -> m.Snapshot:
+        processes, system = self.backend.sample()
+        now = self.clock()
+        elapsed_ms = (now - self._last_sample_at) * 1000.0 if self._last_sample_at is not None else 0.0
+        self._last_sample_at = now
+        snap = self._raw_stamp(
+            m.Snapshot,
+            timestamp=self.wall(),
+            elapsed_ms=round(elapsed_ms, 3),
+            interval_ms=self.interval_ms,
+            platform=PLATFORM,
+            process_count=len(processes),
+            processes=processes,
+            system=system,
+            sentinel=self.sentinel_stats(),
+        )
+        self.counters["samples"] += 1
+        if not self.outputs.snapshot(snap):
+            self.counters["dropped_raw"] += 1
+        return snap
+
+    def handle_pauses(self, detected: list[DetectedPause]) -> m.Snapshot:
+        """Record each pause at once, then sample and send it with the processes to forensics."""
+        for pause in detected:
+            self.counters["pauses"] += 1
+            if not self.outputs.pause_record(self._pause_msg(self._record_stamp, pause)):
+                self.counters["dropped_record"] += 1
+        snap = self.sample_and_send()
+        for pause in detected:
+            msg = self._pause_msg(self._pause_stamp, pause, snap.processes, snap.system)
+            if not self.outputs.pause_forensics(msg):
+                self.counters["dropped_pause"] += 1
+        return snap
+
+    def _pause_msg(
+        self,
+        stamp: Stamper,
+        pause: DetectedPause,
+        processes: list[m.ProcessInfo] | None = None,
+        system: m.SystemStats | None = None,
+    ) -> m.Pause:
+        return stamp(
+            m.Pause,
+            pause_id=f"{self.incarnation}:{pause.number}",
+            start=pause.start,
+            end=pause.end,
+            duration_ms=round(pause.duration_ms, 3),
+            expected_ms=round(pause.expected_ms, 3),
+            suspended_ms=round(pause.suspended_ms, 3),
+            processes=processes,
+            system=system,
+        )
+
+
+def next_deadline(deadline: float, interval: float, now: float) -> tuple[float, int]:
+    """The next absolute deadline after ``deadline`` that lies in the future, and how many were
+    skipped. Absolute deadlines keep the rhythm from drifting; after a stall the missed ticks are
+    skipped, not sent in a burst."""
+    deadline += interval
+    if deadline > now:
+        return deadline, 0
+    missed = math.floor((now - deadline) / interval) + 1
+    return deadline + missed * interval, missed
+
+
+class PauseInbox:
+    """Hands pauses from the sentinel thread to the main loop and wakes the loop early."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[DetectedPause] = queue.SimpleQueue()
+        self.wake = threading.Event()
+
+    def put(self, pause: DetectedPause) -> None:  # sentinel thread
+        self._queue.put(pause)
+        self.wake.set()
+
+    def drain(self) -> list[DetectedPause]:
+        out = []
+        while True:
+            try:
+                out.append(self._queue.get_nowait())
+            except queue.Empty:
+                return out
+
+
+def run_loop(
+    collector: Collector,
+    inbox: PauseInbox,
+    interval_s: float,
+    *,
+    stopping: threading.Event,
+    heartbeat: Callable[[], None] = lambda: None,
+    count: int | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Sample on absolute deadlines, forward pauses as soon as they arrive, heartbeat, stop when
+    ``stopping`` is set (checked at least every POLL_MS) or after ``count`` snapshots."""
+    collector.prime()
+    deadline = clock() + interval_s
+    while not stopping.is_set():
+        detected = inbox.drain()
+        if detected:
+            _guarded(collector, lambda: collector.handle_pauses(detected))
+        if clock() >= deadline:
+            _guarded(collector, collector.sample_and_send)
+            deadline, missed = next_deadline(deadline, interval_s, clock())
+            collector.counters["late_ticks"] += missed
+        if count is not None and collector.counters["samples"] >= count:
+            break
+        heartbeat()
+        timeout = min(deadline - clock(), POLL_MS / 1000.0)
+        if timeout > 0:
+            inbox.wake.wait(timeout)
+            inbox.wake.clear()  # pauses are drained at the top of the loop, set or not
+
+
+def _guarded(collector: Collector, step: Callable[[], object]) -> None:
+    """Run one sampling step; an OS error (say, /proc unreadable for a moment) is logged and
+    counted, and the next interval tries again."""
+    try:
+        step()
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            raise  # stdout reader gone (--jsonl): handled by main()
+        collector.counters["sample_errors"] += 1
+        log.error("sampling failed: %s", exc)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        fail(message)  # one line, no usage dump
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0.1 <= value <= 60:  # the bounds of sampling.interval_s in the config
+        raise argparse.ArgumentTypeError(f"expected 0.1 to 60 seconds, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m collector",
+        description=(
+            "Sample every process once per interval and watch for machine-wide pauses.\n"
+            "By default PUSH a Snapshot to the scorer (\"raw\") every interval and each pause\n"
+            "to the recorder (\"record\") and to forensics (\"pause\")."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "standalone mode:\n"
+            "  --jsonl prints JSON lines to stdout instead, with no sockets at all: one Snapshot\n"
+            "  per interval. A detected pause is printed as its own line (\"type\": \"pause\"),\n"
+            "  followed by the snapshot taken right after it. Stops after --count snapshots,\n"
+            "  on SIGTERM/SIGINT, or quietly when the reader closes the pipe.\n\n"
+            "  python -m collector --jsonl --count 5 | python -m scorer --jsonl"
+        ),
+    )
+    parser.add_argument("--jsonl", action="store_true", help="print JSON lines to stdout instead of using sockets")
+    parser.add_argument("--count", type=_count, metavar="N", help="stop after N snapshots")
+    parser.add_argument(
+        "--interval", type=_interval, metavar="S", help="seconds between snapshots (default: sampling.interval_s)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    worker = Worker(NAME, sockets=not args.jsonl)
+    for name in COUNTERS:
+        worker.counters[name] = 0
+    interval_s = args.interval or worker.config.sampling.interval_s
+    worker.install_signal_handlers()
+
+    try:
+        backend = make_backend()
+    except (UnsupportedPlatform, OSError) as exc:
+        worker.close()
+        fail(str(exc))
+        return 2  # unreachable
+
+    outputs: Outputs
+    if args.jsonl:
+        outputs = JsonOutputs(sys.stdout.buffer)
+    else:
+        assert worker.sockets is not None
+        try:
+            outputs = SocketOutputs(worker.sockets)
+            worker.start_heartbeat()
+        except (paths.PathError, zmq.ZMQError) as exc:
+            backend.close()
+            worker.close()
+            fail(f"cannot open sockets: {exc}")
+
+    inbox = PauseInbox()
+    sentinel = Sentinel(worker.config.sentinel, inbox.put)
+    collector = Collector(
+        backend,
+        outputs,
+        incarnation=worker.incarnation,
+        interval_s=interval_s,
+        counters=worker.counters,
+        sentinel_stats=sentinel.stats,
+    )
+    failed = False
+
+    def heartbeat() -> None:
+        nonlocal failed
+        # A collector whose sentinel died would look healthy while missing every pause: stop
+        # it with an error instead, so the supervisor restarts it.
+        if not sentinel.alive:
+            worker.log.error("pause sentinel thread died; exiting")
+            failed = True
+            worker.stopping.set()
+            return
+        worker.heartbeat()
+
+    sentinel.start()
+    worker.log.info("started (%s, every %.2f s, incarnation %s)", PLATFORM, interval_s, worker.incarnation)
+    try:
+        run_loop(collector, inbox, interval_s, stopping=worker.stopping, heartbeat=heartbeat, count=args.count)
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly. Point stdout at /dev/null so the
+        # interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        sentinel.stop()
+        backend.close()
+        outputs.close()
+        worker.close()
+        worker.log.info("stopped (%s)", ", ".join(f"{k}={worker.counters[k]}" for k in COUNTERS))
+    return 1 if failed else 0

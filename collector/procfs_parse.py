@@ -1,0 +1,264 @@
+"""Parsers for the /proc files the Linux backend reads: bytes in, plain values out.
+
+Pure functions on the raw bytes of one read, so they are tested without a /proc. They work on
+``bytes`` (``find``/``split`` on bytes are C loops; nothing is decoded except a process name).
+Field positions are those of proc(5). A file that does not look like what the kernel writes gives
+``None`` (or ``None`` fields) rather than an exception: a process can exit or exec between two
+reads, and a half-written fake tree in a test must not crash a snapshot.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+# /proc/PID/stat state letter -> the seed's (macOS top) vocabulary. Keys are byte values.
+# W (waking) and K (wakekill) only appear on old kernels; P (parked) is an idle kernel thread.
+STATE_NAMES: dict[int, str] = {
+    ord("R"): "running",
+    ord("S"): "sleeping",
+    ord("D"): "stuck",
+    ord("Z"): "zombie",
+    ord("T"): "stopped",
+    ord("t"): "stopped",
+    ord("I"): "idle",
+    ord("X"): "halted",
+    ord("x"): "halted",
+    ord("P"): "idle",
+    ord("W"): "running",
+    ord("K"): "stuck",
+}
+D_STATE = ord("D")
+PF_KTHREAD = 0x00200000  # task flags (stat field 9): a kernel thread
+
+
+class StatFields(NamedTuple):
+    """What the backend takes from one /proc/PID/stat line (thread-group totals)."""
+
+    comm: bytes
+    state: int  # the state letter as a byte value (see STATE_NAMES)
+    ppid: int
+    majflt: int  # major faults of all threads, live and dead
+    ticks: int  # utime + stime of all threads, in clock ticks (SC_CLK_TCK)
+    threads: int
+    starttime: int  # clock ticks after boot: with the pid, identifies a process
+    rss_pages: int
+    kthread: bool  # a kernel thread: no address space, no system calls, no owner but root
+
+
+def parse_stat(b: bytes) -> StatFields | None:
+    """Fields of a /proc/PID/stat line; ``None`` when it is empty or malformed.
+
+    The name sits between the first ``(`` and the *last* ``)``: a process may call itself
+    ``a) R 1 (b``, so everything after the name is split from the last parenthesis.
+    """
+    left = b.find(b"(")
+    right = b.rfind(b")")
+    if left < 0 or right < left:
+        return None
+    f = b[right + 2 :].split(None, 22)  # f[k] is proc(5) field k + 3
+    if len(f) < 22 or not f[0]:
+        return None
+    try:
+        return StatFields(
+            b[left + 1 : right],
+            f[0][0],
+            int(f[1]),
+            int(f[9]),
+            int(f[11]) + int(f[12]),
+            int(f[17]),
+            int(f[19]),
+            int(f[21]),
+            bool(int(f[6]) & PF_KTHREAD),
+        )
+    except ValueError:
+        return None
+
+
+def stat_state(b: bytes) -> int | None:
+    """Only the state letter (byte value) of a stat line: what a thread scan needs."""
+    right = b.rfind(b")")
+    if right < 0 or len(b) < right + 3:
+        return None
+    return b[right + 2]
+
+
+def _number_after(b: bytes, key: bytes, start: int = 0) -> int | None:
+    """The first integer after ``key`` on its line, or None when the key is absent."""
+    i = b.find(key, start)
+    if i < 0:
+        return None
+    i += len(key)
+    j = b.find(b"\n", i)
+    words = (b[i:j] if j >= 0 else b[i:]).split()
+    if not words:
+        return None
+    try:
+        return int(words[0])
+    except ValueError:
+        return None
+
+
+class StatusFields(NamedTuple):
+    euid: int | None
+    swap_bytes: int  # VmSwap; 0 for kernel threads and zombies, which have no address space
+    csw: int | None  # voluntary + nonvoluntary context switches of this task (not its threads)
+
+
+def parse_status(b: bytes) -> StatusFields:
+    """Effective uid, VmSwap and context switches from /proc/PID/status (or .../task/TID/status)."""
+    euid = None
+    i = b.find(b"\nUid:")
+    if i >= 0:
+        j = b.find(b"\n", i + 5)
+        ids = b[i + 5 : j].split()
+        if len(ids) >= 2:
+            try:
+                euid = int(ids[1])
+            except ValueError:
+                euid = None
+    swap_kb = _number_after(b, b"\nVmSwap:")
+    vol = _number_after(b, b"\nvoluntary_ctxt_switches:")
+    invol = _number_after(b, b"\nnonvoluntary_ctxt_switches:")
+    csw = vol + invol if vol is not None and invol is not None else None
+    return StatusFields(euid, (swap_kb or 0) * 1024, csw)
+
+
+def status_csw(b: bytes) -> int | None:
+    """Only the context switches of a status file (per-thread summing reads many of them)."""
+    vol = _number_after(b, b"\nvoluntary_ctxt_switches:")
+    if vol is None:
+        return None
+    invol = _number_after(b, b"\nnonvoluntary_ctxt_switches:")
+    return None if invol is None else vol + invol
+
+
+def schedstat_switches(b: bytes) -> int | None:
+    """Context switches from /proc/PID[/task/TID]/schedstat: ``runtime_ns wait_ns switches``.
+
+    The third number counts the task's arrivals on a CPU, which equals voluntary + involuntary
+    context switches (status' two counters) — in a file a fraction of status's cost.
+    """
+    words = b.split()
+    if len(words) < 3:
+        return None
+    try:
+        return int(words[2])
+    except ValueError:
+        return None
+
+
+def parse_io_syscalls(b: bytes) -> int | None:
+    """syscr + syscw from /proc/PID/io (read- and write-family system calls of all threads)."""
+    v = b.split(None, 8)  # rchar: N wchar: N syscr: N syscw: N ...: the usual layout, fast
+    if len(v) > 7 and v[4] == b"syscr:" and v[6] == b"syscw:":
+        try:
+            return int(v[5]) + int(v[7])
+        except ValueError:
+            return None
+    r = _number_after(b, b"syscr:")
+    w = _number_after(b, b"syscw:")
+    return None if r is None or w is None else r + w
+
+
+# --------------------------------------------------------------------------- system files
+
+
+class CpuTimes(NamedTuple):
+    """The aggregate ``cpu`` line of /proc/stat, in clock ticks (guest time is inside user)."""
+
+    busy: int  # user + nice + system + irq + softirq
+    idle: int
+    iowait: int
+    steal: int
+
+    @property
+    def total(self) -> int:
+        return self.busy + self.idle + self.iowait + self.steal
+
+
+class ProcStat(NamedTuple):
+    cpu: CpuTimes | None
+    cpu_count: int
+    procs_running: int | None
+    procs_blocked: int | None  # tasks in iowait now (nr_iowait), *not* every task in D
+
+
+def parse_proc_stat(b: bytes) -> ProcStat:
+    cpu = None
+    if b.startswith(b"cpu "):
+        end = b.find(b"\n")
+        v = [int(x) for x in b[4:end].split()] + [0] * 8
+        # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+        cpu = CpuTimes(v[0] + v[1] + v[2] + v[5] + v[6], v[3], v[4], v[7])
+    return ProcStat(
+        cpu,
+        max(b.count(b"\ncpu"), 1),
+        _number_after(b, b"\nprocs_running"),
+        _number_after(b, b"\nprocs_blocked"),
+    )
+
+
+def parse_loadavg(b: bytes) -> tuple[float, float, float] | None:
+    words = b.split()
+    try:
+        return float(words[0]), float(words[1]), float(words[2])
+    except (IndexError, ValueError):
+        return None
+
+
+class MemInfo(NamedTuple):
+    total: int | None  # bytes
+    available: int | None
+    swap_used: int | None
+
+
+def parse_meminfo(b: bytes) -> MemInfo:
+    b = b"\n" + b
+
+    def kb(key: bytes) -> int | None:
+        v = _number_after(b, key)
+        return None if v is None else v * 1024
+
+    swap_total, swap_free = kb(b"\nSwapTotal:"), kb(b"\nSwapFree:")
+    swap_used = swap_total - swap_free if swap_total is not None and swap_free is not None else None
+    return MemInfo(kb(b"\nMemTotal:"), kb(b"\nMemAvailable:"), swap_used)
+
+
+class VmCounters(NamedTuple):
+    pgmajfault: int | None
+    pswpin: int | None
+    pswpout: int | None
+    zswap: int | None  # zswpin + zswpout: pages moved to/from compressed swap (no pswp* counted)
+    # Pages taken from processes without them running: reclaim (every pgsteal_* counter) and
+    # khugepaged collapsing small pages into huge ones. Only its changes matter.
+    reclaim: int | None
+
+
+_RECLAIM = re.compile(rb"\n(?:pgsteal_\w+|thp_collapse_alloc) (\d+)")
+
+
+def parse_vmstat(b: bytes) -> VmCounters:
+    b = b"\n" + b
+    zin, zout = _number_after(b, b"\nzswpin "), _number_after(b, b"\nzswpout ")
+    reclaim = _RECLAIM.findall(b)
+    return VmCounters(
+        _number_after(b, b"\npgmajfault "),
+        _number_after(b, b"\npswpin "),
+        _number_after(b, b"\npswpout "),
+        None if zin is None and zout is None else (zin or 0) + (zout or 0),
+        sum(map(int, reclaim)) if reclaim else None,
+    )
+
+
+def parse_pressure(b: bytes) -> tuple[int | None, int | None]:
+    """The cumulative ``total=`` stall microseconds of the ``some`` and ``full`` lines."""
+    b = b"\n" + b
+    some = full = None
+    i = b.find(b"\nsome ")
+    if i >= 0:
+        some = _number_after(b, b"total=", i)
+    j = b.find(b"\nfull ")
+    if j >= 0:
+        full = _number_after(b, b"total=", j)
+    return some, full

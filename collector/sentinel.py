@@ -1,0 +1,279 @@
+"""The pause sentinel: a thread that ticks every ~50 ms and notices when the machine stalled.
+
+Each wake-up is compared with the previous one. The gap minus the expected tick minus the time the
+machine spent suspended is the wake-up's *lateness*; lateness above the threshold is a pause. Time
+suspended comes from two clocks that differ only in whether they run while the machine sleeps
+(Linux: CLOCK_BOOTTIME - CLOCK_MONOTONIC; macOS: CLOCK_MONOTONIC_RAW - CLOCK_UPTIME_RAW), so a
+lid closed for an hour is never reported as a one-hour pause.
+
+The pure parts (``PauseDetector.observe`` and ``LatenessWindow``) take clock readings as
+arguments; the ``Sentinel`` thread only reads clocks and waits. Clocks and the wait function are
+constructor parameters, so tests drive late wake-ups and suspends on fake clocks without sleeping.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import threading
+import time
+from array import array
+from dataclasses import dataclass
+from typing import Callable
+
+from pmshared import messages as m
+from pmshared.config import SentinelConfig
+
+log = logging.getLogger("collector.sentinel")
+
+Clock = Callable[[], float]  # seconds
+Wait = Callable[[float], bool]  # wait(timeout_s) -> True when the sentinel must stop
+
+# The awake and suspend-inclusive clocks are read one after the other; below this their difference
+# is that reading skew, not time asleep.
+CLOCK_SKEW_MS = 1.0
+
+
+# --------------------------------------------------------------------------- clocks
+
+
+def _clock(name: str) -> Clock | None:
+    """A reader for ``time.CLOCK_<name>``, or None when this platform/Python lacks it."""
+    clk_id = getattr(time, name, None)
+    if clk_id is None:
+        return None
+    try:
+        time.clock_gettime(clk_id)
+    except OSError:
+        return None
+    return lambda: time.clock_gettime(clk_id)
+
+
+def platform_clocks(platform: str = sys.platform) -> tuple[Clock, Clock, bool]:
+    """(awake clock, suspend-inclusive clock, suspend_aware) for this OS.
+
+    The awake clock stops while the machine is suspended; the other keeps running. When the
+    suspend-inclusive clock is missing both are the awake clock: suspended time then reads 0 and
+    a wake from sleep still produces no pause on Linux/macOS (the awake clock did not advance),
+    but the pause cannot tell how long the machine slept.
+    """
+    if platform == "darwin":
+        awake, total = _clock("CLOCK_UPTIME_RAW"), _clock("CLOCK_MONOTONIC_RAW")
+    else:
+        awake, total = _clock("CLOCK_MONOTONIC"), _clock("CLOCK_BOOTTIME")
+    awake = awake or time.monotonic
+    if total is None:
+        return awake, awake, False
+    return awake, total, True
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+@dataclass(frozen=True)
+class DetectedPause:
+    """A stall found by the detector (the main loop turns it into a stamped ``Pause``)."""
+
+    number: int  # 1, 2, ... per sentinel; with the incarnation it makes the pause_id
+    start: float  # wall time of the last on-time tick
+    end: float  # wall time of the late wake-up
+    duration_ms: float  # gap between the two ticks, suspended time excluded
+    expected_ms: float  # the tick interval that was expected
+    suspended_ms: float  # time asleep inside the gap (excluded from duration)
+    lateness_ms: float  # duration_ms - expected_ms
+
+
+class PauseDetector:
+    """Turns successive tick readings into lateness values and pauses. No clocks, no threads."""
+
+    def __init__(self, tick_ms: float, threshold_ms: float) -> None:
+        self.tick_ms = tick_ms
+        self.threshold_ms = threshold_ms
+        self.pauses = 0
+        self._prev: tuple[float, float, float] | None = None  # awake_s, total_s, wall_s
+        self.last_lateness_ms = 0.0
+
+    def reset(self) -> None:
+        """Forget the previous tick (the next observe() only sets the baseline)."""
+        self._prev = None
+
+    def observe(self, awake_s: float, total_s: float, wall_s: float) -> DetectedPause | None:
+        """Record one wake-up; return a pause when it came later than the threshold allows."""
+        prev = self._prev
+        self._prev = (awake_s, total_s, wall_s)
+        if prev is None:
+            self.last_lateness_ms = 0.0
+            return None
+        gap_ms = (total_s - prev[1]) * 1000.0
+        # Both clocks tick at the same rate while awake; a difference is time spent asleep. The two
+        # clocks are read microseconds apart, so differences below a millisecond are that reading
+        # skew (either sign), not a suspend.
+        suspended_ms = gap_ms - (awake_s - prev[0]) * 1000.0
+        if suspended_ms < CLOCK_SKEW_MS:
+            suspended_ms = 0.0
+        duration_ms = max(0.0, gap_ms - suspended_ms)
+        lateness_ms = max(0.0, duration_ms - self.tick_ms)
+        self.last_lateness_ms = lateness_ms
+        if lateness_ms <= self.threshold_ms:
+            return None
+        self.pauses += 1
+        return DetectedPause(
+            number=self.pauses,
+            start=prev[2],
+            end=wall_s,
+            duration_ms=duration_ms,
+            expected_ms=self.tick_ms,
+            suspended_ms=suspended_ms,
+            lateness_ms=lateness_ms,
+        )
+
+
+class LatenessWindow:
+    """The last ``capacity`` lateness values in a preallocated ring; percentiles on demand.
+
+    Adding is one store (20 times a second); sorting ~1,200 floats happens only when a snapshot
+    asks, once a second. The window is counted in ticks (``window_s / tick``), which equals the
+    time window while the sentinel keeps its rhythm.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.capacity = capacity
+        self._values = array("d", bytes(8 * capacity))
+        self._next = 0
+        self._count = 0
+
+    def add(self, lateness_ms: float) -> None:
+        self._values[self._next] = lateness_ms
+        self._next = (self._next + 1) % self.capacity
+        if self._count < self.capacity:
+            self._count += 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def percentiles(self) -> tuple[float, float, float]:
+        """(p50, p99, max) by nearest rank; zeros when empty."""
+        n = self._count
+        if n == 0:
+            return 0.0, 0.0, 0.0
+        ordered = sorted(self._values[:n]) if n < self.capacity else sorted(self._values)
+        return _rank(ordered, 50), _rank(ordered, 99), ordered[-1]
+
+
+def _rank(ordered: list[float], pct: float) -> float:
+    """Nearest-rank percentile: the smallest value with at least pct % of values <= it."""
+    index = max(0, math.ceil(pct / 100.0 * len(ordered)) - 1)
+    return ordered[index]
+
+
+# --------------------------------------------------------------------------- the thread
+
+
+class Sentinel:
+    """Ticks on its own thread; hands each pause to ``on_pause`` (called on the sentinel thread).
+
+    ``on_pause`` must be quick and must not block (the main loop passes a queue put plus an event
+    set). ``stats()`` may be called from any thread.
+    """
+
+    def __init__(
+        self,
+        config: SentinelConfig,
+        on_pause: Callable[[DetectedPause], None],
+        *,
+        monotonic: Clock | None = None,
+        boottime: Clock | None = None,
+        wall: Clock = time.time,
+        wait: Wait | None = None,
+    ) -> None:
+        awake, total, aware = platform_clocks()
+        if monotonic is not None:  # injected clocks (tests): suspend-aware only if both given
+            awake, total, aware = monotonic, boottime or monotonic, boottime is not None
+        elif boottime is not None:
+            total, aware = boottime, True
+        self.monotonic = awake
+        self.boottime = total
+        self.suspend_aware = aware
+        self.wall = wall
+        self.tick_s = config.tick_ms / 1000.0
+        self.window_s = config.percentile_window_s
+        self.on_pause = on_pause
+        self._stop = threading.Event()
+        self._wait = wait or self._sleep
+        self.detector = PauseDetector(config.tick_ms, config.pause_threshold_ms)
+        self.window = LatenessWindow(max(1, math.ceil(self.window_s / self.tick_s)))
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.ticks = 0
+        self.cpu_s = 0.0  # CPU time the sentinel thread used (measured by the thread itself)
+
+    # -- one tick, callable without a thread --------------------------------------------------------
+    def tick(self) -> DetectedPause | None:
+        """Read the clocks once, update lateness, report a pause if this wake-up was too late."""
+        pause = self.detector.observe(self.monotonic(), self.boottime(), self.wall())
+        with self._lock:
+            if self.ticks:
+                self.window.add(self.detector.last_lateness_ms)
+            self.ticks += 1
+        if pause is not None:
+            self.on_pause(pause)
+        return pause
+
+    def run(self) -> None:
+        """The tick loop (the thread's body; tests may call it directly with a fake wait)."""
+        cpu0 = time.thread_time()
+        try:
+            while True:
+                woke = self.monotonic()
+                self.tick()
+                # Relative scheduling: the expected gap is always one tick, whatever happened
+                # before. Subtracting the work already done keeps the rhythm at tick_ms.
+                timeout = max(0.0, self.tick_s - (self.monotonic() - woke))
+                if self._wait(timeout) or self._stop.is_set():
+                    break
+        except Exception:  # pragma: no cover - a bug here must not go unnoticed
+            log.exception("sentinel thread crashed")
+            raise
+        finally:
+            self.cpu_s = time.thread_time() - cpu0
+
+    def _sleep(self, timeout: float) -> bool:
+        # A plain sleep costs less per wake-up than Event.wait (which allocates a lock and does
+        # extra futex calls), and stop() is still noticed within one tick.
+        time.sleep(timeout)
+        return self._stop.is_set()
+
+    # -- thread control ------------------------------------------------------------------------------
+    def start(self) -> None:
+        if not self.suspend_aware:
+            log.warning("no suspend-inclusive clock on this system; suspended time reads as 0")
+        # daemon: a wedged sentinel must never keep the worker from exiting.
+        self._thread = threading.Thread(target=self.run, name="pause-sentinel", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 0.5) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- stats -----------------------------------------------------------------------------------
+    def stats(self) -> m.SentinelStats:
+        with self._lock:
+            p50, p99, worst = self.window.percentiles()
+            ticks = len(self.window)
+        return m.SentinelStats(
+            tick_ms=self.tick_s * 1000.0,
+            window_s=self.window_s,
+            ticks=ticks,
+            p50_ms=round(p50, 3),
+            p99_ms=round(p99, 3),
+            max_ms=round(worst, 3),
+            pauses=self.detector.pauses,
+        )
