@@ -22,6 +22,7 @@ from pmshared import config as config_mod
 from pmshared import messages as m
 from pmshared.codec import Stamper
 from pmshared.endpoints import ENDPOINTS, Sockets, send_nowait
+from pmshared.safetext import inert
 
 POLL_MS = 200  # longest any receive loop waits before looking at the stop flag again
 
@@ -73,6 +74,19 @@ class Worker:
 
     def stamper(self) -> Stamper:
         return Stamper(self.name, self.incarnation)
+
+    # -- counted warnings ------------------------------------------------------------------------
+    def warn_counted(self, counter: str, message: str, *args: object) -> None:
+        """Count one lost input or output; log the first ten, then every thousandth, so a flood
+        of garbage or a dead peer never floods the log (the counter, in the heartbeat, is exact)."""
+        self.counters[counter] += 1
+        n = self.counters[counter]
+        if n <= 10 or n % 1000 == 0:
+            self.log.warning(message + " (%d so far)", *args, n)
+
+    def drop_bad(self, source: str, error: object) -> None:
+        """A malformed frame or line: counted as ``bad_input``, logged (inert), dropped."""
+        self.warn_counted("bad_input", "dropped malformed %s: %s", source, inert(str(error), 200))
 
     # -- signals ---------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:

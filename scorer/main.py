@@ -19,7 +19,6 @@ from pmshared.endpoints import ENDPOINTS, send_nowait
 from pmshared.jsonlpipe import IDLE, iter_lines, write_lines
 from pmshared.paths import PathError
 from pmshared.runtime import POLL_MS, Worker, fail
-from pmshared.safetext import inert
 
 from scorer.scoring import ScoringRules, build_samples
 
@@ -56,14 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def note_bad(worker: Worker, source: str, error: object) -> None:
-    """Count a dropped input; log the first few and then every thousandth (no log flood)."""
-    worker.counters["bad_input"] += 1
-    n = worker.counters["bad_input"]
-    if n <= 10 or n % 1000 == 0:
-        worker.log.warning("dropped malformed %s: %s (%d so far)", source, inert(str(error), 200), n)
-
-
 def decode_frames(codec: Codec, frames: list[bytes]) -> m.Snapshot:
     """One snapshot per message; a multipart message is not one of ours."""
     if len(frames) != 1:
@@ -98,7 +89,7 @@ def run_pipeline(worker: Worker, rules: ScoringRules) -> None:
             try:
                 snapshot = decode_frames(raw, frames)
             except BadMessage as exc:
-                note_bad(worker, "frame on raw", exc)
+                worker.drop_bad("frame on raw", exc)
                 continue
             # PUB never blocks: a slow or absent subscriber loses samples, never stalls us.
             send_nowait(pub, scored.encode(build_samples(snapshot, rules, stamp)))
@@ -116,7 +107,7 @@ def run_jsonl(worker: Worker, rules: ScoringRules) -> None:
         try:
             msg = reader.decode(line)
         except BadMessage as exc:
-            note_bad(worker, "input line", exc)
+            worker.drop_bad("input line", exc)
             continue
         if not isinstance(msg, m.Snapshot):
             worker.counters["ignored"] += 1

@@ -22,7 +22,6 @@ from pmshared.endpoints import ENDPOINTS, send_nowait
 from pmshared.jsonlpipe import IDLE, iter_lines, write_lines
 from pmshared.paths import PathError
 from pmshared.runtime import POLL_MS, Worker, fail
-from pmshared.safetext import inert
 
 from tiering.engine import Tiering
 
@@ -66,18 +65,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def warn_counted(worker: Worker, counter: str, message: str, *args: object) -> None:
-    """Count one lost input or record; log the first ten, then every thousandth (no log flood)."""
-    worker.counters[counter] += 1
-    n = worker.counters[counter]
-    if n <= 10 or n % 1000 == 0:
-        worker.log.warning(message + " (%d so far)", *args, n)
-
-
-def note_bad(worker: Worker, source: str, error: object) -> None:
-    warn_counted(worker, "bad_input", "dropped malformed %s: %s", source, inert(str(error), 200))
-
-
 def log_records(worker: Worker, records: list[m.Record]) -> None:
     for rec in records:
         if isinstance(rec, m.EventOpened):
@@ -109,8 +96,8 @@ def run_pipeline(worker: Worker, engine: Tiering) -> None:
             if send_nowait(record, record_codec.encode(rec)):
                 worker.counters["records_sent"] += 1
             else:
-                warn_counted(
-                    worker, "records_dropped", "record queue full (recorder down?): dropped %s",
+                worker.warn_counted(
+                    "records_dropped", "record queue full (recorder down?): dropped %s",
                     rec.__class__.__name__,
                 )
 
@@ -143,7 +130,7 @@ def run_pipeline(worker: Worker, engine: Tiering) -> None:
                             raise BadMessage(f"expected 1 frame, got {len(frames)}")
                         samples = scored_codec.decode(frames[0])
                     except BadMessage as exc:
-                        note_bad(worker, "frame on scored", exc)
+                        worker.drop_bad("frame on scored", exc)
                         continue
                     out = engine.handle(samples, time.monotonic())
                     send_nowait(live, live_codec.encode(out.live))
@@ -155,7 +142,7 @@ def run_pipeline(worker: Worker, engine: Tiering) -> None:
                     try:
                         serve_snapshot(frames)
                     except BadMessage as exc:
-                        note_bad(worker, "snapshot request", exc)
+                        worker.drop_bad("snapshot request", exc)
     finally:
         # Bounded: records the recorder never took must not hold the exit for the full linger.
         record.close(linger=RECORD_LINGER_MS)
@@ -194,7 +181,7 @@ def run_jsonl(worker: Worker, engine: Tiering, clock: str) -> None:
         try:
             samples = reader.decode(line)
         except BadMessage as exc:
-            note_bad(worker, "input line", exc)
+            worker.drop_bad("input line", exc)
             continue
         now = samples.timestamp if clock == "sample" else time.monotonic()
         result = engine.handle(samples, now)
