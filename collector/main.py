@@ -35,9 +35,6 @@ from pmshared.runtime import POLL_MS, Worker, fail
 NAME = "collector"
 log = logging.getLogger(NAME)
 COUNTERS = ("samples", "dropped_raw", "dropped_record", "dropped_pause", "pauses", "sample_errors", "late_ticks")
-# Records and pauses get a moment to reach a live peer on exit, but never more than fits into the
-# 1 s exit budget (the shared default linger of 2 s would not when the recorder is down).
-EXIT_LINGER_MS = 300
 
 
 # --------------------------------------------------------------------------- outputs
@@ -79,9 +76,7 @@ class SocketOutputs:
         return send_nowait(self._pause, self._pause_codec.encode(msg))
 
     def close(self) -> None:
-        for sock in (self._record, self._pause):
-            if not sock.closed:
-                sock.setsockopt(zmq.LINGER, EXIT_LINGER_MS)
+        pass  # the sockets belong to the worker's Sockets, closed (with a bounded linger) there
 
 
 class JsonOutputs:

@@ -34,7 +34,6 @@ from forensics.engine import Engine
 from forensics.session import SessionResult
 
 DRAIN_BUDGET = 200  # messages per socket per loop turn, so one busy input cannot starve the other
-RECORD_LINGER_MS = 500  # unsent ForensicsDone may delay exit at most this long
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -82,7 +81,6 @@ def run_sockets(worker: Worker, engine: Engine) -> None:
     except (paths.PathError, zmq.ZMQError) as exc:
         fail(f"forensics cannot open its sockets: {exc}")
         return
-    record_sock.setsockopt(zmq.LINGER, RECORD_LINGER_MS)
     worker.start_heartbeat()
     live_codec, pause_codec = ENDPOINTS["live"].codec(), ENDPOINTS["pause"].codec()
     record_codec = ENDPOINTS["record"].codec()

@@ -21,6 +21,10 @@ from pmshared.codec import Codec
 from pmshared.config import TransportConfig
 
 
+# How long a closing PUSH socket keeps trying to deliver queued records and pauses.
+EXIT_LINGER_MS = 300
+
+
 @dataclass(frozen=True)
 class Endpoint:
     name: str
@@ -79,8 +83,10 @@ class Sockets:
         sock.setsockopt(zmq.SNDHWM, hwm)
         sock.setsockopt(zmq.RCVHWM, hwm)
         sock.setsockopt(zmq.MAXMSGSIZE, self.transport.max_message_bytes)
-        # Records and pauses get a moment to flush on exit; telemetry is dropped at once.
-        sock.setsockopt(zmq.LINGER, 2000 if sock_type == zmq.PUSH and ep.name in ("record", "pause") else 0)
+        # Records and pauses get a moment to reach a live peer on exit; telemetry is dropped at
+        # once. The moment must fit the 1 s exit budget even when the recorder is down.
+        durable = sock_type == zmq.PUSH and ep.name in ("record", "pause")
+        sock.setsockopt(zmq.LINGER, EXIT_LINGER_MS if durable else 0)
         if sock_type == zmq.SUB:
             sock.setsockopt(zmq.SUBSCRIBE, b"")
         self._sockets.append(sock)

@@ -27,9 +27,6 @@ from tiering.engine import Tiering
 
 NAME = "tiering"
 DRAIN_MAX = 64  # frames handled per wake-up before heartbeat and stop flag are looked at again
-# Unsent records may delay exit this long when the recorder is gone; the rest of the 1 s budget
-# after SIGTERM is the poll interval.
-RECORD_LINGER_MS = 300
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -144,8 +141,8 @@ def run_pipeline(worker: Worker, engine: Tiering) -> None:
                     except BadMessage as exc:
                         worker.drop_bad("snapshot request", exc)
     finally:
-        # Bounded: records the recorder never took must not hold the exit for the full linger.
-        record.close(linger=RECORD_LINGER_MS)
+        # Records the recorder never took hold the exit for at most the shared EXIT_LINGER_MS.
+        record.close()
 
 
 def _drain(sock: zmq.Socket):
