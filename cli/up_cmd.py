@@ -89,6 +89,9 @@ def up(
             printer.system(f"removed stale socket {stale}")
         supervisor = Supervisor(entries, config, printer, cwd=str(path.resolve().parent))
         code = supervisor.run()
+        # Every worker is gone now; one that was SIGKILLed (watchdog, grace expired, kill -9)
+        # could not unlink the sockets it bound. We still hold the lock: they are nobody's.
+        remove_stale_sockets()
     except paths.PathError as exc:
         fail(str(exc), USAGE)
     finally:
