@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import socket
 import sys
 from datetime import datetime
@@ -45,9 +46,22 @@ def create_bundle_dir(events_dir: Path, start: float) -> Path:
     raise FileExistsError(f"no free bundle name for {bundle_name(start)} in {events_dir}")
 
 
+# A terminal acts on these even inside a JSON string (`cat culprits.json`), and msgspec escapes only
+# C0 controls: DEL, C1 controls, bidi and line/paragraph separators. They can occur only inside
+# strings, where the \uXXXX escape parses back to the same character.
+_TERMINAL_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape_terminal_unsafe(body: bytes) -> bytes:
+    if body.isascii() and b"\x7f" not in body:
+        return body
+    return _TERMINAL_UNSAFE.sub(lambda c: f"\\u{ord(c.group()):04x}", body.decode("utf-8")).encode("utf-8")
+
+
 def write_json(path: Path, data: object) -> int:
-    """Write ``data`` (msgspec Structs allowed) as indented JSON, atomically; returns bytes."""
-    body = msgspec.json.format(_json.encode(data), indent=2) + b"\n"
+    """Write ``data`` (msgspec Structs allowed) as indented JSON, atomically; returns bytes.
+    Process names in it are attacker-chosen: nothing a terminal would act on is written raw."""
+    body = _escape_terminal_unsafe(msgspec.json.format(_json.encode(data), indent=2) + b"\n")
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as fh:
         fh.write(body)

@@ -180,8 +180,8 @@ class Config(_Section):
 _PATH_RE = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 
 
-def _explain(err: msgspec.ValidationError) -> str:
-    """'Expected `int` >= 0 - at `$.tiers.x`' -> 'tiers.x: expected `int` >= 0'."""
+def _explain_parts(err: msgspec.ValidationError) -> tuple[str, str]:
+    """'Expected `int` >= 0 - at `$.tiers.x`' -> ('tiers.x', 'expected `int` >= 0')."""
     text = str(err)
     match = _PATH_RE.search(text)
     key = ""
@@ -192,7 +192,12 @@ def _explain(err: msgspec.ValidationError) -> str:
     if unknown:
         key = f"{key}.{unknown.group(1)}" if key else unknown.group(1)
         text = "unknown key"
-    text = text[:1].lower() + text[1:]
+    return key, text[:1].lower() + text[1:]
+
+
+def _explain(err: msgspec.ValidationError) -> str:
+    """'Expected `int` >= 0 - at `$.tiers.x`' -> 'tiers.x: expected `int` >= 0'."""
+    key, text = _explain_parts(err)
     return f"{key}: {text}" if key else text
 
 
@@ -209,22 +214,36 @@ def parse(text: str, source: str = "<config>") -> Config:
 
 
 def validate_all(text: str, source: str = "<config>") -> list[str]:
-    """Every error in the file, one line each (each top-level section checked on its own)."""
+    """Every error in the file, one line each, each naming its key."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         return [f"{source}: invalid TOML: {exc}"]
-    errors = []
-    fields = {f.name: f.type for f in msgspec.structs.fields(Config)}
-    for key, value in data.items():
-        if key not in fields:
-            errors.append(f"{source}: {key}: unknown key")
-            continue
-        try:
-            msgspec.convert(value, fields[key])
-        except msgspec.ValidationError as exc:
-            errors.append(f"{source}: {key}.{_explain(exc)}".replace(f"{key}.: ", f"{key}: "))
-    return errors
+    return [f"{source}: {error}" for error in _errors("", data, Config)]
+
+
+def _errors(prefix: str, value: object, typ: object) -> list[str]:
+    """Every error in ``value`` read as ``typ``. msgspec stops at the first error, so a table that
+    fails is checked again key by key; a check of the table as a whole (a cross-field rule, a
+    value that is no table) is reported when no single key explains the failure."""
+    try:
+        msgspec.convert(value, typ)
+        return []
+    except msgspec.ValidationError as exc:
+        key, reason = _explain_parts(exc)
+    if isinstance(value, dict) and isinstance(typ, type) and issubclass(typ, Struct):
+        fields = {f.name: f.type for f in msgspec.structs.fields(typ)}
+        errors = []
+        for name, item in value.items():
+            path = f"{prefix}.{name}" if prefix else name
+            if name not in fields:
+                errors.append(f"{path}: unknown key")
+            else:
+                errors.extend(_errors(path, item, fields[name]))
+        if errors:
+            return errors
+    path = ".".join(p for p in (prefix, key) if p)
+    return [f"{path}: {reason}" if path else reason]
 
 
 def load(path: Path | None = None) -> Config:

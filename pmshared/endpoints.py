@@ -115,6 +115,12 @@ class Sockets:
     def connect(self, name: str) -> zmq.Socket:
         ep = ENDPOINTS[name]
         sock = self._make(ep, ep.connect_type)
+        # The size limit protects a binder from whoever connects to it: zmq drops the connection
+        # that carried an oversized frame and that peer reconnects. A *connecting* socket that hit
+        # the limit would be cut off for good (libzmq treats it as a protocol error and never
+        # reconnects): a worker alive but deaf. Its peer is our own binder in our 0700 directory,
+        # so it takes any size and leaves the verdict to the decoder.
+        sock.setsockopt(zmq.MAXMSGSIZE, -1)
         sock.connect(self.address(name))
         return sock
 

@@ -43,7 +43,8 @@ def setup_logging(name: str, level: int = logging.INFO) -> logging.Logger:
 
 def fail(message: str, code: int = 2) -> None:
     """One clear line on stderr for a user mistake, then exit (never a traceback)."""
-    print(f"error: {message}", file=sys.stderr)
+    # The message may quote the config file, a path or a key: text from outside, made inert.
+    print(f"error: {inert(message)}", file=sys.stderr)
     raise SystemExit(code)
 
 

@@ -29,3 +29,13 @@ class Intake:
                           inert(str(exc), 200))
             return None
         return record
+
+    def decode_message(self, frames: list[bytes]) -> m.Record | None:
+        """A zmq message: a record is exactly one frame; a multipart message is dropped whole
+        (counted once), whatever its parts hold."""
+        if len(frames) == 1:
+            return self.decode(frames[0])
+        self.counters["frames_received"] += 1
+        self.counters["frames_bad"] += 1
+        self._bad_log(logging.WARNING, "dropped a message of %d frames (a record is one frame)", len(frames))
+        return None
