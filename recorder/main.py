@@ -20,6 +20,11 @@ from recorder.writer import BatchWriter
 BUSY_TIMEOUT_MS = 200
 DRAIN_MAX = 1000  # frames taken per wake-up before writing
 SHUTDOWN_DRAIN_S = 0.3  # at SIGTERM: take what is already queued, then write it
+# At SIGTERM, frames may still be on their way: a recorder that was stopped (SIGSTOP, a debugger)
+# is continued together with the SIGTERM, and its zmq I/O thread may not yet have read the kernel's
+# socket buffer when the main loop ends. An empty read therefore ends the drain only after this
+# long without a frame (still within SHUTDOWN_DRAIN_S).
+SHUTDOWN_QUIET_S = 0.1
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -66,7 +71,7 @@ def serve(db_path: Path, config) -> int:
             log.warning("database not available yet (%s); will retry", exc)
         log.info("recording into %s", db_path)
         loop(worker, sock, intake, writer, pruner)
-        taken = drain(sock, intake, writer, deadline=time.monotonic() + SHUTDOWN_DRAIN_S)
+        taken = drain_at_shutdown(sock, intake, writer, deadline=time.monotonic() + SHUTDOWN_DRAIN_S)
         log.info("stopping: %d frames taken at shutdown, %d records to write", taken, len(writer.pending))
     except storage.StorageError as exc:
         # Corrupt, too new or read-only: retrying cannot help; say it in one line and exit.
@@ -99,6 +104,17 @@ def loop(worker: runtime.Worker, sock: zmq.Socket, intake: Intake, writer: Batch
         worker.heartbeat()
 
 
+def drain_at_shutdown(sock: zmq.Socket, intake: Intake, writer: BatchWriter, *, deadline: float) -> int:
+    """Take frames until none has come for SHUTDOWN_QUIET_S (or ``deadline``, or the writer is full)."""
+    taken = 0
+    while not writer.full:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not sock.poll(int(min(SHUTDOWN_QUIET_S, remaining) * 1000), zmq.POLLIN):
+            break
+        taken += drain(sock, intake, writer, deadline=deadline)
+    return taken
+
+
 def drain(sock: zmq.Socket, intake: Intake, writer: BatchWriter, *, limit: int | None = None,
           deadline: float | None = None) -> int:
     """Take the frames already queued (up to ``limit`` / until ``deadline``) without blocking."""
@@ -107,11 +123,11 @@ def drain(sock: zmq.Socket, intake: Intake, writer: BatchWriter, *, limit: int |
         if deadline is not None and time.monotonic() > deadline:
             break
         try:
-            frame = sock.recv(zmq.NOBLOCK)
+            frames = sock.recv_multipart(zmq.NOBLOCK)
         except zmq.Again:
             break
         taken += 1
-        record = intake.decode(frame)
+        record = intake.decode_message(frames)
         if record is not None:
             writer.add(record)
     return taken

@@ -1,0 +1,367 @@
+"""Helpers for the fault tests (tests/e2e/test_faults.py): a CPU hog, a live-feed recorder, a
+database locker, a pipeline whose data directory sits on a tiny tmpfs, and readers of what the
+user sees (``pmctl ... --json``, the supervisor's log, the database file).
+
+The live feed is the ground truth the tests compare the database with: tiering publishes every
+sample with its tier and open event *before* it sends that sample's records, and while the tier is
+3 every sample becomes one stored event sample (tiering/engine.py). So "every record sent while the
+recorder could not store was stored afterwards" is checkable exactly, whatever else the machine
+(and the other tests running on it) does: each tier-3 live sample must appear in the database
+under its event with its timestamp.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zmq
+
+from pmshared import paths
+from pmshared.endpoints import ENDPOINTS, Sockets
+from tests.supervisor_helpers import REPO, Pipeline, wait_for
+
+WORKERS = ["collector", "scorer", "tiering", "recorder", "forensics"]
+HOG_NAME = "pm-fault-hog"
+HOG_THREADS = 600
+# A busy loop that renames itself (so the user, and we, recognise it in every view) and holds
+# HOG_THREADS idle threads: a mark no other process on the machine carries (see HOG_TIERS).
+HOG = (
+    "import sys, threading\n"
+    "open('/proc/self/comm', 'w').write(sys.argv[1])\n"
+    "threading.stack_size(64 * 1024)\n"
+    "idle = threading.Event()\n"
+    "for _ in range(int(sys.argv[2])):\n"
+    "    threading.Thread(target=idle.wait, daemon=True).start()\n"
+    "while True:\n"
+    "    pass\n"
+)
+
+# The event must come and go with *our* hog. A CPU hog alone is not enough on this shared 2-core
+# machine: any busy process of another test scores the same 25 (one core x the cpu weight), and a
+# 60 s test then sees "its" event held open by a stranger. So the threads factor weighs 100 and
+# the hog carries 600 threads: it scores >= 60 even when starved of CPU, while an ordinary process
+# (<= a dozen threads) would need to be busy, stuck, paging and swapping at once to reach 50.
+# Elevated == critical puts the machine straight into tier 3 while the hog runs, where *every*
+# sample is recorded (tier 2 records only peaks): records flow at 1 Hz, and the faults must not
+# lose them. Alerts off: there is no notifier on the test machine.
+HOG_TIERS = (
+    "[tiers]\nelevated_threshold = 50\ncritical_threshold = 50\ndeescalation_delay_s = 2.0\n"
+    "[scoring.weights]\nthreads = 100\n"
+    "[alerts]\nenabled = false\n"
+)
+
+
+# ============================================================================ hog
+class Hog:
+    """A renamed busy-loop child; killed (and reaped) on ``stop`` or when the block ends."""
+
+    def __init__(self, pipeline: Pipeline, name: str = HOG_NAME) -> None:
+        self.name = name
+        # The pipeline's env carries the test tag: a hog that escaped would fail the test.
+        self.proc = subprocess.Popen([sys.executable, "-c", HOG, name, str(HOG_THREADS)], env=pipeline.env)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def __enter__(self) -> Hog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ============================================================================ live feed
+@dataclass(frozen=True)
+class Live:
+    """One live sample as the test received it."""
+
+    received: float  # monotonic, in this process
+    incarnation: str
+    seq: int
+    timestamp: float  # the sample's own wall-clock time (the key of a stored event sample)
+    tier: int
+    event_key: str | None
+    max_score: int
+
+
+@dataclass
+class LiveWatch:
+    """Subscribes to tiering's "live" PUB on a thread and keeps every sample it receives."""
+
+    samples: list[Live] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    error: BaseException | None = None
+
+    def start(self) -> LiveWatch:
+        self._thread = threading.Thread(target=self._run, name="live-watch", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        codec = ENDPOINTS["live"].codec()
+        sockets = Sockets()
+        try:
+            sock = sockets.connect("live")  # the test process's env is the isolated one
+            while not self._stop.is_set():
+                if not sock.poll(100, zmq.POLLIN):
+                    continue
+                while True:
+                    try:
+                        frame = sock.recv(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    msg = codec.decode(frame)
+                    item = Live(
+                        received=time.monotonic(), incarnation=msg.incarnation, seq=msg.seq,
+                        timestamp=msg.samples.timestamp, tier=msg.state.tier,
+                        event_key=msg.state.event_key, max_score=msg.samples.max_score,
+                    )
+                    with self._lock:
+                        self.samples.append(item)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test through ``check``
+            self.error = exc
+        finally:
+            sockets.close()
+
+    # -- queries ---------------------------------------------------------------------------------
+    def snapshot(self) -> list[Live]:
+        with self._lock:
+            return list(self.samples)
+
+    def check(self) -> None:
+        assert self.error is None, f"live feed watcher failed: {self.error!r}"
+
+    def between(self, start: float, end: float) -> list[Live]:
+        """Samples received in [start, end] (monotonic times of this process)."""
+        return [s for s in self.snapshot() if start <= s.received <= end]
+
+    def max_gap(self, start: float, end: float) -> float:
+        """Longest silence of the feed within [start, end], edges included."""
+        times = [start, *(s.received for s in self.between(start, end)), end]
+        return max(b - a for a, b in zip(times, times[1:]))
+
+    def seq_gaps(self, items: list[Live]) -> list[tuple[int, int]]:
+        """Holes in the sequence numbers of one incarnation: samples published that we missed."""
+        gaps = []
+        for a, b in zip(items, items[1:]):
+            if a.incarnation == b.incarnation and b.seq != a.seq + 1:
+                gaps.append((a.seq, b.seq))
+        return gaps
+
+    def wait_for_count(self, n: int, timeout: float) -> None:
+        wait_for(lambda: len(self.snapshot()) >= n, timeout, f"{n} live samples")
+
+
+# ============================================================================ user-visible reads
+def python_argv(pipeline: Pipeline) -> list[str]:
+    """How to run Python where the pipeline's files are (inside its mount namespace, if any)."""
+    return [*getattr(pipeline, "enter", []), sys.executable]
+
+
+def cli_json(pipeline: Pipeline, *args: str):
+    proc = run_cli(pipeline, *args, "--json")
+    assert proc.returncode == 0, f"pmctl {' '.join(args)} --json failed: {proc.stderr}"
+    return json.loads(proc.stdout)
+
+
+def run_cli(pipeline: Pipeline, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*python_argv(pipeline), "-m", "cli", *args], cwd=REPO, env=pipeline.env,
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def events_by_key(pipeline: Pipeline) -> dict[str, dict]:
+    return {e["event_key"]: e for e in cli_json(pipeline, "events", "--limit", "0")}
+
+
+def event_samples(pipeline: Pipeline, event_id: int) -> list[dict]:
+    return cli_json(pipeline, "events", "show", str(event_id))["samples"]
+
+
+def missing_tier3(pipeline: Pipeline, live: list[Live]) -> list[Live]:
+    """The tier-3 live samples in ``live`` that have no stored event sample (same event, same time)."""
+    wanted = [s for s in live if s.tier == 3]
+    events = events_by_key(pipeline)
+    stored: dict[str, set[float]] = {}
+    missing = []
+    for s in wanted:
+        event = events.get(s.event_key or "")
+        if event is None:
+            missing.append(s)
+            continue
+        if s.event_key not in stored:
+            stored[s.event_key] = {x["timestamp"] for x in event_samples(pipeline, event["id"])}
+        if s.timestamp not in stored[s.event_key]:
+            missing.append(s)
+    return missing
+
+
+def wait_hog_event(pipeline: Pipeline, hog: Hog, timeout: float = 40) -> dict:
+    """Until an open event names the hog as its top culprit and has a stored sample."""
+
+    def found():
+        for event in cli_json(pipeline, "events"):
+            if event["end"] is None and event["top_culprit_pid"] == hog.pid and event["sample_count"]:
+                return event
+        return None
+
+    return wait_for(found, timeout, lambda: f"an open event naming the hog; output:\n{pipeline.output()}",
+                    interval=0.3)
+
+
+def worker_pids(pipeline: Pipeline) -> dict[str, int | None]:
+    return {name: w.pid for name, w in pipeline.workers().items()}
+
+
+INTEGRITY = (
+    "import json, sys\n"
+    "from pmshared import paths, storage\n"
+    "conn = storage.open_readonly(paths.db_path())\n"
+    "print(json.dumps(storage.integrity_check(conn, quick=False)))\n"
+)
+
+
+def integrity(pipeline: Pipeline) -> list[str]:
+    """SQLite's full ``PRAGMA integrity_check`` of the pipeline's database, opened read-only
+    (in a child, so it also works inside the pipeline's mount namespace)."""
+    proc = subprocess.run([*python_argv(pipeline), "-c", INTEGRITY], cwd=REPO, env=pipeline.env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def log_lines(pipeline: Pipeline, pattern: str) -> list[str]:
+    rx = re.compile(pattern)
+    return [line for line in pipeline.output().splitlines() if rx.search(line)]
+
+
+def runtime_leftovers() -> list[str]:
+    """Socket files and the supervisor lock left in the runtime directory."""
+    rd = paths.runtime_dir()
+    if not rd.exists():
+        return []
+    return sorted(n for n in os.listdir(rd) if n.endswith(".sock") or n.endswith(".lock"))
+
+
+# ============================================================================ database locker
+LOCKER = r"""
+import sys, time, apsw
+conn = apsw.Connection(sys.argv[1])
+conn.set_busy_timeout(10000)
+# In WAL mode BEGIN EXCLUSIVE takes the write lock (readers go on reading the last commit).
+conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))  # the fault: hold the lock this long
+conn.execute("COMMIT")
+print("released", flush=True)
+"""
+
+
+class DbLocker:
+    """A child process holding the database's write lock (BEGIN EXCLUSIVE) for ``seconds``."""
+
+    def __init__(self, pipeline: Pipeline, db_path: Path, seconds: float) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", LOCKER, str(db_path), str(seconds)], env=pipeline.env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if line.strip() != "locked":
+            self.proc.kill()
+            raise AssertionError(f"the locker did not lock: {line!r} {self.proc.stderr.read() if self.proc.stderr else ''}")
+        self.locked_at = time.monotonic()
+
+    def wait_released(self, timeout: float) -> float:
+        """Until the child committed and exited; returns when (monotonic)."""
+        out, err = self.proc.communicate(timeout=timeout)
+        assert self.proc.returncode == 0 and "released" in out, (out, err)
+        return time.monotonic()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+# ============================================================================ tiny filesystem
+class TmpfsPipeline(Pipeline):
+    """`pmctl up` in a private mount namespace whose data directory is a tmpfs of ``size``.
+
+    ``unshare -m`` (private propagation) keeps the mount invisible to the rest of the machine and
+    it disappears with the supervisor. The test writes its filler file through
+    ``/proc/<supervisor pid>/root/...`` (that namespace's view), but runs pmctl and SQLite inside
+    the namespace (``nsenter``): SQLite resolves symlinks in a database path, and /proc/PID/root
+    is one. Sockets live in the runtime dir, which is not overmounted, so they work from outside.
+    """
+
+    def __init__(self, tmp_path: Path, size: str) -> None:
+        super().__init__(tmp_path)
+        self.size = size
+
+    def start(self, *args: str, default_procfile: bool = True) -> subprocess.Popen:  # noqa: ARG002
+        data = paths.data_dir()
+        data.mkdir(parents=True, exist_ok=True)
+        script = 'mount -t tmpfs -o size="$1",mode=0700 tmpfs "$2" && exec "$3" -m cli up'
+        out = open(self.out_path, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+                 self.size, str(data), sys.executable, *args],
+                cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+            )
+        finally:
+            out.close()
+        return self.proc
+
+    def view(self, path: Path) -> Path:
+        """``path`` as the supervisor's mount namespace sees it."""
+        return Path(f"/proc/{self.pid}/root") / path.relative_to("/")
+
+    @property
+    def enter(self) -> list[str]:
+        return ["nsenter", f"--mount=/proc/{self.pid}/ns/mnt", "--"]
+
+
+def fill(directory: Path, name: str = "filler") -> tuple[Path, int]:
+    """Write zeros into ``directory/name`` until the filesystem is full; (path, bytes written)."""
+    path = directory / name
+    chunk = b"\0" * 65536
+    written = 0
+    with open(path, "wb", buffering=0) as f:
+        while True:
+            try:
+                written += f.write(chunk)
+            except OSError as exc:
+                if exc.errno != 28:  # ENOSPC
+                    raise
+                break
+        # Take the last pages too (a partial chunk may still fit).
+        for size in (4096, 512, 1):
+            while True:
+                try:
+                    written += f.write(b"\0" * size)
+                except OSError:
+                    break
+    return path, written
