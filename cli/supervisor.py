@@ -34,9 +34,13 @@ from pmshared import messages as m
 from pmshared.codec import BadMessage, Stamper
 from pmshared.config import Config
 from pmshared.endpoints import ENDPOINTS, Sockets, send_nowait
-from pmshared.runtime import new_incarnation
+from pmshared.runtime import POLL_MS, new_incarnation
 
-MAX_TICK_S = 0.1  # longest poll: bounds how late a deadline (restart, kill, watchdog) is acted on
+# Longest poll. Deadlines (restart, kill, watchdog) set the poll's timeout themselves; this cap
+# only bounds how long a freeze can go unnoticed (see _max_tick). Each turn costs ~0.1 ms of CPU
+# (zmq_poll's syscalls, five waitpids), so a fixed 100 ms tick alone cost ~0.1 % of a core.
+MAX_TICK_S = 0.5
+MIN_TICK_S = 0.1
 # A freshly spawned worker gets this long (on top of the normal heartbeat allowance) to import its
 # modules and send its first heartbeat; a cold start on a busy machine can take seconds.
 STARTUP_ALLOWANCE_S = 10.0
@@ -98,6 +102,7 @@ class Supervisor:
         self.heartbeat_allowance = self.cfg.missed_heartbeats * self.cfg.heartbeat_interval_s
         # Lateness of our own wake-up that counts as "the machine was frozen".
         self.late_wake_s = max(0.5, self.cfg.heartbeat_interval_s)
+        self.max_tick_s = self._max_tick()
         self.started_at = time.time()
         self.counters = Counters()
         self.stamp = Stamper("supervisor", new_incarnation())
@@ -229,10 +234,28 @@ class Supervisor:
         due += [s.kill_at for s in self.slots if s.kill_at is not None]
         if self._stop_kill_at is not None:
             due.append(self._stop_kill_at)
-        timeout = MAX_TICK_S
+        # The watchdog's deadlines too: a silent worker is acted on when its allowance runs out
+        # (not while stopping: the watchdog is off then, and a passed deadline would spin the loop).
+        if not self._stopping:
+            due += [s.heartbeat_deadline for s in self.slots if s.child is not None and s.kill_at is None]
+        if self._give_up_at is not None:
+            due.append(self._give_up_at)
+        timeout = self.max_tick_s
         if due:
             timeout = min(timeout, max(0.0, min(due) - now))
         return timeout
+
+    def _max_tick(self) -> float:
+        """The poll cap that keeps the pause rule sound.
+
+        A freeze shows as lateness only when it outlasts the poll's timeout by late_wake_s; a
+        shorter one goes unforgiven, so the workers' silence across it (the freeze, one heartbeat
+        interval, one worker poll) must still fit the heartbeat allowance.
+        """
+        slack = (
+            self.heartbeat_allowance - self.cfg.heartbeat_interval_s - POLL_MS / 1000.0 - self.late_wake_s
+        )
+        return min(MAX_TICK_S, max(MIN_TICK_S, slack))
 
     def _forgive(self, now: float, lateness: float) -> None:
         """We woke up ``lateness`` s late: the machine was frozen, so were the workers."""
@@ -248,11 +271,14 @@ class Supervisor:
     def _read_heartbeats(self, now: float) -> None:
         for _ in range(MAX_MESSAGES_PER_TURN):
             try:
-                frame = self.health.recv(zmq.NOBLOCK)
+                frames = self.health.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
             try:
-                hb = self.health_codec.decode(frame)
+                # A heartbeat is one frame; a multipart message is dropped whole, whatever it holds.
+                if len(frames) != 1:
+                    raise BadMessage(f"{len(frames)} frames")
+                hb = self.health_codec.decode(frames[0])
             except BadMessage:
                 self.counters.bad_messages += 1
                 continue

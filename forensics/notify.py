@@ -21,7 +21,6 @@ the worker's loop. A missing notifier is logged once and otherwise ignored.
 
 from __future__ import annotations
 
-import html
 import logging
 import queue
 import subprocess
@@ -50,6 +49,10 @@ MAC_SOUND = "Funk"  # the seed's
 
 
 def notify_send_argv(program: str, title: str, body: str, urgency: str = "normal") -> list[str]:
+    # Imported here, not at the top: html.entities costs the long-running worker ~0.5 MB and is
+    # needed only when a notification is sent on Linux.
+    import html
+
     # "--" ends the options: a body starting with "-" is text, not a flag.
     return [program, f"--app-name={APP_NAME}", f"--urgency={urgency}", "--", title, html.escape(body, quote=False)]
 

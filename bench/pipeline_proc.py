@@ -1,0 +1,166 @@
+"""What /proc says about a process: CPU time (own, reaped children, per thread) and memory (PSS).
+
+All figures are read, never estimated: utime/stime/cutime/cstime from /proc/PID/stat (clock ticks),
+Pss/Rss/private pages from /proc/PID/smaps_rollup (kB).
+"""
+
+from __future__ import annotations
+
+import os
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(path: str) -> tuple[str, list[str]]:
+    with open(path, "rb") as f:
+        raw = f.read().decode(errors="replace")
+    close = raw.rfind(")")
+    comm = raw[raw.find("(") + 1 : close]
+    return comm, raw[close + 2 :].split()
+
+
+def cpu_s(pid: int, children: bool = True) -> float:
+    """utime + stime (+ cutime + cstime: children it reaped) in seconds; 0.0 if it is gone."""
+    try:
+        _, f = _stat_fields(f"/proc/{pid}/stat")
+    except OSError:
+        return 0.0
+    # After the state field (index 0): utime is field 14 of the line, index 11 here.
+    ticks = int(f[11]) + int(f[12])
+    if children:
+        ticks += int(f[13]) + int(f[14])
+    return ticks / CLK_TCK
+
+
+def threads_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds per thread of ``pid``, keyed ``"<comm>/<tid>"`` (the main thread is ``main``)."""
+    out: dict[str, float] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            comm, f = _stat_fields(f"/proc/{pid}/task/{tid}/stat")
+        except OSError:
+            continue
+        key = "main" if int(tid) == pid else f"{comm}/{tid}"
+        out[key] = (int(f[11]) + int(f[12])) / CLK_TCK
+    return out
+
+
+def threads_runtime_s(pid: int) -> dict[str, float]:
+    """On-CPU seconds per live thread from /proc/PID/task/TID/schedstat (nanoseconds, so far
+    finer than stat's clock ticks); keyed like ``threads_cpu_s``."""
+    out: dict[str, float] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            comm, _ = _stat_fields(f"/proc/{pid}/task/{tid}/stat")
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                ns = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        key = "main" if int(tid) == pid else f"{comm}/{tid}"
+        out[key] = ns / 1e9
+    return out
+
+
+def smaps_rollup_kb(pid: int) -> dict[str, int]:
+    """Pss, Rss, Private (clean + dirty) and Swap in kB; {} if unreadable."""
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 2 and parts[0].endswith(":") and parts[1].isdigit():
+                    out[parts[0][:-1]] = int(parts[1])
+    except OSError:
+        return {}
+    out["Private"] = out.get("Private_Clean", 0) + out.get("Private_Dirty", 0)
+    return out
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children (from /proc/PID/task/*/children)."""
+    kids: list[int] = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return kids
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def process_count() -> int:
+    return sum(1 for name in os.listdir("/proc") if name.isdigit())
+
+
+def load() -> str:
+    a, b, c = os.getloadavg()
+    return f"{a:.2f}/{b:.2f}/{c:.2f}"
+
+
+def machine_activity() -> tuple[dict[int, int], int]:
+    """({pid: utime+stime ticks} of every process, the last pid handed out (/proc/loadavg))."""
+    ticks: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            _, f = _stat_fields(f"/proc/{name}/stat")
+        except OSError:
+            continue
+        ticks[int(name)] = int(f[11]) + int(f[12])
+    with open("/proc/loadavg") as fh:
+        last_pid = int(fh.read().split()[-1])
+    return ticks, last_pid
+
+
+def activity_between(a: tuple[dict[int, int], int], b: tuple[dict[int, int], int]) -> tuple[int, int]:
+    """(processes that used CPU between the two sweeps, pids handed out meanwhile: processes and
+    threads created). What the collector has to look at closely grows with both."""
+    ran = sum(1 for pid, t in b[0].items() if t != a[0].get(pid, t if pid in a[0] else -1))
+    pid_max = int(open("/proc/sys/kernel/pid_max").read())
+    created = (b[1] - a[1]) % pid_max
+    return ran, created
+
+
+def group_footprint_kb(pids: list[int]) -> tuple[int, int]:
+    """(anonymous kB summed over ``pids``, file-backed kB with each file counted once at the
+    largest resident size any of them has): what the group would cost on a machine where no
+    other process maps the same files (PSS there would add up to about this). Copy-on-write pages
+    of a file mapping (relocated data of a library) are anonymous: private to each process."""
+    anon = 0
+    files: dict[str, int] = {}
+    for pid in pids:
+        per_file: dict[str, int] = {}
+        current = None
+        rss = 0
+        try:
+            with open(f"/proc/{pid}/smaps") as f:
+                for line in f:
+                    head = line.split(None, 6)
+                    if len(head) >= 5 and "-" in head[0] and not head[0].endswith(":"):
+                        path = head[5].strip() if len(head) > 5 else ""
+                        current = path if path.startswith("/") else None
+                    elif head and head[0] == "Rss:":
+                        rss = int(head[1])
+                    elif head and head[0] == "Anonymous:":
+                        kb = int(head[1])
+                        anon += kb
+                        if current is not None:
+                            per_file[current] = per_file.get(current, 0) + rss - kb
+        except OSError:
+            continue
+        for path, kb in per_file.items():
+            files[path] = max(files.get(path, 0), kb)
+    return anon, sum(files.values())
