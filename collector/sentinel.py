@@ -33,6 +33,8 @@ Wait = Callable[[float], bool]  # wait(timeout_s) -> True when the sentinel must
 # The awake and suspend-inclusive clocks are read one after the other; below this their difference
 # is that reading skew, not time asleep.
 CLOCK_SKEW_MS = 1.0
+# Attempts at reading the clocks back to back before the last reading is taken as it is.
+CLOCK_READ_ATTEMPTS = 3
 
 
 # --------------------------------------------------------------------------- clocks
@@ -211,9 +213,27 @@ class Sentinel:
         self.cpu_s = 0.0  # CPU time the sentinel thread used (measured by the thread itself)
 
     # -- one tick, callable without a thread --------------------------------------------------------
+    def read_clocks(self) -> tuple[float, float, float]:
+        """(awake, suspend-inclusive, wall) read as one moment.
+
+        The three reads follow each other, and the thread can be stopped between two of them
+        (preempted, SIGSTOPped, or waiting for the GIL while the main thread samples). A stall
+        between the awake and the suspend-inclusive read would count as time asleep and the pause
+        would be lost; one before the wall read would date the pause from its own end. A second
+        awake read brackets the three; a bracket wider than the reading skew means a stall fell
+        inside, and the reads are taken again.
+        """
+        for _ in range(CLOCK_READ_ATTEMPTS):
+            awake = self.monotonic()
+            total = self.boottime()
+            wall = self.wall()
+            if (self.monotonic() - awake) * 1000.0 < CLOCK_SKEW_MS:
+                break
+        return awake, total, wall
+
     def tick(self) -> DetectedPause | None:
         """Read the clocks once, update lateness, report a pause if this wake-up was too late."""
-        pause = self.detector.observe(self.monotonic(), self.boottime(), self.wall())
+        pause = self.detector.observe(*self.read_clocks())
         with self._lock:
             if self.ticks:
                 self.window.add(self.detector.last_lateness_ms)
