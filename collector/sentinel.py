@@ -78,12 +78,12 @@ class DetectedPause:
     """A stall found by the detector (the main loop turns it into a stamped ``Pause``)."""
 
     number: int  # 1, 2, ... per sentinel; with the incarnation it makes the pause_id
-    start: float  # wall time of the last on-time tick
-    end: float  # wall time of the late wake-up
-    duration_ms: float  # gap between the two ticks, suspended time excluded
+    start: float  # wall time of the last on-time tick (the stall began after it)
+    end: float  # wall time of the late wake-up (the stall had ended by then)
+    duration_ms: float  # best estimate of the stall: see PauseDetector.observe
     expected_ms: float  # the tick interval that was expected
     suspended_ms: float  # time asleep inside the gap (excluded from duration)
-    lateness_ms: float  # duration_ms - expected_ms
+    lateness_ms: float  # awake gap between the ticks minus expected_ms
 
 
 class PauseDetector:
@@ -114,11 +114,16 @@ class PauseDetector:
         suspended_ms = gap_ms - (awake_s - prev[0]) * 1000.0
         if suspended_ms < CLOCK_SKEW_MS:
             suspended_ms = 0.0
-        duration_ms = max(0.0, gap_ms - suspended_ms)
-        lateness_ms = max(0.0, duration_ms - self.tick_ms)
+        awake_gap_ms = max(0.0, gap_ms - suspended_ms)
+        lateness_ms = max(0.0, awake_gap_ms - self.tick_ms)
         self.last_lateness_ms = lateness_ms
         if lateness_ms <= self.threshold_ms:
             return None
+        # The stall began somewhere in the tick after the last on-time wake-up (we were asleep,
+        # waiting for the next one) and ended just before this wake-up: the gap overstates it by
+        # between 0 and one tick. Half a tick off is the unbiased estimate, wrong by at most
+        # tick/2 either way (the gap itself would be wrong by up to a whole tick, always high).
+        duration_ms = max(0.0, awake_gap_ms - self.tick_ms / 2)
         self.pauses += 1
         return DetectedPause(
             number=self.pauses,

@@ -70,8 +70,9 @@ def test_late_wakeup_is_a_pause_of_the_right_length() -> None:
     sentinel, found = run_script(steps)
     assert len(found) == 1
     pause = found[0]
-    # the gap between the two ticks is one tick plus the 750 ms it came late
-    assert pause.duration_ms == pytest.approx(800, abs=1)
+    # the gap between the two ticks is one tick plus the 750 ms it came late (800 ms); the stall
+    # began somewhere in the first tick, so the estimate is the gap less half a tick
+    assert pause.duration_ms == pytest.approx(800 - TICK_MS / 2, abs=1)
     assert pause.expected_ms == TICK_MS
     assert pause.suspended_ms == pytest.approx(0, abs=1)
     assert pause.lateness_ms == pytest.approx(750, abs=1)
@@ -83,7 +84,7 @@ def test_late_wakeup_is_a_pause_of_the_right_length() -> None:
 def test_threshold_separates_jitter_from_pauses() -> None:
     steps = [(0, 0), (150, 0), (0, 0), (199, 0), (0, 0), (260, 0), (0, 0), (1500, 0), (0, 0)]
     _, found = run_script(steps)
-    assert [round(p.duration_ms) for p in found] == [310, 1550]
+    assert [round(p.duration_ms) for p in found] == [285, 1525]  # gaps 310 and 1550, less tick/2
     assert [p.number for p in found] == [1, 2]
 
 
@@ -99,7 +100,7 @@ def test_suspend_plus_stall_reports_the_stall_only() -> None:
     _, found = run_script(steps)
     assert len(found) == 1
     pause = found[0]
-    assert pause.duration_ms == pytest.approx(550, abs=1)
+    assert pause.duration_ms == pytest.approx(550 - TICK_MS / 2, abs=1)
     assert pause.suspended_ms == pytest.approx(30_000, abs=1)
     # wall time includes the sleep: the pause spans it, its duration does not
     assert pause.end - pause.start == pytest.approx(30.55, abs=0.001)
@@ -110,7 +111,7 @@ def test_detector_alone_on_raw_readings() -> None:
     assert det.observe(10.0, 20.0, 100.0) is None  # baseline
     assert det.observe(10.05, 20.05, 100.05) is None
     pause = det.observe(10.35, 20.35, 100.35)  # 300 ms gap: 250 ms late
-    assert pause is not None and pause.duration_ms == pytest.approx(300, abs=1e-6)
+    assert pause is not None and pause.duration_ms == pytest.approx(300 - 25, abs=1e-6)
     assert pause.start == 100.05 and pause.end == 100.35
     det.reset()
     assert det.observe(99.0, 99.0, 999.0) is None  # after reset: a baseline again
@@ -182,4 +183,16 @@ def test_clock_reading_skew_is_not_reported_as_suspended_time():
     # A 1.5 s stall where the second clock read happened 2 µs after the first.
     pause = det.observe(awake_s=11.5, total_s=21.500002, wall_s=101.5)
     assert pause is not None and pause.suspended_ms == 0.0
-    assert abs(pause.duration_ms - 1500.002) < 1e-6
+    assert abs(pause.duration_ms - (1500.002 - 25)) < 1e-6
+
+
+@pytest.mark.parametrize("phase_ms", [0.0, 10.0, 24.9, 25.0, 40.0, 49.9])
+def test_duration_estimate_is_within_half_a_tick_wherever_the_stall_begins(phase_ms):
+    """A stall of 1000 ms that begins ``phase_ms`` after the last on-time tick, while the
+    sentinel sleeps towards its next one: it wakes when the stall ends."""
+    det = PauseDetector(tick_ms=TICK_MS, threshold_ms=200)
+    det.observe(10.0, 20.0, 100.0)
+    gap_s = (phase_ms + 1000.0) / 1000.0
+    pause = det.observe(10.0 + gap_s, 20.0 + gap_s, 100.0 + gap_s)
+    assert pause is not None
+    assert abs(pause.duration_ms - 1000.0) <= TICK_MS / 2 + 1e-6

@@ -501,5 +501,6 @@ def test_a_stall_between_the_sentinels_clock_reads_is_one_pause_spanning_it(befo
     sentinel.run()  # the thread's body, on the test's thread
     assert len(found) == 1, found
     pause = found[0]
-    assert pause.suspended_ms == 0 and pause.duration_ms == pytest.approx(350, abs=1)
+    # a 350 ms gap between on-time ticks; the estimate takes half a tick off it
+    assert pause.suspended_ms == 0 and pause.duration_ms == pytest.approx(350 - 25, abs=1)
     assert pause.start <= clocks.stalled_at <= pause.end, (pause, clocks.stalled_at)
