@@ -54,49 +54,16 @@ def up(
     ] = None,
 ) -> None:
     """Start the pipeline and keep it running (restarts, watchdog); Ctrl-C or `pmctl down` stops it."""
-    from cli import procfile as procfile_mod
-    from cli.output import Printer
-    from cli.supervisor import Supervisor
-    from cli.supervisor_lock import AlreadyRunning, InstanceLock
-    from pmshared.endpoints import remove_stale_sockets
-
-    config = _config()
-    try:
-        path = procfile if procfile is not None else procfile_mod.find_default()
-        entries = procfile_mod.load(path)
-        names = [n.strip() for n in only.split(",") if n.strip()] if only is not None else None
-        if names is not None and not names:
-            fail("--only needs at least one process name", USAGE)
-        entries = procfile_mod.select(entries, names)
-    except procfile_mod.ProcfileError as exc:
-        for problem in str(exc).splitlines():
-            print(f"error: {inert(problem)}", file=sys.stderr)
-        raise typer.Exit(USAGE) from None
-    except ValueError as exc:
-        fail(f"--only: {exc}", USAGE)
-
-    lock = InstanceLock()
-    try:
-        lock.acquire()
-    except AlreadyRunning as exc:
-        fail(f"{exc}; stop it with `pmctl down` first")
-    except (paths.PathError, OSError) as exc:
-        fail(f"cannot take the supervisor lock: {exc}", USAGE)
-    try:
-        printer = Printer([e.name for e in entries])
-        # A crashed run leaves its socket files; we hold the lock, so they are nobody's now.
-        for stale in remove_stale_sockets():
-            printer.system(f"removed stale socket {stale}")
-        supervisor = Supervisor(entries, config, printer, cwd=str(path.resolve().parent))
-        code = supervisor.run()
-        # Every worker is gone now; one that was SIGKILLed (watchdog, grace expired, kill -9)
-        # could not unlink the sockets it bound. We still hold the lock: they are nobody's.
-        remove_stale_sockets()
-    except paths.PathError as exc:
-        fail(str(exc), USAGE)
-    finally:
-        lock.release()
-    raise typer.Exit(code)
+    # Hand over to the lean supervisor module, same pid: the long-running process then does not
+    # keep typer, click and the other commands loaded. It checks the config, Procfile and --only.
+    argv = [sys.executable, "-m", "cli.supervise"]
+    if procfile is not None:
+        argv.append(f"--procfile={procfile}")  # one word: a path starting with "-" stays a value
+    if only is not None:
+        argv.append(f"--only={only}")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
 
 
 # ================================================================================= down

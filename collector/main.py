@@ -17,6 +17,8 @@ import logging
 import math
 import os
 import queue
+import select
+import socket
 import sys
 import threading
 import time
@@ -211,15 +213,39 @@ def next_deadline(deadline: float, interval: float, now: float) -> tuple[float, 
 
 
 class PauseInbox:
-    """Hands pauses from the sentinel thread to the main loop and wakes the loop early."""
+    """Hands pauses from the sentinel thread to the main loop and wakes the loop early.
 
-    def __init__(self) -> None:
+    The wake-up is a socketpair, not an Event: the loop waits on it and on the worker's signal
+    wakeup fd in one select, so SIGTERM wakes it at once without the signal handler touching a
+    lock (an Event set from a handler can deadlock against the loop's own wait on it)."""
+
+    def __init__(self, signal_fd: int | None = None) -> None:
         self._queue: queue.SimpleQueue[DetectedPause] = queue.SimpleQueue()
-        self.wake = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._fds = [self._wake_r.fileno()] + ([signal_fd] if signal_fd is not None else [])
 
     def put(self, pause: DetectedPause) -> None:  # sentinel thread
         self._queue.put(pause)
-        self.wake.set()
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass  # buffer full: a wake-up is already pending (or the inbox is closed at exit)
+
+    def wait(self, timeout: float) -> None:
+        """Until a pause is put, a signal arrives (signal_fd) or ``timeout`` passes."""
+        readable, _, _ = select.select(self._fds, [], [], timeout)
+        for fd in readable:  # the bytes carry nothing: the queue and the stop flag do
+            try:
+                while os.read(fd, 4096):
+                    pass
+            except (BlockingIOError, InterruptedError):
+                pass
+
+    def close(self) -> None:
+        self._wake_r.close()
+        self._wake_w.close()
 
     def drain(self) -> list[DetectedPause]:
         out = []
@@ -239,9 +265,12 @@ def run_loop(
     heartbeat: Callable[[], None] = lambda: None,
     count: int | None = None,
     clock: Callable[[], float] = time.monotonic,
+    max_wait_s: Callable[[], float] = lambda: POLL_MS / 1000.0,
 ) -> None:
     """Sample on absolute deadlines, forward pauses as soon as they arrive, heartbeat, stop when
-    ``stopping`` is set (checked at least every POLL_MS) or after ``count`` snapshots."""
+    ``stopping`` is set or after ``count`` snapshots. Between steps it waits at most
+    ``max_wait_s()``: POLL_MS by default (to look at ``stopping``); main() passes the time until
+    the next heartbeat, since its inbox also wakes on signals."""
     collector.prime()
     deadline = clock() + interval_s
     while not stopping.is_set():
@@ -255,10 +284,9 @@ def run_loop(
         if count is not None and collector.counters["samples"] >= count:
             break
         heartbeat()
-        timeout = min(deadline - clock(), POLL_MS / 1000.0)
+        timeout = min(deadline - clock(), max_wait_s())
         if timeout > 0:
-            inbox.wake.wait(timeout)
-            inbox.wake.clear()  # pauses are drained at the top of the loop, set or not
+            inbox.wait(timeout)  # pauses are drained at the top of the loop, woken or not
 
 
 def _guarded(collector: Collector, step: Callable[[], object]) -> None:
@@ -355,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             worker.close()
             fail(f"cannot open sockets: {exc}")
 
-    inbox = PauseInbox()
+    inbox = PauseInbox(signal_fd=worker.wakeup_fd)
     sentinel = Sentinel(worker.config.sentinel, inbox.put)
     collector = Collector(
         backend,
@@ -381,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     sentinel.start()
     worker.log.info("started (%s, every %.2f s, incarnation %s)", PLATFORM, interval_s, worker.incarnation)
     try:
-        run_loop(collector, inbox, interval_s, stopping=worker.stopping, heartbeat=heartbeat, count=args.count)
+        run_loop(collector, inbox, interval_s, stopping=worker.stopping, heartbeat=heartbeat, count=args.count,
+                 max_wait_s=lambda: worker.poll_timeout_ms() / 1000.0)
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): stop quietly. Point stdout at /dev/null so the
         # interpreter's final flush does not raise again.
@@ -389,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
     finally:
         sentinel.stop()
+        inbox.close()
         backend.close()
         outputs.close()
         worker.close()

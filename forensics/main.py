@@ -4,10 +4,11 @@ Sockets (pmshared.endpoints): SUB "live" (tiering's feed, for the ring buffer an
 rules), PULL "pause" (bound here; the collector pushes each Pause with a fresh process list),
 PUSH "record" (ForensicsDone to the recorder, never blocking; drops are counted).
 
-The loop polls both inputs with POLL_MS, so it checks the stop flag and heartbeats at least five
-times a second whatever the captures do: they run on their own threads and process groups. On
-SIGTERM the loop ends, running captures' process groups are killed, and the worker exits within a
-second (the record socket's linger is shortened to fit).
+The loop polls both inputs and the worker's signal wakeup fd, until the next heartbeat is due
+(POLL_MS while a capture runs, to pick up its result), so it heartbeats every second whatever the
+captures do: they run on their own threads and process groups. On SIGTERM the loop wakes and
+ends, running captures' process groups are killed, and the worker exits within a second (the
+record socket's linger is shortened to fit).
 
 ``--jsonl``: standalone for debugging, with no sockets: LiveSample and Pause JSON lines on stdin,
 ForensicsDone JSON lines on stdout; at end of input it waits for the running capture.
@@ -88,15 +89,22 @@ def run_sockets(worker: Worker, engine: Engine) -> None:
     poller = zmq.Poller()
     poller.register(pause_sock, zmq.POLLIN)
     poller.register(live_sock, zmq.POLLIN)
+    if worker.wakeup_fd is not None:
+        poller.register(worker.wakeup_fd, zmq.POLLIN)  # a signal wakes the loop: no timed polling
     worker.log.info("forensics ready (bundles in %s)", engine.events_dir)
 
     while worker.running:
         try:
-            ready = dict(poller.poll(POLL_MS))
+            # While a capture runs its result is picked up within POLL_MS; idle, the loop sleeps
+            # until a heartbeat is due (or a frame or signal comes).
+            busy = engine.session is not None and engine.session.running
+            ready = dict(poller.poll(POLL_MS if busy else worker.poll_timeout_ms()))
         except zmq.ZMQError as exc:
             if exc.errno == zmq.EINTR:  # a signal arrived: go look at the stop flag
                 continue
             raise
+        if worker.wakeup_fd in ready:
+            worker.drain_wakeup()
         if pause_sock in ready:
             _drain(pause_sock, pause_codec, engine.on_pause, worker, "pause")  # type: ignore[arg-type]
         if live_sock in ready:

@@ -1,16 +1,22 @@
 """What every worker process shares at run time: stop flag, logging, heartbeat, counters.
 
-Signal handlers only set the stop flag; every loop polls with a timeout (<= 200 ms) and checks it,
-so a worker exits within a second of SIGTERM/SIGINT. The heartbeat is sent from the worker's own
-main loop (never from a helper thread), so a hung loop stops heartbeating and the supervisor's
-watchdog notices.
+Signal handlers only set the stop flag; Python also writes a byte to ``Worker.wakeup_fd`` for each
+signal (signal.set_wakeup_fd), so a receive loop that polls that fd with its sockets wakes at once
+on SIGTERM/SIGINT and may otherwise sleep until its next heartbeat is due (``poll_timeout_ms``).
+Loops that cannot poll the fd keep polling with POLL_MS and checking the flag. Either way a worker
+exits within a second of SIGTERM/SIGINT. The heartbeat is sent from the worker's own main loop
+(never from a helper thread), so a hung loop stops heartbeating and the supervisor's watchdog
+notices.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+import select
 import signal
+import socket
 import sys
 import threading
 import time
@@ -24,7 +30,8 @@ from pmshared.codec import Stamper
 from pmshared.endpoints import ENDPOINTS, Sockets, send_nowait
 from pmshared.safetext import inert
 
-POLL_MS = 200  # longest any receive loop waits before looking at the stop flag again
+POLL_MS = 200  # longest a loop not polling Worker.wakeup_fd waits before looking at the stop flag
+MAX_IDLE_MS = 1000  # longest a loop that polls Worker.wakeup_fd sleeps (woken by signals, heartbeats)
 
 
 def new_incarnation() -> str:
@@ -72,6 +79,8 @@ class Worker:
         self._heartbeat_codec = ENDPOINTS["health"].codec()
         self._heartbeat_every = self.config.supervisor.heartbeat_interval_s
         self._next_heartbeat = 0.0
+        self._wakeup: tuple[socket.socket, socket.socket] | None = None
+        self.wakeup_fd: int | None = None  # readable after a signal; see install_signal_handlers
 
     def stamper(self) -> Stamper:
         return Stamper(self.name, self.incarnation)
@@ -96,6 +105,52 @@ class Worker:
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+        # Self-pipe: the interpreter writes a byte here on every signal, so a loop polling
+        # wakeup_fd with its sockets wakes at once instead of waking every POLL_MS to look at the
+        # flag (an idle worker then costs one wake-up per heartbeat). Both ends non-blocking: a
+        # full buffer only drops bytes that would wake an already-woken loop.
+        read_end, write_end = socket.socketpair()
+        read_end.setblocking(False)
+        write_end.setblocking(False)
+        signal.set_wakeup_fd(write_end.fileno(), warn_on_full_buffer=False)
+        self._wakeup = (read_end, write_end)
+        self.wakeup_fd = read_end.fileno()
+
+    def drain_wakeup(self) -> None:
+        """Empty wakeup_fd once a poll saw it readable (its bytes carry nothing: the flag does)."""
+        if self._wakeup is None:
+            return
+        try:
+            while self._wakeup[0].recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def sleep(self, seconds: float) -> None:
+        """Wait up to ``seconds``, returning early on SIGTERM/SIGINT.
+
+        Never ``self.stopping.wait()`` on the main thread: the signal handler sets that Event, and
+        a signal arriving while the wait holds the Event's internal lock would deadlock."""
+        if seconds <= 0 or self.stopping.is_set():
+            return
+        if self.wakeup_fd is not None:
+            if select.select([self.wakeup_fd], [], [], seconds)[0]:
+                self.drain_wakeup()
+            return
+        deadline = time.monotonic() + seconds
+        while not self.stopping.is_set() and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, POLL_MS / 1000))
+
+    def poll_timeout_ms(self) -> int:
+        """How long a loop that polls wakeup_fd may wait for input: until the next heartbeat is
+        due, at most MAX_IDLE_MS. Without the wakeup fd, POLL_MS (the loop must look at the flag)."""
+        if self.wakeup_fd is None:
+            return POLL_MS
+        if self._heartbeat_sock is None:
+            return MAX_IDLE_MS
+        # Rounded up: waking a millisecond early would find the heartbeat not yet due.
+        due_in = math.ceil((self._next_heartbeat - time.monotonic()) * 1000)
+        return max(0, min(MAX_IDLE_MS, due_in))
 
     @property
     def running(self) -> bool:
@@ -121,3 +176,9 @@ class Worker:
     def close(self) -> None:
         if self.sockets is not None:
             self.sockets.close()
+        if self._wakeup is not None:
+            signal.set_wakeup_fd(-1)
+            for end in self._wakeup:
+                end.close()
+            self._wakeup = None
+            self.wakeup_fd = None

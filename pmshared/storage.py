@@ -64,8 +64,6 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import apsw
-import apsw.bestpractice
-import apsw.ext
 import msgspec
 
 from pmshared import messages as m
@@ -298,22 +296,40 @@ assert len(MIGRATIONS) == SCHEMA_VERSION
 # =========================================================================== opening
 
 _best_practice_applied = False
-# apsw's recommended set minus connection_optimize: that runs ``PRAGMA optimize`` at every writable
-# open, which needs the write lock (with bestpractice's 100 ms timeout, before ours is set), so
-# `pmctl events mark` or a recorder start would fail as busy while another process writes. The
-# recorder calls ``optimize(conn)`` after its daily prune instead.
-_BEST_PRACTICE = tuple(
-    f for f in apsw.bestpractice.recommended if f is not apsw.bestpractice.connection_optimize
-)
+
+
+# What apsw.bestpractice.recommended does (apsw 3.5x), written out here because importing
+# apsw.bestpractice loads apsw.ext (~1.6 MB in every process that opens the database). Left out:
+# connection_optimize, which runs ``PRAGMA optimize`` at every writable open and needs the write
+# lock (with the 100 ms timeout below, before ours is set), so `pmctl events mark` or a recorder
+# start would fail as busy while another process writes; the recorder calls ``optimize(conn)``
+# after its daily prune instead.
+def _best_practice(connection: apsw.Connection) -> None:
+    connection.set_busy_timeout(100)  # replaced by connect()'s own timeout once open
+    try:
+        if not connection.readonly("main"):
+            connection.pragma("journal_mode", "wal")
+    except apsw.ReadOnlyError:
+        pass  # journal/WAL files can be read-only even when the database is not
+    connection.pragma("foreign_keys", "ON")
+    # Double quotes are for identifiers only: a misquoted string is an error, not a literal.
+    connection.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)
+    connection.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
+    connection.pragma("recursive_triggers", "ON")
+
+
+def _log_sqlite(code: int, message: str) -> None:
+    """SQLite's log, to ours at DEBUG (see _sqlite_log above), named like apsw.ext.log_sqlite."""
+    names = apsw.mapping_result_codes if code < 256 else apsw.mapping_extended_result_codes
+    _sqlite_log.debug("SQLITE_LOG: %s (%d) %s", message, code, names.get(code, str(code)))
 
 
 def _apply_best_practice_once() -> None:
     global _best_practice_applied
     if _best_practice_applied:
         return
-    apsw.bestpractice.apply(_BEST_PRACTICE)
-    # Re-route SQLite's log from the root logger to ours (see _sqlite_log above).
-    apsw.ext.log_sqlite(level=logging.DEBUG, logger=_sqlite_log)
+    apsw.connection_hooks.append(_best_practice)
+    apsw.config(apsw.SQLITE_CONFIG_LOG, _log_sqlite)
     _best_practice_applied = True
 
 

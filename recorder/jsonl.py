@@ -94,7 +94,7 @@ def run_jsonl(db_path: Path, config, stdin_fd: int | None = None) -> int:
             wait_s = runtime.POLL_MS / 1000
             if eof or writer.full:
                 # Back-pressure (or nothing more to read): let the database catch up first.
-                worker.stopping.wait(min(wait_s, writer.seconds_until_retry() or 0.0))
+                worker.sleep(min(wait_s, writer.seconds_until_retry() or 0.0))
             elif select.select([fd], [], [], wait_s)[0]:
                 chunk = os.read(fd, READ_CHUNK)
                 if chunk:

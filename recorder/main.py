@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -87,16 +88,23 @@ def loop(worker: runtime.Worker, sock: zmq.Socket, intake: Intake, writer: Batch
          pruner: PruneSchedule) -> None:
     poller = zmq.Poller()
     poller.register(sock, zmq.POLLIN)
+    if worker.wakeup_fd is not None:
+        poller.register(worker.wakeup_fd, zmq.POLLIN)  # a signal wakes the loop: no timed polling
     while worker.running:
-        wait_s = runtime.POLL_MS / 1000
+        wait_s = worker.poll_timeout_ms() / 1000
         retry_in = writer.seconds_until_retry()
         if retry_in is not None:
             wait_s = min(wait_s, retry_in)
         if writer.full:
             # Back-pressure: leave new records in ZeroMQ's queue until the database takes ours.
-            worker.stopping.wait(wait_s)
-        elif poller.poll(int(wait_s * 1000)):
-            drain(sock, intake, writer, limit=DRAIN_MAX)
+            worker.sleep(wait_s)
+        else:
+            # Rounded up: waking a millisecond before a heartbeat or retry is due costs a turn.
+            ready = dict(poller.poll(math.ceil(wait_s * 1000)))
+            if worker.wakeup_fd in ready:
+                worker.drain_wakeup()
+            if sock in ready:
+                drain(sock, intake, writer, limit=DRAIN_MAX)
         writer.flush()
         if writer.conn is not None and not writer.pending:
             pruner.run_if_due(writer.conn)

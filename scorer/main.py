@@ -75,11 +75,16 @@ def run_pipeline(worker: Worker, rules: ScoringRules) -> None:
     stamp = worker.stamper()
     poller = zmq.Poller()
     poller.register(pull, zmq.POLLIN)
+    if worker.wakeup_fd is not None:
+        poller.register(worker.wakeup_fd, zmq.POLLIN)  # a signal wakes the loop: no timed polling
     worker.log.info("scoring snapshots from %s", worker.sockets.address("raw"))
 
     while worker.running:
         worker.heartbeat()
-        if not poller.poll(POLL_MS):
+        ready = dict(poller.poll(worker.poll_timeout_ms()))
+        if worker.wakeup_fd in ready:
+            worker.drain_wakeup()
+        if pull not in ready:
             continue
         for _ in range(DRAIN_MAX):
             try:

@@ -114,12 +114,16 @@ def run_pipeline(worker: Worker, engine: Tiering) -> None:
     poller = zmq.Poller()
     poller.register(scored, zmq.POLLIN)
     poller.register(snapshot, zmq.POLLIN)
+    if worker.wakeup_fd is not None:
+        poller.register(worker.wakeup_fd, zmq.POLLIN)  # a signal wakes the loop: no timed polling
     send_records(engine.start())
     worker.log.info("tiering samples from %s", worker.sockets.address("scored"))
     try:
         while worker.running:
             worker.heartbeat()
-            ready = dict(poller.poll(POLL_MS))
+            ready = dict(poller.poll(worker.poll_timeout_ms()))
+            if worker.wakeup_fd in ready:
+                worker.drain_wakeup()
             if scored in ready:
                 for frames in _drain(scored):
                     try:

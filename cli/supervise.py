@@ -1,0 +1,90 @@
+"""The `pmctl up` process once its options are parsed: ``python -m cli.supervise [--procfile P] [--only N]``.
+
+`pmctl up` parses its options with typer, then execs this module (same pid, so service managers,
+`pmctl down` and the lock holder see one process throughout): the supervisor runs for days, and
+this way it does not keep typer, click and every other command loaded (~2.3 MB). Everything that
+must hold until exit (the instance lock) is taken here, after the exec: an exec would drop it.
+
+Exit codes: see cli/up_cmd.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from pmshared import paths
+from pmshared.safetext import inert
+
+USAGE = 2  # as cli.errors (not imported: it imports typer)
+FAILURE = 1
+
+
+def fail(message: str, code: int = FAILURE) -> NoReturn:
+    print(f"error: {inert(message)}", file=sys.stderr, flush=True)
+    raise SystemExit(code)
+
+
+def run(procfile: Path | None, only: str | None) -> int:
+    from cli import procfile as procfile_mod
+    from cli.output import Printer
+    from cli.supervisor import Supervisor
+    from cli.supervisor_lock import AlreadyRunning, InstanceLock
+    from pmshared import config as config_mod
+    from pmshared.endpoints import remove_stale_sockets
+
+    try:
+        config = config_mod.load()
+    except config_mod.ConfigError as exc:
+        fail(str(exc), USAGE)
+    try:
+        path = procfile if procfile is not None else procfile_mod.find_default()
+        entries = procfile_mod.load(path)
+        names = [n.strip() for n in only.split(",") if n.strip()] if only is not None else None
+        if names is not None and not names:
+            fail("--only needs at least one process name", USAGE)
+        entries = procfile_mod.select(entries, names)
+    except procfile_mod.ProcfileError as exc:
+        for problem in str(exc).splitlines():
+            print(f"error: {inert(problem)}", file=sys.stderr)
+        return USAGE
+    except ValueError as exc:
+        fail(f"--only: {exc}", USAGE)
+
+    lock = InstanceLock()
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        fail(f"{exc}; stop it with `pmctl down` first")
+    except (paths.PathError, OSError) as exc:
+        fail(f"cannot take the supervisor lock: {exc}", USAGE)
+    try:
+        printer = Printer([e.name for e in entries])
+        # A crashed run leaves its socket files; we hold the lock, so they are nobody's now.
+        for stale in remove_stale_sockets():
+            printer.system(f"removed stale socket {stale}")
+        supervisor = Supervisor(entries, config, printer, cwd=str(path.resolve().parent))
+        code = supervisor.run()
+        # Every worker is gone now; one that was SIGKILLed (watchdog, grace expired, kill -9)
+        # could not unlink the sockets it bound. We still hold the lock: they are nobody's.
+        remove_stale_sockets()
+    except paths.PathError as exc:
+        fail(str(exc), USAGE)
+    finally:
+        lock.release()
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Only `pmctl up` calls this, with options typer has already checked.
+    parser = argparse.ArgumentParser(prog="pmctl up")
+    parser.add_argument("--procfile", type=Path)
+    parser.add_argument("--only")
+    args = parser.parse_args(argv)
+    return run(args.procfile, args.only)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
