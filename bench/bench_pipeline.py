@@ -57,7 +57,7 @@ from bench.pipeline_pauses import (  # noqa: E402
     run_trials,
     smallest_reliable,
 )
-from bench.pipeline_proc import group_footprint_kb, load, process_count  # noqa: E402
+from bench.pipeline_proc import group_files_kb, load, process_count  # noqa: E402
 from bench.pipeline_run import PipelineRun  # noqa: E402
 from bench.pipeline_scale import ScalePoint, linear_fit, measure_point  # noqa: E402
 
@@ -109,6 +109,8 @@ def say(text: str = "") -> None:
 
 def phase_cost(args: argparse.Namespace, sleepers: Sleepers) -> None:
     say("\n## 1. Default config: CPU, memory, pauses at the default threshold\n")
+    # Measured first, alone: run beside the default pipeline it would share its files' pages.
+    exec_pss = exec_workers_pss() if "memory" in args.only else 0.0
     with PipelineRun(DEFAULT_CONFIG, "default") as run:
         run.start()
         sleepers.grow_to(args.processes)
@@ -163,8 +165,8 @@ def phase_cost(args: argparse.Namespace, sleepers: Sleepers) -> None:
             total_uss = sum(m.get("Private", 0) for m in mem.values()) / 1024
             total_anon = sum(m.get("Pss_Anon", 0) for m in mem.values()) / 1024
             total_file = sum(m.get("Pss_File", 0) for m in mem.values()) / 1024
-            anon_kb, file_kb = group_footprint_kb(list(pids.values()))
-            alone = (anon_kb + file_kb) / 1024
+            file_kb = group_files_kb(list(pids.values()))
+            alone = total_anon + file_kb / 1024
             say("\nMemory (smaps_rollup, MB):\n")
             say("| process | PSS | of which anonymous | of which files | USS (private) | RSS |")
             say("|---|---:|---:|---:|---:|---:|")
@@ -175,7 +177,7 @@ def phase_cost(args: argparse.Namespace, sleepers: Sleepers) -> None:
             say(f"| **pipeline** | **{total_pss:.1f}** | **{total_anon:.1f}** | **{total_file:.1f}** "
                 f"| **{total_uss:.1f}** | |")
             say(f"alone on a machine (files counted once, shared with no other process): {alone:.1f} MB "
-                f"= {anon_kb / 1024:.1f} anonymous + {file_kb / 1024:.1f} files (python, libzmq, apsw, libc ...)")
+                f"= {total_anon:.1f} anonymous + {file_kb / 1024:.1f} files (python, libzmq, apsw, libc ...)")
             say("(the anonymous part is the interpreters' objects and is stable; the file part of PSS")
             say(" shrinks as other processes map the same files: other Python programs, other pipelines)")
             layers = import_costs()
@@ -186,8 +188,12 @@ def phase_cost(args: argparse.Namespace, sleepers: Sleepers) -> None:
                 say(f"| {label} | {mods} | {priv / 1024:.1f} | {rss / 1024:.1f} |")
             floor = dict((lbl, priv) for lbl, _, priv, _ in layers)
             bare = floor["python itself"] / 1024
+            say(f"\nthe same pipeline with `[supervisor] fork_workers = false` (every worker exec'd, "
+                f"nothing shared but the files): {exec_pss:.1f} MB PSS; forked from the preloaded "
+                f"supervisor: {total_pss:.1f} MB ({total_pss / exec_pss:.2f}×)")
             row("Memory, whole pipeline PSS (supervisor + 5 workers)",
-                f"{total_pss:.1f} MB ({total_anon:.1f} anonymous); alone on a machine ≈ {alone:.1f} MB",
+                f"{total_pss:.1f} MB ({total_anon:.1f} anonymous; {exec_pss:.1f} MB with every worker "
+                f"exec'd); alone on a machine ≈ {alone:.1f} MB",
                 "≤ 80 MB",
                 f"a bare interpreter here: {bare:.1f} MB USS; + zmq + msgspec: "
                 f"{floor['+ zmq, msgspec'] / 1024:.1f} MB", total_pss <= 80.0)
@@ -199,6 +205,16 @@ def phase_cost(args: argparse.Namespace, sleepers: Sleepers) -> None:
             row("Smallest pause reliably detected, default 200 ms threshold",
                 f"{best:.0f} ms" if best else "none of the tried", "≤ 100 ms", "seed: 2 s",
                 best is not None and best <= 100)
+
+
+def exec_workers_pss() -> float:
+    """PSS (MB) of the pipeline when no worker is forked from the supervisor (the comparison for
+    the fork start): a second, short run, measured after the same warm-up."""
+    with PipelineRun("[supervisor]\nfork_workers = false\n", "exec") as run:
+        run.start()
+        time.sleep(5.0)
+        mem = measure_memory(run.pids())
+    return sum(m.get("Pss", 0) for m in mem.values()) / 1024
 
 
 def pause_trials(run: PipelineRun, collector_pid: int, stalls: list[float], repeats: int,

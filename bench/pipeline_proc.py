@@ -134,12 +134,12 @@ def activity_between(a: tuple[dict[int, int], int], b: tuple[dict[int, int], int
     return ran, created
 
 
-def group_footprint_kb(pids: list[int]) -> tuple[int, int]:
-    """(anonymous kB summed over ``pids``, file-backed kB with each file counted once at the
-    largest resident size any of them has): what the group would cost on a machine where no
-    other process maps the same files (PSS there would add up to about this). Copy-on-write pages
-    of a file mapping (relocated data of a library) are anonymous: private to each process."""
-    anon = 0
+def group_files_kb(pids: list[int]) -> int:
+    """File-backed kB resident in ``pids``, each file counted once at the largest resident size
+    any of them has. With the group's anonymous PSS (its anonymous pages are shared, copy-on-write
+    after a fork, only within the group) this is what the group would cost on a machine where no
+    other process maps the same files. Copy-on-write pages of a file mapping (relocated data of a
+    library) are anonymous."""
     files: dict[str, int] = {}
     for pid in pids:
         per_file: dict[str, int] = {}
@@ -156,11 +156,10 @@ def group_footprint_kb(pids: list[int]) -> tuple[int, int]:
                         rss = int(head[1])
                     elif head and head[0] == "Anonymous:":
                         kb = int(head[1])
-                        anon += kb
                         if current is not None:
                             per_file[current] = per_file.get(current, 0) + rss - kb
         except OSError:
             continue
         for path, kb in per_file.items():
             files[path] = max(files.get(path, 0), kb)
-    return anon, sum(files.values())
+    return sum(files.values())

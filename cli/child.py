@@ -1,54 +1,55 @@
-"""One worker process: spawned without a shell in its own process group, tied to our life, its
-output read from one pipe without blocking, reaped with waitpid, its pipe closed after exit.
+"""One worker process: started in its own process group, tied to our life, its output read from
+one pipe without blocking, reaped with waitpid, its pipe closed after exit.
 
-- ``start_new_session``: the worker leads its own process group, so stopping it signals the
-  worker *and* anything it started (a grandchild cannot escape a stop), and a Ctrl-C on the
-  terminal reaches the supervisor only, which then stops the workers in order.
-- Linux ``PR_SET_PDEATHSIG`` (set between fork and exec): the kernel SIGKILLs the worker when the
-  thread that forked it dies, so even ``kill -9`` of the supervisor leaves no worker running. The
-  signal is tied to the forking *thread*, which is why the supervisor spawns from its main thread.
-  macOS has no equivalent; there a worker notices a dead supervisor only through its own means.
+Two ways to start one (``Child.spawn`` / ``Child.fork``):
+- exec, for any command: without a shell, ``start_new_session``, and Linux ``PR_SET_PDEATHSIG``
+  set between fork and exec;
+- fork from the supervisor's preloaded interpreter, for a ``python -m``/``python script`` line at
+  start-up on Linux (cli/launch.py: the workers then share the imported code's memory). The child
+  sets up the same session, output pipe and PDEATHSIG itself.
+
+- Own process group: the worker leads it, so stopping it signals the worker *and* anything it
+  started (a grandchild cannot escape a stop), and a Ctrl-C on the terminal reaches the
+  supervisor only, which then stops the workers in order.
+- ``PR_SET_PDEATHSIG``: the kernel SIGKILLs the worker when the thread that forked it dies, so
+  even ``kill -9`` of the supervisor leaves no worker running. The signal is tied to the forking
+  *thread*, which is why the supervisor starts children from its main thread. macOS has no
+  equivalent; there a worker notices a dead supervisor only through its own means.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import signal
 import subprocess
-import sys
 import time
+from typing import IO, Protocol
 
+from cli import launch, prctl
 from cli.output import MAX_LINE
 
-_PR_SET_PDEATHSIG = 1
 _READ_CHUNK = 65536
-
-
-def _load_prctl():  # type: ignore[no-untyped-def]
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    prctl = libc.prctl
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    prctl.restype = ctypes.c_int
-    return prctl
-
-
-# Resolved once in the parent: the forked child must do as little as possible before exec.
-_PRCTL = _load_prctl()
 
 
 def _die_with_parent(parent_pid: int):  # type: ignore[no-untyped-def]
     def preexec() -> None:
-        if _PRCTL is not None:
-            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        prctl.die_with_parent()
         # The parent may have died between fork and prctl: then nobody would ever signal us.
         if os.getppid() != parent_pid:
             os._exit(1)
 
     return preexec
+
+
+class Process(Protocol):
+    """What the supervisor needs of a started process (subprocess.Popen, launch.ForkedProcess)."""
+
+    pid: int
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
 
 
 def describe_exit(returncode: int) -> str:
@@ -65,10 +66,22 @@ def describe_exit(returncode: int) -> str:
 class Child:
     """A running (or just exited, not yet closed) worker process."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: str | None) -> None:
+    def __init__(self, name: str, proc: Process, output: IO[bytes], *, forked: bool) -> None:
         self.name = name
-        # Raises OSError (e.g. FileNotFoundError) when the command cannot be started.
-        self.proc = subprocess.Popen(
+        self.proc = proc
+        self.pid = proc.pid
+        self.forked = forked
+        self.started_mono = time.monotonic()
+        self.started_wall = time.time()
+        self._pipe = output
+        os.set_blocking(self._pipe.fileno(), False)
+        self._partial = b""
+        self.returncode: int | None = None
+
+    @classmethod
+    def spawn(cls, name: str, argv: list[str], env: dict[str, str], cwd: str | None) -> Child:
+        """Exec ``argv``. Raises OSError (e.g. FileNotFoundError) when it cannot be started."""
+        proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -79,23 +92,26 @@ class Child:
             start_new_session=True,
             preexec_fn=_die_with_parent(os.getpid()),
         )
-        self.pid = self.proc.pid
-        self.started_mono = time.monotonic()
-        self.started_wall = time.time()
-        assert self.proc.stdout is not None
-        self._pipe = self.proc.stdout
-        os.set_blocking(self._pipe.fileno(), False)
-        self._partial = b""
-        self.returncode: int | None = None
+        assert proc.stdout is not None
+        return cls(name, proc, proc.stdout, forked=False)
+
+    @classmethod
+    def fork(cls, name: str, target: launch.PythonTarget, env: dict[str, str], cwd: str | None) -> Child:
+        """Fork a Python worker from this interpreter (see cli/launch.py for when that is safe)."""
+        read_end, write_end = os.pipe()
+        try:
+            proc = launch.fork_target(target, name, env, cwd, write_end)
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        return cls(name, proc, os.fdopen(read_end, "rb", buffering=0), forked=True)
 
     # -- output ----------------------------------------------------------------------------------
     def fileno(self) -> int:
         """The output pipe (for the poller); -1 once closed."""
         return -1 if self._pipe.closed else self._pipe.fileno()
-
-    @property
-    def output_open(self) -> bool:
-        return not self._pipe.closed
 
     def read_lines(self) -> list[str]:
         """Complete lines available now (never blocks). At EOF: the rest, and the pipe is closed."""

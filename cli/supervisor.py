@@ -1,19 +1,33 @@
 """The supervisor loop behind `pmctl up`: spawn the Procfile's workers, restart the ones that exit
 (restart_policy), kill and restart the ones that stop heartbeating (the watchdog), answer the
-control endpoint and publish every lifecycle change.
+control endpoint, publish every lifecycle change, and stop the workers in order.
 
 Lifecycle events (pmshared.messages.Lifecycle on the "lifecycle" PUB): spawn, exit (exit_code or
 signal), restart (detail: the back-off), failed (detail: why), watchdog_kill, and stop — one with
-worker="supervisor" when the supervisor begins to stop, then one per worker it stops.
+worker="supervisor" when the supervisor begins to stop, then one per worker as it is signalled.
 
-One thread does everything, driven by a zmq.Poller over the heartbeat SUB, the control ROUTER,
-the workers' output pipes and a wake-up pipe that signal handlers write to (signal.set_wakeup_fd):
-handlers only record the signal; a SIGTERM takes the same path as a remote `pmctl down`.
+The stop order: workers stop one at a time, in the order the Procfile lists them, each only after
+the ones before it have exited (or been SIGKILLed), so the Procfile lists a producer before the
+consumers it feeds and the recorder last. What a producer sends on its way out (tiering's records,
+the collector's pause, a finished forensics bundle) then still finds its consumer running; stopped
+all at once, a record sent after the recorder had gone was lost, uncounted. The stop stays bounded
+by `supervisor.grace_period_s`: each worker, when its turn comes, gets an equal share of what is
+left of the grace period and is SIGKILLed when its share runs out; the next one is then signalled
+at once. A worker that is not running (dead, backing off, failed) is skipped; a second SIGTERM or
+Ctrl-C kills everything left at once. While stopping there are no restarts and no watchdog.
+
+One thread does everything, driven by a zmq.Poller over the control ROUTER, the workers' output
+pipes, a wake-up pipe that signal handlers write to (signal.set_wakeup_fd) and — only while a
+worker is starting — the heartbeat SUB: handlers only record the signal; a SIGTERM takes the same
+path as a remote `pmctl down`. Once every worker runs, the heartbeat SUB is drained on every loop
+turn instead of polled, and the poll waits at most one heartbeat interval: one wake-up per interval
+instead of one per worker heartbeat (each wake-up costs the loop ~150 us of CPU on a small VM).
 
 The pause rule: this tool exists to live through machine freezes. When the loop itself wakes up
 much later than it asked to (the whole machine was stopped, suspended or starved), every worker's
 missed heartbeats from that window are forgiven — killing workers right after a freeze would throw
-away the ring buffers the forensics runner needs at exactly that moment.
+away the ring buffers the forensics runner needs at exactly that moment. See _freeze_rule for why
+the loop's longest poll keeps that rule sound.
 """
 
 from __future__ import annotations
@@ -21,11 +35,13 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import zmq
 
+from cli import launch
 from cli.child import Child, describe_exit
 from cli.output import Printer
 from cli.procfile import ProcessEntry
@@ -34,13 +50,14 @@ from pmshared import messages as m
 from pmshared.codec import BadMessage, Stamper
 from pmshared.config import Config
 from pmshared.endpoints import ENDPOINTS, Sockets, send_nowait
-from pmshared.runtime import POLL_MS, new_incarnation
+from pmshared.runtime import HEARTBEAT_SLACK, POLL_MS, new_incarnation
 
-# Longest poll. Deadlines (restart, kill, watchdog) set the poll's timeout themselves; this cap
-# only bounds how long a freeze can go unnoticed (see _max_tick). Each turn costs ~0.1 ms of CPU
-# (zmq_poll's syscalls, five waitpids), so a fixed 100 ms tick alone cost ~0.1 % of a core.
-MAX_TICK_S = 0.5
+# Shortest poll the freeze rule may ask for: a config whose allowance is too tight for any sound
+# rule gets this floor (a heartbeat interval shorter than it still caps the poll, see _freeze_rule).
 MIN_TICK_S = 0.1
+# A wake-up at least this late counts as a freeze whatever the budget (below it, ordinary
+# scheduling delays of a loaded machine would be reported as pauses).
+LATE_WAKE_MIN_S = 0.5
 # A freshly spawned worker gets this long (on top of the normal heartbeat allowance) to import its
 # modules and send its first heartbeat; a cold start on a busy machine can take seconds.
 STARTUP_ALLOWANCE_S = 10.0
@@ -60,7 +77,7 @@ class Slot:
     child: Child | None = None
     restarts: int = 0
     restart_at: float | None = None  # monotonic, while in back-off
-    heartbeat_at: float | None = None  # monotonic time of the current child's last heartbeat
+    heartbeat_at: float | None = None  # monotonic time the current child's last heartbeat was read
     heartbeat_deadline: float = 0.0  # monotonic; past it the watchdog kills
     kill_at: float | None = None  # monotonic: SIGKILL the group if still alive then
     last_exit: str | None = None
@@ -75,6 +92,7 @@ class Counters:
     late_wakeups: int = 0
     lifecycle_dropped: int = 0
     spawns: int = 0
+    turns: int = 0  # loop turns, i.e. wake-ups of the supervisor
 
 
 class Supervisor:
@@ -100,24 +118,40 @@ class Supervisor:
         # Workers' print() output should reach us line by line, not in 8 KiB blocks at exit.
         self.env["PYTHONUNBUFFERED"] = "1"
         self.heartbeat_allowance = self.cfg.missed_heartbeats * self.cfg.heartbeat_interval_s
-        # Lateness of our own wake-up that counts as "the machine was frozen".
-        self.late_wake_s = max(0.5, self.cfg.heartbeat_interval_s)
-        self.max_tick_s = self._max_tick()
+        # The longest a healthy worker is silent: its heartbeat may go out HEARTBEAT_SLACK of an
+        # interval late (pmshared.runtime), and a loop that does not poll its wake-up fd sees it
+        # due up to one POLL_MS later.
+        self.heartbeat_gap_s = (1 + HEARTBEAT_SLACK) * self.cfg.heartbeat_interval_s + POLL_MS / 1000.0
+        # Lateness of our own wake-up that counts as "the machine was frozen", and the longest poll.
+        self.late_wake_s, self.max_tick_s = self._freeze_rule()
         self.started_at = time.time()
         self.counters = Counters()
         self.stamp = Stamper("supervisor", new_incarnation())
         self.exit_code = 0
         self._stopping = False
-        self._stop_kill_at: float | None = None
+        self._stop_reason = ""
+        self._stop_queue: deque[Slot] = deque()  # still to be signalled, in Procfile order
+        self._stage: Slot | None = None  # the worker being waited for
+        self._stage_share_s = 0.0
+        self._stop_kill_at: float | None = None  # the end of the grace period (or now, on a 2nd signal)
         self._give_up_at: float | None = None
         self._signals_seen = 0
         self._signals_handled = 0
         self._last_signal = 0
-        self._stop_requested: tuple[str, int] | None = None
+        # Exits are reaped on the turn after a SIGCHLD, not with five waitpids every turn. The
+        # first turn reaps in any case: a worker may have died before our handler was installed.
+        self._sigchld_seen = 1
+        self._sigchld_handled = 0
+        self._pipes: dict[int, Slot] = {}  # output pipes registered with the poller
+        self._health_polled = False
+        self._health_backlog = False  # the last drain stopped at MAX_MESSAGES_PER_TURN
 
     # ============================================================================ public
     def run(self) -> int:
         """Supervise until stopped; returns the exit code (0 after `pmctl down`, 128+signal)."""
+        # Fork the Python workers first: now this process has one thread and no ZeroMQ context
+        # (Sockets creates both), which is what makes a fork without exec safe.
+        forked = self._fork_workers()
         sockets = Sockets(self.config.transport)
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
@@ -138,14 +172,14 @@ class Supervisor:
                 f"supervising {', '.join(s.entry.name for s in self.slots)} (pid {os.getpid()})"
             )
             now = self.clock()
-            for slot in self.slots:
-                self._spawn(slot, now)
+            for i, slot in enumerate(self.slots):
+                self._spawn(slot, now, forked.pop(i, None))
             self._loop(wake_r)
             c = self.counters
             self.printer.system(
                 f"stopped: {c.spawns} spawns, {c.heartbeats} heartbeats ({c.foreign_heartbeats} from "
-                f"unknown pids), {c.late_wakeups} late wake-ups, {c.bad_messages} bad messages, "
-                f"{c.lifecycle_dropped} lifecycle events dropped"
+                f"unknown pids), {c.turns} wake-ups, {c.late_wakeups} late wake-ups, "
+                f"{c.bad_messages} bad messages, {c.lifecycle_dropped} lifecycle events dropped"
             )
         finally:
             self._kill_everything()
@@ -180,82 +214,131 @@ class Supervisor:
     # ============================================================================ loop
     def _on_signal(self, signum: int, _frame: Any) -> None:
         # Only record it; the wake-up fd makes the poller return, the loop does the work.
-        if signum != signal.SIGCHLD:
-            self._last_signal = signum
-            self._signals_seen += 1
+        if signum == signal.SIGCHLD:
+            self._sigchld_seen += 1
+            return
+        self._last_signal = signum
+        self._signals_seen += 1
 
     def _loop(self, wake_r: int) -> None:
         poller = zmq.Poller()
         poller.register(wake_r, zmq.POLLIN)
-        poller.register(self.health, zmq.POLLIN)
         poller.register(self.control, zmq.POLLIN)
-        registered: set[int] = set()
         last_turn = self.clock()
         last_timeout = 0.0
         while True:
-            # Register the output pipes of the current children (they change with restarts).
-            live_fds = {s.child.fileno() for s in self.slots if s.child and s.child.output_open}
-            for fd in registered - live_fds:
-                poller.unregister(fd)
-            for fd in live_fds - registered:
-                poller.register(fd, zmq.POLLIN)
-            registered = live_fds
-
+            self._sync_poller(poller)
             timeout = self._next_timeout(self.clock())
             events = dict(poller.poll(timeout * 1000))
             now = self.clock()
+            self.counters.turns += 1
             lateness = now - last_turn - last_timeout
             if lateness > self.late_wake_s:
                 self._forgive(now, lateness)
             last_turn, last_timeout = now, timeout
-
             if wake_r in events:
                 _drain(wake_r)
-            if self.health in events:
-                self._read_heartbeats(now)
-            if self.control in events:
-                self._serve_control(now)
-            for slot in self.slots:
-                child = slot.child
-                if child and child.output_open and child.fileno() in events:
-                    self._print_output(slot)
-            self._handle_signals()
+            if self._turn(events, now):
+                return
+
+    def _turn(self, events: dict[Any, int], now: float) -> bool:
+        """Everything one wake-up does, given what the poll found ready; True when the loop ends."""
+        # Not polled once every worker runs: drained on every turn instead, so a heartbeat is read
+        # at most one tick after it came (and always before the watchdog looks at the deadlines).
+        if not self._health_polled or self.health in events:
+            self._read_heartbeats(now)
+        if self.control in events:
+            self._serve_control(now)
+        for fd, slot in self._pipes.items():
+            if fd in events:
+                self._print_output(slot)
+        self._handle_signals()
+        if self._sigchld_seen != self._sigchld_handled:
+            self._sigchld_handled = self._sigchld_seen  # before the waitpids: a later exit wakes us again
             self._reap(now)
-            self._check_deadlines(now)
-            if self._stopping and all(s.child is None for s in self.slots):
-                return
-            if self._give_up_at is not None and now >= self._give_up_at:
-                stuck = [f"{s.entry.name} (pid {s.child.pid})" for s in self.slots if s.child]
-                self.printer.system(f"giving up waiting for {', '.join(stuck)} to die")
-                return
+        self._check_deadlines(now)
+        if self._stopping and all(s.child is None for s in self.slots):
+            return True
+        if self._give_up_at is not None and now >= self._give_up_at:
+            stuck = [f"{s.entry.name} (pid {s.child.pid})" for s in self.slots if s.child]
+            self.printer.system(f"giving up waiting for {', '.join(stuck)} to die")
+            return True
+        return False
+
+    def _sync_poller(self, poller: zmq.Poller) -> None:
+        """Register the current children's output pipes (they change with restarts), and the
+        heartbeat socket only while it must wake us at once: while a worker is starting (or about
+        to be restarted) its first heartbeat marks it running, which `pmctl status` should show at
+        once, not a tick later; and while a flood the last drain did not finish is left to read.
+
+        Runs every turn, so it is one pass over the slots (Child.fileno() is -1 once the pipe is
+        closed); the poller is touched only when something changed."""
+        pipes: dict[int, Slot] = {}
+        health = self._health_backlog
+        for slot in self.slots:
+            if slot.child is not None and (fd := slot.child.fileno()) >= 0:
+                pipes[fd] = slot
+            health = health or slot.state == "starting" or slot.restart_at is not None
+        if pipes.keys() != self._pipes.keys():
+            for fd in self._pipes.keys() - pipes.keys():
+                poller.unregister(fd)
+            for fd in pipes.keys() - self._pipes.keys():
+                poller.register(fd, zmq.POLLIN)
+        self._pipes = pipes
+        if health != self._health_polled:
+            if health:
+                poller.register(self.health, zmq.POLLIN)
+            else:
+                poller.unregister(self.health)
+            self._health_polled = health
 
     def _next_timeout(self, now: float) -> float:
-        due = [s.restart_at for s in self.slots if s.restart_at is not None]
-        due += [s.kill_at for s in self.slots if s.kill_at is not None]
-        if self._stop_kill_at is not None:
-            due.append(self._stop_kill_at)
-        # The watchdog's deadlines too: a silent worker is acted on when its allowance runs out
-        # (not while stopping: the watchdog is off then, and a passed deadline would spin the loop).
-        if not self._stopping:
-            due += [s.heartbeat_deadline for s in self.slots if s.child is not None and s.kill_at is None]
-        if self._give_up_at is not None:
-            due.append(self._give_up_at)
-        timeout = self.max_tick_s
-        if due:
-            timeout = min(timeout, max(0.0, min(due) - now))
-        return timeout
+        """Until the next deadline (restart, kill, watchdog, end of the grace period), at most
+        max_tick_s (which also drains the heartbeat socket at least once per interval)."""
+        due = now + self.max_tick_s
+        for slot in self.slots:
+            if slot.restart_at is not None:
+                due = min(due, slot.restart_at)
+            if slot.kill_at is not None:
+                due = min(due, slot.kill_at)
+            elif slot.child is not None and not self._stopping:
+                # The watchdog's deadline: a silent worker is acted on when its allowance runs out
+                # (not while stopping: the watchdog is off then, and a passed deadline would spin
+                # the loop).
+                due = min(due, slot.heartbeat_deadline)
+        for at in (self._stop_kill_at, self._give_up_at):
+            if at is not None:
+                due = min(due, at)
+        return max(0.0, due - now)
 
-    def _max_tick(self) -> float:
-        """The poll cap that keeps the pause rule sound.
+    def _freeze_rule(self) -> tuple[float, float]:
+        """(late_wake_s, max_tick_s): the lateness that counts as a freeze, and the longest poll.
 
-        A freeze shows as lateness only when it outlasts the poll's timeout by late_wake_s; a
-        shorter one goes unforgiven, so the workers' silence across it (the freeze, one heartbeat
-        interval, one worker poll) must still fit the heartbeat allowance.
+        A freeze of F s that begins while we wait in a poll of T s shows as lateness of at least
+        F - T, so one of up to T + late_wake_s goes unnoticed and unforgiven. The workers' silence
+        across it — the freeze plus the longest gap between two heartbeats — must still fit the
+        allowance, or the watchdog kills a worker that was only frozen with the rest:
+
+            max_tick_s + late_wake_s + heartbeat_gap_s <= heartbeat_allowance
+
+        The heartbeat socket is not polled once every worker runs: it is drained on every turn,
+        and a heartbeat is stamped with the time it is read, up to one tick after it came. That
+        is not in the sum: a later stamp only shortens the silence the watchdog measures (every
+        turn reads before it checks a deadline), so it can delay a kill by up to one tick but
+        never cause one.
+
+        The tick is one heartbeat interval where the budget allows (one wake-up per interval
+        drains every worker's heartbeat); late_wake_s gets what is left, at least
+        LATE_WAKE_MIN_S and at most max(LATE_WAKE_MIN_S, interval) (what it used to be).
+        Defaults (3 x 1 s): gap 1.45 s, late 0.55 s, tick 1.0 s. Where even LATE_WAKE_MIN_S
+        does not fit, the tick shrinks instead, down to MIN_TICK_S (below that the allowance is
+        too tight for any sound rule; the floor wins).
         """
-        slack = (
-            self.heartbeat_allowance - self.cfg.heartbeat_interval_s - POLL_MS / 1000.0 - self.late_wake_s
-        )
-        return min(MAX_TICK_S, max(MIN_TICK_S, slack))
+        interval = self.cfg.heartbeat_interval_s
+        budget = self.heartbeat_allowance - self.heartbeat_gap_s
+        late = min(max(LATE_WAKE_MIN_S, interval), max(LATE_WAKE_MIN_S, budget - interval))
+        tick = min(interval, max(MIN_TICK_S, budget - late))
+        return late, tick
 
     def _forgive(self, now: float, lateness: float) -> None:
         """We woke up ``lateness`` s late: the machine was frozen, so were the workers."""
@@ -269,10 +352,12 @@ class Supervisor:
 
     # ============================================================================ inputs
     def _read_heartbeats(self, now: float) -> None:
+        self._health_backlog = True
         for _ in range(MAX_MESSAGES_PER_TURN):
             try:
                 frames = self.health.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
+                self._health_backlog = False
                 return
             try:
                 # A heartbeat is one frame; a multipart message is dropped whole, whatever it holds.
@@ -351,29 +436,109 @@ class Supervisor:
             return
         now = self.clock()
         self._stopping = True
+        self._stop_reason = reason
         self.exit_code = exit_code
-        self.printer.system(f"stopping ({reason}): SIGTERM to every worker")
+        self.printer.system(f"stopping ({reason}): SIGTERM to each worker in turn, in Procfile order")
         self._publish("supervisor", "stop", detail=reason)
         for slot in self.slots:
             slot.restart_at = None
+            # A worker the watchdog is already terminating waits for its turn like the others.
             slot.kill_at = None
             if slot.child is None:
                 if slot.state != "failed":
                     slot.state = "stopped"
                 continue
-            slot.state = "stopping"
-            self._terminate(slot)
-            self._publish(slot.entry.name, "stop", pid=slot.child.pid, detail=reason)
+            # Continue a stopped (SIGSTOP, debugger) worker now, not at its turn: a stopped
+            # consumer could not take what its producers flush on their way out.
+            slot.child.signal_group(signal.SIGCONT)
+            self._stop_queue.append(slot)
         self._stop_kill_at = now + self.cfg.grace_period_s
+        self._advance_stop(now)
+
+    def _advance_stop(self, now: float) -> None:
+        """Signal the next worker once the one before it has exited, or has been SIGKILLed when
+        its share of the grace period ran out."""
+        if self._stop_kill_at is not None and now >= self._stop_kill_at:
+            self._kill_the_rest(now)
+            return
+        stage = self._stage
+        if stage is not None and stage.child is not None:
+            assert stage.kill_at is not None
+            if now < stage.kill_at:
+                return
+            self.printer.system(
+                f"{stage.entry.name} (pid {stage.child.pid}) did not stop within its "
+                f"{self._stage_share_s:.1f} s share of the grace period: SIGKILL"
+            )
+            stage.child.signal_group(signal.SIGKILL)
+            # Reaped when it is gone (SIGCHLD); one stuck in the kernel is left to the end of the
+            # grace period, where everything still alive is killed again, then given up on.
+            stage.kill_at = None
+        self._stage = None
+        while self._stop_queue:
+            slot = self._stop_queue.popleft()
+            if slot.child is None:
+                continue  # exited while it waited for its turn
+            self._stop_stage(slot, now)
+            return
+
+    def _stop_stage(self, slot: Slot, now: float) -> None:
+        """SIGTERM ``slot``'s worker, with an equal share of what is left of the grace period."""
+        assert slot.child is not None and self._stop_kill_at is not None
+        stages = 1 + sum(queued.child is not None for queued in self._stop_queue)
+        left = self._stop_kill_at - now
+        self._stage_share_s = left / stages
+        # Written so that the last worker's share ends exactly with the grace period.
+        slot.kill_at = self._stop_kill_at - left * (stages - 1) / stages
+        slot.state = "stopping"
+        self._terminate(slot)
+        self._publish(slot.entry.name, "stop", pid=slot.child.pid, detail=self._stop_reason)
+        self._stage = slot
+
+    def _kill_the_rest(self, now: float) -> None:
+        """The grace period is over (or a second signal came): SIGKILL every worker still alive,
+        whether or not its turn had come."""
+        alive = [s for s in self.slots if s.child]
+        if alive:
+            names = ", ".join(f"{s.entry.name} (pid {s.child.pid})" for s in alive if s.child)
+            self.printer.system(f"grace period over: SIGKILL to {names}")
+        for slot in alive:
+            assert slot.child is not None
+            if any(slot is queued for queued in self._stop_queue):  # its turn had not come
+                slot.state = "stopping"
+                self._publish(slot.entry.name, "stop", pid=slot.child.pid, detail=self._stop_reason)
+            slot.child.signal_group(signal.SIGKILL)
+            slot.kill_at = None
+        self._stop_queue.clear()
+        self._stage = None
+        self._stop_kill_at = None
+        self._give_up_at = now + KILL_WAIT_S
 
     # ============================================================================ children
-    def _spawn(self, slot: Slot, now: float) -> None:
+    def _fork_workers(self) -> dict[int, Child]:
+        """Preload and fork the Python workers (slot index -> child), where that is safe and
+        enabled; the rest, and every restart, are exec'd by ``_spawn``. See cli/launch.py."""
+        if not self.cfg.fork_workers or not launch.fork_supported():
+            return {}
+        targets = {i: t for i, slot in enumerate(self.slots) if (t := launch.python_target(slot.entry.argv()))}
+        for problem in launch.preload(list(targets.values())):
+            self.printer.system(problem)
+        forked: dict[int, Child] = {}
+        for i, target in targets.items():
+            try:
+                forked[i] = Child.fork(self.slots[i].entry.name, target, self.env, self.cwd)
+            except OSError as exc:  # out of processes or memory: _spawn tries an exec instead
+                self.printer.system(f"{self.slots[i].entry.name}: cannot fork ({exc})")
+        return forked
+
+    def _spawn(self, slot: Slot, now: float, forked: Child | None = None) -> None:
+        """Start the slot's worker (exec), or take over the one ``_fork_workers`` started."""
         slot.restart_at = None
         slot.heartbeat_at = None
         slot.kill_at = None
         name = slot.entry.name
         try:
-            child = Child(name, slot.entry.argv(), self.env, self.cwd)
+            child = forked or Child.spawn(name, slot.entry.argv(), self.env, self.cwd)
         except OSError as exc:
             # A command that cannot start counts as an exit, so a typo ends FAILED, not in a loop.
             slot.last_exit = f"could not start: {exc.strerror or exc}"
@@ -386,15 +551,17 @@ class Supervisor:
         slot.state = "starting"
         slot.heartbeat_deadline = now + STARTUP_ALLOWANCE_S + self.heartbeat_allowance
         self.by_pid[child.pid] = slot
-        self.printer.system(f"{name} started (pid {child.pid})")
+        self.printer.system(f"{name} started (pid {child.pid}{', forked' if child.forked else ''})")
         self._publish(name, "spawn", pid=child.pid)
 
     def _reap(self, now: float) -> None:
         for slot in self.slots:
             child = slot.child
-            if child is None or child.poll() is None:
+            if child is None:
                 continue
-            code = child.proc.returncode
+            code = child.poll()
+            if code is None:
+                continue
             # Its last words, then make sure nothing of its group outlives it: a grandchild left
             # running would hold the output pipe open and escape every later stop.
             for line in child.read_lines():
@@ -435,6 +602,9 @@ class Supervisor:
         self._publish(name, "restart", detail=f"in {decision.delay_s:g} s")
 
     def _check_deadlines(self, now: float) -> None:
+        if self._stopping:
+            self._advance_stop(now)
+            return
         for slot in self.slots:
             child = slot.child
             if child is not None and slot.kill_at is not None and now >= slot.kill_at:
@@ -443,24 +613,11 @@ class Supervisor:
                 # Stays set until the reap: no second watchdog kill meanwhile, and a process stuck
                 # in the kernel (D state) gets another SIGKILL now and then.
                 slot.kill_at = now + KILL_WAIT_S
-                continue
-            if self._stopping:
-                continue
-            if child is not None and slot.kill_at is None and now >= slot.heartbeat_deadline:
+            elif child is not None and slot.kill_at is None and now >= slot.heartbeat_deadline:
                 self._watchdog_kill(slot, now)
             elif child is None and slot.restart_at is not None and now >= slot.restart_at:
                 slot.restarts += 1
                 self._spawn(slot, now)
-        if self._stopping and self._stop_kill_at is not None and now >= self._stop_kill_at:
-            alive = [s for s in self.slots if s.child]
-            if alive:
-                names = ", ".join(f"{s.entry.name} (pid {s.child.pid})" for s in alive if s.child)
-                self.printer.system(f"grace period over: SIGKILL to {names}")
-            for slot in alive:
-                assert slot.child is not None
-                slot.child.signal_group(signal.SIGKILL)
-            self._stop_kill_at = None
-            self._give_up_at = now + KILL_WAIT_S
 
     def _watchdog_kill(self, slot: Slot, now: float) -> None:
         assert slot.child is not None

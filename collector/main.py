@@ -13,12 +13,11 @@ Nothing here waits on a consumer: sends never block and what cannot be queued is
 from __future__ import annotations
 
 import argparse
+import collections
 import logging
 import math
 import os
-import queue
 import select
-import socket
 import sys
 import threading
 import time
@@ -32,7 +31,7 @@ from pmshared import messages as m
 from pmshared import paths
 from pmshared.codec import JsonLines, Stamper
 from pmshared.endpoints import ENDPOINTS, Sockets, send_nowait
-from pmshared.runtime import POLL_MS, Worker, fail
+from pmshared.runtime import POLL_MS, WakePipe, Worker, fail
 
 NAME = "collector"
 log = logging.getLogger(NAME)
@@ -215,23 +214,19 @@ def next_deadline(deadline: float, interval: float, now: float) -> tuple[float, 
 class PauseInbox:
     """Hands pauses from the sentinel thread to the main loop and wakes the loop early.
 
-    The wake-up is a socketpair, not an Event: the loop waits on it and on the worker's signal
+    The wake-up is a pipe, not an Event: the loop waits on it and on the worker's signal
     wakeup fd in one select, so SIGTERM wakes it at once without the signal handler touching a
     lock (an Event set from a handler can deadlock against the loop's own wait on it)."""
 
     def __init__(self, signal_fd: int | None = None) -> None:
-        self._queue: queue.SimpleQueue[DetectedPause] = queue.SimpleQueue()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self._fds = [self._wake_r.fileno()] + ([signal_fd] if signal_fd is not None else [])
+        # deque's append and popleft are atomic: a thread-safe queue without the queue module
+        self._queue: collections.deque[DetectedPause] = collections.deque()
+        self._wake = WakePipe()
+        self._fds = [self._wake.fd] + ([signal_fd] if signal_fd is not None else [])
 
     def put(self, pause: DetectedPause) -> None:  # sentinel thread
-        self._queue.put(pause)
-        try:
-            self._wake_w.send(b"\0")
-        except OSError:
-            pass  # buffer full: a wake-up is already pending (or the inbox is closed at exit)
+        self._queue.append(pause)
+        self._wake.poke()
 
     def wait(self, timeout: float) -> None:
         """Until a pause is put, a signal arrives (signal_fd) or ``timeout`` passes."""
@@ -244,16 +239,13 @@ class PauseInbox:
                 pass
 
     def close(self) -> None:
-        self._wake_r.close()
-        self._wake_w.close()
+        self._wake.close()
 
     def drain(self) -> list[DetectedPause]:
         out = []
-        while True:
-            try:
-                out.append(self._queue.get_nowait())
-            except queue.Empty:
-                return out
+        while self._queue:
+            out.append(self._queue.popleft())
+        return out
 
 
 def run_loop(

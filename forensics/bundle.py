@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import platform
 import re
-import socket
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -75,7 +74,7 @@ def iso(epoch: float) -> str:
 
 def host_info() -> dict[str, object]:
     return {
-        "hostname": socket.gethostname(),
+        "hostname": os.uname().nodename,
         "platform": sys.platform,
         "system": platform.system(),
         "machine": platform.machine(),

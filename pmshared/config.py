@@ -153,6 +153,9 @@ class SupervisorConfig(_Section):
     restart_window_s: Positive = 60.0
     heartbeat_interval_s: Positive = 1.0
     missed_heartbeats: Annotated[int, Meta(ge=1)] = 3
+    # Linux: start `python -m` workers by fork from the supervisor's preloaded interpreter, so
+    # they share its imported code (~25 MB less in all); false execs every command.
+    fork_workers: bool = True
 
 
 class TransportConfig(_Section):

@@ -60,6 +60,53 @@ def fake(name: str, *flags: str) -> str:
     return " ".join(["python", str(FAKE), name, *flags])
 
 
+# A worker for the stop-order tests: heartbeats like a real one; on SIGTERM it notes when the signal
+# came, takes LINGER seconds (as a worker flushing its queues would), then notes when it exits, in
+# LOG (one appended line per worker, a single write: lines from several workers never mix).
+#     orderly.py NAME LOG LINGER
+ORDERLY_WORKER = """\
+import os, signal, sys, time
+from pmshared.runtime import Worker
+
+name, log, linger = sys.argv[1], sys.argv[2], float(sys.argv[3])
+worker = Worker(name)
+worker.install_signal_handlers()
+termed = []
+
+def on_term(signum, frame):
+    termed.append(time.monotonic())  # CLOCK_MONOTONIC: one clock for every process on the machine
+    worker.stopping.set()
+
+signal.signal(signal.SIGTERM, on_term)
+worker.start_heartbeat()
+while worker.running:
+    worker.heartbeat()
+    worker.sleep(0.05)
+time.sleep(linger)
+fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+os.write(fd, f"{name} {termed[0]!r} {time.monotonic()!r}\\n".encode())
+os.close(fd)
+worker.close()
+"""
+
+
+def orderly(tmp: Path, name: str, log: Path, linger: float) -> str:
+    """A Procfile command running ORDERLY_WORKER (written into ``tmp``)."""
+    script = tmp / "orderly.py"
+    if not script.exists():
+        script.write_text(ORDERLY_WORKER)
+    return " ".join(["python", str(script), name, str(log), str(linger)])
+
+
+def stop_times(log: Path) -> dict[str, tuple[float, float]]:
+    """What ORDERLY_WORKERs wrote: name -> (SIGTERM received, exiting), monotonic."""
+    found = {}
+    for line in log.read_text().splitlines():
+        name, termed, exited = line.split()
+        found[name] = (float(termed), float(exited))
+    return found
+
+
 def tagged_pids(tag: str) -> list[int]:
     """Live processes (zombies have an empty environ) carrying our tag."""
     needle = f"{TAG_VAR}={tag}".encode()
@@ -82,6 +129,15 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError("no VmRSS")
+
+
+def main_thread_sleeps(pid: int) -> int:
+    """How often the process's main thread has blocked so far (voluntary context switches): each
+    wait of the supervisor's poll is one, so the difference over a window counts its wake-ups."""
+    for line in Path(f"/proc/{pid}/task/{pid}/status").read_text().splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches")
 
 
 def fd_count(pid: int) -> int:
@@ -117,9 +173,9 @@ class Pipeline:
     def write_procfile(self, entries: dict[str, str]) -> None:
         self.procfile.write_text("".join(f"{name}: {cmd}\n" for name, cmd in entries.items()))
 
-    def write_config(self, **overrides: float) -> None:
+    def write_config(self, **overrides: float | bool) -> None:
         values = {**FAST_SUPERVISOR, **overrides}
-        body = "".join(f"{k} = {v!r}\n" for k, v in values.items())
+        body = "".join(f"{k} = {str(v).lower() if isinstance(v, bool) else repr(v)}\n" for k, v in values.items())
         self.config.write_text(f"[supervisor]\n{body}")
 
     # -- running ---------------------------------------------------------------------------------

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from collector.linux import PAGE_SIZE, LinuxBackend
+from tests.as_nobody import run_python_as_nobody
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux /proc backend")
-REPO = Path(__file__).resolve().parent.parent
 PS = shutil.which("ps")
 needs_ps = pytest.mark.skipif(PS is None, reason="procps ps not installed (.ci/setup installs it)")
 
@@ -359,6 +359,7 @@ def test_small_descriptor_budget_degrades_to_reading_by_path(children: Children)
 DENIED_SCRIPT = """
 import json, os, sys, time
 from collector.linux import LinuxBackend
+drop_privileges()
 with LinuxBackend() as b:
     b.sample()
     time.sleep(0.2)
@@ -374,13 +375,7 @@ def test_io_of_another_users_process_is_none(children: Children) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to start a child as another user")
     target = children.spawn(["sleep", "300"])  # ours: root's
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp"}
-    out = subprocess.run(
-        [sys.executable, "-c", DENIED_SCRIPT, str(target.pid)], capture_output=True, text=True,
-        timeout=60, cwd="/", env=env, user=65534, group=65534, extra_groups=[],
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    got = json.loads(out.stdout)
+    got = run_python_as_nobody(DENIED_SCRIPT, str(target.pid))
     assert got["other"] is None
     assert isinstance(got["own"], float)
     assert got["own_uid"] == 65534

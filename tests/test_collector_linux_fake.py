@@ -8,10 +8,8 @@ see every rewrite, as they would see the kernel regenerate a /proc file.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -28,8 +26,8 @@ from collector.procfs_parse import (
     schedstat_switches,
 )
 from collector.procfs_threads import count_stuck_threads
+from tests.as_nobody import run_python_as_nobody
 
-REPO = Path(__file__).resolve().parent.parent
 PF_KTHREAD = 0x00200000
 
 
@@ -436,23 +434,10 @@ def test_orphan_gets_its_new_parent_at_the_next_sample(fake: FakeProc) -> None:
 # --------------------------------------------------------------------------- io denied
 
 
-def _run_as_nobody(script: str, *args: str) -> dict:
-    """Run ``script`` in a fresh interpreter as nobody when we are root (DAC then applies)."""
-    kwargs = {}
-    if os.geteuid() == 0:
-        kwargs = {"user": 65534, "group": 65534, "extra_groups": []}
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp"}
-    out = subprocess.run(
-        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=60,
-        cwd="/", env=env, **kwargs,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
-
-
 SYSBSD_SCRIPT = """
 import json, sys, time
 from collector.linux import LinuxBackend
+drop_privileges()
 clock = iter(range(1000, 2000)).__next__
 with LinuxBackend(sys.argv[1], clock) as b:
     b.sample()
@@ -475,7 +460,7 @@ def test_unreadable_io_gives_none_not_zero() -> None:
         os.chmod(fake.root / "800" / "io", 0o000)
         if os.geteuid() != 0:
             assert not os.access(fake.root / "800" / "io", os.R_OK)
-        got = _run_as_nobody(SYSBSD_SCRIPT, str(fake.root), "800", "801")
+        got = run_python_as_nobody(SYSBSD_SCRIPT, str(fake.root), "800", "801")
         assert got == {"800": None, "801": 0.0}
     finally:
         shutil.rmtree(top, ignore_errors=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -17,13 +18,17 @@ from pmshared import messages as m
 from pmshared import paths
 from pmshared.endpoints import ENDPOINTS
 from tests.supervisor_helpers import (  # noqa: F401 - pipeline is a fixture
+    FAKE,
     Pipeline,
     fake,
     fd_count,
+    main_thread_sleeps,
+    orderly,
     pid_gone,
     pipeline,
     rss_kib,
     runtime_files,
+    stop_times,
     tagged_pids,
     wait_for,
 )
@@ -102,23 +107,57 @@ def test_a_worker_dying_after_seconds_is_still_backed_off(pipeline: Pipeline):
     assert {"spawn", "exit", "restart"} <= kinds
 
 
+def test_stop_goes_in_procfile_order_each_worker_after_the_one_before_exited(pipeline: Pipeline, tmp_path: Path):
+    # Each worker takes 0.3 s to exit after SIGTERM: signalled all at once, the second would get
+    # its SIGTERM before the first had exited.
+    log = tmp_path / "stops.log"
+    names = ["producer", "middle", "sink"]
+    pipeline.write_config(grace_period_s=5.0)
+    pipeline.write_procfile({n: orderly(tmp_path, n, log, 0.3) for n in names})
+    pipeline.start()
+    ws = pipeline.wait_running(names)
+    stop_sent = time.monotonic()
+    os.kill(pipeline.pid, signal.SIGTERM)
+    assert pipeline.wait_exit(15) == 143
+    took = time.monotonic() - stop_sent
+    times = stop_times(log)
+    assert sorted(times, key=lambda n: times[n][0]) == names, times
+    for before, after in zip(names, names[1:]):
+        assert times[after][0] >= times[before][1], f"{after} got SIGTERM before {before} exited: {times}"
+    out = pipeline.output()
+    stopped = [out.index(f"{n} (pid {ws[n].pid}) stopped: code 0") for n in names]
+    assert stopped == sorted(stopped), out
+    print(f"three workers taking 0.3 s each stopped in order in {took:.2f} s")
+    assert took < 5.0  # within the grace period
+    assert tagged_pids(pipeline.tag) == []
+    assert runtime_files() == []
+
+
 def test_stop_kills_a_term_ignoring_worker_with_its_whole_group(pipeline: Pipeline, tmp_path: Path):
     pidfile = tmp_path / "grandchild.pid"
+    log = tmp_path / "stops.log"
     pipeline.write_procfile({
         "stubborn": fake("stubborn", "--ignore-term", "--grandchild", str(pidfile)),
-        "polite": fake("polite"),
+        "polite": orderly(tmp_path, "polite", log, 0.0),
     })
     pipeline.start()
     ws = pipeline.wait_running(["stubborn", "polite"])
     grandchild = int(wait_for(lambda: pidfile.exists() and pidfile.read_text(), 10, "grandchild pid"))
     assert not pid_gone(grandchild)
+    stop_sent = time.monotonic()
     os.kill(pipeline.pid, signal.SIGTERM)
     assert pipeline.wait_exit(15) == 143
     for pid in (grandchild, ws["stubborn"].pid, ws["polite"].pid):
         assert pid_gone(pid), pid
     assert tagged_pids(pipeline.tag) == []
     out = pipeline.output()
-    assert "grace period over: SIGKILL to stubborn" in out
+    # Two workers, a 1 s grace period: stubborn is killed after its half, then polite is stopped
+    # (not killed) and exits cleanly.
+    share = "did not stop within its 0.5 s share of the grace period: SIGKILL"
+    assert f"stubborn (pid {ws['stubborn'].pid}) {share}" in out
+    assert f"polite (pid {ws['polite'].pid}) stopped: code 0" in out
+    termed, _ = stop_times(log)["polite"]
+    assert termed - stop_sent >= 0.5, "polite was signalled before stubborn's share ran out"
     assert runtime_files() == []
 
 
@@ -150,6 +189,27 @@ def test_the_watchdog_kills_and_restarts_a_stopped_worker(pipeline: Pipeline):
     assert after["fine"].pid == before["fine"].pid and after["fine"].restarts == 0
     assert pid_gone(old)
     assert f"hung (pid {old}) hung (no heartbeat for" in pipeline.output()
+
+
+def test_once_every_worker_runs_the_supervisor_wakes_once_per_heartbeat_interval(pipeline: Pipeline):
+    # 12 x 0.25 s: an allowance that leaves the freeze rule room for a tick of a whole interval.
+    pipeline.write_config(heartbeat_interval_s=0.25, missed_heartbeats=12)
+    names = ["a", "b", "c", "d"]
+    pipeline.write_procfile({n: fake(n) for n in names})
+    pipeline.start()
+    before = pipeline.wait_running(names)
+    # Nothing talks to the supervisor during the window (a status request would wake it).
+    first, started = main_thread_sleeps(pipeline.pid), time.monotonic()
+    time.sleep(3.0)  # the measurement window, not a synchronisation
+    rate = (main_thread_sleeps(pipeline.pid) - first) / (time.monotonic() - started)
+    print(f"supervisor wake-ups with four workers heartbeating every 0.25 s: {rate:.1f}/s")
+    # Each worker heartbeats 4-5 times a second: woken by every heartbeat, the loop would turn
+    # ~20 times a second; draining them once per interval, it turns 4 times.
+    assert rate <= 6.0, rate
+    after = pipeline.workers()
+    assert {n: (w.pid, w.state) for n, w in after.items()} == {n: (before[n].pid, "running") for n in names}
+    # Heartbeats read without polling still show as fresh in `pmctl status`.
+    assert all(w.last_heartbeat_age_s is not None and w.last_heartbeat_age_s < 1.0 for w in after.values())
 
 
 def test_freezing_every_process_and_the_supervisor_restarts_nothing(pipeline: Pipeline):
@@ -310,3 +370,48 @@ def test_status_when_not_running_shows_the_last_recorded_event(pipeline: Pipelin
     doc = json.loads(pipeline.cli("status", "--json").stdout)
     assert doc["running"] is False
     assert doc["last_event"]["peak_score"] == 70 and doc["last_event"]["event_key"] == "inc-1:1"
+
+
+def _comm(pid: int) -> str:
+    with open(f"/proc/{pid}/comm") as f:
+        return f.read().strip()
+
+
+def _cmdline(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().decode().split("\0")[:-1]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked at start on Linux only")
+def test_python_workers_are_forked_at_start_and_exec_d_on_restart(pipeline: Pipeline):
+    pipeline.write_procfile({"alpha": fake("alpha"), "beta": fake("beta")})
+    pipeline.start()
+    first = pipeline.wait_running(["alpha", "beta"])
+    for name, w in first.items():
+        # Forked from the supervisor: named after the worker, its command line the supervisor's.
+        assert _comm(w.pid) == name
+        assert "cli.supervise" in " ".join(_cmdline(w.pid))
+        assert os.getpgid(w.pid) == w.pid  # its own process group, as an exec'd worker
+    assert "alpha started (pid " in pipeline.output() and ", forked)" in pipeline.output()
+    os.kill(first["alpha"].pid, signal.SIGKILL)
+
+    def restarted():
+        a = pipeline.workers().get("alpha")
+        return a if a and a.pid not in (None, first["alpha"].pid) and a.state == "running" else None
+
+    again = wait_for(restarted, 15, lambda: f"alpha restarted; output:\n{pipeline.output()}")
+    # A restart happens with the supervisor's ZeroMQ threads running: exec'd, never forked.
+    assert str(FAKE) in _cmdline(again.pid) and _comm(again.pid) != "alpha"
+    pipeline.cli("down")
+    assert pipeline.wait_exit() == 0
+
+
+def test_fork_workers_false_execs_every_worker(pipeline: Pipeline):
+    pipeline.write_config(fork_workers=False)
+    pipeline.write_procfile({"alpha": fake("alpha")})
+    pipeline.start()
+    w = pipeline.wait_running(["alpha"])["alpha"]
+    assert str(FAKE) in _cmdline(w.pid)
+    assert ", forked)" not in pipeline.output()
+    pipeline.cli("down")
+    assert pipeline.wait_exit() == 0

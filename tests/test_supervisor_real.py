@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import signal
+import sys
 import time
 
 import pytest
@@ -13,7 +14,13 @@ import pytest
 from tests.supervisor_helpers import Pipeline, pipeline, runtime_files, tagged_pids, wait_for  # noqa: F401
 
 WORKERS = ["collector", "scorer", "tiering", "recorder", "forensics"]
+STOP_ORDER = ["collector", "scorer", "tiering", "forensics", "recorder"]  # the Procfile's order
 pytestmark = pytest.mark.slow
+
+
+def _comm(pid: int) -> str:
+    with open(f"/proc/{pid}/comm") as f:
+        return f.read().strip()
 
 
 def _missing_workers() -> list[str]:
@@ -36,6 +43,8 @@ def test_the_real_pipeline_runs_restarts_and_stops(pipeline: Pipeline):
     took = time.monotonic() - started
     print(f"five workers running {took:.2f} s after `pmctl up`")
     assert took < 5.0, f"took {took:.2f} s; output:\n{pipeline.output()}"
+    if sys.platform.startswith("linux"):  # forked from the supervisor's preloaded interpreter
+        assert {name: _comm(w.pid) for name, w in ws.items()} == {name: name for name in WORKERS}
     doc = json.loads(pipeline.cli("status", "--json").stdout)
     assert sorted(w["name"] for w in doc["workers"]) == sorted(WORKERS)
     assert all(w["state"] == "running" for w in doc["workers"])
@@ -54,8 +63,16 @@ def test_the_real_pipeline_runs_restarts_and_stops(pipeline: Pipeline):
     assert took < 2.0
     assert new.restarts == 1 and new.last_exit == "signal 9 (SIGKILL)"
 
+    ws = pipeline.workers()
+    down_sent = time.monotonic()
     down = pipeline.cli("down")
     assert down.returncode == 0, down.stderr + pipeline.output()
     assert pipeline.wait_exit(5) == 0
+    took = time.monotonic() - down_sent
+    # One at a time, in Procfile order, each cleanly (none needed its share of the grace period).
+    out = pipeline.output()
+    stopped = [out.find(f"{n} (pid {ws[n].pid}) stopped: code 0") for n in STOP_ORDER]
+    assert -1 not in stopped and stopped == sorted(stopped), out[-3000:]
+    print(f"`pmctl down` returned {took:.2f} s after it was run (interpreter start included)")
     assert tagged_pids(pipeline.tag) == []
     assert runtime_files() == []

@@ -1,19 +1,31 @@
 """Pure parts of the supervisor: Procfile parsing, the restart policy on scripted histories (a fake
-clock: times are plain numbers, nothing sleeps), the output printer, the instance lock."""
+clock: times are plain numbers, nothing sleeps), the output printer, the instance lock, and the
+supervisor's loop turns (ordered stop, heartbeat draining, watchdog) driven with fake children, a
+fake clock and in-process ZeroMQ sockets."""
 
 from __future__ import annotations
 
 import io
+import itertools
 import os
+import signal
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
+import zmq
 
 from cli import procfile
+from cli import supervisor as supervisor_mod
 from cli.output import Printer
 from cli.restart_policy import Fail, Policy, Restart, RestartTracker
+from cli.supervisor import LATE_WAKE_MIN_S, MIN_TICK_S, Supervisor
 from cli.supervisor_lock import AlreadyRunning, InstanceLock, holder_pid
+from pmshared import messages as m
+from pmshared.codec import Stamper
+from pmshared.config import Config, SupervisorConfig
+from pmshared.endpoints import ENDPOINTS
 
 # ================================================================================= Procfile
 
@@ -79,9 +91,10 @@ def test_procfile_is_found_in_a_checkout_and_when_installed(tmp_path: Path):
     assert procfile.find_default(site_packages / "cli", str(prefix)) == installed
 
 
-def test_the_real_procfile_lists_the_five_workers():
+def test_the_real_procfile_lists_producers_before_consumers_and_the_recorder_last():
+    # The supervisor stops workers in this order (see cli/supervisor.py).
     entries = procfile.load(procfile.find_default())
-    assert [e.name for e in entries] == ["collector", "scorer", "tiering", "recorder", "forensics"]
+    assert [e.name for e in entries] == ["collector", "scorer", "tiering", "forensics", "recorder"]
     assert all(e.argv()[:2] == [sys.executable, "-m"] for e in entries)
 
 
@@ -205,3 +218,328 @@ def test_lock_is_exclusive_names_the_holder_and_leaves_nothing():
     again = InstanceLock()
     again.acquire()
     again.release()
+
+
+# ================================================================================= supervisor turns
+# The Supervisor's own loop code (_turn, _sync_poller, _next_timeout, the stop sequence) on a fake
+# clock, with fake children (a "process" is alive until the test says it exited, or it gets
+# SIGKILL) and real in-process ZeroMQ sockets for heartbeats and lifecycle events. The loop's
+# zmq.Poller is replaced by FakePoller (what the supervisor registers) and Harness.turn (what a
+# poll of it would report).
+
+_PIDS = itertools.count(40000)
+
+
+class FakeChild:
+    """Stands in for cli.child.Child: records the signals it gets while alive."""
+
+    def __init__(self, harness: Harness, name: str) -> None:
+        self.harness = harness
+        self.name = name
+        self.pid = next(_PIDS)
+        self.started_mono = harness.now
+        self.started_wall = 0.0
+        self.returncode: int | None = None
+        self.forked = False
+
+    def fileno(self) -> int:
+        return -1
+
+    def read_lines(self) -> list[str]:
+        return []
+
+    def close_output(self) -> None:
+        pass
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def signal_group(self, sig: int) -> None:
+        if self.returncode is not None:
+            return
+        self.harness.signals.append((self.harness.now, self.name, sig))
+        if sig == signal.SIGKILL or (sig == signal.SIGTERM and self.name in self.harness.exit_on_term):
+            self.harness.exit(self.name, -sig)
+
+
+class FakePoller:
+    def __init__(self) -> None:
+        self.registered: set = set()
+
+    def register(self, what, _flags: int) -> None:
+        self.registered.add(what)
+
+    def unregister(self, what) -> None:
+        self.registered.discard(what)
+
+
+class Harness:
+    def __init__(self, names: list[str], monkeypatch: pytest.MonkeyPatch, **cfg: float) -> None:
+        self.now = 1000.0
+        self.signals: list[tuple[float, str, int]] = []  # (when, worker, signal) while alive
+        self.children: dict[str, FakeChild] = {}
+        self.exit_on_term: set[str] = set()
+        monkeypatch.setattr(supervisor_mod.Child, "spawn", self._child)
+        entries = [procfile.ProcessEntry(n, f"fake {n}", i + 1) for i, n in enumerate(names)]
+        self.out = io.StringIO()
+        config = Config(supervisor=SupervisorConfig(**cfg))
+        self.sup = Supervisor(entries, config, Printer(names, self.out, colour=False), clock=lambda: self.now)
+        self.ctx = zmq.Context()
+        tag = uuid.uuid4().hex
+        sup = self.sup
+        sup.health, self.health_in = self._pair(zmq.PULL, zmq.PUSH, f"inproc://health-{tag}")
+        self.lifecycle_out, sup.lifecycle = self._pair(zmq.PULL, zmq.PUSH, f"inproc://lifecycle-{tag}")
+        sup.control = self.ctx.socket(zmq.ROUTER)
+        sup.health_codec = ENDPOINTS["health"].codec()
+        sup.lifecycle_codec = ENDPOINTS["lifecycle"].codec()
+        sup.control_codec = ENDPOINTS["control"].codec()
+        self.poller = FakePoller()
+        self.stamp = Stamper("test", "test-1")
+
+    def _pair(self, bound: int, connected: int, address: str) -> tuple[zmq.Socket, zmq.Socket]:
+        a, b = self.ctx.socket(bound), self.ctx.socket(connected)
+        for sock in (a, b):
+            sock.setsockopt(zmq.LINGER, 0)
+        a.bind(address)
+        b.connect(address)
+        return a, b
+
+    def close(self) -> None:
+        self.ctx.destroy(linger=0)
+
+    def _child(self, name: str, _argv, _env, _cwd) -> FakeChild:
+        child = FakeChild(self, name)
+        self.children[name] = child
+        return child
+
+    # -- driving ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        for slot in self.sup.slots:
+            self.sup._spawn(slot, self.now)
+        self.sup._sync_poller(self.poller)
+
+    def turn(self, at: float) -> bool:
+        """One loop turn at time ``at``; True = the loop ends. The poll's result is what a real
+        poll would report: the heartbeat socket is ready if registered and a heartbeat waits.
+        The poller is synced afterwards, as the loop does before its next poll."""
+        assert at >= self.now
+        self.now = at
+        health = self.sup.health
+        ready = {health: zmq.POLLIN} if health in self.poller.registered and health.poll(0) else {}
+        done = self.sup._turn(ready, at)
+        self.sup._sync_poller(self.poller)
+        return done
+
+    def exit(self, name: str, code: int = 0) -> None:
+        """The worker's process ends: the kernel sends the supervisor SIGCHLD."""
+        self.children[name].returncode = code
+        self.sup._on_signal(signal.SIGCHLD, None)
+
+    def heartbeat(self, name: str) -> None:
+        msg = self.stamp(m.Heartbeat, pid=self.children[name].pid, counters={})
+        self.health_in.send(self.sup.health_codec.encode(msg))
+        # The test waits for delivery (in-process: at once); the supervisor never polls here.
+        assert self.sup.health.poll(1000), "the heartbeat did not arrive"
+
+    # -- reading ---------------------------------------------------------------------------------
+    def slot(self, name: str):
+        return next(s for s in self.sup.slots if s.entry.name == name)
+
+    def sent(self, sig: int) -> list[str]:
+        return [name for _, name, s in self.signals if s == sig]
+
+    def when(self, name: str, sig: int) -> float:
+        return next(t for t, n, s in self.signals if n == name and s == sig)
+
+    def lifecycle(self) -> list[tuple[str, str, int | None]]:
+        events = []
+        while self.lifecycle_out.poll(0):
+            ev = self.sup.lifecycle_codec.decode(self.lifecycle_out.recv())
+            events.append((ev.worker, ev.kind, ev.pid))
+        return events
+
+
+@pytest.fixture
+def harness(monkeypatch: pytest.MonkeyPatch):
+    made: list[Harness] = []
+
+    def make(names: list[str], **cfg: float) -> Harness:
+        h = Harness(names, monkeypatch, **cfg)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def test_stop_terminates_one_worker_at_a_time_in_procfile_order(harness):
+    h = harness(["collector", "scorer", "tiering"], grace_period_s=5.0)
+    h.start()
+    pids = {n: c.pid for n, c in h.children.items()}
+    h.lifecycle()
+    h.sup._request_stop("test", 0)
+    assert h.sent(signal.SIGTERM) == ["collector"]
+    # Every worker is continued at once (a stopped consumer could not take its producers' last words).
+    assert sorted(h.sent(signal.SIGCONT)) == ["collector", "collector", "scorer", "tiering"]
+    assert not h.turn(h.now + 0.3)
+    assert h.sent(signal.SIGTERM) == ["collector"], "the next worker must wait for the first to exit"
+    h.exit("collector")
+    assert not h.turn(h.now + 0.01)
+    assert h.sent(signal.SIGTERM) == ["collector", "scorer"]
+    assert not h.turn(h.now + 0.2)
+    h.exit("scorer")
+    assert not h.turn(h.now + 0.01)
+    assert h.sent(signal.SIGTERM) == ["collector", "scorer", "tiering"]
+    h.exit("tiering")
+    assert h.turn(h.now + 0.01), "the loop ends once every worker has exited"
+    assert [s.state for s in h.sup.slots] == ["stopped"] * 3
+    stops = [(w, pid) for w, kind, pid in h.lifecycle() if kind == "stop"]
+    assert stops == [("supervisor", None), *((n, pids[n]) for n in ["collector", "scorer", "tiering"])]
+    assert h.sent(signal.SIGKILL) == []
+
+
+def test_a_worker_ignoring_sigterm_is_killed_when_its_share_runs_out_and_the_next_one_follows(harness):
+    h = harness(["a", "b", "c"], grace_period_s=3.0)
+    h.start()
+    t0 = h.now
+    h.sup._request_stop("test", 0)
+    # Three workers to stop in 3 s: a gets a third of it, and the loop sleeps exactly that long.
+    assert h.sup._next_timeout(t0) == pytest.approx(1.0)
+    assert not h.turn(t0 + 0.99)
+    assert h.sent(signal.SIGKILL) == [] and h.sent(signal.SIGTERM) == ["a"]
+    assert not h.turn(t0 + 1.0)
+    assert h.sent(signal.SIGKILL) == ["a"]
+    assert h.sent(signal.SIGTERM) == ["a", "b"] and h.when("b", signal.SIGTERM) == t0 + 1.0
+    a_pid = h.children["a"].pid
+    assert f"a (pid {a_pid}) did not stop within its 1.0 s share of the grace period: SIGKILL" in h.out.getvalue()
+    # b stops quickly; c gets all that is left (1.5 s), ending with the grace period.
+    h.exit("b")
+    assert not h.turn(t0 + 1.5)
+    assert h.sent(signal.SIGTERM) == ["a", "b", "c"]
+    assert h.slot("c").kill_at == t0 + 3.0
+    assert h.sup._next_timeout(h.now) == pytest.approx(min(1.5, h.sup.max_tick_s))
+    assert not h.turn(t0 + 3.0)  # c ignores SIGTERM too: the grace period is over
+    assert h.sent(signal.SIGKILL) == ["a", "c"]
+    assert "grace period over: SIGKILL to c" in h.out.getvalue()
+    assert h.turn(t0 + 3.01)
+
+
+def test_workers_that_are_not_running_are_skipped(harness):
+    h = harness(["a", "b", "c"], grace_period_s=3.0)
+    h.start()
+    h.exit("a", 1)
+    assert not h.turn(h.now + 1)
+    assert h.slot("a").state == "backoff"
+    h.lifecycle()
+    h.sup._request_stop("test", 0)
+    # b is the first to stop, with half the grace period: a has nothing to stop.
+    assert h.sent(signal.SIGTERM) == ["b"]
+    assert h.slot("b").kill_at == h.now + 1.5
+    assert h.slot("a").state == "stopped" and h.slot("a").restart_at is None
+    # c dies by itself while waiting for its turn: never signalled, and b's exit ends the stop.
+    h.exit("c", 1)
+    assert not h.turn(h.now + 0.1)
+    h.exit("b")
+    assert h.turn(h.now + 0.1)
+    assert h.sent(signal.SIGTERM) == ["b"]
+    assert [(w, k) for w, k, _ in h.lifecycle() if k == "stop"] == [("supervisor", "stop"), ("b", "stop")]
+
+
+def test_a_second_signal_kills_everything_left_at_once(harness):
+    h = harness(["a", "b", "c"], grace_period_s=30.0)
+    h.start()
+    h.lifecycle()
+    h.sup._on_signal(signal.SIGTERM, None)
+    assert not h.turn(h.now + 0.1)
+    assert h.sent(signal.SIGTERM) == ["a"] and h.sup.exit_code == 128 + signal.SIGTERM
+    h.sup._on_signal(signal.SIGINT, None)
+    assert not h.turn(h.now + 0.1)
+    assert sorted(h.sent(signal.SIGKILL)) == ["a", "b", "c"]
+    assert h.turn(h.now + 0.01)
+    # b and c were signalled too (with SIGKILL): each still gets its stop event.
+    assert [w for w, k, _ in h.lifecycle() if k == "stop"] == ["supervisor", "a", "b", "c"]
+
+
+def _run_until(h: Harness, until: float, beating: list[str], done=lambda: False) -> None:
+    """Run the loop as its timeouts drive it (no other wake-up), each of ``beating`` sending a
+    heartbeat just before every turn, until time ``until`` or ``done()``."""
+    while not done():
+        at = h.now + h.sup._next_timeout(h.now)
+        if at > until:
+            return
+        for name in beating:
+            h.heartbeat(name)
+        h.turn(at)
+
+
+def test_heartbeats_are_drained_without_polling_once_every_worker_runs(harness):
+    h = harness(["a", "b"], heartbeat_interval_s=1.0, missed_heartbeats=3)
+    h.start()
+    health = h.sup.health
+    assert health in h.poller.registered  # starting workers: the first heartbeat wakes the loop
+    h.heartbeat("a")
+    h.turn(h.now + 0.3)
+    assert h.slot("a").state == "running" and health in h.poller.registered  # b still starting
+    h.heartbeat("b")
+    h.turn(h.now + 0.3)
+    assert [s.state for s in h.sup.slots] == ["running", "running"]
+    assert health not in h.poller.registered
+    # Now the loop sleeps a whole heartbeat interval, and a timeout turn (nothing ready) reads
+    # what came meanwhile.
+    assert h.sup._next_timeout(h.now) == pytest.approx(1.0)
+    h.heartbeat("a")
+    h.heartbeat("b")
+    before = h.sup.counters.heartbeats
+    h.turn(h.now + 1.0)
+    assert h.sup.counters.heartbeats == before + 2
+    assert h.slot("a").heartbeat_at == h.now and h.slot("b").heartbeat_at == h.now
+    assert not health.poll(0), "the socket was left undrained"
+
+
+def test_a_worker_that_stops_heartbeating_is_still_killed_by_the_watchdog(harness):
+    h = harness(["a", "b"], heartbeat_interval_s=1.0, missed_heartbeats=3, grace_period_s=2.0)
+    h.start()
+    h.exit_on_term.add("b")
+    h.heartbeat("a")
+    h.heartbeat("b")
+    h.turn(h.now + 0.1)
+    assert h.sup.health not in h.poller.registered
+    _run_until(h, h.now + 10, beating=["a", "b"])
+    assert h.sent(signal.SIGTERM) == []
+    b_last, b_pid = h.slot("b").heartbeat_at, h.children["b"].pid
+    _run_until(h, h.now + 10, beating=["a"], done=lambda: h.sent(signal.SIGTERM))  # b hangs
+    assert h.sent(signal.SIGTERM) == ["b"]
+    # When its allowance (3 s) ran out after its last heartbeat was read: no later than before.
+    assert h.when("b", signal.SIGTERM) == pytest.approx(b_last + 3.0)
+    assert f"b (pid {b_pid}) hung (no heartbeat for 3.0 s)" in h.out.getvalue()
+    assert h.slot("a").state == "running"
+    # b exits on the SIGTERM (the SIGCHLD wakes the loop); its restart is pending, so the
+    # heartbeat socket is polled again: its successor's first heartbeat marks it running at once.
+    h.turn(h.now + 0.01)
+    assert h.slot("b").state == "backoff" and h.sup.health in h.poller.registered
+    _run_until(h, h.now + 10, beating=["a"], done=lambda: h.slot("b").state == "starting")
+    h.heartbeat("b")
+    h.turn(h.now + 0.01)
+    assert h.slot("b").state == "running" and h.sup.health not in h.poller.registered
+
+
+@pytest.mark.parametrize(
+    ("interval", "missed"), [(1.0, 3), (0.25, 4), (0.5, 4), (1.0, 100), (5.0, 3), (0.1, 1), (2.0, 2)]
+)
+def test_the_poll_cap_keeps_the_freeze_rule_sound(interval: float, missed: int):
+    config = Config(supervisor=SupervisorConfig(heartbeat_interval_s=interval, missed_heartbeats=missed))
+    sup = Supervisor([], config, Printer([], io.StringIO(), colour=False))
+    late, tick = sup.late_wake_s, sup.max_tick_s
+    # The heartbeat socket is drained at least once per interval.
+    assert tick <= interval
+    assert late >= LATE_WAKE_MIN_S
+    if tick > MIN_TICK_S:
+        # An unnoticed freeze (up to tick + late) plus the longest heartbeat gap fits the allowance.
+        assert tick + late + sup.heartbeat_gap_s <= sup.heartbeat_allowance + 1e-9
+
+
+def test_the_default_config_wakes_once_per_heartbeat_interval():
+    sup = Supervisor([], Config(), Printer([], io.StringIO(), colour=False))
+    assert sup.max_tick_s == 1.0
+    assert sup.late_wake_s == pytest.approx(0.55)

@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 import zmq
 
@@ -98,11 +99,20 @@ class Live:
     max_score: int
 
 
+@dataclass(frozen=True)
+class Scored:
+    """One scored sample (scorer -> tiering) as the test received it."""
+
+    received: float  # monotonic, in this process
+    timestamp: float  # the sample's own wall-clock time, as its LiveSample will carry it
+
+
 @dataclass
 class LiveWatch:
     """Subscribes to tiering's "live" PUB on a thread and keeps every sample it receives."""
 
-    samples: list[Live] = field(default_factory=list)
+    endpoint: ClassVar[str] = "live"
+    samples: list[Any] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -118,11 +128,18 @@ class LiveWatch:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    def _item(self, msg: Any, received: float) -> Any:
+        return Live(
+            received=received, incarnation=msg.incarnation, seq=msg.seq,
+            timestamp=msg.samples.timestamp, tier=msg.state.tier,
+            event_key=msg.state.event_key, max_score=msg.samples.max_score,
+        )
+
     def _run(self) -> None:
-        codec = ENDPOINTS["live"].codec()
+        codec = ENDPOINTS[self.endpoint].codec()
         sockets = Sockets()
         try:
-            sock = sockets.connect("live")  # the test process's env is the isolated one
+            sock = sockets.connect(self.endpoint)  # the test process's env is the isolated one
             while not self._stop.is_set():
                 if not sock.poll(100, zmq.POLLIN):
                     continue
@@ -131,12 +148,7 @@ class LiveWatch:
                         frame = sock.recv(zmq.NOBLOCK)
                     except zmq.Again:
                         break
-                    msg = codec.decode(frame)
-                    item = Live(
-                        received=time.monotonic(), incarnation=msg.incarnation, seq=msg.seq,
-                        timestamp=msg.samples.timestamp, tier=msg.state.tier,
-                        event_key=msg.state.event_key, max_score=msg.samples.max_score,
-                    )
+                    item = self._item(codec.decode(frame), time.monotonic())
                     with self._lock:
                         self.samples.append(item)
         except BaseException as exc:  # noqa: BLE001 - reported by the test through ``check``
@@ -171,6 +183,16 @@ class LiveWatch:
 
     def wait_for_count(self, n: int, timeout: float) -> None:
         wait_for(lambda: len(self.snapshot()) >= n, timeout, f"{n} live samples")
+
+
+class ScoredWatch(LiveWatch):
+    """Subscribes to the scorer's "scored" PUB: what tiering is sent (the ``Live`` queries work on
+    its ``Scored`` items too, except the ones about tiers and sequence numbers)."""
+
+    endpoint: ClassVar[str] = "scored"
+
+    def _item(self, msg: Any, received: float) -> Scored:
+        return Scored(received=received, timestamp=msg.timestamp)
 
 
 # ============================================================================ user-visible reads

@@ -36,6 +36,7 @@ from tests.e2e.fault_helpers import (
     DbLocker,
     Hog,
     LiveWatch,
+    ScoredWatch,
     TmpfsPipeline,
     cli_json,
     event_samples,
@@ -445,24 +446,40 @@ def test_a_full_disk_is_logged_survived_and_caught_up(tmpfs_pipeline: TmpfsPipel
 
 
 # ================================================================================ SIGTERM
+# The supervisor stops the workers in Procfile order (collector, scorer, tiering, forensics,
+# recorder), each after the ones before it have exited, and continues every stopped worker as the
+# stop begins. So tiering still works off what the scorer had sent it, and the recorder, stopped
+# last, stores every record tiering sent — including those sent after the SIGTERM.
 def test_sigterm_with_records_in_flight_stops_everything_within_5_s(pipeline: Pipeline, request, capsys):
     _start(pipeline, supervisor=PATIENT_WATCHDOG)
     watch = _live(request)
+    scored = ScoredWatch().start()
+    request.addfinalizer(scored.stop)
     with Hog(pipeline) as hog:
         wait_hog_event(pipeline, hog)
         workers = worker_pids(pipeline)
         # Records in flight: the recorder is stopped, so what tiering sends piles up in the
-        # socket queues, and SIGTERM arrives while it is still stopped (the supervisor continues
-        # a stopped worker when it terminates it).
+        # socket queues ...
         recorder = _stall_recorder(pipeline)
         request.addfinalizer(lambda: os.kill(recorder, signal.SIGCONT) if not pid_gone(recorder) else None)
         stopped = time.monotonic()
         wait_for(lambda: sum(s.tier == 3 for s in watch.between(stopped, time.monotonic())) >= 5, 20,
                  "five tier-3 samples queued for the stopped recorder")
+        # ... and samples in flight to tiering: it is stopped too while the scorer sends it three.
+        tiering = workers["tiering"]
+        os.kill(tiering, signal.SIGSTOP)
+        request.addfinalizer(lambda: os.kill(tiering, signal.SIGCONT) if not pid_gone(tiering) else None)
+        tiering_stopped = time.monotonic()
+        wait_for(lambda: len(scored.between(tiering_stopped, time.monotonic())) >= 3, 20,
+                 "three scored samples queued for the stopped tiering")
         pipeline.proc.send_signal(signal.SIGTERM)
         termed = time.monotonic()
+        # What tiering had not turned into live samples (and records) yet: every scored sample
+        # newer than the last live sample seen (any sample tiering published earlier has been
+        # seen by now: it was stopped for seconds).
+        last_live = max(s.timestamp for s in watch.between(stopped, termed))
+        queued = [s.timestamp for s in scored.snapshot() if s.timestamp > last_live]
         in_flight = [s for s in watch.between(stopped, termed) if s.tier == 3]
-        sent = [s for s in watch.snapshot() if s.tier == 3]
         wait_for(lambda: all(pid_gone(p) for p in workers.values()), 5.0,
                  lambda: f"every worker to exit; output:\n{pipeline.output()[-3000:]}", interval=0.02)
         workers_gone = time.monotonic() - termed
@@ -473,14 +490,23 @@ def test_sigterm_with_records_in_flight_stops_everything_within_5_s(pipeline: Pi
     assert not left, left
     assert runtime_leftovers() == [], runtime_leftovers()
     watch.check()
+    scored.check()
+    assert len(queued) >= 2, queued
+    # Tiering took what the scorer had sent it and published it after the SIGTERM ...
+    after = [s for s in watch.snapshot() if s.received > termed]
+    assert set(queued) <= {s.timestamp for s in after}, (queued, after, pipeline.output()[-3000:])
+    sent = [s for s in watch.snapshot() if s.tier == 3]
     assert not watch.seq_gaps(sent)
-    # Nothing in flight was lost: every tier-3 sample published before the SIGTERM is stored.
+    # ... and nothing was lost: every tier-3 sample tiering published, before the SIGTERM or after
+    # it, is stored.
+    assert any(s.timestamp in queued for s in sent), "the queued samples were not tier 3; they prove nothing"
     assert not missing_tier3(pipeline, sent), pipeline.output()[-3000:]
     taken = log_lines(pipeline, r"recorder.*stopping: \d+ frames taken at shutdown")
     assert taken, pipeline.output()[-3000:]
     assert not log_lines(pipeline, r"records not written|they are lost|record queue full"), pipeline.output()[-3000:]
     assert integrity(pipeline) == ["ok"]
     with capsys.disabled():
-        print(f"\n[faults] SIGTERM with {len(in_flight)} records queued for a stopped recorder: workers gone "
-              f"after {workers_gone:.2f} s, supervisor after {supervisor_gone:.2f} s; all stored "
-              f"({taken[-1].split(' INFO ')[-1]})")
+        print(f"\n[faults] SIGTERM with {len(in_flight)} records queued for a stopped recorder and "
+              f"{len(queued)} samples for a stopped tiering: workers gone after {workers_gone:.2f} s, "
+              f"supervisor after {supervisor_gone:.2f} s; all stored, {len(after)} published after the "
+              f"SIGTERM ({taken[-1].split(' INFO ')[-1]})")
