@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
 from pmshared import __version__
+from pmshared.safetext import inert
 
 app = typer.Typer(
     name="pmctl",
@@ -50,4 +52,26 @@ app.command()(service_cmd.uninstall)
 
 
 def run() -> None:
-    app()
+    """`pmctl`: typer's own handling, except that a usage mistake (a bad option value, an unknown
+    option or command) is one line on stderr and exit code 2, not a framed usage box."""
+    # typer 0.28 (pinned) vendors click; its exceptions are not re-exported under these names.
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+    try:
+        code = app(prog_name="pmctl", standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # `pmctl` alone: the help, as before
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "pmctl"
+        # The message may quote what was typed: inert, like every text from outside.
+        print(f"error: {inert(where)}: {inert(exc.format_message())} (see `{inert(where)} --help`)", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    except ClickException as exc:
+        print(f"error: {inert(exc.format_message())}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        raise SystemExit(1) from None
+    # Without standalone mode typer returns the exit code of a typer.Exit, or the command's value.
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -66,9 +66,8 @@ def _drain(sock: zmq.Socket, codec: Codec, handle: Callable[[object], object], w
                 raise BadMessage(f"{len(frames)} frames")
             msg = codec.decode(frames[0])
         except BadMessage as exc:
-            worker.counters["malformed_frames"] += 1
-            worker.counters[f"malformed_{name}"] += 1
-            worker.log.debug("dropped a malformed %s frame: %s", name, exc)
+            worker.counters[f"bad_input_{name}"] += 1
+            worker.drop_bad(f"{name} frame", exc)
             continue
         handle(msg)
 
@@ -143,8 +142,7 @@ def run_jsonl(worker: Worker, engine: Engine) -> None:
                 try:
                     msg = reader.decode(line)
                 except BadMessage as exc:
-                    worker.counters["malformed_frames"] += 1
-                    worker.log.warning("skipped a bad input line: %s", exc)
+                    worker.drop_bad("input line", exc)
                 else:
                     engine.on_live(msg) if isinstance(msg, m.LiveSample) else engine.on_pause(msg)
         engine.tick()

@@ -12,7 +12,7 @@ from recorder.ratelimit import RateLimitedLog
 
 
 class Intake:
-    """Decodes with the endpoint's codec; a bad frame bumps ``frames_bad`` and never raises."""
+    """Decodes with the endpoint's codec; a bad frame bumps ``bad_input`` (the name every worker's heartbeat uses) and never raises."""
 
     def __init__(self, codec: Codec | JsonLines, counters: Counter, log: logging.Logger) -> None:
         self.codec = codec
@@ -24,7 +24,7 @@ class Intake:
         try:
             record = self.codec.decode(frame)
         except BadMessage as exc:
-            self.counters["frames_bad"] += 1
+            self.counters["bad_input"] += 1
             self._bad_log(logging.WARNING, "dropped an undecodable frame (%d bytes): %s", len(frame),
                           inert(str(exc), 200))
             return None
@@ -36,6 +36,6 @@ class Intake:
         if len(frames) == 1:
             return self.decode(frames[0])
         self.counters["frames_received"] += 1
-        self.counters["frames_bad"] += 1
+        self.counters["bad_input"] += 1
         self._bad_log(logging.WARNING, "dropped a message of %d frames (a record is one frame)", len(frames))
         return None

@@ -89,4 +89,4 @@ def test_jsonl_mode_standalone(tmp_path: Path) -> None:
     done = msgspec.json.decode(out, type=m.ForensicsDone)
     assert done.pause_ids == ["c:5"] and done.culprits[0].command == "spinner"
     assert json.loads((Path(done.bundle_path) / "metadata.json").read_text())["status"] == "complete"
-    assert b"skipped a bad input line" in proc.stderr
+    assert b"dropped malformed input line" in proc.stderr

@@ -188,7 +188,7 @@ def test_a_pause_becomes_a_bundle_and_a_forensics_done(world, tmp_path: Path) ->
 
     # Malformed frames are dropped and counted; the worker keeps serving.
     h.pause.send(b"\x93garbage", zmq.NOBLOCK)
-    wait_for(lambda: h.read_health().get("malformed_frames", 0) >= 1, timeout=10, what="malformed count")
+    wait_for(lambda: h.read_health().get("bad_input", 0) >= 1, timeout=10, what="malformed count")
     assert h.counters["forensics_done_sent"] == 1 and h.counters["pauses_received"] == 1
     assert proc.poll() is None
 

@@ -63,9 +63,9 @@ TARGETS = {
     "raw": Target("raw", "scorer", "bad_input", "scored"),
     "scored": Target("scored", "tiering", "bad_input", "samples"),
     "snapshot": Target("snapshot", "tiering", "bad_input", "snapshots_served"),
-    "record": Target("record", "recorder", "frames_bad", "records_stored"),
-    "pause": Target("pause", "forensics", "malformed_pause", "pauses_received"),
-    "live": Target("live", "forensics", "malformed_live", "live_received"),
+    "record": Target("record", "recorder", "bad_input", "records_stored"),
+    "pause": Target("pause", "forensics", "bad_input_pause", "pauses_received"),
+    "live": Target("live", "forensics", "bad_input_live", "live_received"),
 }
 
 

@@ -132,7 +132,7 @@ def test_bad_frames_are_dropped_and_counted_and_the_next_record_is_stored(home, 
     sender.send_raw(good[: len(good) // 2])  # truncated
     sender.send_raw(wrong_type)
     sender.send_raw(good)
-    hb = health.wait(lambda c: c.get("frames_bad") == 3 and c.get("records_stored") == 1)
+    hb = health.wait(lambda c: c.get("bad_input") == 3 and c.get("records_stored") == 1)
     assert hb.counters["frames_received"] == 4
     events = db_figure(home, storage.list_events)
     assert [e.event_key for e in events] == [key]

@@ -178,7 +178,7 @@ def test_intake_drops_and_counts_garbage_truncated_and_wrong_type_frames() -> No
     for frame in (b"\xc1garbage", good[: len(good) // 2], heartbeat, nested, b""):
         assert intake.decode(frame) is None
     assert isinstance(intake.decode(good), m.TieringStarted)
-    assert counters["frames_bad"] == 5 and counters["frames_received"] == 6
+    assert counters["bad_input"] == 5 and counters["frames_received"] == 6
 
 
 def test_rate_limited_log_summarises_what_it_suppressed(caplog: pytest.LogCaptureFixture) -> None:
