@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import msgspec
 import zmq
 
 REPO = Path(__file__).resolve().parent.parent
@@ -148,7 +149,7 @@ def main() -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 10, 100, 500])
     parser.add_argument("--no-process", action="store_true", help="skip the end-to-end recorder run")
     args = parser.parse_args()
-    sample_json = len(storage._json.encode(realistic_samples(random.Random(1), time.time())))
+    sample_json = len(msgspec.json.encode(realistic_samples(random.Random(1), time.time())))
     print(f"event-sample rows: 10 rogues each, {sample_json} bytes of JSON per row; {args.rows} rows per run")
     workdir = Path(tempfile.mkdtemp(prefix="bench-recorder-"))
     try:

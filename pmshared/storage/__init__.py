@@ -1,0 +1,113 @@
+"""The pause-monitor database: schema, the recorder's writes and pmctl's queries (SQLite via apsw).
+
+Modules: ``errors`` (one-line StorageError subclasses), ``schema`` (migrations, ``connect``),
+``writes`` (the recorder's ``apply``), ``queries`` (pmctl's reads), ``triage`` (status, prune).
+Everything public is re-exported here: callers use ``storage.<name>``.
+
+It lives in the shared package because the database crosses process boundaries: the recorder is
+its single writer of records; pmctl reads it and makes short transactions of its own (status, prune).
+
+Opening (every connection is made by ``connect``)::
+
+    conn = connect(path, mode="create", busy_timeout_ms=200)   # recorder: creates + upgrades
+    conn = open_readwrite(path)      # pmctl events mark / prune: must exist, may upgrade
+    conn = open_readonly(path)       # pmctl events / pauses / history: never creates, never writes
+
+Writing (recorder)::
+
+    with conn:                       # one transaction per batch
+        for record in batch:
+            apply(conn, record)      # idempotent; each record is a savepoint of its own
+
+Reading (pmctl): ``list_events``, ``get_event``, ``last_event``, ``list_pauses``, ``get_pause``,
+``samples_in_window``, ``db_stats``; triage: ``set_status``, ``prune`` (+ ``remove_bundle_dirs``).
+Every result is a frozen msgspec Struct, so ``msgspec.json.encode(result)`` gives ``--json`` output.
+Times are wall-clock epoch seconds (float); durations in the names' units.
+
+Errors: every public function raises only ``StorageError`` subclasses for database problems; each
+``str()`` is one line fit for a user (``DatabaseMissing``, ``DatabaseBusy``, ``DatabaseCorrupt``,
+``SchemaTooNew``, ``SchemaTooOld``, ``DatabaseFull``, ``DatabaseIOError``, ``DatabaseReadOnly``,
+``BadStatus``, ``NotFound``, ``RecordRejected``). ``TRANSIENT`` lists the ones worth retrying.
+
+Design decisions (documented here because the CLI and tests rely on them):
+- Idempotency. Events are keyed by ``event_key``; event samples and forensics bundles by their
+  record key ``"<sender incarnation>:<seq>"``; pauses by ``pause_id``. A record applied twice is
+  stored once. An ``EventSample``/``EventClosed`` whose ``EventOpened`` was lost creates the event
+  from ``event_start``/``start``.
+- Interrupted events. ``TieringStarted`` closes events left open by other tiering incarnations at
+  their last recorded sample (or start) and flags them ``interrupted``. The current incarnation and
+  its start are remembered (table ``meta``), so (a) an event record from a *newer* incarnation whose
+  ``TieringStarted`` was lost acts as that announcement, and (b) a late record of an *older*
+  incarnation cannot re-open an event forever: its event is closed as interrupted at once. A real
+  ``EventClosed`` arriving later still wins (clears ``interrupted``, sets the true end).
+- Forensics. A ``ForensicsDone`` becomes one ``bundles`` row (path, cause, culprits, evidence) with
+  its ``artifacts`` and one ``bundle_pauses`` link per pause id. Links are by ``pause_id`` text and
+  resolved when reading, so a bundle that arrives before its ``Pause`` is attached the moment the
+  pause row arrives — no placeholder pause rows, nothing to patch up.
+- Pauses and events. A pause belongs to the event whose time range overlaps it (an open event
+  extends to "now"); derived when reading, so arrival order between the collector's and tiering's
+  streams does not matter.
+- Integrity on open. ``connect`` reads the header, ``user_version`` and the schema (cheap: this
+  catches "not a database" and a damaged schema page). A full ``PRAGMA quick_check`` reads the whole
+  file — too slow for pmctl's start-up on a large database — so it is ``integrity_check(conn)``;
+  damage found later by a query is still raised as ``DatabaseCorrupt``.
+"""
+
+from pmshared.storage.errors import (
+    TRANSIENT,
+    BadStatus,
+    DatabaseBusy,
+    DatabaseCorrupt,
+    DatabaseFull,
+    DatabaseIOError,
+    DatabaseMissing,
+    DatabaseReadOnly,
+    NotFound,
+    RecordRejected,
+    SchemaTooNew,
+    SchemaTooOld,
+    StorageError,
+    translate_errors,
+)
+from pmshared.storage.queries import (
+    STATUSES,
+    DbStats,
+    EventDetail,
+    EventSummary,
+    PauseRecord,
+    PruneResult,
+    StoredSample,
+    db_stats,
+    get_event,
+    get_pause,
+    last_event,
+    list_events,
+    list_pauses,
+    samples_in_window,
+)
+from pmshared.storage.schema import (
+    DEFAULT_BUSY_TIMEOUT_MS,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    OpenMode,
+    connect,
+    integrity_check,
+    open_readonly,
+    open_readwrite,
+    optimize,
+    schema_version,
+    upgrade,
+)
+from pmshared.storage.triage import PRUNABLE_STATUSES, prune, remove_bundle_dirs, set_status
+from pmshared.storage.writes import apply, close_interrupted, record_key
+
+__all__ = [
+    "DEFAULT_BUSY_TIMEOUT_MS", "MIGRATIONS", "PRUNABLE_STATUSES", "SCHEMA_VERSION", "STATUSES", "TRANSIENT",
+    "BadStatus", "DatabaseBusy", "DatabaseCorrupt", "DatabaseFull", "DatabaseIOError", "DatabaseMissing",
+    "DatabaseReadOnly", "DbStats", "EventDetail", "EventSummary", "NotFound", "OpenMode", "PauseRecord",
+    "PruneResult", "RecordRejected", "SchemaTooNew", "SchemaTooOld", "StorageError", "StoredSample",
+    "apply", "close_interrupted", "connect", "db_stats", "get_event", "get_pause", "integrity_check",
+    "last_event", "list_events", "list_pauses", "open_readonly", "open_readwrite", "optimize", "prune",
+    "record_key", "remove_bundle_dirs", "samples_in_window", "schema_version", "set_status",
+    "translate_errors", "upgrade",
+]

@@ -1,0 +1,317 @@
+"""pmctl's reads: events, samples, pauses and bundles, as frozen msgspec Structs."""
+
+from __future__ import annotations
+
+import json
+
+import apsw
+import msgspec
+
+from pmshared import messages as m
+from pmshared.storage.errors import BadStatus, DatabaseCorrupt, db_errors, describe
+from pmshared.storage.schema import schema_version
+
+_samples_decoder = msgspec.json.Decoder(m.ProcessSamples)
+_culprits_decoder = msgspec.json.Decoder(list[m.Culprit])
+
+STATUSES = ("unreviewed", "reviewed", "pinned", "dismissed")
+
+
+class EventSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """One event as ``pmctl events`` lists it."""
+
+    id: int
+    event_key: str
+    start: float
+    end: float | None  # None while open
+    peak_score: int
+    peak_tier: int
+    status: str
+    notes: str | None
+    interrupted: bool  # closed because its tiering incarnation died, at its last sample
+    incarnation: str
+    last_sample_at: float | None
+    sample_count: int
+    pause_count: int  # pauses overlapping the event
+    top_culprit: str | None  # command of the highest-scoring rogue across its samples
+    top_culprit_pid: int | None
+    top_culprit_score: int | None
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.end is None else max(0.0, self.end - self.start)
+
+
+class StoredSample(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    event_id: int
+    tier: int  # 2 = peak, 3 = continuous
+    action: str | None
+    timestamp: float
+    max_score: int
+    record_key: str
+    samples: m.ProcessSamples
+
+
+class PauseRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One pause with its forensics (``None``/empty until a ForensicsDone names it)."""
+
+    id: int
+    pause_id: str
+    start: float
+    end: float
+    duration_ms: float
+    expected_ms: float
+    suspended_ms: float
+    event_id: int | None  # the event it overlaps, if any
+    bundle_path: str | None
+    cause: str | None
+    culprits: list[m.Culprit]
+    evidence: dict
+    artifacts: list[m.Artifact]  # filled by get_pause/get_event; empty in list_pauses
+
+
+class EventDetail(msgspec.Struct, frozen=True, kw_only=True):
+    event: EventSummary
+    samples: list[StoredSample]  # by time
+    pauses: list[PauseRecord]  # by time, with artifacts
+
+
+class PruneResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``prune`` deleted (or, with ``dry_run``, would delete)."""
+
+    dry_run: bool
+    events: list[EventSummary]
+    samples: int  # event samples deleted with their events
+    pauses: list[int]  # pause row ids
+    bundle_paths: list[str]  # bundles whose rows went; see remove_bundle_dirs
+
+
+class DbStats(msgspec.Struct, frozen=True, kw_only=True):
+    schema_version: int
+    events: int
+    open_events: int
+    unreviewed: int
+    samples: int
+    pauses: int
+    bundles: int
+    last_sample_at: float | None
+    last_pause_at: float | None
+
+
+_EVENT_COLUMNS = """
+    e.id, e.event_key, e.start_at, e.end_at, e.peak_score, e.peak_tier, e.status, e.notes,
+    e.interrupted, e.incarnation, e.last_sample_at,
+    (SELECT count(*) FROM event_samples s WHERE s.event_id = e.id),
+    (SELECT count(*) FROM pauses p WHERE p.end_at >= e.start_at AND (e.end_at IS NULL OR p.start_at <= e.end_at)),
+    ts.top_command, ts.top_pid, ts.top_score
+"""
+# The sample holding the event's top culprit (index event_samples_event_top).
+_TOP_SAMPLE_JOIN = """
+    LEFT JOIN event_samples ts ON ts.id = (
+        SELECT s.id FROM event_samples s WHERE s.event_id = e.id ORDER BY s.top_score DESC, s.timestamp LIMIT 1)
+"""
+
+
+def _event_from_row(row: tuple) -> EventSummary:
+    return EventSummary(
+        id=row[0], event_key=row[1], start=row[2], end=row[3], peak_score=row[4], peak_tier=row[5],
+        status=row[6], notes=row[7], interrupted=bool(row[8]), incarnation=row[9],
+        last_sample_at=row[10], sample_count=row[11], pause_count=row[12], top_culprit=row[13],
+        top_culprit_pid=row[14], top_culprit_score=row[15] if row[13] is not None else None,
+    )
+
+
+def check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise BadStatus(f"unknown status {status!r}; use one of: {', '.join(STATUSES)}")
+
+
+def select_events(conn: apsw.Connection, where: str, params: tuple, order_limit: str) -> list[EventSummary]:
+    # Filter and limit first, then compute the per-event figures only for the rows returned.
+    sql = (f"SELECT {_EVENT_COLUMNS} FROM (SELECT * FROM events {where} {order_limit}) e"
+           f" {_TOP_SAMPLE_JOIN} ORDER BY e.start_at DESC, e.id DESC")
+    return [_event_from_row(row) for row in conn.execute(sql, params)]
+
+
+@db_errors
+def list_events(
+    conn: apsw.Connection,
+    *,
+    limit: int | None = 20,
+    status: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+) -> list[EventSummary]:
+    """Events newest first, filtered by status and start time (``since <= start < until``).
+
+    ``limit=None`` means all. Raises BadStatus for an unknown status.
+    """
+    clauses, params = [], []
+    if status is not None:
+        check_status(status)
+        clauses.append("status = ?")
+        params.append(status)
+    if since is not None:
+        clauses.append("start_at >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append("start_at < ?")
+        params.append(until)
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    order = "ORDER BY start_at DESC, id DESC"
+    if limit is not None:
+        order += " LIMIT ?"
+        params.append(max(0, int(limit)))
+    return select_events(conn, where, tuple(params), order)
+
+
+@db_errors
+def last_event(conn: apsw.Connection) -> EventSummary | None:
+    """The most recently started event, or None."""
+    rows = select_events(conn, "", (), "ORDER BY start_at DESC, id DESC LIMIT 1")
+    return rows[0] if rows else None
+
+
+def _sample_from_row(row: tuple) -> StoredSample:
+    try:
+        samples = _samples_decoder.decode(row[7])
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise DatabaseCorrupt(f"event sample {row[0]} holds unreadable data: {describe(exc)}") from exc
+    return StoredSample(id=row[0], event_id=row[1], tier=row[2], action=row[3], timestamp=row[4],
+                        max_score=row[5], record_key=row[6], samples=samples)
+
+
+_SAMPLE_COLUMNS = "id, event_id, tier, action, timestamp, max_score, record_key, data"
+
+
+@db_errors
+def get_event(conn: apsw.Connection, event_id: int) -> EventDetail | None:
+    """One event with its samples (decoded, by time) and overlapping pauses; None if unknown."""
+    rows = select_events(conn, "WHERE id = ?", (int(event_id),), "")
+    if not rows:
+        return None
+    event = rows[0]
+    samples = [
+        _sample_from_row(row)
+        for row in conn.execute(
+            f"SELECT {_SAMPLE_COLUMNS} FROM event_samples WHERE event_id = ? ORDER BY timestamp, id",
+            (event.id,),
+        )
+    ]
+    end = event.end if event.end is not None else float("inf")
+    pauses = _select_pauses(conn, "WHERE p.end_at >= ? AND p.start_at <= ?", (event.start, min(end, 1e300)),
+                            "ORDER BY p.start_at", with_artifacts=True)
+    return EventDetail(event=event, samples=samples, pauses=pauses)
+
+
+@db_errors
+def samples_in_window(
+    conn: apsw.Connection, since: float, until: float | None = None, limit: int | None = None
+) -> list[StoredSample]:
+    """Recorded event samples with ``since <= timestamp < until``, oldest first (``pmctl history``)."""
+    sql = f"SELECT {_SAMPLE_COLUMNS} FROM event_samples WHERE timestamp >= ?"
+    params: list = [since]
+    if until is not None:
+        sql += " AND timestamp < ?"
+        params.append(until)
+    sql += " ORDER BY timestamp, id"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(max(0, int(limit)))
+    return [_sample_from_row(row) for row in conn.execute(sql, params)]
+
+
+_PAUSE_SELECT = """
+    SELECT p.id, p.pause_id, p.start_at, p.end_at, p.duration_ms, p.expected_ms, p.suspended_ms,
+        (SELECT c.id FROM (SELECT id, start_at, end_at FROM events WHERE start_at <= p.end_at
+                           ORDER BY start_at DESC LIMIT 2) c
+         WHERE c.end_at IS NULL OR c.end_at >= p.start_at ORDER BY c.start_at DESC LIMIT 1),
+        b.id, b.bundle_path, b.cause, b.culprits, b.evidence
+    FROM pauses p
+    LEFT JOIN bundles b ON b.id = (
+        SELECT bp.bundle_id FROM bundle_pauses bp JOIN bundles b2 ON b2.id = bp.bundle_id
+        WHERE bp.pause_id = p.pause_id ORDER BY b2.done_at DESC, b2.id DESC LIMIT 1)
+"""
+# The event subquery looks at the two latest events that started before the pause ended: events
+# follow each other (one tiering at a time), so the overlapping one is among them, and the lookup
+# stays O(log n) on a database of 100,000 events.
+
+
+def _artifacts(conn: apsw.Connection, bundle_id: int) -> list[m.Artifact]:
+    return [
+        m.Artifact(name=r[0], ok=bool(r[1]), path=r[2], ran=bool(r[3]), skipped_reason=r[4],
+                   exit_code=r[5], duration_ms=r[6], bytes=r[7], truncated=bool(r[8]), error=r[9])
+        for r in conn.execute(
+            "SELECT name, ok, path, ran, skipped_reason, exit_code, duration_ms, bytes, truncated, error"
+            " FROM artifacts WHERE bundle_id = ? ORDER BY id",
+            (bundle_id,),
+        )
+    ]
+
+
+def _select_pauses(conn: apsw.Connection, where: str, params: tuple, order_limit: str,
+                   with_artifacts: bool) -> list[PauseRecord]:
+    out = []
+    for row in conn.execute(f"{_PAUSE_SELECT} {where} {order_limit}", params):
+        bundle_id = row[8]
+        try:
+            culprits = _culprits_decoder.decode(row[11]) if bundle_id is not None else []
+            evidence = json.loads(row[12]) if bundle_id is not None else {}
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            raise DatabaseCorrupt(f"bundle {bundle_id} holds unreadable data: {describe(exc)}") from exc
+        out.append(PauseRecord(
+            id=row[0], pause_id=row[1], start=row[2], end=row[3], duration_ms=row[4],
+            expected_ms=row[5], suspended_ms=row[6], event_id=row[7], bundle_path=row[9],
+            cause=row[10], culprits=culprits, evidence=evidence,
+            artifacts=_artifacts(conn, bundle_id) if (with_artifacts and bundle_id is not None) else [],
+        ))
+    return out
+
+
+@db_errors
+def list_pauses(
+    conn: apsw.Connection,
+    *,
+    since: float | None = None,
+    until: float | None = None,
+    limit: int | None = 50,
+) -> list[PauseRecord]:
+    """Pauses newest first (``since <= start < until``), with cause/culprits/bundle; no artifacts."""
+    clauses, params = [], []
+    if since is not None:
+        clauses.append("p.start_at >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append("p.start_at < ?")
+        params.append(until)
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    order = "ORDER BY p.start_at DESC, p.id DESC"
+    if limit is not None:
+        order += " LIMIT ?"
+        params.append(max(0, int(limit)))
+    return _select_pauses(conn, where, tuple(params), order, with_artifacts=False)
+
+
+@db_errors
+def get_pause(conn: apsw.Connection, pause: int | str) -> PauseRecord | None:
+    """One pause with its artifacts: by row id (int, as listed) or by ``pause_id`` (str)."""
+    if isinstance(pause, str):
+        rows = _select_pauses(conn, "WHERE p.pause_id = ?", (pause,), "", with_artifacts=True)
+    else:
+        rows = _select_pauses(conn, "WHERE p.id = ?", (int(pause),), "", with_artifacts=True)
+    return rows[0] if rows else None
+
+
+@db_errors
+def db_stats(conn: apsw.Connection) -> DbStats:
+    """Row counts and latest times, for ``pmctl status``."""
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM events WHERE end_at IS NULL),"
+        " (SELECT count(*) FROM events WHERE status = 'unreviewed'), (SELECT count(*) FROM event_samples),"
+        " (SELECT count(*) FROM pauses), (SELECT count(*) FROM bundles),"
+        " (SELECT max(timestamp) FROM event_samples), (SELECT max(start_at) FROM pauses)"
+    ).get
+    return DbStats(schema_version=schema_version(conn), events=row[0], open_events=row[1],
+                   unreviewed=row[2], samples=row[3], pauses=row[4], bundles=row[5],
+                   last_sample_at=row[6], last_pause_at=row[7])
