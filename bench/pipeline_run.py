@@ -20,7 +20,6 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -28,37 +27,17 @@ if str(REPO) not in sys.path:
 
 from cli import clients  # noqa: E402
 from pmshared import paths  # noqa: E402
+from tests.procutil import tagged_pids as _tagged_pids  # noqa: E402
+from tests.procutil import wait_for  # noqa: E402
 
 TAG_VAR = "PM_BENCH_TAG"
-WORKERS = ("collector", "scorer", "tiering", "recorder", "forensics")
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll ``condition`` until it returns something truthy; RuntimeError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def tagged_pids(tag: str) -> list[int]:
-    needle = f"{TAG_VAR}={tag}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                env = f.read()
-        except OSError:
-            continue
-        if needle in env.split(b"\0"):
-            found.append(int(entry))
-    return found
+    return _tagged_pids(TAG_VAR, tag)
+
+
+WORKERS = ("collector", "scorer", "tiering", "recorder", "forensics")
 
 
 class PipelineRun:
@@ -125,7 +104,7 @@ class PipelineRun:
 
         try:
             return wait_for(ready, timeout, f"{self.label}: every worker running", interval=0.2)
-        except RuntimeError as exc:
+        except AssertionError as exc:
             raise RuntimeError(f"{exc}; supervisor output:\n{self.output()[-3000:]}") from None
 
     def workers(self) -> dict[str, tuple[str, int]]:

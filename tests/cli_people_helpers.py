@@ -15,6 +15,7 @@ from pmshared import messages as m
 from pmshared import storage
 from pmshared.codec import Stamper
 from pmshared.endpoints import ENDPOINTS, Sockets
+from tests.procutil import wait_for  # noqa: F401 - re-exported to the tests
 
 # Names a process can give itself (comm, argv, executable name) to attack a terminal or Rich.
 HOSTILE = {
@@ -169,16 +170,6 @@ class FakeTiering:
                 self.served += 1
         finally:
             self.sockets.close()
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # --------------------------------------------------------------------------- real tiering

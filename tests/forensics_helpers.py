@@ -11,13 +11,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, TypeVar
 
 from pmshared import messages as m
+from tests.procutil import pid_gone, wait_for  # noqa: F401 - re-exported to the tests
 
 REPO = Path(__file__).resolve().parent.parent
 FAKE_BIN = Path(__file__).resolve().parent / "fake_bin"
-T = TypeVar("T")
 
 
 def ensure_fakes_executable() -> None:
@@ -30,28 +29,6 @@ def ensure_fakes_executable() -> None:
 
 
 ensure_fakes_executable()
-
-
-def wait_for(condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> T:
-    """Poll ``condition`` until it returns something truthy; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
-        time.sleep(interval)
-
-
-def process_alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie (an unreaped corpse runs nothing)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            text = fh.read()
-    except OSError:
-        return False
-    return text[text.rfind(")") + 2 :].split()[0] not in ("Z", "X")
 
 
 def read_json_lines(path: Path) -> list[dict]:
@@ -167,7 +144,7 @@ def kill_listed(pids_file: Path) -> None:
     if not pids_file.exists():
         return
     for pid in (int(p) for p in pids_file.read_text().split()):
-        if process_alive(pid):
+        if not pid_gone(pid):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import msgspec
 import pytest
@@ -30,6 +30,7 @@ from zmq.utils.monitor import recv_monitor_message
 from pmshared import messages as m
 from pmshared.codec import BadMessage, Stamper
 from pmshared.endpoints import ENDPOINTS
+from tests.procutil import wait_for  # noqa: F401 - re-exported to the tests
 
 REPO = Path(__file__).resolve().parent.parent
 MAX_MESSAGE = 2 * 1024 * 1024  # transport.max_message_bytes in the fuzzing worlds
@@ -358,18 +359,6 @@ class World:
 
 
 # --------------------------------------------------------------------------------- zmq utilities
-def wait_for(condition: Callable[[], Any], timeout: float, what: str | Callable[[], str],
-             interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
-        time.sleep(interval)
-
-
 def wait_monitor_event(monitor: zmq.Socket, event: int, timeout: float = 10) -> dict:
     """The next monitor event of kind ``event`` (others are skipped)."""
     deadline = time.monotonic() + timeout

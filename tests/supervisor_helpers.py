@@ -15,17 +15,24 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
 
 import pytest
 
 from cli import clients
 from pmshared import messages as m
 from pmshared import paths
+from tests.procutil import pid_gone, wait_for  # noqa: F401 - re-exported to the tests
+from tests.procutil import tagged_pids as _tagged_pids
 
 REPO = Path(__file__).resolve().parent.parent
 FAKE = REPO / "tests" / "fake_workers" / "worker.py"
 TAG_VAR = "PM_SUPERVISOR_TEST"
+
+
+def tagged_pids(tag: str) -> list[int]:
+    """Live processes started by the pipeline tagged ``tag`` (see Pipeline)."""
+    return _tagged_pids(TAG_VAR, tag)
+
 
 # Fast, but with margins for a loaded 2-core machine: the watchdog fires after 1 s of silence.
 FAST_SUPERVISOR = {
@@ -38,21 +45,6 @@ FAST_SUPERVISOR = {
     "missed_heartbeats": 4,
     "grace_period_s": 1.0,
 }
-
-
-def wait_for(
-    condition: Callable[[], Any], timeout: float, what: str | Callable[[], str], interval: float = 0.05
-) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout``
-    (``what`` may be a function, to describe the state at the moment of failure)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
-        time.sleep(interval)
 
 
 def fake(name: str, *flags: str) -> str:
@@ -107,23 +99,6 @@ def stop_times(log: Path) -> dict[str, tuple[float, float]]:
     return found
 
 
-def tagged_pids(tag: str) -> list[int]:
-    """Live processes (zombies have an empty environ) carrying our tag."""
-    needle = f"{TAG_VAR}={tag}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                env = f.read()
-        except OSError:
-            continue
-        if needle in env.split(b"\0"):
-            found.append(int(entry))
-    return found
-
-
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -142,15 +117,6 @@ def main_thread_sleeps(pid: int) -> int:
 
 def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def pid_gone(pid: int) -> bool:
-    """Gone or a zombie (exited, waiting for its parent to collect it)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rfind(")") + 2] == "Z"
 
 
 class Pipeline:

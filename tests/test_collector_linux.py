@@ -7,7 +7,6 @@ retried; nothing sleeps to synchronise — states are polled for with a deadline
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
@@ -16,13 +15,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from collector.linux import PAGE_SIZE, LinuxBackend
 from tests.as_nobody import run_python_as_nobody
+from tests.procutil import wait_for
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux /proc backend")
 PS = shutil.which("ps")
@@ -67,17 +67,6 @@ def children() -> Iterator[Children]:
         yield c
     finally:
         c.cleanup()
-
-
-def wait_for(cond: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def proc_state(pid: int) -> str:

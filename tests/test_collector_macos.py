@@ -32,6 +32,7 @@ from collector.macos_top import (
     parse_threads,
     column_layout,
 )
+from tests.procutil import wait_for
 
 REFERENCE = Path("/work/shared/reference/macos-top-sample.txt")
 K, M, G = 1024, 1024**2, 1024**3
@@ -317,15 +318,6 @@ def pids_in(starts: Path) -> list[int]:
     return [int(x) for x in starts.read_text().split()] if starts.exists() else []
 
 
-def wait_until(predicate, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
 def test_one_long_lived_top_feeds_samples_and_close_reaps_it(fake_top: Path, backends) -> None:
     backend = MacBackend()
     backends.append(backend)
@@ -355,13 +347,13 @@ def test_top_that_dies_is_restarted_and_its_cut_off_sample_dropped(
     backends.append(backend)
     # first top: 2 samples then a cut-off one; second top: a baseline and then more samples
     assert backend.wait_for_samples(5, timeout=10)
-    assert wait_until(lambda: backend.starts == 2, 5)
+    assert wait_for(lambda: backend.starts == 2, 5)
     first, second = pids_in(fake_top)
     assert first != second and not psutil.pid_exists(first)
     assert backend.top_pid == second
     assert backend.truncated == 1 and backend.bad_samples == 0
     # each top's first sample only set the baseline (its %CPU is meaningless)
-    assert wait_until(lambda: backend.samples - backend.published == 2, 1)
+    assert wait_for(lambda: backend.samples - backend.published == 2, 1)
     processes, _ = backend.sample()
     assert {p.pid for p in processes} >= {0, 1, 157, 777}
 
@@ -376,7 +368,7 @@ def test_sample_before_top_speaks_returns_empty_without_blocking(
     processes, system = backend.sample()
     assert processes == [] and system.cpu_count == (os.cpu_count() or 1)
     assert 0.25 <= time.monotonic() - started < 2
-    assert wait_until(lambda: backend.top_pid is not None, 5)
+    assert wait_for(lambda: backend.top_pid is not None, 5)
     top_pid = backend.top_pid
     backend.close()  # kills the silent top too
     assert not psutil.pid_exists(top_pid)
@@ -386,7 +378,7 @@ def test_missing_top_is_retried_not_fatal(tmp_path: Path, backends) -> None:
     backend = MacBackend(top=str(tmp_path / "no-such-top"), sample_wait_s=0.1, backoff_s=(0.05, 0.1))
     backends.append(backend)
     assert backend.sample()[0] == []
-    assert wait_until(lambda: backend.starts == 0, 1)  # never started, still trying
+    assert wait_for(lambda: backend.starts == 0, 1)  # never started, still trying
     backend.close()
     assert not backend._thread.is_alive()
 

@@ -24,6 +24,7 @@ from pmshared import messages as m
 from pmshared import paths
 from pmshared.codec import JsonLines
 from pmshared.endpoints import ENDPOINTS, Sockets
+from tests.procutil import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -356,12 +357,3 @@ def test_a_pause_wakes_the_loop_at_once() -> None:
     decoder = JsonLines(m.Snapshot | m.Pause)
     kinds = [type(decoder.decode(line)).__name__ for _, line in sink.lines]
     assert kinds == ["Pause", "Snapshot"] and counters["pauses"] == 1
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()

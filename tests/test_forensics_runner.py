@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from forensics.runner import CaptureContext, CommandCapture, run_command
-from tests.forensics_helpers import FAKE_BIN, kill_listed, process_alive, wait_for
+from tests.forensics_helpers import FAKE_BIN, kill_listed, pid_gone, wait_for
 
 MB = 1024 * 1024
 
@@ -35,8 +35,8 @@ def test_hanging_capture_is_killed_at_its_timeout_with_its_children(tmp_path: Pa
         assert art.exit_code == -9  # SIGKILL
         assert (tmp_path / "hang.txt").read_text() == "hanging\n"  # what it wrote before is kept
         # The whole group died: the leader is reaped, the grandchild is gone (or an unreaped zombie).
-        assert not process_alive(leader)
-        wait_for(lambda: not process_alive(child), timeout=5, what="the hang's child to die")
+        assert pid_gone(leader)
+        wait_for(lambda: pid_gone(child), timeout=5, what="the hang's child to die")
     finally:
         kill_listed(pids_file)
 
@@ -94,7 +94,7 @@ def test_stop_flag_kills_a_running_capture_at_once(tmp_path: Path) -> None:
         assert not t.is_alive() and time.monotonic() - stopped < 1.0
         assert out[0].artifact.error == "worker stopping; killed"
         child, leader = (int(p) for p in pids_file.read_text().split())
-        wait_for(lambda: not process_alive(child) and not process_alive(leader), timeout=5, what="group death")
+        wait_for(lambda: pid_gone(child) and pid_gone(leader), timeout=5, what="group death")
     finally:
         stop.set()
         kill_listed(pids_file)
@@ -149,5 +149,5 @@ def test_session_with_hanging_and_flooding_captures_still_writes_a_complete_bund
     assert meta["captures"]["flood"]["truncated"] is True
     assert meta["cause"] == result.cause == "cpu"
     child, leader = (int(p) for p in pids_file.read_text().split())
-    wait_for(lambda: not process_alive(child) and not process_alive(leader), timeout=5, what="group death")
+    wait_for(lambda: pid_gone(child) and pid_gone(leader), timeout=5, what="group death")
     msgspec.json.decode((bundle / "culprits.json").read_bytes())

@@ -19,7 +19,7 @@ from tests.forensics_helpers import (
     kill_listed,
     live,
     pause,
-    process_alive,
+    pid_gone,
     processes,
     read_json_lines,
     rogue,
@@ -225,11 +225,11 @@ def test_sigterm_during_a_hanging_capture_exits_fast_and_kills_the_capture(world
 
     wait_for(heartbeats_continue, timeout=10, what="heartbeats while the capture hangs")
     wait_for(live_still_counted, timeout=10, what="live samples counted while the capture hangs")
-    assert process_alive(leader)
+    assert not pid_gone(leader)
 
     took = stop_worker(proc)
     assert took is not None and took < 1.5, took
-    wait_for(lambda: not process_alive(child) and not process_alive(leader), timeout=5, what="capture group killed")
+    wait_for(lambda: pid_gone(child) and pid_gone(leader), timeout=5, what="capture group killed")
     # The bundle says it was interrupted, and why the capture stopped.
     (bundle,) = (tmp_path / "home/.local/share/pause-monitor/events").iterdir()
     meta = json.loads((bundle / "metadata.json").read_text())

@@ -9,12 +9,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from cli.launch import PythonTarget, python_target
+from tests.procutil import pid_gone, wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork start is Linux-only")
 
@@ -139,25 +139,13 @@ def test_worker_dies_with_the_supervisor(probe_dir: Path):
     )
     try:
         pid = json.loads(driver.stdout.readline())["pid"]
-        assert _alive(pid)
+        assert not pid_gone(pid)
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not _alive(pid), "the forked worker outlived its supervisor"
+        wait_for(lambda: pid_gone(pid), 10, "the forked worker to die with its supervisor")
     finally:
         if driver.poll() is None:
             driver.kill()
             driver.wait()
-        if "pid" in locals() and _alive(pid):
+        if "pid" in locals() and not pid_gone(pid):
             os.kill(pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for init to reap it counts as dead)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False

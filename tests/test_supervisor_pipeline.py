@@ -17,6 +17,7 @@ import zmq
 from pmshared import messages as m
 from pmshared import paths
 from pmshared.endpoints import ENDPOINTS
+from tests.procutil import cmdline, comm
 from tests.supervisor_helpers import (  # noqa: F401 - pipeline is a fixture
     FAKE,
     Pipeline,
@@ -372,16 +373,6 @@ def test_status_when_not_running_shows_the_last_recorded_event(pipeline: Pipelin
     assert doc["last_event"]["peak_score"] == 70 and doc["last_event"]["event_key"] == "inc-1:1"
 
 
-def _comm(pid: int) -> str:
-    with open(f"/proc/{pid}/comm") as f:
-        return f.read().strip()
-
-
-def _cmdline(pid: int) -> list[str]:
-    with open(f"/proc/{pid}/cmdline", "rb") as f:
-        return f.read().decode().split("\0")[:-1]
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked at start on Linux only")
 def test_python_workers_are_forked_at_start_and_exec_d_on_restart(pipeline: Pipeline):
     pipeline.write_procfile({"alpha": fake("alpha"), "beta": fake("beta")})
@@ -389,8 +380,8 @@ def test_python_workers_are_forked_at_start_and_exec_d_on_restart(pipeline: Pipe
     first = pipeline.wait_running(["alpha", "beta"])
     for name, w in first.items():
         # Forked from the supervisor: named after the worker, its command line the supervisor's.
-        assert _comm(w.pid) == name
-        assert "cli.supervise" in " ".join(_cmdline(w.pid))
+        assert comm(w.pid) == name
+        assert "cli.supervise" in " ".join(cmdline(w.pid))
         assert os.getpgid(w.pid) == w.pid  # its own process group, as an exec'd worker
     assert "alpha started (pid " in pipeline.output() and ", forked)" in pipeline.output()
     os.kill(first["alpha"].pid, signal.SIGKILL)
@@ -401,7 +392,7 @@ def test_python_workers_are_forked_at_start_and_exec_d_on_restart(pipeline: Pipe
 
     again = wait_for(restarted, 15, lambda: f"alpha restarted; output:\n{pipeline.output()}")
     # A restart happens with the supervisor's ZeroMQ threads running: exec'd, never forked.
-    assert str(FAKE) in _cmdline(again.pid) and _comm(again.pid) != "alpha"
+    assert str(FAKE) in cmdline(again.pid) and comm(again.pid) != "alpha"
     pipeline.cli("down")
     assert pipeline.wait_exit() == 0
 
@@ -411,7 +402,7 @@ def test_fork_workers_false_execs_every_worker(pipeline: Pipeline):
     pipeline.write_procfile({"alpha": fake("alpha")})
     pipeline.start()
     w = pipeline.wait_running(["alpha"])["alpha"]
-    assert str(FAKE) in _cmdline(w.pid)
+    assert str(FAKE) in cmdline(w.pid)
     assert ", forked)" not in pipeline.output()
     pipeline.cli("down")
     assert pipeline.wait_exit() == 0

@@ -12,15 +12,11 @@ import time
 import pytest
 
 from tests.supervisor_helpers import Pipeline, pipeline, runtime_files, tagged_pids, wait_for  # noqa: F401
+from tests.procutil import comm
 
 WORKERS = ["collector", "scorer", "tiering", "recorder", "forensics"]
 STOP_ORDER = ["collector", "scorer", "tiering", "forensics", "recorder"]  # the Procfile's order
 pytestmark = pytest.mark.slow
-
-
-def _comm(pid: int) -> str:
-    with open(f"/proc/{pid}/comm") as f:
-        return f.read().strip()
 
 
 def _missing_workers() -> list[str]:
@@ -44,7 +40,7 @@ def test_the_real_pipeline_runs_restarts_and_stops(pipeline: Pipeline):
     print(f"five workers running {took:.2f} s after `pmctl up`")
     assert took < 5.0, f"took {took:.2f} s; output:\n{pipeline.output()}"
     if sys.platform.startswith("linux"):  # forked from the supervisor's preloaded interpreter
-        assert {name: _comm(w.pid) for name, w in ws.items()} == {name: name for name in WORKERS}
+        assert {name: comm(w.pid) for name, w in ws.items()} == {name: name for name in WORKERS}
     doc = json.loads(pipeline.cli("status", "--json").stdout)
     assert sorted(w["name"] for w in doc["workers"]) == sorted(WORKERS)
     assert all(w["state"] == "running" for w in doc["workers"])
