@@ -32,26 +32,9 @@ def cpu_s(pid: int, children: bool = True) -> float:
     return ticks / CLK_TCK
 
 
-def threads_cpu_s(pid: int) -> dict[str, float]:
-    """CPU seconds per thread of ``pid``, keyed ``"<comm>/<tid>"`` (the main thread is ``main``)."""
-    out: dict[str, float] = {}
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for tid in tids:
-        try:
-            comm, f = _stat_fields(f"/proc/{pid}/task/{tid}/stat")
-        except OSError:
-            continue
-        key = "main" if int(tid) == pid else f"{comm}/{tid}"
-        out[key] = (int(f[11]) + int(f[12])) / CLK_TCK
-    return out
-
-
 def threads_runtime_s(pid: int) -> dict[str, float]:
     """On-CPU seconds per live thread from /proc/PID/task/TID/schedstat (nanoseconds, so far
-    finer than stat's clock ticks); keyed like ``threads_cpu_s``."""
+    finer than stat's clock ticks), keyed ``"<comm>/<tid>"`` (the main thread is ``main``)."""
     out: dict[str, float] = {}
     try:
         tids = os.listdir(f"/proc/{pid}/task")

@@ -134,6 +134,25 @@ def select_events(conn: apsw.Connection, where: str, params: tuple, order_limit:
     return [_event_from_row(row) for row in conn.execute(sql, params)]
 
 
+def _newest_first(
+    prefix: str, clauses: list[str], params: list, since: float | None, until: float | None, limit: int | None
+) -> tuple[str, str, tuple]:
+    """(WHERE, ORDER BY ... LIMIT, parameters) for rows with ``since <= start_at < until``, newest
+    first; ``prefix`` qualifies the columns (``"p."``), ``clauses``/``params`` are the caller's own."""
+    if since is not None:
+        clauses.append(f"{prefix}start_at >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append(f"{prefix}start_at < ?")
+        params.append(until)
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    order = f"ORDER BY {prefix}start_at DESC, {prefix}id DESC"
+    if limit is not None:
+        order += " LIMIT ?"
+        params.append(max(0, int(limit)))
+    return where, order, tuple(params)
+
+
 @db_errors
 def list_events(
     conn: apsw.Connection,
@@ -152,18 +171,8 @@ def list_events(
         check_status(status)
         clauses.append("status = ?")
         params.append(status)
-    if since is not None:
-        clauses.append("start_at >= ?")
-        params.append(since)
-    if until is not None:
-        clauses.append("start_at < ?")
-        params.append(until)
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    order = "ORDER BY start_at DESC, id DESC"
-    if limit is not None:
-        order += " LIMIT ?"
-        params.append(max(0, int(limit)))
-    return select_events(conn, where, tuple(params), order)
+    where, order, params = _newest_first("", clauses, params, since, until, limit)
+    return select_events(conn, where, params, order)
 
 
 @db_errors
@@ -279,18 +288,8 @@ def list_pauses(
 ) -> list[PauseRecord]:
     """Pauses newest first (``since <= start < until``), with cause/culprits/bundle; no artifacts."""
     clauses, params = [], []
-    if since is not None:
-        clauses.append("p.start_at >= ?")
-        params.append(since)
-    if until is not None:
-        clauses.append("p.start_at < ?")
-        params.append(until)
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    order = "ORDER BY p.start_at DESC, p.id DESC"
-    if limit is not None:
-        order += " LIMIT ?"
-        params.append(max(0, int(limit)))
-    return _select_pauses(conn, where, tuple(params), order, with_artifacts=False)
+    where, order, params = _newest_first("p.", clauses, params, since, until, limit)
+    return _select_pauses(conn, where, params, order, with_artifacts=False)
 
 
 @db_errors
