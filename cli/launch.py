@@ -52,10 +52,6 @@ class PythonTarget:
     script: str | None
     args: list[str]
 
-    @property
-    def display(self) -> str:
-        return self.module if self.module is not None else os.path.basename(self.script or "")
-
 
 def python_target(argv: list[str]) -> PythonTarget | None:
     """The module or script a command runs on *this* interpreter, or None (then it is exec'd).
