@@ -182,6 +182,9 @@ class ProcStat(NamedTuple):
     cpu_count: int
     procs_running: int | None
     procs_blocked: int | None  # tasks in iowait now (nr_iowait), *not* every task in D
+    # Tasks (processes and threads) created since boot, machine-wide: while it stands still, no
+    # pid was handed out, so the list of processes can only have shrunk.
+    forks: int | None = None
 
 
 def parse_proc_stat(b: bytes) -> ProcStat:
@@ -196,6 +199,7 @@ def parse_proc_stat(b: bytes) -> ProcStat:
         max(b.count(b"\ncpu"), 1),
         _number_after(b, b"\nprocs_running"),
         _number_after(b, b"\nprocs_blocked"),
+        _number_after(b, b"\nprocesses"),
     )
 
 

@@ -80,6 +80,7 @@ class SystemReader:
         self._vm: VmCounters | None = None
         self._psi_totals: dict[str, tuple[int | None, int | None]] = {}
         self.procs_blocked: int | None = None  # of the last read, for the thread-scan trigger
+        self.forks: int | None = None  # /proc/stat "processes" of the last read (None: unknown)
         # Did any page move to or from swap (disk or zswap) during the last interval? A process's
         # VmSwap can change without it running only then. True when unknown.
         self.swap_moved = True
@@ -95,6 +96,7 @@ class SystemReader:
         raw = self._stat.read()
         ps = parse_proc_stat(raw) if raw else ProcStat(None, os.cpu_count() or 1, None, None)
         self.procs_blocked = ps.procs_blocked
+        self.forks = ps.forks
         busy = iowait = steal = None
         if ps.cpu is not None and self._cpu is not None:
             total = ps.cpu.total - self._cpu.total

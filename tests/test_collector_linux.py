@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.linux import PAGE_SIZE, LinuxBackend
+from collector.linux import PAGE_SIZE, LinuxBackend, cpu_clock_id, live_proc
 from tests.as_nobody import run_python_as_nobody
 from tests.procutil import wait_for
 
@@ -39,7 +39,8 @@ class Children:
         self.procs: list[subprocess.Popen] = []
 
     def spawn(self, argv: list[str], **kw) -> subprocess.Popen:
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True, **kw)
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        p = subprocess.Popen(argv, start_new_session=True, **kw)
         self.procs.append(p)
         return p
 
@@ -297,16 +298,21 @@ def test_processes_exiting_during_sampling_never_break_a_snapshot(children: Chil
     assert len(os.listdir("/proc/self/fd")) <= fds_before  # close() released every descriptor
 
 
-def test_process_listed_but_gone_at_read_time(children: Children, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A pid in the listing whose process exited before its files were read (real ESRCH/ENOENT)."""
+@pytest.mark.parametrize("live", [True, False], ids=["cpu-clock", "files-only"])
+def test_process_listed_but_gone_at_read_time(
+    children: Children, monkeypatch: pytest.MonkeyPatch, live: bool
+) -> None:
+    """A pid in the listing whose process exited before its files (or its CPU clock: EINVAL)
+    were read (real ESRCH/ENOENT)."""
     known = children.spawn(["sleep", "300"])
     never_seen = children.spawn(["sleep", "300"])
-    with LinuxBackend() as b:
+    with LinuxBackend(live=live) as b:
         assert known.pid in by_pid(b.sample()[0])
         stale = os.listdir("/proc")  # the listing, taken while both still live
         for p in (known, never_seen):
             p.kill()
             p.wait()
+        subprocess.run(["true"], check=True)  # moves the fork count: the next sample lists /proc
         real_listdir = os.listdir
         monkeypatch.setattr(os, "listdir", lambda path=".": stale if path == "/proc" else real_listdir(path))
         procs = by_pid(b.sample()[0])
@@ -381,3 +387,89 @@ def test_first_snapshot_has_every_process_and_no_rates() -> None:
     me = by_pid(procs)[os.getpid()]
     assert me.mem > 0 and me.mem % PAGE_SIZE == 0
     assert system.mem_total and system.load1 is not None
+
+
+# --------------------------------------------------------------------------- live-/proc shortcuts
+# A tree of our own whose entries are symlinks to real /proc/PID directories and whose stat file
+# we write: which processes get listed and when the fork count moves is then ours to decide,
+# while every process file and CPU clock read is the real one.
+
+
+class LinkedTree:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir()
+        self.stat_lines = Path("/proc/stat").read_text().splitlines()
+
+    def link(self, pid: int) -> None:
+        (self.root / str(pid)).symlink_to(f"/proc/{pid}")
+
+    def forks(self, count: int) -> None:
+        lines = [ln for ln in self.stat_lines if not ln.startswith("processes ")]
+        (self.root / "stat").write_text("\n".join([*lines, f"processes {count}"]) + "\n")
+
+
+def test_cpu_clock_of_another_process_and_of_a_gone_one(children: Children) -> None:
+    p = children.spawn(["sleep", "300"])
+    ns = time.clock_gettime_ns(cpu_clock_id(p.pid))
+    assert 0 < ns < 5 * 10**9  # a sleep that just started: some CPU, far from seconds
+    assert time.clock_gettime_ns(cpu_clock_id(os.getpid())) >= time.thread_time_ns()
+    p.kill()
+    p.wait()
+    with pytest.raises(OSError):
+        time.clock_gettime_ns(cpu_clock_id(p.pid))
+    assert live_proc("/proc")
+
+
+def test_listing_only_when_the_fork_count_moved(children: Children, tmp_path: Path) -> None:
+    tree = LinkedTree(tmp_path / "proc")
+    assert not live_proc(str(tree.root))  # no self link to us: a fake tree is never live
+    a = children.spawn(["sleep", "300"])
+    tree.link(a.pid)
+    tree.forks(100)
+    with LinuxBackend(str(tree.root), live=True) as b:
+        assert set(by_pid(b.sample()[0])) == {a.pid}
+        c = children.spawn(["sleep", "300"])
+        tree.link(c.pid)  # there, but the fork count says nothing new: not looked for
+        assert set(by_pid(b.sample()[0])) == {a.pid}
+        tree.forks(101)
+        assert set(by_pid(b.sample()[0])) == {a.pid, c.pid}
+        a.kill()
+        a.wait()  # gone: its clock says so, without a listing
+        assert set(by_pid(b.sample()[0])) == {c.pid}
+        assert (b.counters["samples"], b.counters["listings"]) == (4, 2)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_idle_process_costs_one_clock_read_and_a_run_is_seen(
+    children: Children, tmp_path: Path, threads: int
+) -> None:
+    """Nothing is parsed for a process whose CPU clock stood still; a run between two samples,
+    however short, moves the clock and the process is read again."""
+    code = (
+        "import sys, threading, time\n"
+        f"for _ in range({threads} - 1): threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
+        "print('ready', flush=True)\n"
+        "for line in sys.stdin:\n"
+        "    end = time.thread_time() + 0.05\n"
+        "    while time.thread_time() < end: pass\n"
+        "    print('done', flush=True)\n"
+    )
+    p = children.spawn([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "ready\n"
+    wait_for(lambda: proc_state(p.pid) == "S", what="child blocked on stdin")
+    tree = LinkedTree(tmp_path / "proc")
+    tree.link(p.pid)
+    tree.forks(1)
+    with LinuxBackend(str(tree.root), live=True) as b:
+        first = by_pid(b.sample()[0])[p.pid]
+        assert first.threads == threads
+        parsed = b.counters["parsed"]
+        idle = by_pid(b.sample()[0])[p.pid]
+        assert idle.cpu == 0.0 and b.counters["parsed"] == parsed and b.counters["ran"] == 0
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        assert p.stdout.readline() == "done\n"
+        busy = by_pid(b.sample()[0])[p.pid]
+        assert b.counters["parsed"] == parsed + 1
+        assert busy.cpu > 0 and busy.csw > 0
