@@ -6,7 +6,7 @@ does not run, so its next wake-up comes late. Each trial sends SIGSTOP, waits th
 SIGCONT, and polls the ``pauses`` table (read-only, every 5 ms) for the row; the stall is what was
 measured between the two signals, the latency is from SIGCONT to the row being readable. Trials
 are shuffled and start at a random moment, so the stall lands at a random phase of the
-sentinel's 50 ms tick.
+sentinel's tick.
 """
 
 from __future__ import annotations

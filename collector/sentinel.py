@@ -1,4 +1,4 @@
-"""The pause sentinel: a thread that ticks every ~50 ms and notices when the machine stalled.
+"""The pause sentinel: a thread that ticks every ~20 ms and notices when the machine stalled.
 
 Each wake-up is compared with the previous one. The gap on the awake clock, which stops while the
 machine is suspended, minus the expected tick is the wake-up's *lateness*; lateness above the
@@ -149,8 +149,8 @@ class PauseDetector:
 class LatenessWindow:
     """The last ``capacity`` lateness values in a preallocated ring; percentiles on demand.
 
-    Adding is one store (20 times a second); sorting ~1,200 floats happens only when a snapshot
-    asks, once a second. The window is counted in ticks (``window_s / tick``), which equals the
+    Adding is one store (50 times a second); sorting ~3,000 floats (60 s of 20 ms ticks) happens
+    only when a snapshot asks, once a second (~0.03 % of a core on the benchmark VM). The window is counted in ticks (``window_s / tick``), which equals the
     time window while the sentinel keeps its rhythm.
     """
 
@@ -167,6 +167,16 @@ class LatenessWindow:
         self._next = (self._next + 1) % self.capacity
         if self._count < self.capacity:
             self._count += 1
+
+    @property
+    def values(self) -> array:
+        """The ring itself, for a writer that stores in place (then calls ``stored``)."""
+        return self._values
+
+    def stored(self, total: int) -> None:
+        """``total`` values were stored in place so far, the n-th at index n % capacity."""
+        self._count = min(total, self.capacity)
+        self._next = total % self.capacity
 
     def __len__(self) -> int:
         return self._count
@@ -219,7 +229,10 @@ class Sentinel:
         self.window_s = config.percentile_window_s
         self.on_pause = on_pause
         self._stopped = False  # a plain flag: the loop reads it every tick, an Event costs a call
-        self._wait = wait or self._sleep
+        # time.sleep returns None: "not told to stop", and then the loop reads the flag. A plain
+        # sleep costs less per wake-up than Event.wait (a lock allocated, more futex calls), and
+        # stop() is still noticed within one tick.
+        self._wait: Wait = wait or time.sleep  # type: ignore[assignment]
         self.detector = PauseDetector(config.tick_ms, config.pause_threshold_ms)
         self.window = LatenessWindow(max(1, math.ceil(self.window_s / self.tick_s)))
         self._thread: threading.Thread | None = None
@@ -230,46 +243,58 @@ class Sentinel:
     def run(self) -> None:
         """The tick loop (the thread's body; tests may call it directly with a fake wait).
 
-        It runs 20 times a second, each time cold: on a VM a wake-up alone costs 40-70 us of CPU,
-        and every line of Python run after 50 ms asleep costs far more than it would hot (a
-        method per step cost ~125 us a tick, measured; this loop ~80). So an on-time tick is
-        inline on locals: two clock reads and one store in the lateness ring. Only a wake-up
-        late on the awake clock goes to the detector, which reads the wall clock and makes
-        the pause.
+        It runs 50 times a second, each time cold: on a VM a wake-up alone costs 40-90 us of CPU,
+        and every line of Python run after 20 ms asleep costs far more than it would hot (a
+        method per step cost ~125 us a tick, measured; a clock read ~8 us). So an on-time tick
+        is inline on locals: a plain sleep of one tick, one clock read and one store in the
+        lateness ring, in place (the ring's count is derived from ``ticks`` when stats are
+        asked for).
+
+        The clock read each tick is the suspend-inclusive one. Its gap exceeds the pause
+        threshold for a stall and for a suspend alike; only then is the awake clock read,
+        and the detector tells the two apart. The awake clock's value at the previous tick is
+        that tick's suspend-inclusive reading less their offset, which changes only across a
+        suspend, so it is refreshed at every such wake-up (every suspend longer than the
+        threshold makes one).
+
+        The sleep is not shortened by the tick's own work (that would cost another clock
+        read): ticks are ``tick_ms`` plus ~0.1 ms apart, and that 0.1 ms is in the lateness.
         """
         cpu0 = time.thread_time()
-        mono, boot, wall, wait, add = self.monotonic, self.boottime, self.wall, self._wait, self.window.add
+        read_total, read_awake, wall, wait = self.boottime, self.monotonic, self.wall, self._wait
+        ring, capacity = self.window.values, self.window.capacity
         tick_s, tick_ms = self.tick_s, self.detector.tick_ms
-        examine = self.detector.examine
-        suspect_ms = tick_ms + self.detector.threshold_ms  # an awake gap above this is a pause
+        detector = self.detector
+        threshold_ms = detector.threshold_ms  # lateness above it: a pause or a suspend
         try:
-            awake, total = mono(), boot()
-            self.ticks = 1
+            total = read_total()
+            offset = total - read_awake()  # suspend-inclusive minus awake: time slept so far
+            ticks = self.ticks = 1
+            slot = 0  # where the next lateness goes: (ticks - 1) % capacity
             while True:
-                # Relative scheduling: the expected gap is always one tick, whatever happened
-                # before. Subtracting the work already done keeps the rhythm at tick_ms.
-                if wait(max(0.0, tick_s - (mono() - awake))) or self._stopped:
+                if wait(tick_s) or self._stopped:
                     break
-                prev_awake, prev_total = awake, total
-                awake, total = mono(), boot()
-                gap_ms = (awake - prev_awake) * 1000.0
-                if gap_ms > suspect_ms:
-                    pause = examine(prev_awake, prev_total, awake, total, wall())
+                prev_total = total
+                total = read_total()
+                late_ms = (total - prev_total) * 1000.0 - tick_ms
+                if late_ms > threshold_ms:
+                    awake = read_awake()
+                    pause = detector.examine(prev_total - offset, prev_total, awake, total, wall())
+                    offset = total - awake
+                    late_ms = detector.last_lateness_ms  # on the awake clock: a suspend is not late
                     if pause is not None:
                         self.on_pause(pause)
-                add(gap_ms - tick_ms if gap_ms > tick_ms else 0.0)
-                self.ticks += 1
+                ring[slot] = late_ms if late_ms > 0.0 else 0.0
+                slot += 1
+                if slot == capacity:
+                    slot = 0
+                ticks += 1
+                self.ticks = ticks
         except Exception:  # pragma: no cover - a bug here must not go unnoticed
             log.exception("sentinel thread crashed")
             raise
         finally:
             self.cpu_s = time.thread_time() - cpu0
-
-    def _sleep(self, timeout: float) -> bool:
-        # A plain sleep costs less per wake-up than Event.wait (which allocates a lock and does
-        # extra futex calls), and stop() is still noticed within one tick.
-        time.sleep(timeout)
-        return self._stopped
 
     # -- thread control ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -292,6 +317,7 @@ class Sentinel:
     def stats(self) -> m.SentinelStats:
         # No lock against the tick loop: a store into the ring is atomic under the GIL, and a
         # percentile taken while a value is replaced is still one of the window's values.
+        self.window.stored(self.ticks - 1)  # one lateness per tick after the first
         p50, p99, worst = self.window.percentiles()
         ticks = len(self.window)
         return m.SentinelStats(

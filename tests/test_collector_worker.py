@@ -112,7 +112,7 @@ def test_snapshots_arrive_at_1hz_and_sigterm_exits_clean(children, sockets, tmp_
         assert snap.elapsed_ms == pytest.approx(1000, abs=300)
         assert snap.process_count == len(snap.processes) > 5
         assert snap.system.cpu_count == os.cpu_count()
-        assert snap.sentinel is not None and snap.sentinel.tick_ms == 50 and snap.sentinel.ticks > 0
+        assert snap.sentinel is not None and snap.sentinel.tick_ms == 20 and snap.sentinel.ticks > 0
     # the collector itself is in its own snapshot, with rates (a primed first sample)
     me = [p for p in snaps[-1].processes if p.pid == proc.pid]
     assert len(me) == 1 and me[0].cpu is not None and me[0].state in ("running", "sleeping")
@@ -154,7 +154,7 @@ def test_sigstop_of_one_second_is_one_pause_on_record_and_pause(children, socket
     recorded = receive(record, rec_codec, 5)
     assert isinstance(recorded, m.Pause), (tmp_path / "collector-0.log").read_text()
     assert recorded.duration_ms == pytest.approx(stopped_ms, abs=100)
-    assert recorded.expected_ms == 50
+    assert recorded.expected_ms == 20  # the default tick
     assert recorded.suspended_ms == pytest.approx(0, abs=5)
     assert recorded.processes is None
     assert recorded.pause_id == f"{first.incarnation}:1"

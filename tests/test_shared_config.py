@@ -35,8 +35,8 @@ def test_defaults_equal_the_seed():
     assert (c.rogue_selection.state.enabled, c.rogue_selection.state.count) == (True, 0)
     assert c.rogue_selection.state.states == ["zombie"]
     assert (c.sampling.elevation_threshold, c.sampling.critical_threshold) == (30, 60)
-    # The new design's sentinel: 50 ms ticks, 200 ms threshold.
-    assert (c.sentinel.tick_ms, c.sentinel.pause_threshold_ms) == (50.0, 200.0)
+    # The new design's sentinel: 20 ms ticks (durations to ±10 ms), 200 ms threshold.
+    assert (c.sentinel.tick_ms, c.sentinel.pause_threshold_ms) == (20.0, 200.0)
 
 
 def test_rendered_defaults_parse_back_identically():
