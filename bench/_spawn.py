@@ -51,6 +51,30 @@ class Sleepers:
                 self.pgid = pid
             self.pids.append(pid)
 
+    def start_churn(self, per_s: float) -> int:
+        """A process that starts ``per_s`` short-lived ones a second (``true``, reaped at once), as
+        on a desktop where something always starts; killed with the group or ``stop``. Its pid."""
+        true = shutil.which("true") or "/bin/true"
+        code = (
+            "import os, time\n"
+            f"end = time.monotonic() + {self.lifetime_s}\n"
+            "while time.monotonic() < end:\n"
+            f"    os.waitpid(os.posix_spawn({true!r}, [{true!r}], {{}}), 0)\n"
+            f"    time.sleep({1.0 / per_s!r})\n"
+        )
+        pid = os.posix_spawn(sys.executable, [sys.executable, "-S", "-c", code], os.environ, setpgroup=self.pgid)
+        if not self.pgid:
+            self.pgid = pid
+        return pid
+
+    def stop(self, pid: int) -> None:
+        """Kill and reap one child started here (not a sleeper)."""
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
     def grow_to(self, total: int) -> None:
         """Spawn until about ``total`` processes exist on the machine (others come and go)."""
         missing = total - count_processes()
