@@ -8,9 +8,10 @@ The kernel's cost of *generating* a /proc file dominates (stat ≈ 2.5 µs, stat
 - On this machine's own /proc (not a test's fake tree), no file at all for a process that did
   not run: its CPU clock (``clock_gettime`` on the process's CPU-time clock id, the thread group's
   run time in ns) stood still, which costs the kernel no file to generate (~1.3 µs a process
-  cold, against ~2.5 µs for schedstat). And /proc itself is listed only when /proc/stat's fork
-  count moved since the last listing: nothing new can have appeared otherwise, and a process that
-  exited is found by its clock (EINVAL). A cold listing costs ~1 ms at 600 processes.
+  cold, against ~2.5 µs for schedstat). And /proc itself is listed only when many tasks were
+  created (or once a minute): /proc/stat's fork count tells whether any was, loadavg's last pid
+  which few pids to look at one by one; a process that exited is found by its clock (EINVAL).
+  A cold listing costs ~1 ms at 600 processes.
 - Single-threaded processes (most of them) are watched through ``/proc/PID/schedstat``
   (``runtime_ns wait_ns switches``, a third of stat's cost): if it did not change, the process
   did not run at all, so it made no system calls, no context switches, no faults and did not
@@ -58,6 +59,7 @@ from .procfs_parse import (
     parse_stat,
     parse_status,
     schedstat_switches,
+    status_tgid,
 )
 from .procfs_system import SystemReader
 from .procfs_threads import count_stuck_threads, threads_switches
@@ -68,6 +70,8 @@ STAT_SIZE = 2048  # a stat line is ~300 bytes (52 numbers and a name of at most 
 SCHED_SIZE = 256
 STATUS_SIZE = 4096
 IO_SIZE = 512
+PROBE_MAX = 32  # new pids looked at one by one; more than this and /proc is listed instead
+LIST_EVERY = 60  # samples: /proc is listed at least this often whatever the counters say
 
 _replace = msgspec.structs.replace
 
@@ -177,7 +181,10 @@ class LinuxBackend:
         self._thread_csw = thread_csw
         self._schedstat = schedstat_works(self._root) if schedstat is None else schedstat
         self._live = live_proc(self._root) if live is None else live
-        self._forks: int | None = None  # /proc/stat's fork count at the last listing of /proc
+        # /proc/stat's fork count and loadavg's last pid when new processes were last looked for
+        self._forks: int | None = None
+        self._last_pid: int | None = None
+        self._since_listing = 0  # samples since /proc was last listed
         self._fds = FdBudget(fd_limit)
         self._system = SystemReader(self._root)
         self._procs: dict[str, _Proc] = {}
@@ -193,7 +200,7 @@ class LinuxBackend:
         # Work done, cumulative: the benchmark and the worker's heartbeat can report these.
         self.counters = {
             "samples": 0, "ran": 0, "parsed": 0, "status_reads": 0, "io_reads": 0,
-            "new": 0, "gone": 0, "thread_scans": 0, "threads_read": 0, "listings": 0,
+            "new": 0, "gone": 0, "thread_scans": 0, "threads_read": 0, "listings": 0, "probes": 0,
         }  # fmt: skip
 
     # ------------------------------------------------------------------ public
@@ -294,20 +301,45 @@ class LinuxBackend:
         return out, system
 
     def _names(self, known: dict[str, _Proc]) -> list[str]:
-        """The entries of /proc to look at: a listing, or the known processes when /proc/stat
-        says no task was created since the last listing (a cold listing costs ~1 ms at 600
-        processes; exits are found by the processes' own reads failing)."""
-        forks = self._system.forks
-        if self._live and known and forks is not None and forks == self._forks:
-            return list(known)
+        """The entries of /proc to look at: the known processes plus any new ones.
+
+        A cold listing of /proc costs ~1 ms at 600 processes, so on a live /proc it is avoided
+        (exits are found by the processes' own reads failing):
+        - /proc/stat's fork count did not move since the last look: nothing was created;
+        - it moved, and the pids handed out since then (loadavg's last pid counts up until it
+          wraps) are few: each is looked at directly; a thread is not a process.
+        Otherwise, and at least every ``LIST_EVERY`` samples whatever the counts say (pids can
+        also be set by checkpoint/restore tools), /proc is listed.
+        """
+        system = self._system
+        forks, last = system.forks, system.last_pid
+        self._since_listing += 1
+        if self._live and known and forks is not None and self._since_listing < LIST_EVERY:
+            if forks == self._forks:
+                return list(known)  # baselines kept: a task counted later is still above them
+            prev = self._last_pid
+            # (last == prev: the tasks were created in other pid namespaces, none visible here)
+            if last is not None and prev is not None and 0 <= last - prev <= PROBE_MAX:
+                self._forks, self._last_pid = forks, last
+                new = [str(pid) for pid in range(prev + 1, last + 1) if str(pid) not in known]
+                return [*known, *(name for name in new if self._is_process(name))]
         try:
             names = os.listdir(self._root)
         except OSError:
-            self._forks = None
+            self._forks = self._last_pid = None
             return []
         self.counters["listings"] += 1
-        self._forks = forks
+        self._since_listing = 0
+        self._forks, self._last_pid = forks, last
         return names
+
+    def _is_process(self, name: str) -> bool:
+        """Is pid ``name`` a live process (a thread group leader, what a listing shows)?"""
+        self.counters["probes"] += 1
+        try:
+            return status_tgid(read_path(f"{self._root}/{name}/status", STATUS_SIZE)) == int(name)
+        except OSError:
+            return False  # exited already, or not ours to see (then a listing would not show it)
 
     def close(self) -> None:
         for e in self._procs.values():

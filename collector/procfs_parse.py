@@ -211,6 +211,20 @@ def parse_loadavg(b: bytes) -> tuple[float, float, float] | None:
         return None
 
 
+def loadavg_last_pid(b: bytes) -> int | None:
+    """The last pid handed out in the reader's pid namespace (loadavg's fifth field)."""
+    words = b.split()
+    try:
+        return int(words[4])
+    except (IndexError, ValueError):
+        return None
+
+
+def status_tgid(b: bytes) -> int | None:
+    """The thread group (process) id from a status file: a thread's own pid differs from it."""
+    return _number_after(b, b"\nTgid:")
+
+
 class MemInfo(NamedTuple):
     total: int | None  # bytes
     available: int | None

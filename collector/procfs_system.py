@@ -18,6 +18,7 @@ from .procfs_parse import (
     MemInfo,
     ProcStat,
     VmCounters,
+    loadavg_last_pid,
     parse_loadavg,
     parse_meminfo,
     parse_pressure,
@@ -81,6 +82,7 @@ class SystemReader:
         self._psi_totals: dict[str, tuple[int | None, int | None]] = {}
         self.procs_blocked: int | None = None  # of the last read, for the thread-scan trigger
         self.forks: int | None = None  # /proc/stat "processes" of the last read (None: unknown)
+        self.last_pid: int | None = None  # loadavg's last pid handed out, of the last read
         # Did any page move to or from swap (disk or zswap) during the last interval? A process's
         # VmSwap can change without it running only then. True when unknown.
         self.swap_moved = True
@@ -106,8 +108,11 @@ class SystemReader:
                 steal = _pct(ps.cpu.steal - self._cpu.steal, total)
         self._cpu = ps.cpu
 
+        # After /proc/stat, not before: a task created between the two reads is then either in
+        # the fork count and at or below the last pid, or in neither (LinuxBackend._names).
         raw = self._loadavg.read()
         load = parse_loadavg(raw) if raw else None
+        self.last_pid = loadavg_last_pid(raw) if raw else None
         raw = self._meminfo.read()
         mem = parse_meminfo(raw) if raw else MemInfo(None, None, None)
         raw = self._vmstat.read()

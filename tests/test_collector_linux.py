@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+import collector.linux
 from collector.linux import PAGE_SIZE, LinuxBackend, cpu_clock_id, live_proc
 from tests.as_nobody import run_python_as_nobody
 from tests.procutil import wait_for
@@ -408,6 +409,9 @@ class LinkedTree:
         lines = [ln for ln in self.stat_lines if not ln.startswith("processes ")]
         (self.root / "stat").write_text("\n".join([*lines, f"processes {count}"]) + "\n")
 
+    def last_pid(self, pid: int) -> None:
+        (self.root / "loadavg").write_text(f"0.10 0.20 0.30 1/100 {pid}\n")
+
 
 def test_cpu_clock_of_another_process_and_of_a_gone_one(children: Children) -> None:
     p = children.spawn(["sleep", "300"])
@@ -473,3 +477,53 @@ def test_idle_process_costs_one_clock_read_and_a_run_is_seen(
         busy = by_pid(b.sample()[0])[p.pid]
         assert b.counters["parsed"] == parsed + 1
         assert busy.cpu > 0 and busy.csw > 0
+
+
+def test_new_pids_are_looked_at_one_by_one_instead_of_a_listing(children: Children, tmp_path: Path) -> None:
+    """The fork count moved and loadavg's last pid went up by a few: exactly those pids are
+    looked at; a thread's pid among them is not taken for a process."""
+    tree = LinkedTree(tmp_path / "proc")
+    code = "import threading, sys\nthreading.Thread(target=lambda: (print(threading.get_native_id(), flush=True), sys.stdin.read())).start()\nsys.stdin.read()\n"
+    parent = children.spawn([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    tid = int(parent.stdout.readline())
+    newcomer = children.spawn(["sleep", "300"])
+    tree.link(parent.pid)
+    tree.forks(100)
+    tree.last_pid(newcomer.pid - 1)
+    with LinuxBackend(str(tree.root), live=True) as b:
+        assert set(by_pid(b.sample()[0])) == {parent.pid}
+        tree.link(newcomer.pid)
+        tree.link(tid)  # /proc/TID exists for a thread (unlisted): a probe must tell it apart
+        tree.forks(102)
+        tree.last_pid(newcomer.pid)
+        b._last_pid = min(tid, newcomer.pid) - 1  # both pids in the range, wherever they fell
+        assert set(by_pid(b.sample()[0])) == {parent.pid, newcomer.pid}
+        assert b.counters["listings"] == 1 and b.counters["probes"] >= 2
+        # Too many new pids at once: listing is cheaper than looking at each.
+        other = children.spawn(["sleep", "300"])
+        tree.link(other.pid)
+        tree.forks(103)
+        tree.last_pid(newcomer.pid + 10_000)
+        assert set(by_pid(b.sample()[0])) == {parent.pid, newcomer.pid, other.pid}
+        assert b.counters["listings"] == 2
+        # Tasks created in another pid namespace only: the last pid here did not move.
+        tree.forks(150)
+        assert set(by_pid(b.sample()[0])) == {parent.pid, newcomer.pid, other.pid}
+        assert b.counters["listings"] == 2
+
+
+def test_proc_is_listed_at_least_every_list_every_samples(
+    children: Children, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pid set by checkpoint/restore escapes the counters: a listing every so often finds it."""
+    monkeypatch.setattr(collector.linux, "LIST_EVERY", 3)
+    tree = LinkedTree(tmp_path / "proc")
+    a, restored = children.spawn(["sleep", "300"]), children.spawn(["sleep", "300"])
+    tree.link(a.pid)
+    tree.forks(100)
+    tree.last_pid(a.pid)
+    with LinuxBackend(str(tree.root), live=True) as b:
+        b.sample()
+        tree.link(restored.pid)  # appeared with the counters unchanged
+        seen = [restored.pid in by_pid(b.sample()[0]) for _ in range(3)]
+        assert seen == [False, False, True] and b.counters["listings"] == 2
