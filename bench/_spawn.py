@@ -62,7 +62,8 @@ class Sleepers:
             f"    os.waitpid(os.posix_spawn({true!r}, [{true!r}], {{}}), 0)\n"
             f"    time.sleep({1.0 / per_s!r})\n"
         )
-        pid = os.posix_spawn(sys.executable, [sys.executable, "-S", "-c", code], os.environ, setpgroup=self.pgid)
+        argv = [sys.executable, "-S", "-c", code]
+        pid = os.posix_spawn(sys.executable, argv, os.environ, setpgroup=self.pgid)
         if not self.pgid:
             self.pgid = pid
         return pid

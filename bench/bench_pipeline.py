@@ -11,7 +11,7 @@ home (tests' way: HOME, XDG_* and PAUSE_MONITOR_CONFIG point into a temp directo
    - CPU of the supervisor and every worker (utime+stime+cutime+cstime from /proc/PID/stat) over
      60 s at 1 Hz, against procps ``top -b -d 1`` over exactly the same 60 s; per worker and per
      thread (main loop, pause sentinel, ZeroMQ I/O); then again while ``--churn`` short processes
-     start every second (a quiet machine lets the collector skip listing /proc; this one does not);
+     start every second (on a quiet machine the collector does not look for new processes);
    - memory: PSS and USS from /proc/PID/smaps_rollup, per process, and what each import layer
      weighs in a fresh interpreter (the floor every worker pays);
    - pause detection with the default 200 ms threshold: the collector SIGSTOPped for 100-300 ms,
@@ -60,9 +60,9 @@ from bench.pipeline_pauses import (  # noqa: E402
     smallest_reliable,
 )
 from bench.pipeline_proc import group_files_kb, load, process_count  # noqa: E402
-from pmshared.config import SentinelConfig  # noqa: E402
 from bench.pipeline_run import PipelineRun  # noqa: E402
 from bench.pipeline_scale import ScalePoint, linear_fit, measure_point  # noqa: E402
+from pmshared.config import SentinelConfig  # noqa: E402
 
 DEFAULT_CONFIG = ""  # a user's first run: every default
 DEFAULT_TICK_MS = SentinelConfig().tick_ms
@@ -160,8 +160,9 @@ def phase_cost(args: argparse.Namespace, sleepers: Sleepers) -> None:
                 "≤ 1.0×", f"top ≈ {TOP_ANCHOR_PCT} % there, {r.top_pct:.2f} % here",
                 bool(r.top_pct) and r.total_pct <= r.top_pct, at)
             if args.churn > 0:
-                # With nothing created the collector skips listing /proc; with this it lists every
-                # sample (and reads every newcomer), as on a desktop where something always starts.
+                # With nothing created the collector does not look for new processes; with this it
+                # looks every sample (and reads every newcomer), as on a desktop where something
+                # always starts.
                 say(f"\nagain, with {args.churn:g} short processes started a second alongside ...")
                 churn = sleepers.start_churn(args.churn)
                 try:

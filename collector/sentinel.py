@@ -150,8 +150,9 @@ class LatenessWindow:
     """The last ``capacity`` lateness values in a preallocated ring; percentiles on demand.
 
     Adding is one store (50 times a second); sorting ~3,000 floats (60 s of 20 ms ticks) happens
-    only when a snapshot asks, once a second (~0.03 % of a core on the benchmark VM). The window is counted in ticks (``window_s / tick``), which equals the
-    time window while the sentinel keeps its rhythm.
+    only when a snapshot asks, once a second (~0.03 % of a core on the benchmark VM). The window
+    is counted in ticks (``window_s / tick``), which equals the time window while the sentinel
+    keeps its rhythm.
     """
 
     def __init__(self, capacity: int) -> None:

@@ -313,13 +313,16 @@ def test_process_listed_but_gone_at_read_time(
         for p in (known, never_seen):
             p.kill()
             p.wait()
-        subprocess.run(["true"], check=True)  # moves the fork count: the next sample lists /proc
+        # More new pids than are looked at one by one: the next sample lists /proc (live or not).
+        for _ in range(collector.linux.PROBE_MAX + 1):
+            subprocess.run(["true"], check=True)
         real_listdir = os.listdir
         monkeypatch.setattr(os, "listdir", lambda path=".": stale if path == "/proc" else real_listdir(path))
         procs = by_pid(b.sample()[0])
         monkeypatch.undo()
         assert known.pid not in procs and never_seen.pid not in procs
         assert os.getpid() in procs
+        assert b.counters["listings"] == 2
 
 
 def test_kept_descriptor_does_not_follow_a_reused_pid(children: Children) -> None:
@@ -483,7 +486,12 @@ def test_new_pids_are_looked_at_one_by_one_instead_of_a_listing(children: Childr
     """The fork count moved and loadavg's last pid went up by a few: exactly those pids are
     looked at; a thread's pid among them is not taken for a process."""
     tree = LinkedTree(tmp_path / "proc")
-    code = "import threading, sys\nthreading.Thread(target=lambda: (print(threading.get_native_id(), flush=True), sys.stdin.read())).start()\nsys.stdin.read()\n"
+    code = (
+        "import threading, sys\n"
+        "report = lambda: (print(threading.get_native_id(), flush=True), sys.stdin.read())\n"
+        "threading.Thread(target=report).start()\n"
+        "sys.stdin.read()\n"
+    )
     parent = children.spawn([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     tid = int(parent.stdout.readline())
     newcomer = children.spawn(["sleep", "300"])
