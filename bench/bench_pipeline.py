@@ -8,7 +8,7 @@ children are spawned to get there and reaped at the end), each pipeline in its o
 home (tests' way: HOME, XDG_* and PAUSE_MONITOR_CONFIG point into a temp directory):
 
 1. default config (what a user gets):
-   - CPU of the supervisor and every worker (utime+stime+cutime+cstime from /proc/PID/stat) over
+   - CPU of the supervisor and every worker (its CPU-time clock, plus cutime+cstime) over
      60 s at 1 Hz, against procps ``top -b -d 1`` over exactly the same 60 s; per worker and per
      thread (main loop, pause sentinel, ZeroMQ I/O); then again while ``--churn`` short processes
      start every second (on a quiet machine the collector does not look for new processes);
@@ -142,7 +142,7 @@ def phase_cost(args: argparse.Namespace, sleepers: Sleepers) -> None:
             say(f"| **pipeline** | **{r.total_pct:.3f}** | | | | |")
             say(f"| top -b -d 1 | {r.top_pct:.3f} | (whole life incl. start: {r.top_rusage_s:.2f} s "
                 f"CPU in {r.top_life_s:.1f} s) | | | |")
-            say("(process totals: /proc/PID/stat ticks; the thread split: schedstat ns, live threads)")
+            say("(process totals: each process's CPU clock, ns; the thread split: schedstat ns, live threads)")
             say(f"machine activity in the window: {r.ran} processes used CPU, {r.created} processes and "
                 f"threads were created (the collector reads more for each: other work on the machine "
                 f"raises its cost)")

@@ -131,6 +131,29 @@ def test_percentiles_of_a_known_sequence() -> None:
     assert small.percentiles() == (20.0, 25.0, 25.0)
 
 
+def test_summary_resorts_every_few_calls_but_its_max_is_always_current() -> None:
+    window = LatenessWindow(capacity=100)
+    every = LatenessWindow.REFRESH_EVERY
+    for value in range(1, 101):
+        window.add(float(value) / 10)  # 0.1 .. 10.0 ms
+    assert window.summary() == (5.0, 9.9, 10.0)  # first call: sorted
+    window.add(500.0)  # one late tick
+    assert window.summary() == (5.0, 9.9, 500.0)  # percentiles reused, max current
+    for _ in range(every - 3):
+        window.summary()
+    for _ in range(50):  # half the window now 0: the median moves at the next re-sort
+        window.add(0.0)
+    p50_before, _, worst = window.summary()  # call number `every`: still the old sort
+    assert (p50_before, worst) == (5.0, 500.0)
+    p50, p99, worst = window.summary()  # re-sorted: 0.0 x50, 5.2..10.0, 500
+    assert (p50, worst) == (0.0, 500.0) and p99 == 10.0
+    # More values than the ring holds since the last sort: re-sorted at once, whatever the count.
+    window.summary()
+    for _ in range(100):
+        window.add(1.0)
+    assert window.summary() == (1.0, 1.0, 1.0)
+
+
 def test_sentinel_stats_from_scripted_lateness() -> None:
     # 99 on-time ticks and one 100 ms late (below the pause threshold)
     steps = [(0, 0)] * 99 + [(100, 0)]
