@@ -91,8 +91,8 @@ def select_rogues(
 
     # Most processes did nothing this interval and have nothing swapped: every rate and cmprs 0
     # (or unknown), so only mem and threads (thresholds are >= 0, selection is strictly above)
-    # can pick them. One pass sets them aside
-    # and the rate categories rank the rest: ~240 instead of ~380 µs a snapshot at 600 processes.
+    # can pick them. One pass sets them aside and the other categories rank the rest: ~240
+    # instead of ~380 µs a snapshot at 600 processes.
     active = [p for p in processes if p.cpu or p.csw or p.sysbsd or p.pageins or p.cmprs]
     for name, count, threshold in rules.categories:
         key = _KEYS[name]
