@@ -164,17 +164,12 @@ class LatenessWindow:
             raise ValueError("capacity must be >= 1")
         self.capacity = capacity
         self._values = array("d", bytes(8 * capacity))
-        self._next = 0
-        self._count = 0
-        self._total = 0  # values ever stored
+        self._total = 0  # values ever stored; the n-th went to index n % capacity
         self._calls = 0  # summary() calls
         self._cached: tuple[float, float, float, int] | None = None  # p50, p99, max, _total then
 
     def add(self, lateness_ms: float) -> None:
-        self._values[self._next] = lateness_ms
-        self._next = (self._next + 1) % self.capacity
-        if self._count < self.capacity:
-            self._count += 1
+        self._values[self._total % self.capacity] = lateness_ms
         self._total += 1
 
     @property
@@ -185,15 +180,13 @@ class LatenessWindow:
     def stored(self, total: int) -> None:
         """``total`` values were stored in place so far, the n-th at index n % capacity."""
         self._total = total
-        self._count = min(total, self.capacity)
-        self._next = total % self.capacity
 
     def __len__(self) -> int:
-        return self._count
+        return min(self._total, self.capacity)
 
     def percentiles(self) -> tuple[float, float, float]:
         """(p50, p99, max) by nearest rank; zeros when empty."""
-        n = self._count
+        n = len(self)
         if n == 0:
             return 0.0, 0.0, 0.0
         ordered = sorted(self._values[:n]) if n < self.capacity else sorted(self._values)
