@@ -415,6 +415,10 @@ class LinkedTree:
     def last_pid(self, pid: int) -> None:
         (self.root / "loadavg").write_text(f"0.10 0.20 0.30 1/100 {pid}\n")
 
+    def swapped_in(self, pages: int) -> None:
+        """A vmstat whose swap-in count is ``pages`` (and nothing else moves)."""
+        (self.root / "vmstat").write_text(f"pgmajfault 10\npswpin {pages}\npswpout 0\npgsteal_kswapd 0\n")
+
 
 def test_cpu_clock_of_another_process_and_of_a_gone_one(children: Children) -> None:
     p = children.spawn(["sleep", "300"])
@@ -535,3 +539,33 @@ def test_proc_is_listed_at_least_every_list_every_samples(
         tree.link(restored.pid)  # appeared with the counters unchanged
         seen = [restored.pid in by_pid(b.sample()[0]) for _ in range(3)]
         assert seen == [False, False, True] and b.counters["listings"] == 2
+
+
+def test_status_is_reread_only_after_a_run_or_while_swap_moves(children: Children, tmp_path: Path) -> None:
+    """The periodic status refresh (uid, VmSwap) is skipped for a process whose CPU clock stood
+    still since the last one: it cannot have changed either. After a run, or while pages move
+    to or from swap, status is read again on the schedule."""
+    code = "import sys\nprint('ready', flush=True)\nfor line in sys.stdin: print('done', flush=True)\n"
+    p = children.spawn([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "ready\n"
+    wait_for(lambda: proc_state(p.pid) == "S", what="child blocked on stdin")
+    tree = LinkedTree(tmp_path / "proc")
+    tree.link(p.pid)
+    tree.forks(1)
+    tree.swapped_in(0)
+    with LinuxBackend(str(tree.root), live=True, refresh_every=2, swap_refresh_every=2) as b:
+        b.sample()  # the first snapshot reads every process's status
+        reads = b.counters["status_reads"]
+        for _ in range(4):  # refreshes fall due twice
+            b.sample()
+        assert b.counters["status_reads"] == reads
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        assert p.stdout.readline() == "done\n"
+        for _ in range(3):
+            b.sample()
+        assert b.counters["status_reads"] == reads + 1  # ran: read once at its next refresh
+        tree.swapped_in(5)  # pages moved: a sleeper's VmSwap may have changed
+        for _ in range(3):
+            b.sample()
+        assert b.counters["status_reads"] >= reads + 2
