@@ -215,6 +215,16 @@ def pauses_table(pauses: Sequence[Any], title: str | None = None) -> Table:
     return table
 
 
+def _evidence_value(value: object) -> Text:
+    """A figure as a reader wants it: 59.41, not 59.40594059405941; an unknown one as "-", not blank.
+    (`--json` keeps the stored value whole.)"""
+    if value is None:
+        return Text(fmt.MISSING)
+    if isinstance(value, float):
+        return Text(fmt.number(value, 2))
+    return fmt.safe(value)
+
+
 def pause_detail(p: Any, levels: Levels) -> RenderableType:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
@@ -232,7 +242,7 @@ def pause_detail(p: Any, levels: Levels) -> RenderableType:
         ev.add_column("key", no_wrap=True)
         ev.add_column("value")
         for k, v in sorted(p.evidence.items()):
-            ev.add_row(fmt.safe(k), fmt.safe(v))
+            ev.add_row(fmt.safe(k), _evidence_value(v))
         parts += [Text(""), ev]
     if p.culprits:
         table = Table(title="culprits", title_justify="left", show_edge=False, pad_edge=False)

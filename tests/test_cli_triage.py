@@ -196,8 +196,12 @@ def test_pauses_list_and_show(runner, db):
     assert control_bytes(shown) == []
     assert "permission denied" in shown and "ps.txt" in shown and "psi_cpu_some" in shown
     assert RECOGNISABLE["osc52"] in shown
+    # Figures are rounded for reading, an unknown one is "-" rather than blank; --json keeps them whole.
+    evidence = {line.split()[0]: line.split()[-1] for line in shown.splitlines() if line.strip()}
+    assert evidence["cpu_busy_pct"] == "59.41" and evidence["last_resume_ago_s"] == "-"
     by_key = json.loads(ok(runner.invoke(app, ["pauses", "show", pauses[1]["pause_id"], "--json"])).stdout)
     assert by_key["id"] == pauses[1]["id"]
+    assert by_key["evidence"]["cpu_busy_pct"] == 59.40594059405941
     one_line_error(runner.invoke(app, ["pauses", "show", "77"]), "no pause with id '77'")
     assert json.loads(ok(runner.invoke(app, ["pauses", "--since", "10m", "--json"])).stdout)[0]["duration_ms"] == 800.0
 
