@@ -28,6 +28,7 @@ def fail(message: str, code: int = FAILURE) -> NoReturn:
 
 
 def run(procfile: Path | None, only: str | None) -> int:
+    from cli import prctl
     from cli import procfile as procfile_mod
     from cli.output import Printer
     from cli.supervisor import Supervisor
@@ -35,6 +36,8 @@ def run(procfile: Path | None, only: str | None) -> int:
     from pmshared import config as config_mod
     from pmshared.endpoints import remove_stale_sockets
 
+    # After the exec the kernel names us "python": top, ps and our own rogue list would show that.
+    prctl.set_name("pmctl")
     try:
         config = config_mod.load()
     except config_mod.ConfigError as exc:

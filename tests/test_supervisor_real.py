@@ -44,6 +44,8 @@ def test_the_real_pipeline_runs_restarts_and_stops(pipeline: Pipeline):
     doc = json.loads(pipeline.cli("status", "--json").stdout)
     assert sorted(w["name"] for w in doc["workers"]) == sorted(WORKERS)
     assert all(w["state"] == "running" for w in doc["workers"])
+    if sys.platform.startswith("linux"):  # not "python": the name a user looks for in top
+        assert comm(doc["supervisor_pid"]) == "pmctl"
 
     victim = ws["scorer"].pid
     killed = time.monotonic()
