@@ -157,6 +157,11 @@ def rogue_table(rogues: list[m.ProcessScore], view: WatchView, rows: int = ROGUE
 def events_table(view: WatchView, rows: int) -> RenderableType:
     if view.events is None or (not view.events and view.events_note):
         return Panel(fmt.safe(view.events_note or "no database"), title="recent events", title_align="left")
+    if not view.events:  # one line, not eight empty columns squeezed to "durat…" beside the workers
+        table = Table(title="recent events", title_justify="left", show_edge=False, show_header=False)
+        table.add_column()
+        table.add_row(Text("no events recorded yet", style="dim"))
+        return table
     table = Table(title="recent events", title_justify="left", show_edge=False)
     for name, justify in (("id", "right"), ("start", "left"), ("duration", "right"), ("peak", "right"),
                           ("tier", "right"), ("status", "left"), ("top culprit", "left"), ("pauses", "right")):
@@ -178,8 +183,6 @@ def events_table(view: WatchView, rows: int) -> RenderableType:
             fmt.safe(_get(event, "top_culprit") or "", limit=32),
             str(_get(event, "pause_count") or 0),
         )
-    if not view.events:
-        table.add_row("", Text("no events recorded yet", style="dim"), "", "", "", "", "", "")
     return table
 
 

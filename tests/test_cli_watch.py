@@ -97,6 +97,13 @@ def test_colour_output_has_only_our_own_colour_codes():
     assert "\x1b]" not in out and "\x07" not in out
 
 
+@pytest.mark.parametrize("width", [80, 120])
+def test_no_events_is_one_plain_line_not_a_squeezed_table(width):
+    out = draw(view(events=[]), width=width)
+    assert "no events recorded yet" in out
+    assert "durat" not in out and "top culp" not in out  # no empty event columns beside the workers
+
+
 def test_gauge_levels_follow_the_configured_thresholds():
     v = view()
     assert [level(s, v)[0] for s in (0, 29, 30, 59, 60, 100)] == ["ok", "ok", "elevated", "elevated", "critical", "critical"]
