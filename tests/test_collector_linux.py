@@ -451,12 +451,9 @@ def test_listing_only_when_the_fork_count_moved(children: Children, tmp_path: Pa
         assert (b.counters["samples"], b.counters["listings"]) == (4, 2)
 
 
-@pytest.mark.parametrize("threads", [1, 3])
-def test_idle_process_costs_one_clock_read_and_a_run_is_seen(
-    children: Children, tmp_path: Path, threads: int
-) -> None:
-    """Nothing is parsed for a process whose CPU clock stood still; a run between two samples,
-    however short, moves the clock and the process is read again."""
+def _sleeper_that_runs_on_request(children: Children, threads: int = 1) -> subprocess.Popen:
+    """A child blocked on stdin (with ``threads`` threads in all) that burns 50 ms of CPU for each
+    line it is sent, then answers "done"; returned once it sleeps."""
     code = (
         "import sys, threading, time\n"
         f"for _ in range({threads} - 1): threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
@@ -469,18 +466,38 @@ def test_idle_process_costs_one_clock_read_and_a_run_is_seen(
     p = children.spawn([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert p.stdout.readline() == "ready\n"
     wait_for(lambda: proc_state(p.pid) == "S", what="child blocked on stdin")
+    return p
+
+
+def _run_once(p: subprocess.Popen) -> None:
+    p.stdin.write("go\n")
+    p.stdin.flush()
+    assert p.stdout.readline() == "done\n"
+
+
+def _tree_of(tmp_path: Path, pid: int) -> LinkedTree:
+    """A linked /proc holding only ``pid``, whose fork count says one task was created."""
     tree = LinkedTree(tmp_path / "proc")
-    tree.link(p.pid)
+    tree.link(pid)
     tree.forks(1)
+    return tree
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_idle_process_costs_one_clock_read_and_a_run_is_seen(
+    children: Children, tmp_path: Path, threads: int
+) -> None:
+    """Nothing is parsed for a process whose CPU clock stood still; a run between two samples,
+    however short, moves the clock and the process is read again."""
+    p = _sleeper_that_runs_on_request(children, threads)
+    tree = _tree_of(tmp_path, p.pid)
     with LinuxBackend(str(tree.root), live=True) as b:
         first = by_pid(b.sample()[0])[p.pid]
         assert first.threads == threads
         parsed = b.counters["parsed"]
         idle = by_pid(b.sample()[0])[p.pid]
         assert idle.cpu == 0.0 and b.counters["parsed"] == parsed and b.counters["ran"] == 0
-        p.stdin.write("go\n")
-        p.stdin.flush()
-        assert p.stdout.readline() == "done\n"
+        _run_once(p)
         busy = by_pid(b.sample()[0])[p.pid]
         assert b.counters["parsed"] == parsed + 1
         assert busy.cpu > 0 and busy.csw > 0
@@ -545,13 +562,8 @@ def test_status_is_reread_only_after_a_run_or_while_swap_moves(children: Childre
     """The periodic status refresh (uid, VmSwap) is skipped for a process whose CPU clock stood
     still since the last one: it cannot have changed either. After a run, or while pages move
     to or from swap, status is read again on the schedule."""
-    code = "import sys\nprint('ready', flush=True)\nfor line in sys.stdin: print('done', flush=True)\n"
-    p = children.spawn([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert p.stdout.readline() == "ready\n"
-    wait_for(lambda: proc_state(p.pid) == "S", what="child blocked on stdin")
-    tree = LinkedTree(tmp_path / "proc")
-    tree.link(p.pid)
-    tree.forks(1)
+    p = _sleeper_that_runs_on_request(children)
+    tree = _tree_of(tmp_path, p.pid)
     tree.swapped_in(0)
     with LinuxBackend(str(tree.root), live=True, refresh_every=2, swap_refresh_every=2) as b:
         b.sample()  # the first snapshot reads every process's status
@@ -559,9 +571,7 @@ def test_status_is_reread_only_after_a_run_or_while_swap_moves(children: Childre
         for _ in range(4):  # refreshes fall due twice
             b.sample()
         assert b.counters["status_reads"] == reads
-        p.stdin.write("go\n")
-        p.stdin.flush()
-        assert p.stdout.readline() == "done\n"
+        _run_once(p)
         for _ in range(3):
             b.sample()
         assert b.counters["status_reads"] == reads + 1  # ran: read once at its next refresh
