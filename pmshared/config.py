@@ -105,8 +105,18 @@ class ScoringWeights(_Section):
     threads: Weight = 0
 
 
+class PressureModelConfig(_Section):
+    """The pressure model's constants (scorer/pressure.py documents each). Filled in by the
+    model's implementation; every key gets a validated range."""
+
+
 class ScoringConfig(_Section):
+    # "pressure" (default): machine stress from what the kernel measures (PSI deltas, run queue,
+    # paging, sentinel lateness), charged to the processes holding the contended resource.
+    # "seed": the seed's per-process formula, bit for bit (weights below).
+    model: Literal["pressure", "seed"] = "pressure"
     weights: ScoringWeights = msgspec.field(default_factory=ScoringWeights)
+    pressure: PressureModelConfig = msgspec.field(default_factory=PressureModelConfig)
 
 
 class CategorySelection(_Section):

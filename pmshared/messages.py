@@ -29,7 +29,11 @@ TierNo = Annotated[int, Meta(ge=1, le=3)]
 ProcessState = Literal["running", "sleeping", "stuck", "zombie", "stopped", "idle", "halted", "unknown"]
 
 # Rogue-selection categories (seed names). "state" marks processes picked for their state.
-Category = Literal["cpu", "mem", "cmprs", "threads", "csw", "sysbsd", "pageins", "state", "stuck"]
+# The pressure model adds the resources it charges: "io" (storage bytes), "fork" (CPU of reaped
+# children: a fork storm is charged to the parent that keeps forking).
+Category = Literal[
+    "cpu", "mem", "cmprs", "threads", "csw", "sysbsd", "pageins", "state", "stuck", "io", "fork"
+]
 
 
 class Envelope(Struct, frozen=True, kw_only=True, tag=True, tag_field="type"):
@@ -63,6 +67,13 @@ class ProcessInfo(Struct, frozen=True, kw_only=True, array_like=True):
     sysbsd: float | None = None  # syscalls/s; None where /proc/PID/io is not readable
     pageins: float | None = None  # major faults (page-ins)/s
     uid: int | None = None
+    # What the pressure model charges (new fields: defaults, appended at the end of the array).
+    cpu_children: float | None = None  # % of one core used by children reaped in the interval
+    run_delay: float | None = None  # ms per second spent runnable, waiting for a CPU (schedstat)
+    read_bps: float | None = None  # bytes/s read from storage (/proc/PID/io read_bytes)
+    write_bps: float | None = None  # bytes/s written to storage (write_bytes)
+    mem_growth: float | None = None  # bytes/s change of resident + swapped memory
+    cgroup: str | None = None  # systemd unit, container or cgroup leaf the process runs in
 
 
 class PressureStall(Struct, frozen=True, kw_only=True):
@@ -93,6 +104,11 @@ class SystemStats(Struct, frozen=True, kw_only=True):
     psi_cpu: PressureStall | None = None
     psi_memory: PressureStall | None = None
     psi_io: PressureStall | None = None
+    forks: float | None = None  # processes created/s (Linux /proc/stat "processes")
+    csw: float | None = None  # context switches/s, whole machine (/proc/stat "ctxt")
+    # False where the kernel does not account per-task run delay (schedstat reads "0 0 n").
+    run_delay_known: bool | None = None
+    memory_pressure: Literal["normal", "warn", "critical"] | None = None  # macOS pressure level
 
 
 class SentinelStats(Struct, frozen=True, kw_only=True):
@@ -138,10 +154,20 @@ class ProcessScore(Struct, frozen=True, kw_only=True):
     threads: int
     score: Score
     categories: list[Category]  # sorted, unique
+    ppid: int = 0
+    cpu_children: float | None = None
+    run_delay: float | None = None
+    io_bps: float | None = None  # read + write bytes/s
+    mem_growth: float | None = None
+    cgroup: str | None = None
 
 
 class ProcessSamples(Envelope, frozen=True, kw_only=True, tag="process_samples"):
-    """The rogues of one snapshot, scored (scorer -> tiering). Seed: ProcessSamples."""
+    """The rogues of one snapshot, scored (scorer -> tiering). Seed: ProcessSamples.
+
+    ``max_score`` is the score the tiers follow: under the seed model the highest rogue score;
+    under the pressure model the machine's stress, whose parts (per resource) are in ``stress``.
+    """
 
     timestamp: float
     elapsed_ms: float
@@ -151,6 +177,8 @@ class ProcessSamples(Envelope, frozen=True, kw_only=True, tag="process_samples")
     snapshot_seq: int = 0  # seq of the Snapshot this was scored from
     system: SystemStats | None = None
     sentinel: SentinelStats | None = None
+    model: Literal["seed", "pressure"] = "seed"
+    stress: dict[str, Score] = {}  # pressure model: machine stress per resource (cpu, memory, ...)
 
 
 # --------------------------------------------------------------------------- tiering -> viewers
@@ -256,6 +284,8 @@ class Culprit(Struct, frozen=True, kw_only=True):
     score: int
     categories: list[Category]
     suspect: bool = False
+    cgroup: str | None = None
+    ppid: int = 0
 
 
 PauseCause = Literal["cpu", "memory", "io", "suspend-adjacent", "unknown"]
