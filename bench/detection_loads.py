@@ -1,0 +1,105 @@
+"""The loads of the detection matrix (bench/detection.py): what each row starts and what it expects.
+
+A row names the process that must come out as the top culprit (by its command as the kernel shows
+it: stress-ng's workers call themselves ``stress-ng-<stressor>``, 15 characters at most) and the
+category that culprit must carry. A fork storm is charged to the worker that keeps forking (its
+reaped children's CPU), so its expected culprit is that worker, category ``fork``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.stressload import (
+    THRASHER,
+    Load,
+    MemoryCgroup,
+    memory_cgroup_missing,
+    parallel,
+    stress_ng,
+    stress_ng_missing,
+    working_set_file,
+)
+
+CORES = os.cpu_count() or 1
+MEM_LIMIT_MIB = 64  # the cgroup's limit ...
+MEM_FILE_MIB = 256  # ... and the file-backed working set its readers scan (4× the limit)
+THRASHER_NAME = "pm-memthrash"
+LIGHT_NAME = "pm-light-py"
+
+
+@dataclass(frozen=True)
+class LoadRow:
+    name: str  # as the table shows it
+    culprit: str  # command (comm) prefix the top culprit must have
+    category: str  # the category it must carry
+    args: tuple[str, ...] = ()  # stress-ng arguments (empty: the memory-cgroup thrasher)
+    needs: tuple[str, ...] = field(default=("stress-ng",))
+
+
+ROWS = [
+    LoadRow(f"stress-ng --cpu {CORES} (every core busy)", "stress-ng-cpu", "cpu", ("--cpu", str(CORES))),
+    LoadRow(f"stress-ng --cpu {4 * CORES} (oversubscribed)", "stress-ng-cpu", "cpu", ("--cpu", str(4 * CORES))),
+    LoadRow("stress-ng --vm 2 --vm-bytes 2G", "stress-ng-vm", "mem", ("--vm", "2", "--vm-bytes", "2G")),
+    LoadRow(f"memory pressure: {CORES} readers of a {MEM_FILE_MIB} MiB file in a {MEM_LIMIT_MIB} MiB cgroup",
+            THRASHER_NAME, "mem", needs=("cgroup",)),
+    LoadRow("stress-ng --hdd 2", "stress-ng-hdd", "io", ("--hdd", "2")),
+    LoadRow("stress-ng --fork 4 (fork storm)", "stress-ng-fork", "fork", ("--fork", "4")),
+    LoadRow("stress-ng --switch 4 (context-switch storm)", "stress-ng-switc", "csw", ("--switch", "4")),
+]
+
+
+def missing(row: LoadRow) -> str | None:
+    """Why ``row`` cannot run here, or None."""
+    if "stress-ng" in row.needs and (why := stress_ng_missing()):
+        return why
+    if "cgroup" in row.needs and (why := memory_cgroup_missing()):
+        return why
+    return None
+
+
+def prepare(row: LoadRow, scratch: Path) -> None:
+    """What ``row`` needs before its clock starts: the memory row's file (writing it is io)."""
+    if not row.args and not (scratch / "working-set").exists():
+        working_set_file(scratch / "working-set", MEM_FILE_MIB)
+
+
+def start(row: LoadRow, seconds: float, scratch: Path, stack: ExitStack) -> Load:
+    """Start ``row``'s load (``prepare`` first); ``stack`` stops it (and removes its cgroup) when
+    closed."""
+    if row.args:
+        return stack.enter_context(Load(stress_ng(*row.args, seconds=seconds, temp_dir=scratch)))
+    prepare(row, scratch)
+    data = scratch / "working-set"
+    group = stack.enter_context(MemoryCgroup(MEM_LIMIT_MIB << 20))
+    reader = [sys.executable, "-S", "-c", THRASHER, THRASHER_NAME, str(data), str(seconds)]
+    return stack.enter_context(Load(group.wrap(parallel(CORES, reader))))
+
+
+# Everyday work: a Python loop busy ~20 % of a core (20 ms of work, 80 ms asleep), and a shell
+# that every second packs a small tree with tar | gzip and runs `git status` in this repository.
+LIGHT_PY = (
+    "import sys, time\n"
+    "open('/proc/self/comm', 'w').write(sys.argv[1])\n"
+    "end = time.monotonic() + float(sys.argv[2])\n"
+    "while time.monotonic() < end:\n"
+    "    t = time.monotonic() + 0.02\n"
+    "    while time.monotonic() < t:\n"
+    "        pass\n"
+    "    time.sleep(0.08)\n"
+)
+LIGHT_SH = (
+    'end=$(( $(date +%s) + $1 )); while [ "$(date +%s)" -lt "$end" ]; do '
+    'tar -cf - -C "$2" cli pmshared | gzip -1 > /dev/null; git -C "$2" status --short > /dev/null; '
+    "sleep 1; done"
+)
+
+
+def start_light(seconds: float, repo: Path, stack: ExitStack) -> list[Load]:
+    py = [sys.executable, "-S", "-c", LIGHT_PY, LIGHT_NAME, str(seconds)]
+    sh = ["/bin/sh", "-c", LIGHT_SH, "sh", str(int(seconds)), str(repo)]
+    return [stack.enter_context(Load(py)), stack.enter_context(Load(sh))]
