@@ -34,12 +34,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.detection_loads import CORES, ROWS, missing  # noqa: E402
+from tests.loadrows import CORES, ROWS, missing  # noqa: E402
 from bench.detection_measure import Result, measure_load, measure_quiet, measure_stop  # noqa: E402
 from bench.pipeline_proc import load  # noqa: E402
 from bench.pipeline_run import REPO, PipelineRun  # noqa: E402
 from pmshared.config import TiersConfig  # noqa: E402
-from tests.livefeed import LiveFeed  # noqa: E402
+from tests.livefeed import SampleWatch  # noqa: E402
 from tests.stressload import stress_ng_missing  # noqa: E402
 
 DEFAULT_CONFIG = ""  # a new user's first run: every default
@@ -59,25 +59,25 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def run_rows(args: argparse.Namespace, run: PipelineRun, feed: LiveFeed, scratch: Path) -> list[Result]:
+def run_rows(args: argparse.Namespace, run: PipelineRun, watch: SampleWatch, scratch: Path) -> list[Result]:
     results: list[Result] = []
     deescalation = TiersConfig().deescalation_delay_s
     for row in ROWS:
-        if args.only and args.only not in row.name:
+        if args.only and args.only not in (row.key, "loads"):
             continue
         if why := missing(row):
             results.append(Result(row.name, "load", skipped=why))
         else:
-            results.append(measure_load(run, feed, row, args.seconds, scratch, deescalation))
+            results.append(measure_load(run, watch, row, args.seconds, scratch, deescalation))
         say(f"  {results[-1].name}: {results[-1].event}; misses: {results[-1].misses or 'none'}")
-    if not args.only or "quiet" in args.only:
-        results.append(measure_quiet(run, feed, f"idle {args.idle:.0f} s", args.idle, False, REPO))
+    if args.only in ("", "quiet"):
+        results.append(measure_quiet(run, watch, f"idle {args.idle:.0f} s", args.idle, False, REPO))
         say(f"  {results[-1].name}: {results[-1].event}")
-        results.append(measure_quiet(run, feed, f"light everyday work {args.light:.0f} s", args.light, True, REPO))
+        results.append(measure_quiet(run, watch, f"light everyday work {args.light:.0f} s", args.light, True, REPO))
         say(f"  {results[-1].name}: {results[-1].event}")
-    if not args.only or "stop" in args.only:
+    if args.only in ("", "stop"):
         for stop_s in (0.5, 2.0):
-            results.append(measure_stop(run, feed, stop_s, watch_s=8.0))
+            results.append(measure_stop(run, watch, stop_s, watch_s=8.0))
             say(f"  {results[-1].name}: {results[-1].event}; {results[-1].category}")
     return results
 
@@ -87,7 +87,8 @@ def main() -> int:
     ap.add_argument("--long", action="store_true", help="idle for 5 minutes (default 30 s)")
     ap.add_argument("--seconds", type=float, default=12.0, help="length of each load")
     ap.add_argument("--light", type=float, default=30.0, help="length of the everyday-work row")
-    ap.add_argument("--only", default="", help="only the rows whose name contains this ('quiet', 'stop' too)")
+    ap.add_argument("--only", default="", help="one row: " + ", ".join(r.key for r in ROWS)
+                    + ", or all 'loads', 'quiet' (idle and everyday work), 'stop' (collector stops)")
     args = ap.parse_args()
     args.idle = 300.0 if args.long else 30.0
     if not sys.platform.startswith("linux"):
@@ -101,8 +102,8 @@ def main() -> int:
     with PipelineRun(DEFAULT_CONFIG, "detection") as run, \
             tempfile.TemporaryDirectory(prefix="pm-detect-") as scratch:
         run.start()
-        with LiveFeed() as feed:
-            results = run_rows(args, run, feed, Path(scratch))
+        with SampleWatch() as watch:
+            results = run_rows(args, run, watch, Path(scratch))
         restarted = [w for w, (state, _) in run.workers().items() if state != "running"]
     say(f"\n## Detection matrix ({CORES} cores, default config; load after: {load()})\n")
     say(table(results))

@@ -1,9 +1,9 @@
 """One row of the detection matrix, measured on a running pipeline: what the live feed showed
 while the load ran, and what the database holds afterwards (as `pmctl events` reads it).
 
-Live figures come from tiering's live feed (tests/livefeed.py): the moment the first sample at
-tier ≥ 2 arrived, the peak of the score the tiers follow (``max_score``: the machine's stress
-under the pressure model) and its parts per resource. Events come from the database through
+Live figures come from tiering's live feed (tests/livefeed.py, watched on a thread): the moment
+the first sample at tier ≥ 2 arrived, the peak of the score the tiers follow (``max_score``: the
+machine's stress under the pressure model) and its parts per resource. Events come from the database through
 pmshared.storage, read-only, the way `pmctl events --json` reads them.
 """
 
@@ -16,10 +16,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.detection_loads import CORES, LoadRow, prepare, start, start_light
+from tests.loadrows import CORES, LoadRow, prepare, start, start_light
 from bench.pipeline_run import PipelineRun
 from pmshared import paths, storage
-from tests.livefeed import LiveFeed, Seen
+from tests.livefeed import SampleWatch, Seen
 
 TARGET_TIER2_S = 3.0
 CALM_WAIT_S = 30.0
@@ -73,49 +73,49 @@ def peak_text(seen: list[Seen]) -> str:
     """The highest ``max_score`` seen, with its two largest parts (pressure model)."""
     if not seen:
         return "no sample"
-    best = max(seen, key=lambda s: s.sample.samples.max_score).sample.samples
+    best = max(seen, key=lambda s: s.max_score).sample.samples
     parts = sorted(best.stress.items(), key=lambda kv: -kv[1])[:2]
     return f"{best.max_score}" + (f" ({', '.join(f'{k} {v}' for k, v in parts)})" if parts else "")
 
 
-def wait_calm(feed: LiveFeed) -> str:
+def wait_calm(watch: SampleWatch) -> str:
     """Until a sample at tier 1 (no event open): '' or why not."""
-    hit, _ = feed.until(lambda s: s.tier == 1, CALM_WAIT_S)
+    hit = watch.first(lambda s: s.tier == 1, time.monotonic(), CALM_WAIT_S)
     return "" if hit else f"tier stayed above 1 for {CALM_WAIT_S:.0f} s before the row"
 
 
-def wait_closed(feed: LiveFeed, wall: float, timeout: float) -> list[storage.EventSummary]:
+def wait_closed(wall: float, timeout: float) -> list[storage.EventSummary]:
     """Events since ``wall`` once all are closed, or as they are at ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         events = events_since(wall)
         if all(e.end is not None for e in events) or time.monotonic() >= deadline:
             return events
-        feed.read(0.3)  # keeps the subscription drained while waiting
+        time.sleep(0.3)
 
 
 def describe(e: storage.EventSummary) -> str:
     return f"{e.top_culprit} (pid {e.top_culprit_pid}, score {e.top_culprit_score})"
 
 
-def measure_load(run: PipelineRun, feed: LiveFeed, row: LoadRow, seconds: float, scratch: Path,
+def measure_load(run: PipelineRun, watch: SampleWatch, row: LoadRow, seconds: float, scratch: Path,
                  deescalation_s: float) -> Result:
     res = Result(row.name, "load")
     prepare(row, scratch)
-    if why := wait_calm(feed):
+    if why := wait_calm(watch):
         res.misses.append(why)
     wall0, t0 = time.time(), time.monotonic()
-    seen: list[Seen] = []
     with ExitStack() as stack:
         load = start(row, seconds, scratch, stack)
         while time.monotonic() - t0 < seconds:
-            seen += feed.read(0.5)
-            load.poll_members()
+            time.sleep(0.5)
+            load.poll_members()  # a fork storm's members come and go
     ended = time.monotonic()
+    seen = watch.since(t0)
     first = next((s for s in seen if s.tier >= 2), None)
-    res.to_tier2_s = None if first is None else first.at - t0
+    res.to_tier2_s = None if first is None else first.received - t0
     res.peak = peak_text(seen)
-    events = wait_closed(feed, wall0 - 0.5, deescalation_s + CLOSE_SLACK_S)
+    events = wait_closed(wall0 - 0.5, deescalation_s + CLOSE_SLACK_S)
     judge_load(res, row, events, load.seen, seconds, time.monotonic() - ended)
     return res
 
@@ -144,17 +144,17 @@ def judge_load(res: Result, row: LoadRow, events: list[storage.EventSummary], lo
         res.misses.append(f"top culprit's categories [{res.category}], expected {row.category}")
 
 
-def measure_quiet(run: PipelineRun, feed: LiveFeed, name: str, seconds: float, light: bool,
+def measure_quiet(run: PipelineRun, watch: SampleWatch, name: str, seconds: float, light: bool,
                   repo: Path) -> Result:
     """Idle (``light`` False) or everyday work for ``seconds``: no event may open."""
     res = Result(name, "quiet")
-    if why := wait_calm(feed):
+    if why := wait_calm(watch):
         res.misses.append(why)
     wall0 = time.time()
     with ExitStack() as stack:
         if light:
             start_light(seconds, repo, stack)
-        seen = feed.read(seconds)
+        seen = watch.collect(seconds)
     res.peak = peak_text(seen)
     events = events_since(wall0 - 0.5)
     res.event = f"{len(events)} opened"
@@ -176,10 +176,10 @@ def over_rate(seen: list[Seen]) -> list[str]:
     return bad
 
 
-def measure_stop(run: PipelineRun, feed: LiveFeed, stop_s: float, watch_s: float) -> Result:
+def measure_stop(run: PipelineRun, watch: SampleWatch, stop_s: float, watch_s: float) -> Result:
     """SIGSTOP the collector for ``stop_s``: no event naming a pipeline process, no impossible rate."""
     res = Result(f"collector stopped {stop_s:g} s (SIGSTOP)", "stop")
-    if why := wait_calm(feed):
+    if why := wait_calm(watch):
         res.misses.append(why)
     pids = run.pids()
     ours = {pid: name for name, pid in pids.items()}
@@ -187,7 +187,7 @@ def measure_stop(run: PipelineRun, feed: LiveFeed, stop_s: float, watch_s: float
     os.kill(pids["collector"], signal.SIGSTOP)
     time.sleep(stop_s)  # the stimulus itself
     os.kill(pids["collector"], signal.SIGCONT)
-    seen = feed.read(watch_s)
+    seen = watch.collect(watch_s)
     res.peak = peak_text(seen)
     events = events_since(wall0 - 0.5)
     res.event = f"{len(events)} opened"

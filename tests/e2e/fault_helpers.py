@@ -17,16 +17,13 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import zmq
-
 from pmshared import paths
-from pmshared.endpoints import ENDPOINTS, Sockets
+from tests.livefeed import Live, LiveWatch  # noqa: F401 - re-exported to the fault tests
 from tests.supervisor_helpers import REPO, Pipeline, wait_for
 
 WORKERS = ["collector", "scorer", "tiering", "recorder", "forensics"]
@@ -86,17 +83,7 @@ class Hog:
 
 
 # ============================================================================ live feed
-@dataclass(frozen=True)
-class Live:
-    """One live sample as the test received it."""
-
-    received: float  # monotonic, in this process
-    incarnation: str
-    seq: int
-    timestamp: float  # the sample's own wall-clock time (the key of a stored event sample)
-    tier: int
-    event_key: str | None
-    max_score: int
+# LiveWatch and its Live items live in tests/livefeed.py (bench/detection.py uses them too).
 
 
 @dataclass(frozen=True)
@@ -105,84 +92,6 @@ class Scored:
 
     received: float  # monotonic, in this process
     timestamp: float  # the sample's own wall-clock time, as its LiveSample will carry it
-
-
-@dataclass
-class LiveWatch:
-    """Subscribes to tiering's "live" PUB on a thread and keeps every sample it receives."""
-
-    endpoint: ClassVar[str] = "live"
-    samples: list[Any] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    error: BaseException | None = None
-
-    def start(self) -> LiveWatch:
-        self._thread = threading.Thread(target=self._run, name="live-watch", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _item(self, msg: Any, received: float) -> Any:
-        return Live(
-            received=received, incarnation=msg.incarnation, seq=msg.seq,
-            timestamp=msg.samples.timestamp, tier=msg.state.tier,
-            event_key=msg.state.event_key, max_score=msg.samples.max_score,
-        )
-
-    def _run(self) -> None:
-        codec = ENDPOINTS[self.endpoint].codec()
-        sockets = Sockets()
-        try:
-            sock = sockets.connect(self.endpoint)  # the test process's env is the isolated one
-            while not self._stop.is_set():
-                if not sock.poll(100, zmq.POLLIN):
-                    continue
-                while True:
-                    try:
-                        frame = sock.recv(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    item = self._item(codec.decode(frame), time.monotonic())
-                    with self._lock:
-                        self.samples.append(item)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test through ``check``
-            self.error = exc
-        finally:
-            sockets.close()
-
-    # -- queries ---------------------------------------------------------------------------------
-    def snapshot(self) -> list[Live]:
-        with self._lock:
-            return list(self.samples)
-
-    def check(self) -> None:
-        assert self.error is None, f"live feed watcher failed: {self.error!r}"
-
-    def between(self, start: float, end: float) -> list[Live]:
-        """Samples received in [start, end] (monotonic times of this process)."""
-        return [s for s in self.snapshot() if start <= s.received <= end]
-
-    def max_gap(self, start: float, end: float) -> float:
-        """Longest silence of the feed within [start, end], edges included."""
-        times = [start, *(s.received for s in self.between(start, end)), end]
-        return max(b - a for a, b in zip(times, times[1:]))
-
-    def seq_gaps(self, items: list[Live]) -> list[tuple[int, int]]:
-        """Holes in the sequence numbers of one incarnation: samples published that we missed."""
-        gaps = []
-        for a, b in zip(items, items[1:]):
-            if a.incarnation == b.incarnation and b.seq != a.seq + 1:
-                gaps.append((a.seq, b.seq))
-        return gaps
-
-    def wait_for_count(self, n: int, timeout: float) -> None:
-        wait_for(lambda: len(self.snapshot()) >= n, timeout, f"{n} live samples")
 
 
 class ScoredWatch(LiveWatch):

@@ -19,14 +19,6 @@ from pathlib import Path
 
 import pytest
 
-# A busy loop: one core's worth of CPU.
-CPU_HOG = (
-    "import sys\n"
-    "open('/proc/self/comm', 'w').write(sys.argv[1])\n"
-    "while True:\n"
-    "    pass\n"
-)
-
 # Grows in steps to a target, touching every page (so the memory is really resident), then keeps
 # allocating: each step frees the oldest chunk and allocates and touches a fresh one.
 MEM_HOG = (

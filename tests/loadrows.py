@@ -1,4 +1,7 @@
-"""The loads of the detection matrix (bench/detection.py): what each row starts and what it expects.
+"""The loads of the detection matrix (bench/detection.py) and of the scenario tests that run a short
+version of each row (tests/e2e/test_detection.py): what each row starts and what it expects.
+
+No pytest here: the bench imports it too.
 
 A row names the process that must come out as the top culprit (by its command as the kernel shows
 it: stress-ng's workers call themselves ``stress-ng-<stressor>``, 15 characters at most) and the
@@ -34,6 +37,7 @@ LIGHT_NAME = "pm-light-py"
 
 @dataclass(frozen=True)
 class LoadRow:
+    key: str  # short name, for tests and --only
     name: str  # as the table shows it
     culprit: str  # command (comm) prefix the top culprit must have
     category: str  # the category it must carry
@@ -42,15 +46,19 @@ class LoadRow:
 
 
 ROWS = [
-    LoadRow(f"stress-ng --cpu {CORES} (every core busy)", "stress-ng-cpu", "cpu", ("--cpu", str(CORES))),
-    LoadRow(f"stress-ng --cpu {4 * CORES} (oversubscribed)", "stress-ng-cpu", "cpu", ("--cpu", str(4 * CORES))),
-    LoadRow("stress-ng --vm 2 --vm-bytes 2G", "stress-ng-vm", "mem", ("--vm", "2", "--vm-bytes", "2G")),
-    LoadRow(f"memory pressure: {CORES} readers of a {MEM_FILE_MIB} MiB file in a {MEM_LIMIT_MIB} MiB cgroup",
+    LoadRow("cpu", f"stress-ng --cpu {CORES} (every core busy)", "stress-ng-cpu", "cpu",
+            ("--cpu", str(CORES))),
+    LoadRow("oversubscribed", f"stress-ng --cpu {4 * CORES} (oversubscribed)", "stress-ng-cpu", "cpu",
+            ("--cpu", str(4 * CORES))),
+    LoadRow("vm", "stress-ng --vm 2 --vm-bytes 2G", "stress-ng-vm", "mem", ("--vm", "2", "--vm-bytes", "2G")),
+    LoadRow("memory",
+            f"memory pressure: {CORES} readers of a {MEM_FILE_MIB} MiB file in a {MEM_LIMIT_MIB} MiB cgroup",
             THRASHER_NAME, "mem", needs=("cgroup",)),
-    LoadRow("stress-ng --hdd 2", "stress-ng-hdd", "io", ("--hdd", "2")),
-    LoadRow("stress-ng --fork 4 (fork storm)", "stress-ng-fork", "fork", ("--fork", "4")),
-    LoadRow("stress-ng --switch 4 (context-switch storm)", "stress-ng-switc", "csw", ("--switch", "4")),
+    LoadRow("hdd", "stress-ng --hdd 2", "stress-ng-hdd", "io", ("--hdd", "2")),
+    LoadRow("fork", "stress-ng --fork 4 (fork storm)", "stress-ng-fork", "fork", ("--fork", "4")),
+    LoadRow("switch", "stress-ng --switch 4 (context-switch storm)", "stress-ng-switc", "csw", ("--switch", "4")),
 ]
+ROW = {row.key: row for row in ROWS}
 
 
 def missing(row: LoadRow) -> str | None:

@@ -1,0 +1,109 @@
+"""What the detection scenarios (tests/e2e/test_detection.py) share: a pipeline with every default,
+a matrix row's load started and timed, and what the user's commands then say about it.
+
+Loads come from tests/loadrows.py (the rows bench/detection.py measures at full length); they run
+in process groups of their own and memory-cgroup loads in a cgroup of their own, both removed by
+the ``ExitStack`` the test holds, whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.livefeed import SampleWatch, Seen
+from tests.loadrows import LoadRow, missing, prepare, start
+from tests.stressload import Load
+from tests.supervisor_helpers import Pipeline, wait_for
+
+WORKERS = ["collector", "scorer", "tiering", "recorder", "forensics"]
+TARGET_TIER2_S = 3.0
+LOAD_LIFETIME_S = 30.0  # stress-ng's own timeout: a load outlives no test for long, whatever happens
+
+
+def start_defaults(pipeline: Pipeline) -> None:
+    """`pmctl up` with an empty config file (every default, as a new user gets it), until every
+    worker runs."""
+    pipeline.config.write_text("")
+    pipeline.start(default_procfile=True)
+    pipeline.wait_running(WORKERS, timeout=30)
+
+
+def cli_json(pipeline: Pipeline, *args: str):
+    proc = pipeline.cli(*args, "--json")
+    assert proc.returncode == 0, f"pmctl {' '.join(args)} --json failed: {proc.stderr}"
+    return json.loads(proc.stdout)
+
+
+def skip_unless_runnable(row: LoadRow) -> None:
+    if why := missing(row):
+        pytest.skip(why)
+
+
+@dataclass
+class Detected:
+    load: Load
+    after_s: float | None  # load start -> first sample at tier >= 2 with the load's process on top
+    seen: list[Seen]
+
+    def describe(self) -> str:
+        """What the monitor showed instead, for a failure message."""
+        if not self.seen:
+            return "no live sample at all"
+        worst = max(self.seen, key=lambda s: (s.tier, s.sample.samples.max_score))
+        top = worst.top
+        return (f"highest: tier {worst.tier}, max_score {worst.sample.samples.max_score}, stress "
+                f"{dict(worst.sample.samples.stress)}, top rogue "
+                f"{(top.command, top.pid, top.score, top.categories) if top else None}")
+
+
+def wait_calm(watch: SampleWatch, timeout: float = 30) -> None:
+    """Until a live sample at tier 1 (no event open): a timing means something only from there."""
+    calm = watch.first(lambda s: s.tier == 1, time.monotonic(), timeout)
+    assert calm, "tier 1 before the stimulus (something else keeps the machine busy)"
+
+
+def run_until_detected(watch: SampleWatch, row: LoadRow, scratch: Path, stack: ExitStack,
+                       timeout: float) -> Detected:
+    """Wait for tier 1, start ``row``'s load (stopped by ``stack``), and follow the live feed until
+    a sample at tier ≥ 2 whose top rogue is one of the load's processes, or ``timeout``."""
+    prepare(row, scratch)
+    wait_calm(watch)
+    started = time.monotonic()
+    load = start(row, LOAD_LIFETIME_S, scratch, stack)
+
+    def ours(s: Seen) -> bool:
+        top = s.top
+        if s.tier < 2 or top is None or not top.command.startswith(row.culprit):
+            return False
+        load.poll_members()
+        return top.pid in load.seen
+
+    hit = watch.first(ours, started, timeout)
+    return Detected(load, None if hit is None else hit.received - started, watch.since(started))
+
+
+def event_naming(pipeline: Pipeline, row: LoadRow, pids: set[int], timeout: float = 15) -> dict:
+    """The `pmctl events --json` entry whose top culprit is the load's process."""
+    last: dict = {"events": []}
+
+    def find():
+        last["events"] = events = cli_json(pipeline, "events")
+        return next((e for e in events if (e["top_culprit"] or "").startswith(row.culprit)
+                     and e["top_culprit_pid"] in pids), None)
+
+    # `pmctl` costs ~0.3 s of CPU on this 2-core machine: polled gently.
+    return wait_for(find, timeout, lambda: f"an event naming {row.culprit}; events: {last['events']}",
+                    interval=0.5)
+
+
+def culprit_categories(pipeline: Pipeline, event: dict) -> list[list[str]]:
+    """The categories of the event's top culprit in each stored sample (`pmctl events show`)."""
+    detail = cli_json(pipeline, "events", "show", str(event["id"]))
+    return [r["categories"] for s in detail["samples"] for r in s["samples"]["rogues"]
+            if r["pid"] == event["top_culprit_pid"]]
