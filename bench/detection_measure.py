@@ -115,6 +115,8 @@ def measure_load(run: PipelineRun, watch: SampleWatch, row: LoadRow, seconds: fl
     first = next((s for s in seen if s.tier >= 2), None)
     res.to_tier2_s = None if first is None else first.received - t0
     res.peak = peak_text(seen)
+    if len(seen) < seconds / 2:  # 1 Hz sampling: the monitor itself was starved
+        res.misses.append(f"only {len(seen)} live samples during the {seconds:.0f} s load")
     events = wait_closed(wall0 - 0.5, deescalation_s + CLOSE_SLACK_S)
     judge_load(res, row, events, load.seen, seconds, time.monotonic() - ended)
     return res
