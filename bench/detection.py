@@ -19,8 +19,10 @@ temporary home with an empty config file, so every default) runs every row in tu
   and no process may show more CPU than every core together (100 % × cores); the pause it
   causes is shown with its cause and culprits.
 
-Each row waits for tier 1 first (the previous row's event closed). Other work on the machine
-shows up in the figures: the load average is printed with the table.
+Each row waits for tier 1 first (the previous row's event closed), then measures how busy the
+machine is for a second ("machine before"): other work on the machine shows up in every figure
+(its processes can outscore the load, hold an event open, or open one in a quiet row), so a miss
+in a row that did not start near idle says as much about the machine as about the monitor.
 """
 
 from __future__ import annotations
@@ -51,11 +53,12 @@ def say(text: str = "") -> None:
 
 def table(results: list[Result]) -> str:
     lines = ["| row | tier ≥ 2 after (≤ 3 s) | top culprit | its categories / pause | event | "
-             "peak stress | verdict |", "|---|---:|---|---|---|---|---|"]
+             "peak stress | machine before | verdict |", "|---|---:|---|---|---|---|---|---|"]
     for r in results:
         t2 = "—" if r.kind != "load" else ("never" if r.to_tier2_s is None else f"{r.to_tier2_s:.1f} s")
         verdict = f"skipped: {r.skipped}" if r.skipped else ("MISS" if r.misses else "ok")
-        lines.append(f"| {r.name} | {t2} | {r.culprit} | {r.category} | {r.event} | {r.peak} | {verdict} |")
+        lines.append(f"| {r.name} | {t2} | {r.culprit} | {r.category} | {r.event} | {r.peak} | {r.before} "
+                     f"| {verdict} |")
     return "\n".join(lines)
 
 

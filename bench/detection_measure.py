@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.loadrows import CORES, LoadRow, prepare, start, start_light
+from bench.pipeline_proc import machine_busy_pct
 from bench.pipeline_run import PipelineRun
 from pmshared import paths, storage
 from tests.livefeed import SampleWatch, Seen
@@ -37,6 +38,7 @@ class Result:
     category: str = "—"
     event: str = "—"
     peak: str = "—"
+    before: str = "—"  # how busy the machine was right before the row (others' work shows here)
     misses: list[str] = field(default_factory=list)
 
 
@@ -78,10 +80,13 @@ def peak_text(seen: list[Seen]) -> str:
     return f"{best.max_score}" + (f" ({', '.join(f'{k} {v}' for k, v in parts)})" if parts else "")
 
 
-def wait_calm(watch: SampleWatch) -> str:
-    """Until a sample at tier 1 (no event open): '' or why not."""
+def wait_calm(watch: SampleWatch, res: Result) -> None:
+    """Until a sample at tier 1 (no event open), then how busy the machine is for a second: on a
+    shared machine someone else's work shows up in every figure."""
     hit = watch.first(lambda s: s.tier == 1, time.monotonic(), CALM_WAIT_S)
-    return "" if hit else f"tier stayed above 1 for {CALM_WAIT_S:.0f} s before the row"
+    if not hit:
+        res.misses.append(f"tier stayed above 1 for {CALM_WAIT_S:.0f} s before the row")
+    res.before = f"{machine_busy_pct(1.0):.0f} % busy, load {os.getloadavg()[0]:.1f}"
 
 
 def wait_closed(wall: float, timeout: float) -> list[storage.EventSummary]:
@@ -102,8 +107,7 @@ def measure_load(run: PipelineRun, watch: SampleWatch, row: LoadRow, seconds: fl
                  deescalation_s: float) -> Result:
     res = Result(row.name, "load")
     prepare(row, scratch)
-    if why := wait_calm(watch):
-        res.misses.append(why)
+    wait_calm(watch, res)
     wall0, t0 = time.time(), time.monotonic()
     with ExitStack() as stack:
         load = start(row, seconds, scratch, stack)
@@ -150,8 +154,7 @@ def measure_quiet(run: PipelineRun, watch: SampleWatch, name: str, seconds: floa
                   repo: Path) -> Result:
     """Idle (``light`` False) or everyday work for ``seconds``: no event may open."""
     res = Result(name, "quiet")
-    if why := wait_calm(watch):
-        res.misses.append(why)
+    wait_calm(watch, res)
     wall0 = time.time()
     with ExitStack() as stack:
         if light:
@@ -181,8 +184,7 @@ def over_rate(seen: list[Seen]) -> list[str]:
 def measure_stop(run: PipelineRun, watch: SampleWatch, stop_s: float, watch_s: float) -> Result:
     """SIGSTOP the collector for ``stop_s``: no event naming a pipeline process, no impossible rate."""
     res = Result(f"collector stopped {stop_s:g} s (SIGSTOP)", "stop")
-    if why := wait_calm(watch):
-        res.misses.append(why)
+    wait_calm(watch, res)
     pids = run.pids()
     ours = {pid: name for name, pid in pids.items()}
     wall0 = time.time()

@@ -152,3 +152,20 @@ def group_files_kb(pids: list[int]) -> int:
         for path, kb in per_file.items():
             files[path] = max(files.get(path, 0), kb)
     return sum(files.values())
+
+
+def _cpu_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of every core since boot (/proc/stat's first line; idle and
+    iowait are not busy)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
+def machine_busy_pct(seconds: float) -> float:
+    """How busy the whole machine was over the next ``seconds`` (percent of every core)."""
+    busy0, total0 = _cpu_ticks()
+    time.sleep(seconds)
+    busy1, total1 = _cpu_ticks()
+    return 100.0 * (busy1 - busy0) / max(1, total1 - total0)
