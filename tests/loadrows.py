@@ -85,7 +85,7 @@ def start(row: LoadRow, seconds: float, scratch: Path, stack: ExitStack) -> Load
     data = scratch / "working-set"
     group = stack.enter_context(MemoryCgroup(MEM_LIMIT_MIB << 20))
     reader = [sys.executable, "-S", "-c", THRASHER, THRASHER_NAME, str(data), str(seconds)]
-    return stack.enter_context(Load(group.wrap(parallel(CORES, reader))))
+    return group.holds(stack.enter_context(Load(group.wrap(parallel(CORES, reader)))))
 
 
 # Everyday work: a Python loop busy ~20 % of a core (20 ms of work, 80 ms asleep), and a shell

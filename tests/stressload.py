@@ -155,6 +155,16 @@ class MemoryCgroup:
         script = 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"'
         return ["/bin/sh", "-c", script, "sh", str(self.path), *argv]
 
+    def holds(self, load: Load, timeout: float = 5.0) -> Load:
+        """``load`` once its leader is in the group (it moves itself there first thing); a
+        RuntimeError if it never gets there (the write to cgroup.procs failed: the load ended)."""
+        deadline = time.monotonic() + timeout
+        while load.proc.pid not in self.pids():
+            if load.proc.poll() is not None or time.monotonic() >= deadline:
+                raise RuntimeError(f"the load did not enter {self.path} (exit status {load.proc.poll()})")
+            time.sleep(0.01)
+        return load
+
     def pids(self) -> list[int]:
         try:
             return [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
@@ -186,8 +196,8 @@ class MemoryCgroup:
 def parallel(n: int, argv: list[str]) -> list[str]:
     """``n`` copies of ``argv`` under one shell that waits for them all; on SIGTERM it kills and
     reaps them before it exits."""
-    script = ('pids=; i=0; while [ $i -lt "$0" ]; do "$@" & pids="$pids $!"; i=$((i+1)); done; '
-              'trap \'kill -9 $pids 2>/dev/null; wait; exit 143\' TERM; wait')
+    script = ('pids=; trap \'kill -9 $pids 2>/dev/null; wait; exit 143\' TERM; '
+              'i=0; while [ $i -lt "$0" ]; do "$@" & pids="$pids $!"; i=$((i+1)); done; wait')
     return ["/bin/sh", "-c", script, str(n), *argv]
 
 

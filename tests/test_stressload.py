@@ -70,7 +70,8 @@ def test_a_memory_cgroup_holds_its_load_and_closing_it_kills_what_is_inside_and_
     group = MemoryCgroup(64 << 20)
     load = Load(group.wrap([SLEEP, "60"]))
     try:
-        wait_for(lambda: group.pids() == [load.proc.pid], 10, "the load inside the cgroup")
+        group.holds(load)
+        assert group.pids() == [load.proc.pid]
         assert int((group.path / "memory.limit_in_bytes").read_text()) == 64 << 20
         group.close()  # with the load still running, as when a test fails half-way
         assert not group.path.exists()
