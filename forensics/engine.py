@@ -97,6 +97,7 @@ class Engine:
             on_done=self._done.put,
             resume_ago_s=self.suspend.resume_ago(pause.start),
             incarnation=self.incarnation,
+            ring_now=self.ring.freeze,
         )
         self.session.start()
         self.counters["captures_started"] += 1

@@ -5,12 +5,17 @@ heartbeating; each capture runs on a thread of its own, concurrently, each bound
 timeout. Files, in the order they are written:
 
   processes.json     the snapshot the collector took right after the pause
-  ring_buffer.json   the live feed of the seconds before it (frozen when the pause arrived)
-  culprits.json      ranked culprits, their source and suspects seen
+  ring_buffer.json   the live feed of the seconds before it (frozen when the pause arrived),
+                     rewritten after the captures with the samples that arrived meanwhile
   metadata.json      written first with status "capturing", rewritten at the end
   <captures>         stuck_threads.json, proc_state.json, kernel_log.txt (Linux);
                      spindump.txt, tailspin.tailspin, system_log.ndjson (macOS)
   processes-N.json   the snapshot of each coalesced pause (N = 2, 3, …)
+  culprits.json      ranked culprits, how they were ranked, suspects seen
+
+The cause and the culprits are decided after the captures: the samples covering the stall and the
+one after it reach the worker through the scorer and tiering, usually after the Pause itself, so
+the session reads the worker's ring again then (waiting up to AFTER_SAMPLE_WAIT_S for them).
 
 Coalescing (decided here, documented in metadata.json): a pause that arrives while a session is
 still capturing does not start a second heavy capture. It is attached to the running session:
@@ -22,22 +27,29 @@ has finished its captures it is sealed, and the next pause starts a new session.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import msgspec
+
 from pmshared import messages as m
 from pmshared.config import Config
 
-from forensics import bundle, cause, culprits
-from forensics.ring import window
+from forensics import bundle, cause, culprits, proc_files, stall_window
 from forensics.runner import Capture, CaptureContext, CaptureResult, failed
 
 log = logging.getLogger("forensics")
 
-CAUSE_CONTEXT_S = 5.0  # live samples this long before the pause count for the cause
+AFTER_SAMPLE_WAIT_S = 3.0  # at most this long for the ring to receive the sample after the stall
+RANKING = {
+    "stall": "what each process consumed in the snapshot spanning the stall (culprits.py)",
+    "ring": "peak rogue score over the ring buffer (the pause came without processes)",
+    "none": "no process list and no rogue in the ring buffer",
+}
 JOIN_GRACE_S = 2.0  # beyond a capture's own timeout before the session stops waiting for it
 
 PlanFactory = Callable[[Path], list[Capture]]
@@ -65,6 +77,7 @@ class CaptureSession:
     on_done: Callable[[SessionResult], None]
     resume_ago_s: float | None = None
     incarnation: str = ""
+    ring_now: Callable[[], list[m.LiveSample]] | None = None  # the worker's ring, read again later
     stop: threading.Event = field(default_factory=threading.Event)
     coalesced: list[m.Pause] = field(default_factory=list)
     bundle_dir: Path | None = None
@@ -110,27 +123,6 @@ class CaptureSession:
         bundle.write_json(bundle_dir / "processes.json", self.pause.processes or [])
         bundle.write_json(bundle_dir / "ring_buffer.json", bundle.ring_json(self.ring_entries))
 
-        around = window(
-            self.ring_entries,
-            self.pause.start - cfg.sentinel.ring_buffer_seconds,
-            self.pause.end + CAUSE_CONTEXT_S,
-        )
-        report = culprits.identify(
-            around, self.pause.processes, cfg.suspects.patterns, cfg.forensics.culprit_count
-        )
-        bundle.write_json(
-            bundle_dir / "culprits.json",
-            {
-                "source": report.source,
-                "window": {"start": self.pause.start - cfg.sentinel.ring_buffer_seconds, "end": self.pause.end},
-                "samples_in_window": len(around),
-                "culprits": [
-                    {**_culprit_dict(c), "samples_seen": report.seen.get(c.pid, 0)} for c in report.culprits
-                ],
-                "suspect_patterns": cfg.suspects.patterns,
-                "suspects_present": report.suspects_present,
-            },
-        )
         meta = self._metadata(status="capturing", captures={}, cause_label=None, evidence={})
         bundle.write_json(bundle_dir / "metadata.json", meta)
 
@@ -144,24 +136,8 @@ class CaptureSession:
             bundle.write_json(bundle_dir / f"processes-{n}.json", extra.processes or [])
 
         pauses = [self.pause, *coalesced]
-        stuck = results.get("stuck_threads")
-        stuck_count = stuck.details.get("stuck_threads") if stuck and stuck.artifact.ok else None
-        systems = [e.samples.system for e in window(
-            self.ring_entries, self.pause.start - CAUSE_CONTEXT_S, self.pause.end + CAUSE_CONTEXT_S
-        ) if e.samples.system is not None]
-        systems += [p.system for p in pauses if p.system is not None]
-        proc_state = results.get("proc_state")
-        across = proc_state.details.pop("across_pause", None) if proc_state else None
-        if isinstance(across, m.SystemStats):
-            systems.append(across)  # /proc deltas from before the pause to after it
-        figures = cause.gather(
-            systems,
-            suspended_ms=max(p.suspended_ms for p in pauses),
-            last_resume_ago_s=self.resume_ago_s,
-            stuck_threads=stuck_count if isinstance(stuck_count, int) else None,
-        )
-        label, evidence = cause.classify(figures)
-        evidence["pauses"] = len(pauses)
+        label, evidence = self._cause(pauses, results)
+        report = self._culprits(label)
 
         status = "interrupted" if self.stop.is_set() else "complete"
         finished = time.time()
@@ -194,6 +170,93 @@ class CaptureSession:
                 status=status,
             )
         )
+
+    def _latest_ring(self) -> list[m.LiveSample]:
+        """The ring as it is now: the samples covering the stall and the one after it reach the
+        worker through the scorer and tiering, usually after the Pause itself. Waits (bounded)
+        for a sample ending after the last stall."""
+        if self.ring_now is None:
+            return self.ring_entries
+        last_end = max([self.pause.end, *(p.end for p in self.coalesced)])
+        deadline = time.monotonic() + AFTER_SAMPLE_WAIT_S
+        entries = self.ring_now()
+        while not any(e.samples.timestamp >= last_end for e in entries) and not self.stop.is_set():
+            if time.monotonic() >= deadline:
+                break
+            self.stop.wait(0.05)
+            entries = self.ring_now()
+        return entries
+
+    def _cause(
+        self, pauses: list[m.Pause], results: dict[str, CaptureResult]
+    ) -> tuple[m.PauseCause, dict[str, float | int | str | bool | None]]:
+        cfg = self.config.forensics.cause
+        latest = self._latest_ring()
+        if latest != self.ring_entries:
+            self.ring_entries = latest
+            assert self.bundle_dir is not None
+            bundle.write_json(self.bundle_dir / "ring_buffer.json", bundle.ring_json(latest))
+        live = stall_window.live_intervals(self.ring_entries)
+        intervals = list(live)
+        for p in pauses:
+            own = stall_window.pause_interval(p, live)
+            if own is not None and not any(iv.system is own.system or iv == own for iv in intervals):
+                intervals.append(own)
+        proc_state = results.get("proc_state")
+        across = proc_state.details.pop("across_pause", None) if proc_state else None
+        stuck = results.get("stuck_threads")
+        stuck_count = stuck.details.get("stuck_threads") if stuck and stuck.artifact.ok else None
+        figures = cause.gather(
+            [(p.start, p.end) for p in pauses],
+            intervals,
+            # forensics' own /proc readings across the pause: only when the collector's are missing
+            fallback=[across] if isinstance(across, stall_window.Interval) else [],
+            thresholds=cfg,
+            suspended_ms=max(p.suspended_ms for p in pauses),
+            last_resume_ago_s=self.resume_ago_s,
+            stuck_threads=stuck_count if isinstance(stuck_count, int) else None,
+        )
+        label, evidence = cause.classify(figures, cfg)
+        evidence["pauses"] = len(pauses)
+        evidence["stall"] = "; ".join(
+            f"{p.start - self.pause.start:+.2f}..{p.end - self.pause.start:+.2f} s" for p in pauses
+        )
+        return label, evidence
+
+    def _culprits(self, label: str) -> culprits.CulpritReport:
+        cfg = self.config
+        processes = self.pause.processes
+        # The cores of the machine the process list was sampled on.
+        cpu_count = self.pause.system.cpu_count if self.pause.system else os.cpu_count() or 1
+        pipeline = culprits.pipeline_pids(processes or [], os.getpid(), _supervisor_pid())
+        report = culprits.identify(
+            self.ring_entries, processes, cfg.suspects.patterns, cfg.forensics.culprit_count,
+            cause=label, cpu_count=cpu_count, pipeline=pipeline,
+        )
+        # The collector names each process's cgroup; until it does (or for the ring fallback),
+        # read it here for the few culprits (a process gone since has none).
+        report.culprits = [
+            c if c.cgroup is not None else msgspec.structs.replace(c, cgroup=proc_files.process_cgroup(c.pid))
+            for c in report.culprits
+        ]
+        assert self.bundle_dir is not None
+        bundle.write_json(
+            self.bundle_dir / "culprits.json",
+            {
+                "source": report.source,
+                "cause": label,
+                "ranking": RANKING[report.source],
+                "culprits": [
+                    {**_culprit_dict(c), "samples_seen": report.seen.get(c.pid, 0),
+                     **report.details.get(c.pid, {})}
+                    for c in report.culprits
+                ],
+                "pipeline_pids": sorted(pipeline),
+                "suspect_patterns": cfg.suspects.patterns,
+                "suspects_present": report.suspects_present,
+            },
+        )
+        return report
 
     def _run_captures(self, plan: list[Capture], bundle_dir: Path) -> dict[str, CaptureResult]:
         ctx = CaptureContext(bundle_dir=bundle_dir, max_bytes=self.config.forensics.max_output_bytes, stop=self.stop)
@@ -257,7 +320,20 @@ class CaptureSession:
 
 
 def _culprit_dict(c: m.Culprit) -> dict[str, object]:
-    return {"pid": c.pid, "command": c.command, "score": c.score, "categories": list(c.categories), "suspect": c.suspect}
+    return {
+        "pid": c.pid, "ppid": c.ppid, "command": c.command, "cgroup": c.cgroup, "score": c.score,
+        "categories": list(c.categories), "suspect": c.suspect,
+    }
+
+
+def _supervisor_pid() -> int | None:
+    """The parent, when it is the supervisor (`pmctl up` names itself pmctl)."""
+    parent = os.getppid()
+    try:
+        with open(f"/proc/{parent}/comm", encoding="utf-8", errors="replace") as fh:
+            return parent if fh.read().strip() == "pmctl" else None
+    except OSError:
+        return None
 
 
 def _artifact_dict(a: m.Artifact) -> dict[str, object]:

@@ -145,6 +145,33 @@ class RogueSelectionConfig(_Section):
     state: StateSelection = msgspec.field(default_factory=StateSelection)
 
 
+Percent = Annotated[float, Meta(ge=0, le=100)]
+
+
+class CauseConfig(_Section):
+    """[forensics.cause]: the thresholds a pause's cause is decided by (forensics/cause.py says
+    why each). PSI, busy, iowait and steal are percent of the time the stall covered."""
+
+    suspend_recent_s: Annotated[float, Meta(ge=0, le=3600)] = 30.0
+    mem_psi_some_pct: Percent = 10.0  # with paging
+    mem_psi_full_pct: Percent = 10.0  # alone: every task waited on reclaim
+    mem_pageins_per_s: Annotated[float, Meta(ge=0)] = 100.0  # major faults/s, whole machine
+    mem_swap_pages_per_s: Annotated[float, Meta(ge=0)] = 100.0
+    io_psi_some_pct: Percent = 20.0  # with a stuck task
+    io_psi_full_pct: Percent = 10.0  # with a stuck task
+    io_stuck: Annotated[int, Meta(ge=1)] = 1  # tasks in D state (procs_blocked or stuck threads)
+    io_iowait_pct: Percent = 30.0  # with a stuck task
+    cpu_busy_pct: Percent = 90.0
+    cpu_psi_some_pct: Percent = 50.0
+    cpu_steal_pct: Percent = 20.0
+    cpu_runq_per_core: Annotated[float, Meta(gt=0, le=1000)] = 2.0  # procs_running / cores
+    cpu_runq_min_busy_pct: Percent = 50.0  # a run queue counts only on cores this busy
+    # A figure over a sample longer than the stall is also estimated over the stall alone (the
+    # rest of the interval at the previous sample's rate) when the stall fills at least this
+    # share of the interval; below it the estimate mostly amplifies noise.
+    stall_share_min: Annotated[float, Meta(gt=0, le=1)] = 0.4
+
+
 class ForensicsConfig(_Section):
     enabled: bool = True
     spindump_timeout: Positive = 30  # seed
@@ -154,6 +181,7 @@ class ForensicsConfig(_Section):
     max_output_bytes: Annotated[int, Meta(ge=1024)] = 16 * 1024 * 1024  # per capture
     log_window_s: Positive = 60  # how far before the pause the logs start
     culprit_count: Annotated[int, Meta(ge=1)] = 5
+    cause: CauseConfig = msgspec.field(default_factory=CauseConfig)
 
 
 class SupervisorConfig(_Section):
