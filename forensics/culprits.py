@@ -64,7 +64,7 @@ def rank_from_ring(entries: list[m.LiveSample]) -> list[tuple[m.Culprit, int]]:
 IO_FLOOR_BPS = 8 << 20
 FAULT_FLOOR_PER_S = 100.0
 GROWTH_FLOOR_BPS = 64 << 20
-STUCK_SHARE = 20.0
+STUCK_SHARE = 10.0  # in D state when sampled: a moment, not a measured consumption
 MIN_SHARE = 5.0  # a resource is among a culprit's categories from this share on
 # The resources each cause is about; the others count half.
 CAUSE_RESOURCES: dict[str, set[str]] = {
@@ -117,7 +117,9 @@ def consumption(processes: list[m.ProcessInfo], cpu_count: int, cause: str) -> l
         score = min(100, round(max(weighted.values())))
         if score <= 0:
             continue
+        # What it held much of, and in any case what its score comes from.
         categories = {r for r, v in shares.items() if v >= MIN_SHARE or (r == "stuck" and v)}
+        categories.add(max(weighted, key=lambda r: weighted[r]))
         if "cpu" in categories and (p.cpu_children or 0.0) >= max(p.cpu or 0.0, 1.0):
             categories.add("fork")  # mostly its exited children's CPU
         out.append(Consumption(p, cpu, clipped, shares, score, sorted(categories)))

@@ -1,0 +1,178 @@
+"""Issue 16, items 3 and 4: real pauses made on this machine, the real pipeline (`pmctl up` with
+the default config in the isolated temp home), and the cause and culprits it records for them, as
+`pmctl pauses show --json` reads them from the database.
+
+- the cgroup freezer stops every pipeline process for ~1 s: a pause nothing in the machine's
+  figures explains, so the cause must be ``unknown`` (not invented);
+- SCHED_FIFO busy loops (`chrt -f -p 10`) on every core for ~1 s starve every normal task: a real
+  ``cpu`` stall of the sentinel, and the loops must be the top culprits.
+
+The test measures the machine itself over the stall too (from /proc, independently of the
+pipeline), so a verdict is checked against what really happened on this shared machine. Run with
+``-s`` to see the recorded evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from cli import clients
+from forensics import culprits, proc_files
+from pmshared.config import CauseConfig
+from tests.e2e.pause_cause_helpers import (
+    Measured,
+    Meter,
+    busy_loops,
+    child_cgroup,
+    freeze,
+    go,
+    make_fifo,
+    move,
+    thaw,
+    wait_done,
+)
+from tests.supervisor_helpers import Pipeline, pipeline, tagged_pids, wait_for  # noqa: F401
+
+pytestmark = pytest.mark.slow
+
+WORKERS = ["collector", "scorer", "tiering", "recorder", "forensics"]
+SUPERVISOR = "[supervisor]\ngrace_period_s = 3.0\n"  # as test_scenarios: no lowered thresholds
+LOOP_NAME = "pm-rt-loop"
+T = CauseConfig()
+
+
+def _start(pipeline: Pipeline) -> None:
+    pipeline.config.write_text(SUPERVISOR)
+    pipeline.start(default_procfile=True)
+    pipeline.wait_running(WORKERS, timeout=30)
+    _live_samples_after(time.time(), 2)
+
+
+def _live_samples_after(wall: float, count: int, timeout: float = 20) -> None:
+    """Until tiering's ring holds ``count`` samples taken after ``wall`` (the collector sampled
+    the machine that often since)."""
+
+    def enough() -> bool:
+        reply = clients.snapshot(timeout_s=1.0)
+        return reply is not None and sum(e.samples.timestamp > wall for e in reply.ring) >= count
+
+    wait_for(enough, timeout, f"{count} live samples after {wall:.3f}", interval=0.2)
+
+
+def _recorded_pause(pipeline: Pipeline, start: float, end: float) -> dict:
+    """The pause overlapping [start, end], once forensics has recorded its cause."""
+    last: dict = {"rows": []}
+
+    def found() -> dict | None:
+        proc = pipeline.cli("pauses", "--json")
+        assert proc.returncode == 0, proc.stderr
+        last["rows"] = rows = json.loads(proc.stdout)
+        hits = [r for r in rows if r["start"] <= end and r["end"] >= start and r["cause"]]
+        return max(hits, key=lambda r: r["duration_ms"]) if hits else None
+
+    row = wait_for(found, 60, lambda: f"a pause in [{start:.3f}, {end:.3f}] with its cause; pauses: "
+                   f"{last['rows']}\noutput:\n{pipeline.output()[-3000:]}", interval=0.5)
+    proc = pipeline.cli("pauses", "show", str(row["id"]), "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _show(label: str, pause: dict, measured: Measured) -> None:
+    ev = pause["evidence"]
+    print(f"\n[{label}] pause {pause['duration_ms']:.0f} ms, cause {pause['cause']}: {ev.get('rule')}")
+    print(f"[{label}] the test measured over the stimulus ({measured.seconds:.2f} s): {measured.busiest()}")
+    for key in sorted(k for k in ev if k.endswith("_over")):
+        print(f"[{label}]   {key[:-5]} = {ev[key[:-5]]} over {ev[key]}")
+    for c in pause["culprits"]:
+        print(f"[{label}]   culprit {c['command']} pid {c['pid']} ppid {c['ppid']} score {c['score']} "
+              f"{c['categories']} cgroup {c['cgroup']}")
+
+
+def _contended(measured: Measured) -> list[str]:
+    """Figures of the test's own measurement at half a cause threshold or more: load from
+    elsewhere on this shared machine that would make a cause other than unknown legitimate."""
+    psi = measured.psi
+    out = []
+    if measured.cpu_busy_pct >= T.cpu_busy_pct / 2:
+        out.append("cpu")
+    if psi.get("cpu", {}).get("some_pct", 0) >= T.cpu_psi_some_pct / 2:
+        out.append("cpu")
+    if psi.get("memory", {}).get("some_pct", 0) >= T.mem_psi_some_pct / 2:
+        out.append("memory")
+    if psi.get("io", {}).get("some_pct", 0) >= T.io_psi_some_pct / 2:
+        out.append("io")
+    return out
+
+
+def test_a_frozen_pipeline_is_a_pause_whose_cause_is_not_invented(pipeline: Pipeline) -> None:
+    _start(pipeline)
+    with child_cgroup("freezer") as frozen:
+        move(tagged_pids(pipeline.tag), frozen)  # the supervisor and every worker
+        meter = Meter()
+        freeze(frozen)
+        frozen_at = time.time()
+        time.sleep(1.0)  # the stimulus: the whole pipeline frozen for a second
+        thawed_at = time.time()
+        thaw(frozen)
+        measured = meter.stop()
+        pause = _recorded_pause(pipeline, frozen_at, thawed_at)
+    _show("freeze", pause, measured)
+
+    assert pause["duration_ms"] >= 800, pause
+    elsewhere = _contended(measured)
+    if not elsewhere:
+        # A quiet machine: nothing but the freezer stopped the sentinel, and no figure says otherwise.
+        assert pause["cause"] == "unknown", pause["evidence"]
+    else:
+        # Real load from elsewhere on this shared machine: a cause is legitimate only if the test
+        # itself saw that resource contended over the same second.
+        assert pause["cause"] in ("unknown", *elsewhere), (pause["evidence"], measured)
+    # Every figure says which interval it covers, and it covers the stall.
+    ev = pause["evidence"]
+    assert ev["samples"] >= 1 and ev["cpu_busy_pct_over"] and ev["psi_cpu_some_over"], ev
+    assert "load1" not in ev
+    # The frozen pipeline consumed next to nothing in the stall: never named above that (at most
+    # a moment in D state, frozen tasks read as D, or the CPU of the instant around the freeze).
+    pipeline_pids = set(tagged_pids(pipeline.tag))
+    for c in pause["culprits"]:
+        if c["pid"] in pipeline_pids:
+            assert c["score"] <= culprits.STUCK_SHARE, c
+
+
+def test_fifo_busy_loops_on_every_core_are_a_cpu_pause_and_its_culprits(pipeline: Pipeline) -> None:
+    _start(pipeline)
+    cores = os.cpu_count() or 1
+    assert open("/proc/sys/kernel/sched_rt_runtime_us").read().strip() != "-1", \
+        "RT throttling is off: busy loops on every core could hang the machine"
+    with busy_loops(LOOP_NAME, 1.0, cores) as loops:
+        # Sampled twice before they spin: a process's first sample has no CPU rate yet.
+        _live_samples_after(time.time(), 2)
+        make_fifo(loops)
+        meter = Meter()
+        started = time.time()
+        go(loops)
+        wait_done(loops)  # each loop spins 1 s and no more (its own bound), then idles
+        ended = time.time()
+        measured = meter.stop()
+        pause = _recorded_pause(pipeline, started, ended)
+        cgroups = {p.pid: proc_files.process_cgroup(p.pid) for p in loops}
+    _show("fifo", pause, measured)
+
+    # A real stall of the sentinel, and a cpu one.
+    assert pause["duration_ms"] >= 500, pause
+    assert pause["cause"] == "cpu", pause["evidence"]
+    # The loops held every core: they come first, charged with the CPU they took, named with
+    # their parent (this test) and their cgroup.
+    top = pause["culprits"][:cores]
+    assert {c["pid"] for c in top} == set(cgroups), pause["culprits"]
+    for c in top:
+        assert c["command"] == LOOP_NAME and "cpu" in c["categories"] and c["score"] >= 25, c
+        assert c["ppid"] == os.getpid() and c["cgroup"] == cgroups[c["pid"]], c
+    # The pipeline's own processes only by what they used: below the loops.
+    pipeline_pids = set(tagged_pids(pipeline.tag))
+    loop_score = min(c["score"] for c in top)
+    assert all(c["score"] <= loop_score for c in pause["culprits"] if c["pid"] in pipeline_pids)
