@@ -7,16 +7,19 @@ interval it covers (``<figure>_over``, seconds relative to the pause start), the
 ([forensics.cause] in the config) and the rule that fired. No 1/5/15-minute average takes part:
 a load that ended seconds before the pause must not explain it.
 
-Order of the rules, and why:
+The rules, and why:
 1. ``suspend-adjacent``: time asleep inside the gap, or a resume within ``suspend_recent_s`` of
    it. Resume stalls (devices waking, caches refilling) look like anything else, so they go first.
 2. ``memory``: a full memory stall, or memory pressure together with paging. Reclaim and page-ins
    also show up as io pressure and blocked tasks, so memory must win over io when both are there.
 3. ``io``: io pressure (or heavy iowait) with tasks stuck in uninterruptible sleep.
-4. ``cpu``: the cores stolen by the hypervisor, or saturated: busy %, cpu PSI, or a run queue of
-   ``cpu_runq_per_core`` per core on cores at least ``cpu_runq_min_busy_pct`` busy (procs_running
-   is an instant: right after a freeze every thawed task is runnable at once on idle cores, which
-   is no contention).
+4. ``cpu``: the cores stolen by the hypervisor, or tasks waiting for a core (cpu PSI some).
+   Where there is no PSI: cores ``cpu_busy_pct`` busy, or a run queue of ``cpu_runq_per_core``
+   per core on cores at least ``cpu_runq_min_busy_pct`` busy. With PSI, busy cores and the run
+   queue do not decide: a saturated machine where nobody waits is at work, not stalled, and
+   procs_running is an instant (right after a freeze every thawed task is runnable at once).
+   When several of memory/io/cpu qualify at once, the one whose PSI some is largest wins (memory
+   still beats io), and the rule names the others.
 5. ``unknown``: nothing reached its threshold (a process or the machine frozen by something that
    leaves no trace in these figures: SIGSTOP, the cgroup freezer, a hypervisor pause without
    steal accounting). The evidence still lists every figure.
@@ -85,6 +88,57 @@ def _evidence(f: Figures, t: CauseConfig) -> Evidence:
     return evidence
 
 
+Verdict = tuple[m.PauseCause, str, float]  # cause, rule, strength (PSI some; -1 when unknown)
+
+
+def _memory(f: Figures, t: CauseConfig, swap: float | None) -> Verdict | None:
+    strength = f.psi_memory_some if f.psi_memory_some is not None else -1.0
+    paging = _ge(f.pageins_per_s, t.mem_pageins_per_s) or _ge(swap, t.mem_swap_pages_per_s)
+    if _ge(f.psi_memory_full, t.mem_psi_full_pct):
+        return "memory", f"psi_memory_full={f.psi_memory_full:.1f} >= {t.mem_psi_full_pct:g}", strength
+    if _ge(f.psi_memory_some, t.mem_psi_some_pct) and paging:
+        return "memory", (
+            f"psi_memory_some={f.psi_memory_some:.1f} >= {t.mem_psi_some_pct:g} with paging "
+            f"(pageins/s={f.pageins_per_s}, swap pages/s={swap})"
+        ), strength
+    return None
+
+
+def _io(f: Figures, t: CauseConfig, stuck: float | None) -> Verdict | None:
+    strength = f.psi_io_some if f.psi_io_some is not None else -1.0
+    if not _ge(stuck, t.io_stuck):
+        return None
+    if _ge(f.psi_io_some, t.io_psi_some_pct) or _ge(f.psi_io_full, t.io_psi_full_pct):
+        return "io", f"io pressure (some={f.psi_io_some}, full={f.psi_io_full}) with {stuck:g} stuck task(s)", strength
+    if _ge(f.cpu_iowait_pct, t.io_iowait_pct):
+        return "io", f"iowait={f.cpu_iowait_pct:.1f}% with {stuck:g} stuck task(s)", strength
+    return None
+
+
+def _cpu(f: Figures, t: CauseConfig) -> Verdict | None:
+    """Contention is waiting. Where PSI exists it measures the waiting itself; busy cores or a
+    run queue without it are a machine at work, not a stall (another engineer's build at 100 %
+    with nobody waiting, or every frozen task runnable at once on thaw). Busy % and the run queue
+    decide only where there is no PSI (macOS, kernels before 4.20)."""
+    strength = f.psi_cpu_some if f.psi_cpu_some is not None else -1.0
+    if _ge(f.cpu_steal_pct, t.cpu_steal_pct):
+        return "cpu", f"steal={f.cpu_steal_pct:.1f}% >= {t.cpu_steal_pct:g} (hypervisor took the cores)", max(
+            strength, f.cpu_steal_pct or 0.0)
+    if f.psi_cpu_some is not None:
+        if f.psi_cpu_some >= t.cpu_psi_some_pct:
+            busy = f" (cores {f.cpu_busy_pct:.1f}% busy)" if f.cpu_busy_pct is not None else ""
+            return "cpu", f"psi_cpu_some={f.psi_cpu_some:.1f} >= {t.cpu_psi_some_pct:g}{busy}", strength
+        return None
+    if _ge(f.cpu_busy_pct, t.cpu_busy_pct):
+        return "cpu", f"cpu_busy={f.cpu_busy_pct:.1f}% >= {t.cpu_busy_pct:g} (no PSI here)", strength
+    if _ge(f.runq_per_core, t.cpu_runq_per_core) and _ge(f.cpu_busy_pct, t.cpu_runq_min_busy_pct):
+        return "cpu", (
+            f"procs_running/cpu_count={f.runq_per_core:.2f} >= {t.cpu_runq_per_core:g} "
+            f"on cores {f.cpu_busy_pct:.1f}% busy (no PSI here)"
+        ), strength
+    return None
+
+
 def classify(f: Figures, t: CauseConfig = DEFAULTS) -> tuple[m.PauseCause, Evidence]:
     """Label the pause and say why. Pure: same figures and thresholds, same answer."""
     evidence = _evidence(f, t)
@@ -103,39 +157,17 @@ def classify(f: Figures, t: CauseConfig = DEFAULTS) -> tuple[m.PauseCause, Evide
             "suspend-adjacent",
             f"a resume {f.last_resume_ago_s:+.1f}s from the pause start (within {t.suspend_recent_s:g}s)",
         )
-
-    paging = _ge(f.pageins_per_s, t.mem_pageins_per_s) or _ge(swap, t.mem_swap_pages_per_s)
-    if _ge(f.psi_memory_full, t.mem_psi_full_pct):
-        return decided("memory", f"psi_memory_full={f.psi_memory_full:.1f} >= {t.mem_psi_full_pct:g}")
-    if _ge(f.psi_memory_some, t.mem_psi_some_pct) and paging:
-        return decided(
-            "memory",
-            f"psi_memory_some={f.psi_memory_some:.1f} >= {t.mem_psi_some_pct:g} with paging "
-            f"(pageins/s={f.pageins_per_s}, swap pages/s={swap})",
-        )
-
-    io_pressure = _ge(f.psi_io_some, t.io_psi_some_pct) or _ge(f.psi_io_full, t.io_psi_full_pct)
-    if io_pressure and _ge(stuck, t.io_stuck):
-        return decided(
-            "io", f"io pressure (some={f.psi_io_some}, full={f.psi_io_full}) with {stuck:g} stuck task(s)"
-        )
-    if _ge(f.cpu_iowait_pct, t.io_iowait_pct) and _ge(stuck, t.io_stuck):
-        return decided("io", f"iowait={f.cpu_iowait_pct:.1f}% with {stuck:g} stuck task(s)")
-
-    if _ge(f.cpu_steal_pct, t.cpu_steal_pct):
-        return decided("cpu", f"steal={f.cpu_steal_pct:.1f}% >= {t.cpu_steal_pct:g} (hypervisor took the cores)")
-    if _ge(f.cpu_busy_pct, t.cpu_busy_pct):
-        return decided("cpu", f"cpu_busy={f.cpu_busy_pct:.1f}% >= {t.cpu_busy_pct:g}")
-    if _ge(f.psi_cpu_some, t.cpu_psi_some_pct):
-        return decided("cpu", f"psi_cpu_some={f.psi_cpu_some:.1f} >= {t.cpu_psi_some_pct:g}")
-    if _ge(f.runq_per_core, t.cpu_runq_per_core) and _ge(f.cpu_busy_pct, t.cpu_runq_min_busy_pct):
-        return decided(
-            "cpu",
-            f"procs_running/cpu_count={f.runq_per_core:.2f} >= {t.cpu_runq_per_core:g} "
-            f"on cores {f.cpu_busy_pct:.1f}% busy",
-        )
-
-    return decided("unknown", "no figure reached its threshold")
+    memory, io, cpu = _memory(f, t, swap), _io(f, t, stuck), _cpu(f, t)
+    if memory is not None:
+        io = None  # reclaim and page-ins show up as io pressure and blocked tasks too
+    candidates = [v for v in (memory, io, cpu) if v is not None]
+    if not candidates:
+        return decided("unknown", "no figure reached its threshold")
+    # Several resources contended at once (a busy shared machine): the one tasks waited on for
+    # the largest share of the stall; in that order where PSI does not say.
+    cause, rule, _ = max(candidates, key=lambda v: v[2])
+    others = [f"{c} ({r})" for c, r, _ in candidates if c != cause]
+    return decided(cause, rule + (f"; also {'; '.join(others)}" if others else ""))
 
 
 # --------------------------------------------------------------------------- gathering

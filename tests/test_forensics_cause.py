@@ -94,6 +94,32 @@ TABLE = [
         Figures(cpu_count=2, cpu_busy_pct=4.0, runq_per_core=4.0, psi_cpu_some=1.0),
         "unknown",
     ),
+    (
+        # Recorded: the pipeline frozen 1 s while another engineer's load kept the cores 63 % busy;
+        # the sample after the thaw read procs_running 5 on 2 cores, yet cpu PSI was 2.1 %.
+        "freeze-on-a-busy-machine-nobody-waited",
+        Figures(cpu_count=2, cpu_busy_pct=62.9, runq_per_core=2.5, psi_cpu_some=2.1, psi_io_some=0.5),
+        "unknown",
+    ),
+    (
+        # Saturated by work nobody waited for (PSI says so): at work, not stalled.
+        "saturated-but-nobody-waiting",
+        Figures(cpu_count=2, cpu_busy_pct=100.0, psi_cpu_some=6.0),
+        "unknown",
+    ),
+    (
+        # Recorded: SCHED_FIFO loops on both cores while another engineer's memory thrash kept io
+        # PSI at 48 % with 3 tasks in D: the sentinel waited for a core, not for the disk.
+        "cpu-stall-beside-io-pressure",
+        Figures(cpu_count=2, cpu_busy_pct=100.0, psi_cpu_some=98.3, psi_io_some=48.1, psi_io_full=0.0,
+                psi_memory_some=3.7, procs_blocked=3),
+        "cpu",
+    ),
+    (
+        "memory-stronger-than-cpu",
+        Figures(cpu_count=2, psi_cpu_some=55.0, psi_memory_some=80.0, psi_memory_full=40.0),
+        "memory",
+    ),
     ("nothing-known", Figures(), "unknown"),
 ]
 
@@ -248,3 +274,11 @@ def test_evidence_is_a_valid_forensics_done_field_with_intervals() -> None:
 
     codec = Codec(m.ForensicsDone)
     assert codec.decode(codec.encode(msg)).evidence["cpu_busy_pct_over"] == "-0.40..+1.20 s live (whole sample)"
+
+
+def test_the_rule_names_the_other_contended_resources() -> None:
+    f = Figures(cpu_count=2, cpu_busy_pct=100.0, psi_cpu_some=98.3, psi_io_some=48.1, procs_blocked=3)
+    label, evidence = cause.classify(f)
+    assert label == "cpu"
+    assert evidence["rule"] == ("psi_cpu_some=98.3 >= 50 (cores 100.0% busy); "
+                                "also io (io pressure (some=48.1, full=None) with 3 stuck task(s))")

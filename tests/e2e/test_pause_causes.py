@@ -93,12 +93,11 @@ def _show(label: str, pause: dict, measured: Measured) -> None:
 
 
 def _contended(measured: Measured) -> list[str]:
-    """Figures of the test's own measurement at half a cause threshold or more: load from
-    elsewhere on this shared machine that would make a cause other than unknown legitimate."""
+    """Resources the test's own measurement saw tasks wait on (PSI some at half a cause threshold
+    or more): load from elsewhere on this shared machine that makes a cause other than unknown
+    legitimate. Busy cores alone are not contention (nobody waited)."""
     psi = measured.psi
     out = []
-    if measured.cpu_busy_pct >= T.cpu_busy_pct / 2:
-        out.append("cpu")
     if psi.get("cpu", {}).get("some_pct", 0) >= T.cpu_psi_some_pct / 2:
         out.append("cpu")
     if psi.get("memory", {}).get("some_pct", 0) >= T.mem_psi_some_pct / 2:
