@@ -7,6 +7,23 @@ the default config in the isolated temp home), and the cause and culprits it rec
 - SCHED_FIFO busy loops (`chrt -f -p 10`) on every core for ~1 s starve every normal task: a real
   ``cpu`` stall of the sentinel, and the loops must be the top culprits.
 
+No ``memory`` pause test: on this VM the kernel does not let a memory-limited cgroup stall the
+sentinel in a way the figures show. Measured (2 cores, 24 GB, cgroup v1 memory controller):
+- there is no swap, so anonymous memory cannot be reclaimed: at its limit a cgroup drops page
+  cache or OOM-kills; and v1 charges page cache to the cgroup that first read it, so the
+  collector's code pages (the interpreter and libraries every Python here shares) are charged
+  elsewhere and a limit on its cgroup never evicts them: it never refaults its own code;
+- a collector-like process (a 20 ms sentinel thread, a main thread allocating 4 MB every 200 ms)
+  beside an mmap file streamer in a 40 MB or 100 MB cgroup: real pressure (memory PSI some
+  10.9-14.6 %, full 4.7-10.8 % over 6 s), but the sentinel was at most 22 ms late in 3 runs of 4
+  (450 ms once, not reproduced); a dirty-page writer instead (v1 reclaim waits on writeback):
+  PSI some 13 %, lateness <= 28 ms (the disk took 5 GB in 3 s);
+- with ``memory.oom_control`` oom_kill_disable=1 and a hog past a 60 MB limit, the process blocks
+  in D and its sentinel is 1245 ms late: a real memory stall, but the kernel counts that OOM wait
+  neither as memory PSI (0.000 s stalled) nor as major faults, so every figure is quiet and the
+  honest verdict is ``unknown``. Asserting ``memory`` there would mean inventing it.
+The memory rules are covered by recorded figures in tests/test_forensics_cause.py.
+
 The test measures the machine itself over the stall too (from /proc, independently of the
 pipeline), so a verdict is checked against what really happened on this shared machine. Run with
 ``-s`` to see the recorded evidence.
