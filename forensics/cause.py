@@ -27,6 +27,7 @@ The rules, and why:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 
 from pmshared import messages as m
@@ -177,7 +178,7 @@ def gather(
     stalls: list[tuple[float, float]],
     intervals: list[Interval],
     *,
-    fallback: list[Interval] = (),  # type: ignore[assignment]
+    fallback: Sequence[Interval] = (),
     thresholds: CauseConfig = DEFAULTS,
     suspended_ms: float = 0.0,
     last_resume_ago_s: float | None = None,

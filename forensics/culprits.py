@@ -22,6 +22,7 @@ over the ring buffer, as the seed did. Commands matching a configured suspect pa
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from pmshared import messages as m
@@ -126,7 +127,7 @@ def consumption(processes: list[m.ProcessInfo], cpu_count: int, cause: str) -> l
     return sorted(out, key=lambda c: (-c.score, -c.cpu_pct, c.process.pid))
 
 
-def consumption_json(c: Consumption, pipeline: set[int]) -> dict[str, object]:
+def consumption_json(c: Consumption, pipeline: AbstractSet[int]) -> dict[str, object]:
     """How a stall culprit's score came about, for culprits.json."""
     p = c.process
     out: dict[str, object] = {
@@ -179,7 +180,7 @@ def identify(
     *,
     cause: str = "unknown",
     cpu_count: int = 1,
-    pipeline: set[int] = frozenset(),  # type: ignore[assignment]
+    pipeline: AbstractSet[int] = frozenset(),
 ) -> CulpritReport:
     """Culprits from the stall's snapshot (``processes``), else from the ring buffer."""
     details: dict[int, dict[str, object]] = {}
