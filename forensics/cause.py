@@ -55,7 +55,7 @@ class Figures:
     psi_memory_full: float | None = None
     psi_io_some: float | None = None
     psi_io_full: float | None = None
-    procs_blocked: float | None = None
+    procs_blocked: int | None = None  # tasks in D state, at a sample's end
     stuck_threads: int | None = None
     pageins_per_s: float | None = None
     swapins_per_s: float | None = None
@@ -197,7 +197,7 @@ def gather(
             if name not in worst or r.value > worst[name].value:
                 worst[name] = r
     origin = min((s for s, _ in stalls), default=0.0)
-    values = {name: round(r.value, 2) for name, r in worst.items()}
+    values = {name: int(r.value) if name == "procs_blocked" else round(r.value, 2) for name, r in worst.items()}
     cpu_counts = [r.sample.system.cpu_count for r in worst.values()]
     return Figures(
         suspended_ms=suspended_ms,

@@ -44,6 +44,7 @@ from forensics.runner import Capture, CaptureContext, CaptureResult, failed
 
 log = logging.getLogger("forensics")
 
+STALL_EDGE_S = 0.1  # a process list whose interval starts this late into the stall still spans it
 AFTER_SAMPLE_WAIT_S = 3.0  # at most this long for the ring to receive the sample after the stall
 RANKING = {
     "stall": "what each process consumed in the snapshot spanning the stall (culprits.py)",
@@ -85,6 +86,7 @@ class CaptureSession:
     _sealed: bool = False
     _thread: threading.Thread | None = None
     _received_at: float = field(default_factory=time.time)
+    _processes_interval: stall_window.Interval | None = None
 
     # -- main-loop side --------------------------------------------------------------------------
     def start(self) -> None:
@@ -200,6 +202,8 @@ class CaptureSession:
         intervals = list(live)
         for p in pauses:
             own = stall_window.pause_interval(p, live)
+            if p is self.pause:
+                self._processes_interval = own
             if own is not None and not any(iv.system is own.system or iv == own for iv in intervals):
                 intervals.append(own)
         proc_state = results.get("proc_state")
@@ -246,6 +250,7 @@ class CaptureSession:
                 "source": report.source,
                 "cause": label,
                 "ranking": RANKING[report.source],
+                **self._processes_span(),
                 "culprits": [
                     {**_culprit_dict(c), "samples_seen": report.seen.get(c.pid, 0),
                      **report.details.get(c.pid, {})}
@@ -257,6 +262,18 @@ class CaptureSession:
             },
         )
         return report
+
+    def _processes_span(self) -> dict[str, object]:
+        """Which interval the process list's rates cover, and whether it spans the stall (rates
+        over a short sample taken after the stall would miss what ran inside it)."""
+        iv = self._processes_interval
+        if iv is None or not self.pause.processes:
+            return {}
+        origin = self.pause.start
+        start = "?" if iv.start is None else f"{iv.start - origin:+.2f}"
+        spans = iv.start is not None and iv.start <= self.pause.start + STALL_EDGE_S and iv.end >= self.pause.end
+        return {"processes_interval": f"{start}..{iv.end - origin:+.2f} s from the pause start",
+                "processes_span_the_stall": spans}
 
     def _run_captures(self, plan: list[Capture], bundle_dir: Path) -> dict[str, CaptureResult]:
         ctx = CaptureContext(bundle_dir=bundle_dir, max_bytes=self.config.forensics.max_output_bytes, stop=self.stop)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -95,15 +96,21 @@ def _recorded_pause(pipeline: Pipeline, start: float, end: float) -> dict:
                    f"{last['rows']}\noutput:\n{pipeline.output()[-3000:]}", interval=0.5)
     proc = pipeline.cli("pauses", "show", str(row["id"]), "--json")
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    shown = pipeline.cli("pauses", "show", str(row["id"]))  # what a person reads (printed with -s)
+    assert shown.returncode == 0, shown.stderr
+    return {**json.loads(proc.stdout), "shown": shown.stdout}
 
 
 def _show(label: str, pause: dict, measured: Measured) -> None:
+    print(f"\n[{label}] pmctl pauses show {pause['id']}:\n{pause['shown']}")
     ev = pause["evidence"]
     print(f"\n[{label}] pause {pause['duration_ms']:.0f} ms, cause {pause['cause']}: {ev.get('rule')}")
     print(f"[{label}] the test measured over the stimulus ({measured.seconds:.2f} s): {measured.busiest()}")
     for key in sorted(k for k in ev if k.endswith("_over")):
         print(f"[{label}]   {key[:-5]} = {ev[key[:-5]]} over {ev[key]}")
+    ranking = json.loads((Path(pause["bundle_path"]) / "culprits.json").read_text())
+    print(f"[{label}] culprits ranked from the process list over {ranking.get('processes_interval')} "
+          f"(spans the stall: {ranking.get('processes_span_the_stall')})")
     for c in pause["culprits"]:
         print(f"[{label}]   culprit {c['command']} pid {c['pid']} ppid {c['ppid']} score {c['score']} "
               f"{c['categories']} cgroup {c['cgroup']}")
