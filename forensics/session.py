@@ -140,6 +140,7 @@ class CaptureSession:
         pauses = [self.pause, *coalesced]
         label, evidence = self._cause(pauses, results)
         report = self._culprits(label)
+        evidence["culprits_from"] = self._culprits_from(report.source)
 
         status = "interrupted" if self.stop.is_set() else "complete"
         finished = time.time()
@@ -262,6 +263,16 @@ class CaptureSession:
             },
         )
         return report
+
+    def _culprits_from(self, source: str) -> str:
+        """One line of evidence: what the culprits were ranked from."""
+        if source != "stall":
+            return RANKING[source]
+        span = self._processes_span().get("processes_interval", "an unknown interval")
+        measured = any(p.cpu_children is not None for p in self.pause.processes or [])
+        children = ("exited children's CPU charged to their parent" if measured
+                    else "exited children's CPU not measured by this collector")
+        return f"what each process consumed over {span}; {children}"
 
     def _processes_span(self) -> dict[str, object]:
         """Which interval the process list's rates cover, and whether it spans the stall (rates

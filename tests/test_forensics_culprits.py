@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -171,3 +172,36 @@ def test_jsonl_mode_standalone(tmp_path: Path) -> None:
     assert done.pause_ids == ["c:5"] and done.culprits[0].command == "hog"
     assert json.loads((Path(done.bundle_path) / "metadata.json").read_text())["status"] == "complete"
     assert b"dropped malformed input line" in proc.stderr
+
+
+def test_a_session_charges_exited_children_to_their_parent_and_names_its_cgroup(tmp_path: Path) -> None:
+    """Through the engine: the Pause's process list ranks the culprits, the forker first with its
+    children's CPU, its cgroup read from /proc (the collector did not send one), and the evidence
+    says what the ranking came from."""
+    from forensics.engine import Engine
+    from forensics.notify import Notifier
+    from pmshared.config import Config
+
+    config = Config()
+    engine = Engine(config, events_dir=tmp_path / "events", plan=lambda p, b, d: [],
+                    notifier=Notifier(config.alerts, search_path=str(tmp_path)))
+    now = time.time()
+    parent = os.getppid()  # alive, so its cgroup can be read
+    me = os.getpid()  # the engine runs in this process: a pipeline process here
+    forker = info(parent, "make", 3.0, ppid=1, cpu_children=160.0)
+    compiler = info(me, "cc1", 30.0, ppid=parent, state="running")
+    stall = system(cpu_busy_pct=97.0, psi_cpu=m.PressureStall(some=80.0))
+    engine.on_live(live(now - 1.2, [], system(cpu_busy_pct=4.0)))
+    engine.on_pause(pause("c:1", now - 1.0, 700, processes=[forker, compiler], sys_stats=stall))
+    engine.on_live(live(now - 0.2, [], stall))  # the same snapshot, through the scorer
+    assert engine.wait_idle(20)
+    (result,) = engine.take_done()
+    engine.shutdown()
+
+    assert result.cause == "cpu"
+    assert [(c.pid, c.categories) for c in result.culprits] == [(parent, ["cpu", "fork"]), (me, ["cpu"])]
+    assert result.culprits[0].cgroup == proc_files.process_cgroup(parent) and result.culprits[0].ppid == 1
+    assert result.evidence["culprits_from"].endswith("exited children's CPU charged to their parent")
+    ranked = json.loads((Path(result.bundle_path) / "culprits.json").read_text())
+    assert ranked["source"] == "stall" and ranked["culprits"][0]["cpu_children_note"] == culprits.CHILDREN_NOTE
+    assert [c["pipeline"] for c in ranked["culprits"]] == [False, True]

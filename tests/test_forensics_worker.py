@@ -166,6 +166,7 @@ def test_a_pause_becomes_a_bundle_and_a_forensics_done(world, tmp_path: Path) ->
     assert "cgroup" in culprits["culprits"][0] and culprits["culprits"][0]["ppid"] == 0
     # The process list's interval: from the last live sample before the pause to when it was sent.
     assert culprits["processes_span_the_stall"] is True, culprits["processes_interval"]
+    assert done.evidence["culprits_from"].endswith("exited children's CPU not measured by this collector")
 
     ring = json.loads((bundle / "ring_buffer.json").read_text())
     assert ring["entries"] >= 3 and ring["samples"][0]["samples"]["rogues"][0]["command"] == "hog"
