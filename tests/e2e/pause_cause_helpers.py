@@ -44,7 +44,6 @@ BUSY_LOOP = (
     "sys.stdin.read()\n"
 )
 
-
 # --------------------------------------------------------------------------- the machine meanwhile
 
 
@@ -92,56 +91,80 @@ def cgroup_v1(controller: str) -> Path:
     return root
 
 
-@contextlib.contextmanager
-def child_cgroup(controller: str) -> Iterator[Path]:
-    """A fresh cgroup under the controller's root; on exit its tasks go back to the root and it
-    is removed."""
-    root = cgroup_v1(controller)
-    path = root / f"pm-test-{uuid.uuid4().hex[:12]}"
-    path.mkdir()
-    try:
-        yield path
-    finally:
-        if controller == "freezer":
+class Cgroup:
+    """A fresh cgroup under a v1 controller's root. Processes moved in go back where they came
+    from on exit (anything else left inside goes to the root), then the cgroup is removed."""
+
+    def __init__(self, controller: str) -> None:
+        self.controller = controller
+        self.root = cgroup_v1(controller)
+        self.path = self.root / f"pm-test-{uuid.uuid4().hex[:12]}"
+        self._origins: dict[int, Path] = {}
+
+    def _current(self, pid: int) -> Path:
+        for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if self.controller in controllers.split(","):
+                return self.root / path.lstrip("/")
+        return self.root
+
+    def move(self, pids: list[int]) -> None:
+        for pid in pids:
+            self._origins.setdefault(pid, self._current(pid))
+            (self.path / "cgroup.procs").write_text(str(pid))
+
+    def join(self) -> None:
+        """For ``preexec_fn``: the starting child enters the cgroup before it execs."""
+        (self.path / "cgroup.procs").write_text(str(os.getpid()))
+
+    def close(self) -> None:
+        if self.controller == "freezer":
             with contextlib.suppress(OSError):
-                (path / "freezer.state").write_text("THAWED")
+                (self.path / "freezer.state").write_text("THAWED")
         for _ in range(50):  # tasks may still be forking/exiting while we move them
-            pids = (path / "cgroup.procs").read_text().split()
+            pids = (self.path / "cgroup.procs").read_text().split()
             if not pids:
                 break
             for pid in pids:
                 with contextlib.suppress(OSError):
-                    (root / "cgroup.procs").write_text(pid)
+                    (self._origins.get(int(pid), self.root) / "cgroup.procs").write_text(pid)
             time.sleep(0.02)
-        path.rmdir()
-
-
-def move(pids: list[int], cgroup: Path) -> None:
-    for pid in pids:
-        (cgroup / "cgroup.procs").write_text(str(pid))
-
-
-def freeze(cgroup: Path) -> None:
-    (cgroup / "freezer.state").write_text("FROZEN")
-    wait_for(lambda: (cgroup / "freezer.state").read_text().strip() == "FROZEN", 5, "the freezer to freeze")
-
-
-def thaw(cgroup: Path) -> None:
-    (cgroup / "freezer.state").write_text("THAWED")
-
-
-# --------------------------------------------------------------------------- SCHED_FIFO busy loops
+        self.path.rmdir()
 
 
 @contextlib.contextmanager
-def busy_loops(name: str, seconds: float, cores: int) -> Iterator[list[subprocess.Popen[str]]]:
-    """One BUSY_LOOP per core, started and waiting; killed and reaped on exit."""
+def child_cgroup(controller: str) -> Iterator[Cgroup]:
+    cgroup = Cgroup(controller)
+    cgroup.path.mkdir()
+    try:
+        yield cgroup
+    finally:
+        cgroup.close()
+
+
+def freeze(cgroup: Cgroup) -> None:
+    state = cgroup.path / "freezer.state"
+    state.write_text("FROZEN")
+    wait_for(lambda: state.read_text().strip() == "FROZEN", 5, "the freezer to freeze")
+
+
+def thaw(cgroup: Cgroup) -> None:
+    (cgroup.path / "freezer.state").write_text("THAWED")
+
+
+# --------------------------------------------------------------------------- stimuli
+
+
+@contextlib.contextmanager
+def stimuli(script: str, argvs: list[list[str]], preexec_fn=None) -> Iterator[list[subprocess.Popen[str]]]:  # type: ignore[no-untyped-def]
+    """One ``python -c script`` per argv, each started and ready (it printed "ready") and waiting
+    for "go"; killed and reaped on exit."""
     procs: list[subprocess.Popen[str]] = []
     try:
-        for core in range(cores):
+        for argv in argvs:
             procs.append(subprocess.Popen(
-                [sys.executable, "-c", BUSY_LOOP, name, str(seconds), str(core)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                [sys.executable, "-c", script, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                text=True, preexec_fn=preexec_fn,
             ))
         for proc in procs:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", proc.poll()
@@ -155,6 +178,11 @@ def busy_loops(name: str, seconds: float, cores: int) -> Iterator[list[subproces
                 if stream is not None:
                     with contextlib.suppress(OSError):
                         stream.close()
+
+
+def busy_loops(name: str, seconds: float, cores: int):  # type: ignore[no-untyped-def]
+    """One BUSY_LOOP per core, each pinned to its core."""
+    return stimuli(BUSY_LOOP, [[name, str(seconds), str(core)] for core in range(cores)])
 
 
 def make_fifo(procs: list[subprocess.Popen[str]], priority: int = 10) -> None:
@@ -171,8 +199,8 @@ def go(procs: list[subprocess.Popen[str]]) -> None:
 
 
 def wait_done(procs: list[subprocess.Popen[str]]) -> None:
-    """Until every loop has spun its time (each bounds itself; the alarm bounds a hung one)."""
+    """Until every stimulus has done its time (each bounds itself; the alarm bounds a hung one)."""
     for proc in procs:
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
-        assert line == "done", (line, proc.poll())
+        assert line.startswith("done"), (line, proc.poll())

@@ -21,7 +21,13 @@ sentinel in a way the figures show. Measured (2 cores, 24 GB, cgroup v1 memory c
 - with ``memory.oom_control`` oom_kill_disable=1 and a hog past a 60 MB limit, the process blocks
   in D and its sentinel is 1245 ms late: a real memory stall, but the kernel counts that OOM wait
   neither as memory PSI (0.000 s stalled) nor as major faults, so every figure is quiet and the
-  honest verdict is ``unknown``. Asserting ``memory`` there would mean inventing it.
+  honest verdict is ``unknown``. Asserting ``memory`` there would mean inventing it;
+- the real collector moved into a 64 MiB cgroup beside a writer filling it with dirty page cache
+  of a loop device throttled to 2 MiB/s (v1 reclaim waits for writeback): without
+  oom_kill_disable the OOM killer killed the collector; with it, the collector's main thread
+  waited in D (``folio_wait_bit``) from its next allocation until the throttle was lifted, over
+  1 s, but its sentinel thread allocates no new page while it ticks and kept its rhythm: no pause
+  was recorded, rightly (the sentinel measures whether the machine stalls, not one process).
 The memory rules are covered by recorded figures in tests/test_forensics_cause.py.
 
 The test measures the machine itself over the stall too (from /proc, independently of the
@@ -49,7 +55,6 @@ from tests.e2e.pause_cause_helpers import (
     freeze,
     go,
     make_fifo,
-    move,
     thaw,
     wait_done,
 )
@@ -134,7 +139,7 @@ def _contended(measured: Measured) -> list[str]:
 def test_a_frozen_pipeline_is_a_pause_whose_cause_is_not_invented(pipeline: Pipeline) -> None:
     _start(pipeline)
     with child_cgroup("freezer") as frozen:
-        move(tagged_pids(pipeline.tag), frozen)  # the supervisor and every worker
+        frozen.move(tagged_pids(pipeline.tag))  # the supervisor and every worker
         meter = Meter()
         freeze(frozen)
         frozen_at = time.time()
@@ -199,3 +204,4 @@ def test_fifo_busy_loops_on_every_core_are_a_cpu_pause_and_its_culprits(pipeline
     pipeline_pids = set(tagged_pids(pipeline.tag))
     loop_score = min(c["score"] for c in top)
     assert all(c["score"] <= loop_score for c in pause["culprits"] if c["pid"] in pipeline_pids)
+
