@@ -32,6 +32,17 @@ def fail(message: str, code: int = FAILURE) -> NoReturn:
     raise typer.Exit(code)
 
 
+def load_config() -> Any:
+    """The config in effect (pmshared.config.load); a broken file is ``fail()`` with the one exit
+    code every command and worker uses for a config error (CONFIG_ERROR_EXIT)."""
+    from pmshared import config as config_mod
+
+    try:
+        return config_mod.load()
+    except config_mod.ConfigError as exc:
+        fail(str(exc), config_mod.CONFIG_ERROR_EXIT)
+
+
 def warn(message: str) -> None:
     print(f"warning: {inert(message)}", file=sys.stderr, flush=True)
 

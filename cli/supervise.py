@@ -41,7 +41,7 @@ def run(procfile: Path | None, only: str | None) -> int:
     try:
         config = config_mod.load()
     except config_mod.ConfigError as exc:
-        fail(str(exc), USAGE)
+        fail(str(exc), config_mod.CONFIG_ERROR_EXIT)
     try:
         path = procfile if procfile is not None else procfile_mod.find_default()
         entries = procfile_mod.load(path)

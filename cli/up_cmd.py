@@ -36,12 +36,9 @@ DOWN_MARGIN_S = 5.0  # on top of the grace period: the supervisor's own SIGKILL 
 
 
 def _config() -> config_mod.Config:
-    from pmshared import config as config_mod
+    from cli.errors import load_config
 
-    try:
-        return config_mod.load()
-    except config_mod.ConfigError as exc:
-        fail(str(exc), USAGE)
+    return load_config()
 
 
 # ================================================================================= up

@@ -126,7 +126,7 @@ def load_config_or_exit() -> config_mod.Config:
     try:
         return config_mod.load()
     except config_mod.ConfigError as exc:
-        fail(str(exc))
+        fail(str(exc), config_mod.CONFIG_ERROR_EXIT)
         raise  # unreachable
 
 

@@ -55,7 +55,7 @@ def test_config_show_reflects_the_file_and_refuses_a_broken_one(runner, isolated
     assert "elevation_threshold = 25" in ok(runner.invoke(app, ["config", "show"])).stdout
     _write_config("[sampling]\nelevation_threshold = 250\n")
     result = runner.invoke(app, ["config", "show"])
-    assert result.exit_code == 1 and "sampling.elevation_threshold" in result.stderr
+    assert result.exit_code == config_mod.CONFIG_ERROR_EXIT and "sampling.elevation_threshold" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -63,7 +63,7 @@ def test_config_validate_reports_every_error_with_its_key(runner, isolated_home)
     assert "all defaults apply" in ok(runner.invoke(app, ["config", "validate"])).stdout
     path = _write_config("[sampling]\ninterval_s = 0\n[tiers]\nelevated_threshold = 'x'\n[nonsense]\na = 1\n")
     result = runner.invoke(app, ["config", "validate"])
-    assert result.exit_code == 1
+    assert result.exit_code == config_mod.CONFIG_ERROR_EXIT
     errors = result.stderr.strip().splitlines()
     assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
     assert any("sampling.interval_s" in e for e in errors) and any("tiers.elevated_threshold" in e for e in errors)
@@ -103,7 +103,7 @@ def test_config_edit_keeps_an_invalid_edit_aside(runner, isolated_home, tmp_path
     path = _write_config("[sampling]\ninterval_s = 3.0\n")
     monkeypatch.setenv("VISUAL", _editor(tmp_path, 'f="$(eval echo \\${$#})"; echo "[tiers]\nbogus = 1" >> "$f"'))
     result = runner.invoke(app, ["config", "edit"])
-    assert result.exit_code == 1
+    assert result.exit_code == config_mod.CONFIG_ERROR_EXIT
     assert "tiers.bogus: unknown key" in result.stderr and "unchanged" in result.stderr
     assert path.read_text() == "[sampling]\ninterval_s = 3.0\n"
     assert "bogus = 1" in Path(str(path) + ".rejected").read_text()
