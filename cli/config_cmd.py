@@ -105,8 +105,10 @@ def show() -> None:
         config = config_mod.Config()
     else:
         errors = config_mod.validate_all(text, str(path))
+        if len(errors) == 1:
+            fail(f"{errors[0]}; fix it with `pmctl config edit`", config_mod.CONFIG_ERROR_EXIT)
         if errors:
-            _report(errors, f"{path} has {len(errors)} error(s); fix them with `pmctl config edit`")
+            _report(errors, f"{path} has {len(errors)} errors; fix them with `pmctl config edit`")
         config = config_mod.parse(text, str(path))
         print(f"# {path}")
     print(config_mod.to_toml(config), end="")

@@ -262,7 +262,7 @@ def _explain_parts(err: msgspec.ValidationError) -> tuple[str, str]:
         name = _cut(unknown.group("key"))
         key = f"{key}.{name}" if key else name
         text = "unknown key"
-    return _cut(key), _cut(text[:1].lower() + text[1:], MAX_REASON_CHARS)
+    return key, _cut(text[:1].lower() + text[1:], MAX_REASON_CHARS)
 
 
 def _explain(err: msgspec.ValidationError) -> str:
