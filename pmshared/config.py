@@ -175,7 +175,7 @@ class ForensicsConfig(_Section):
     tailspin_timeout: Timeout = 10  # seed
     logs_timeout: Timeout = 10  # seed: `log show`; here also journalctl/dmesg
     proc_timeout: Timeout = 5  # Linux /proc captures (stuck threads, pressure, meminfo)
-    max_output_bytes: Annotated[int, Meta(ge=1024, le=1 << 30)] = 16 * 1024 * 1024  # per capture
+    max_output_bytes: Annotated[int, Meta(ge=1024, le=256 << 20)] = 16 * 1024 * 1024  # per capture, held in memory
     log_window_s: Annotated[float, Meta(gt=0, le=86_400)] = 60  # how far before the pause the logs start
     culprit_count: Annotated[int, Meta(ge=1, le=1000)] = 5
 
