@@ -184,6 +184,7 @@ class ForensicsConfig(_Section):
 # loading the config must not import zmq); tests/test_config_ranges.py pins them equal.
 _HEARTBEAT_SLACK = 0.25
 _POLL_S = 0.2
+_MIN_WATCHDOG_S = 0.5  # the shortest silence that may count as a hang, whatever the interval
 
 
 class SupervisorConfig(_Section):
@@ -203,13 +204,15 @@ class SupervisorConfig(_Section):
 
     def __post_init__(self) -> None:
         # A healthy worker can be silent for (1 + slack) intervals plus one poll (pmshared.runtime
-        # HEARTBEAT_SLACK and POLL_MS; a test pins these copies): an allowance shorter than that
-        # has the watchdog kill healthy workers as hung.
+        # HEARTBEAT_SLACK and POLL_MS; a test pins these copies), and a busy machine delays it by
+        # a fraction of a second more: an allowance shorter than that has the watchdog kill
+        # healthy workers as hung.
         silence = (1 + _HEARTBEAT_SLACK) * self.heartbeat_interval_s + _POLL_S
-        if self.missed_heartbeats * self.heartbeat_interval_s < silence:
+        least = max(silence, _MIN_WATCHDOG_S)
+        if self.missed_heartbeats * self.heartbeat_interval_s < least:
             raise ValueError(
-                f"missed_heartbeats x heartbeat_interval_s must be at least {silence:.3g} s "
-                "(a healthy worker's longest silence at this interval)"
+                f"missed_heartbeats x heartbeat_interval_s must be at least {least:.3g} s "
+                "(a healthy worker can be silent that long)"
             )
 
 
@@ -220,8 +223,10 @@ class TransportConfig(_Section):
     # Records queued per sender before loss (a zmq high-water mark, and the recorder's batch
     # bound): a million records is already hundreds of MB.
     record_queue: Annotated[int, Meta(ge=10, le=1_000_000)] = 10000
-    # zmq's ZMQ_MAXMSGSIZE (int64) and the JSON-lines reader's line bound: 1 GiB at most.
-    max_message_bytes: Annotated[int, Meta(ge=65536, le=1 << 30)] = 64 * 1024 * 1024
+    # zmq's ZMQ_MAXMSGSIZE (int64) and the JSON-lines reader's line bound: 1 GiB at most. At
+    # least 1 MiB: a snapshot is ~100 bytes a process, and a binder drops a larger frame, so a
+    # smaller limit silently loses every snapshot of a machine with a few hundred processes.
+    max_message_bytes: Annotated[int, Meta(ge=1 << 20, le=1 << 30)] = 64 * 1024 * 1024
 
 
 class Config(_Section):
