@@ -292,3 +292,29 @@ def test_nan_and_inf_are_rejected_for_every_float_key():
             text = f"[{'.'.join(key.path[:-1])}]\n{key.path[-1]} = {literal}\n"
             with pytest.raises(cfg.ConfigError, match=key.path[-1]):
                 cfg.parse(text, "c.toml")
+
+
+def test_a_socket_whose_option_fails_is_closed_so_the_context_terminates(tmp_path):
+    """The socket factory, given a value zmq refuses (a TransportConfig built directly, without
+    validation): the error is raised, and closing the Sockets still returns. The socket used to be
+    left open, and ctx.term() waited for it forever (`pmctl up` hung, `down` failed)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from pmshared.config import TransportConfig\n"
+        "from pmshared.endpoints import Sockets\n"
+        "sockets = Sockets(TransportConfig(max_message_bytes=2**63))\n"
+        "try:\n"
+        "    sockets.connect('record')\n"
+        "except OverflowError as exc:\n"
+        "    kept = exc  # a handler that keeps the exception keeps its frame, and the socket\n"
+        "sockets.close()\n"
+        "print('closed')\n"
+    )
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.fail("Sockets.close() hung in ctx.term(): the failed socket was left open")
+    assert proc.returncode == 0 and proc.stdout == "closed\n", proc
