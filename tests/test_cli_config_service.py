@@ -135,6 +135,7 @@ def test_install_writes_a_systemd_user_unit_and_never_overwrites(runner, isolate
     # Under pytest there is no pmctl script in argv[0]: the interpreter runs the cli package.
     assert exec_start == f"ExecStart={sys.executable} -m cli up"
     assert "Restart=on-failure" in text and "WantedBy=default.target" in text
+    assert f"RestartPreventExitStatus={config_mod.CONFIG_ERROR_EXIT}" in text  # a config error is not retried
     assert stat.S_IMODE(unit.stat().st_mode) == 0o644
     unit.write_text(text + "# local change\n")
     one_line_error(runner.invoke(app, ["install", "--platform", "linux"]), "already exists", "--force")
