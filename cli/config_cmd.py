@@ -161,8 +161,10 @@ def edit() -> None:
     text = _read(path)
     if text is None:
         text = commented_default()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".config-edit-", suffix=".toml", dir=path.parent)
+    # A symlink (dotfile managers) is written through: the link stays, its target gets the edit.
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".config-edit-", suffix=".toml", dir=target.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -185,10 +187,10 @@ def edit() -> None:
             return
         errors = config_mod.validate_all(new_text, str(path))
         if errors:
-            rejected = path.with_name(path.name + ".rejected")
+            rejected = target.with_name(target.name + ".rejected")
             os.replace(tmp, rejected)
             _report(errors, f"{path} unchanged; your edit is kept in {rejected}")
-        os.replace(tmp, path)
+        os.replace(tmp, target)
         print(f"{path}: saved (valid)")
     finally:
         tmp.unlink(missing_ok=True)

@@ -99,6 +99,20 @@ def test_config_edit_saves_a_valid_edit(runner, isolated_home, tmp_path, monkeyp
     assert "# pause-monitor configuration." in paths.config_path().read_text()  # started from the commented default
 
 
+def test_config_edit_writes_through_a_symlink(runner, isolated_home, tmp_path, monkeypatch):
+    real = tmp_path / "dotfiles" / "pm.toml"
+    real.parent.mkdir()
+    real.write_text("[sampling]\ninterval_s = 1.0\n")
+    path = paths.config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(real)
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setenv("EDITOR", _editor(tmp_path, 'f="$(eval echo \\${$#})"; sed -i "s/^interval_s = 1.0/interval_s = 2.5/" "$f"'))
+    assert "saved (valid)" in ok(runner.invoke(app, ["config", "edit"])).stdout
+    assert path.is_symlink() and real.read_text() == "[sampling]\ninterval_s = 2.5\n"
+    assert config_mod.load().sampling.interval_s == 2.5
+
+
 def test_config_edit_keeps_an_invalid_edit_aside(runner, isolated_home, tmp_path, monkeypatch):
     path = _write_config("[sampling]\ninterval_s = 3.0\n")
     monkeypatch.setenv("VISUAL", _editor(tmp_path, 'f="$(eval echo \\${$#})"; echo "[tiers]\nbogus = 1" >> "$f"'))
