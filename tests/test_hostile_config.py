@@ -47,6 +47,16 @@ CASES = [
     ("hostile-key", '[tiers]\n"\\u001b]52;c;ZXZp\\u0007\\u202eevil" = 1\n', "unknown key"),
     ("non-utf8", b"[tiers]\nelevated_threshold = 30 # caf\xe9\n", "cannot read: not UTF-8"),
     ("directory", None, "cannot read: it is a directory"),
+    # Values that used to validate and then break the pipeline (issue 17): a crash loop on an
+    # OverflowError, a hang in ctx.term(), a supervisor spinning or dying with its lock left.
+    ("record-queue-int32", "[transport]\nrecord_queue = 2147483648\n", "transport.record_queue: expected `int` <= "),
+    ("message-size-int64", "[transport]\nmax_message_bytes = 9223372036854775808\n",
+     "transport.max_message_bytes: expected `int` <= "),
+    ("percentile-window-1e308", "[sentinel]\npercentile_window_s = 1e308\n",
+     "sentinel.percentile_window_s: expected `float` <= "),
+    ("heartbeat-1e-9", "[supervisor]\nheartbeat_interval_s = 1e-9\n", "supervisor.heartbeat_interval_s: expected `float` >= "),
+    ("heartbeat-1e308", "[supervisor]\nheartbeat_interval_s = 1e308\n", "supervisor.heartbeat_interval_s: expected `float` <= "),
+    ("heartbeat-nan", "[supervisor]\nheartbeat_interval_s = nan\n", "supervisor.heartbeat_interval_s: expected `float`"),
 ]
 
 
