@@ -76,12 +76,18 @@ def _read(path: Path) -> str | None:
         fail(str(exc), config_mod.CONFIG_ERROR_EXIT)
 
 
+MAX_ERRORS_SHOWN = 50  # a 1 MiB file can hold 100,000 unknown keys: nobody reads past the first screens
+
+
 def _report(errors: list[str], conclusion: str | None = None) -> NoReturn:
-    """Print every error (one line each) and exit with the config-error code."""
+    """Print the errors (one line each, the first MAX_ERRORS_SHOWN) and exit with the
+    config-error code."""
     from pmshared import config as config_mod
 
-    for line in errors:
+    for line in errors[:MAX_ERRORS_SHOWN]:
         print(f"error: {inert(line)}", file=sys.stderr)
+    if len(errors) > MAX_ERRORS_SHOWN:
+        print(f"error: … and {len(errors) - MAX_ERRORS_SHOWN} more", file=sys.stderr)
     if conclusion is not None:
         fail(conclusion, config_mod.CONFIG_ERROR_EXIT)
     raise typer.Exit(config_mod.CONFIG_ERROR_EXIT)

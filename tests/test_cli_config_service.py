@@ -74,6 +74,17 @@ def test_config_validate_reports_every_error_with_its_key(runner, isolated_home)
     assert f"{path}: ok" in ok(runner.invoke(app, ["config", "validate"])).stdout
 
 
+def test_config_validate_shows_the_first_fifty_of_many_errors(runner, isolated_home):
+    from cli.config_cmd import MAX_ERRORS_SHOWN
+
+    _write_config("".join(f"bogus{i} = 1\n" for i in range(10_000)))
+    result = runner.invoke(app, ["config", "validate"])
+    assert result.exit_code == config_mod.CONFIG_ERROR_EXIT
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == MAX_ERRORS_SHOWN + 1 and lines[0].endswith("bogus0: unknown key")
+    assert lines[-1] == f"error: … and {10_000 - MAX_ERRORS_SHOWN} more"
+
+
 def test_config_reset_writes_a_commented_default_and_asks_first(runner, isolated_home):
     path = _write_config("[sampling]\ninterval_s = 5.0\n")
     one_line_error(runner.invoke(app, ["config", "reset"]), "refusing", "--yes", code=2)
