@@ -126,10 +126,10 @@ def status(
     --json prints one object: {"running": true, "supervisor_pid", "started_at", "uptime_s",
     "tier" (null when tiering does not answer), "max_score", "workers": [{"name", "state", "pid",
     "started_at", "uptime_s", "restarts", "last_heartbeat_age_s", "last_exit"}]}; when nothing
-    answers: {"running": false, "unresponsive_pid", "last_event", "note"}.
+    answers: {"running": false, "unresponsive_pid", "last_event", "note"}. Uptimes are measured on
+    the supervisor's monotonic clock (a clock change does not move them); started_at is a label.
     """
     from cli import clients
-    from pmshared import messages as m
     from pmshared.codec import BadMessage
 
     config = _config()
@@ -146,25 +146,35 @@ def status(
     tier, score = clients.current_tier(snap) if snap is not None else (None, None)
     now = time.time()
     if as_json:
-        doc = {
-            "running": True,
-            "supervisor_pid": reply.supervisor_pid,
-            "started_at": reply.started_at,
-            "uptime_s": round(now - reply.started_at, 3),
-            "tier": tier,
-            "max_score": score,
-            "workers": [
-                {**m.to_builtins(w), "uptime_s": _uptime(w, now)}  # type: ignore[dict-item]
-                for w in reply.workers
-            ],
-        }
-        typer.echo(json.dumps(doc))
+        typer.echo(json.dumps(status_doc(reply, tier, score, now)))
         return
     _print_status(reply, tier, score, now)
 
 
-def _uptime(worker: m.WorkerStatus, now: float) -> float | None:
-    return round(now - worker.started_at, 3) if worker.started_at is not None else None
+def status_doc(reply: m.ControlReply, tier: int | None, score: int | None, now: float) -> dict[str, Any]:
+    """`status --json`: the reply with uptimes; see ``status``."""
+    from pmshared import messages as m
+
+    return {
+        "running": True,
+        "supervisor_pid": reply.supervisor_pid,
+        "started_at": reply.started_at,
+        "uptime_s": _uptime(reply.uptime_s, reply.started_at, now),
+        "tier": tier,
+        "max_score": score,
+        "workers": [
+            {**m.to_builtins(w), "uptime_s": _uptime(w.uptime_s, w.started_at, now)}  # type: ignore[dict-item]
+            for w in reply.workers
+        ],
+    }
+
+
+def _uptime(measured: float | None, started_at: float | None, now: float) -> float | None:
+    """The supervisor's monotonic measure; from an older supervisor without one, the wall-clock
+    difference (wrong after a clock change, never negative)."""
+    if measured is not None:
+        return measured
+    return round(max(now - started_at, 0.0), 3) if started_at is not None else None
 
 
 def _print_status(reply: m.ControlReply, tier: int | None, score: int | None, now: float) -> None:
@@ -176,7 +186,7 @@ def _print_status(reply: m.ControlReply, tier: int | None, score: int | None, no
     console.print(
         Text(
             f"pause-monitor running: supervisor pid {reply.supervisor_pid}, "
-            f"up {human_seconds(now - reply.started_at)}"
+            f"up {human_seconds(_uptime(reply.uptime_s, reply.started_at, now))}"
         )
     )
     if tier is None:
@@ -193,7 +203,7 @@ def _print_status(reply: m.ControlReply, tier: int | None, score: int | None, no
             Text(inert(w.name)),
             Text(w.state.upper() if w.state == "failed" else w.state, style=state_style),
             Text(str(w.pid) if w.pid else "-"),
-            Text(human_seconds(_uptime(w, now))),
+            Text(human_seconds(_uptime(w.uptime_s, w.started_at, now))),
             Text(str(w.restarts)),
             Text(f"{human_seconds(age)} ago" if age is not None else "-"),
             Text(inert(w.last_exit or "-")),
