@@ -70,6 +70,7 @@ class Engine:
         counters: Counter[str] | None = None,
         db_path: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sweep: bool = True,
     ) -> None:
         self.config = config
         self.incarnation = incarnation
@@ -88,7 +89,8 @@ class Engine:
         self.recovery: CaptureSession | None = None
         self._to_recover: deque[m.Pause] = deque()
         self.started_mono = clock()
-        self._sweep_at: float | None = self.started_mono + SWEEP_DELAY_S  # None once swept
+        # None once swept (or never: --jsonl debugging has no database to answer to).
+        self._sweep_at: float | None = self.started_mono + SWEEP_DELAY_S if sweep else None
         self._received: set[str] = set()  # pause ids this incarnation got, until the sweep
 
     # -- inputs ----------------------------------------------------------------------------------
@@ -188,6 +190,8 @@ class Engine:
                 self.counters["bundles_failed"] += 1
                 continue
             self.counters["bundles_written"] += 1
+            if result.recovered:
+                continue  # the pause was notified when it happened; no burst of stale alerts now
             self.notifier.forensics_completed(
                 Path(result.bundle_path).name, result.cause, result.culprits, len(result.pause_ids)
             )

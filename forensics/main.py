@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     worker = Worker("forensics", sockets=not args.jsonl)
     worker.install_signal_handlers()
-    engine = Engine(worker.config, incarnation=worker.incarnation, counters=worker.counters)
+    engine = Engine(worker.config, incarnation=worker.incarnation, counters=worker.counters, sweep=not args.jsonl)
     caffeinate = Caffeinate()
     caffeinate.start()
     try:

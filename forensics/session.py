@@ -71,6 +71,7 @@ class SessionResult:
     top_duration_ms: float = 0.0
     status: str = "complete"  # "complete", "interrupted", or "failed" (no bundle; see error)
     error: str | None = None  # why no bundle could be written
+    recovered: bool = False  # written by the start-up sweep, long after the pause
 
 
 @dataclass
@@ -175,6 +176,7 @@ class CaptureSession:
             top_duration_ms=max(p.duration_ms for p in pauses),
             status="failed",
             error=error,
+            recovered=self.recovered,
         ))
 
     def _culprit_report(self) -> tuple[culprits.CulpritReport, int]:
@@ -277,6 +279,7 @@ class CaptureSession:
                 evidence=evidence,
                 top_duration_ms=max(p.duration_ms for p in pauses),
                 status=status,
+                recovered=self.recovered,
             )
         )
 

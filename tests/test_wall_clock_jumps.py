@@ -151,3 +151,46 @@ def test_pmctl_status_shows_the_measured_uptimes(capsys) -> None:
     # From a supervisor that does not send uptimes: the labels' difference, never negative.
     old = Stamper("supervisor", "s")(m.ControlReply, ok=True, supervisor_pid=1, started_at=later)
     assert up_cmd.status_doc(old, None, None, now)["uptime_s"] == 0.0
+
+
+@pytest.mark.slow
+def test_the_real_tiering_worker_sends_the_duration_it_measured(tmp_path, monkeypatch, isolated_home) -> None:
+    """Scorer and tiering as real processes; the samples' wall clock jumps two hours mid-event."""
+    from pmshared.endpoints import ENDPOINTS, Sockets, send_nowait
+    from tests.test_tiering_workers import child_env
+    from tests.tiering_helpers import burner_snapshot, quiet_snapshot, receive_until, workers
+
+    raw_codec, live_codec, record_codec = (ENDPOINTS[n].codec() for n in ("raw", "live", "record"))
+    env = child_env(tmp_path, monkeypatch)
+    stamp = Stamper("collector", "test-collector")
+    socks = Sockets()
+    try:
+        record, live, raw = socks.bind("record"), socks.connect("live"), socks.connect("raw")
+        with workers("scorer", "tiering", env=env):
+            receive_until(record, record_codec.decode, lambda r: isinstance(r, m.TieringStarted), deadline_s=15)
+            receive_until(live, live_codec.decode, lambda s: True, deadline_s=15,  # links are up
+                          on_idle=lambda: send_nowait(raw, raw_codec.encode(quiet_snapshot(stamp, time.time()))))
+            wall = time.time()
+            opened_mono = time.monotonic()
+            raw.send(raw_codec.encode(burner_snapshot(stamp, wall)))
+            opened, _ = receive_until(record, record_codec.decode, lambda r: isinstance(r, m.EventOpened))
+            jumped = wall + HOURS2  # `date -s '+2 hours'` now: the collector's timestamps follow
+            raw.send(raw_codec.encode(burner_snapshot(stamp, jumped)))
+            closed, _ = receive_until(
+                record, record_codec.decode, lambda r: isinstance(r, m.EventClosed), deadline_s=30,
+                on_idle=lambda: send_nowait(raw, raw_codec.encode(quiet_snapshot(stamp, jumped + time.monotonic() - opened_mono))),
+            )
+            elapsed_ms = (time.monotonic() - opened_mono) * 1000
+    finally:
+        socks.close()
+    assert closed.event_key == opened.event_key and closed.end - closed.start > HOURS2
+    delay_ms = config_mod.Config().tiers.deescalation_delay_s * 1000
+    assert delay_ms <= closed.duration_ms <= elapsed_ms  # what really passed, not two hours
+
+    b = DbBuilder(paths.db_path())
+    with b.conn:
+        for rec in (opened, closed):
+            storage.apply(b.conn, rec)
+    (event,) = [e for e in storage.list_events(b.conn) if e.event_key == closed.event_key]
+    b.close()
+    assert event.duration_ms == closed.duration_ms
