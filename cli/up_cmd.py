@@ -260,8 +260,11 @@ def describe_event(event: dict[str, Any]) -> str:
     from cli.format import timestamp
 
     parts = [f"#{event['id']} at {timestamp(event['start'])}"]
-    end = event.get("end")
-    parts.append(f"lasted {human_seconds(end - event['start'])}" if end is not None else "still open")
+    end, duration_ms = event.get("end"), event.get("duration_ms")
+    if end is None:
+        parts.append("still open")
+    else:  # the measured length; the labels' difference only from an older database row
+        parts.append(f"lasted {human_seconds(duration_ms / 1000 if duration_ms is not None else end - event['start'])}")
     parts.append(f"peak tier {event['peak_tier']}, score {event['peak_score']}")
     if event.get("top_culprit"):
         parts.append(f"top culprit {inert(event['top_culprit'], limit=60)} (pid {event.get('top_culprit_pid')})")

@@ -151,6 +151,10 @@ def test_pmctl_status_shows_the_measured_uptimes(capsys) -> None:
     # From a supervisor that does not send uptimes: the labels' difference, never negative.
     old = Stamper("supervisor", "s")(m.ControlReply, ok=True, supervisor_pid=1, started_at=later)
     assert up_cmd.status_doc(old, None, None, now)["uptime_s"] == 0.0
+    # "not running … last recorded event": its measured length too.
+    event = {"id": 3, "start": now, "end": now, "duration_ms": 7000.0, "peak_tier": 2, "peak_score": 60,
+             "status": "unreviewed"}
+    assert "lasted 7.0 s" in up_cmd.describe_event(event)
 
 
 @pytest.mark.slow
