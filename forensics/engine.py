@@ -6,8 +6,9 @@ on every turn; ``take_done`` hands back finished sessions for the loop to send a
 pause arriving meanwhile is coalesced into it (see session.py).
 
 Once per start, SWEEP_DELAY_S in (so pauses queued for this incarnation arrive first), the engine
-looks in the database for recent pauses no bundle names (recovery.py) and writes a recovered
-bundle for each, one at a time, beside the live sessions.
+looks in the database for recent pauses no bundle names (recovery.py): it adopts the bundle of
+each that has one on disk, and writes a recovered bundle, one at a time beside the live sessions,
+for each that has none.
 """
 
 from __future__ import annotations
@@ -149,9 +150,12 @@ class Engine:
     def _sweep(self) -> None:
         self._sweep_at = None
         if self.config.forensics.enabled:
-            self._to_recover.extend(
-                recovery.find_pending(self.db_path, self.events_dir, time.time(), self._received)
-            )
+            pending = recovery.find_pending(self.db_path, self.events_dir, time.time(), self._received)
+            self._to_recover.extend(pending.pauses)
+            for path in pending.bundles:
+                adopted = recovery.adopt(path)
+                if adopted is not None:
+                    self._done.put(adopted)
         self._received.clear()
 
     def _recover(self, pause: m.Pause) -> None:

@@ -21,12 +21,13 @@ from cli.main import app
 from forensics.engine import SWEEP_DELAY_S, Engine
 from forensics.main import done_message
 from forensics.notify import Notifier
+from forensics.runner import CommandCapture
 from pmshared import messages as m
 from pmshared import paths, storage
 from pmshared.codec import Stamper
 from pmshared.config import Config
 from tests.cli_people_helpers import DbBuilder
-from tests.forensics_helpers import live, pause, processes, rogue, stop_worker, system, wait_for
+from tests.forensics_helpers import FAKE_BIN, live, pause, processes, rogue, stop_worker, system, wait_for
 from tests.test_forensics_worker import world  # noqa: F401 - the real worker's fixture
 
 
@@ -184,21 +185,60 @@ def test_start_sweep_writes_bundles_for_recent_pauses_left_pending(isolated_home
     assert not (Path(result.bundle_path) / "processes.json").exists()  # lost with the old worker
 
 
-def test_start_sweep_skips_pauses_whose_bundle_is_on_disk(isolated_home, tmp_path: Path) -> None:
-    """A bundle whose ForensicsDone is still on its way to the recorder is not written twice."""
+def test_start_sweep_resends_the_record_of_a_bundle_on_disk_instead_of_writing_another(
+    isolated_home, tmp_path: Path
+) -> None:
+    """The bundle was written but its ForensicsDone never reached the database (dropped, or the
+    worker stopped first): the next start sends it from the bundle; no second bundle."""
     now = time.time()
     b = DbBuilder(paths.db_path())
-    b.pause(now - 600)
+    pause_id = b.pause(now - 600)
     b.close()
     first = engine_on(paths.events_dir(), tmp_path, db_path=paths.db_path())
     first.tick(first.started_mono + SWEEP_DELAY_S)
-    assert first.wait_idle(20) and len(first.take_done()) == 1
+    assert first.wait_idle(20)
+    (written,) = first.take_done()  # ... and never sent
     first.shutdown()
     second = engine_on(paths.events_dir(), tmp_path, db_path=paths.db_path())
     second.tick(second.started_mono + SWEEP_DELAY_S)
-    assert second.wait_idle(5) and second.take_done() == []
+    assert second.wait_idle(5)
+    (again,) = second.take_done()
     second.shutdown()
     assert len(list(paths.events_dir().iterdir())) == 1
+    assert again.bundle_path == written.bundle_path and again.pause_ids == [pause_id]
+    assert again.status == "complete" and again.cause == written.cause
+
+
+def test_start_sweep_closes_a_bundle_a_killed_worker_left_capturing(isolated_home, tmp_path: Path) -> None:
+    now = time.time()
+    b = DbBuilder(paths.db_path())
+    b.pause(now - 600)  # the recorder's copy of the pause below
+    b.close()
+    started = tmp_path / "slow-started"
+    config = Config()
+    hung = Engine(config, events_dir=paths.events_dir(), notifier=Notifier(config.alerts, search_path=str(tmp_path)),
+                  plan=lambda p, _b, _d: [CommandCapture("slow", [str(FAKE_BIN / "slow"), "60", str(started)], 90, "slow.txt")],
+                  sweep=False)
+    hung.on_live(live(now - 603, [rogue(4242, "hog", 70, ["cpu"])], system(cpu_busy_pct=99.0)))
+    try:
+        hung.on_pause(pause("collector-1:1", now - 600, processes=processes()))
+        wait_for(started.exists, timeout=10, what="the capture to start")
+        # The worker dies here (as by SIGKILL): its bundle says "capturing" and nothing was sent.
+        second = engine_on(paths.events_dir(), tmp_path, db_path=paths.db_path())
+        second.tick(second.started_mono + SWEEP_DELAY_S)
+        assert second.wait_idle(5)
+        (adopted,) = second.take_done()
+        second.shutdown()
+        bundle = Path(adopted.bundle_path)
+        meta = json.loads((bundle / "metadata.json").read_text())
+    finally:
+        hung.shutdown()
+    assert adopted.status == "interrupted" and adopted.pause_ids == ["collector-1:1"]
+    assert [c.command for c in adopted.culprits][:1] == ["hog"]  # from its culprits.json
+    assert meta["status"] == "interrupted" and "stopped while capturing" in meta["interrupted"]
+    assert (bundle / "processes.json").exists() and len(list(paths.events_dir().iterdir())) == 1
+    done = done_message(Stamper("forensics", "f-2"), adopted)
+    assert done.bundle_path == str(bundle) and done.error is None
 
 
 def test_the_worker_process_sends_a_recovered_bundle_for_a_pending_pause(world, tmp_path: Path) -> None:
