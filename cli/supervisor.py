@@ -124,7 +124,8 @@ class Supervisor:
         self.heartbeat_gap_s = (1 + HEARTBEAT_SLACK) * self.cfg.heartbeat_interval_s + POLL_MS / 1000.0
         # Lateness of our own wake-up that counts as "the machine was frozen", and the longest poll.
         self.late_wake_s, self.max_tick_s = self._freeze_rule()
-        self.started_at = time.time()
+        self.started_at = time.time()  # a label; uptimes come from the clock below
+        self.started_mono = clock()
         self.counters = Counters()
         self.stamp = Stamper("supervisor", new_incarnation())
         self.exit_code = 0
@@ -207,6 +208,7 @@ class Supervisor:
                         round(now - slot.heartbeat_at, 3) if child and slot.heartbeat_at is not None else None
                     ),
                     last_exit=slot.last_exit,
+                    uptime_s=round(max(now - child.started_mono, 0.0), 3) if child else None,
                 )
             )
         return out
@@ -408,6 +410,7 @@ class Supervisor:
             started_at=self.started_at,
             workers=self.statuses(now),
             error=error,
+            uptime_s=round(max(now - self.started_mono, 0.0), 3),
         )
         try:
             self.control.send_multipart([*route, self.control_codec.encode(reply)], zmq.NOBLOCK)

@@ -123,10 +123,10 @@ def status(
     --json prints one object: {"running": true, "supervisor_pid", "started_at", "uptime_s",
     "tier" (null when tiering does not answer), "max_score", "workers": [{"name", "state", "pid",
     "started_at", "uptime_s", "restarts", "last_heartbeat_age_s", "last_exit"}]}; when nothing
-    answers: {"running": false, "unresponsive_pid", "last_event", "note"}.
+    answers: {"running": false, "unresponsive_pid", "last_event", "note"}. Uptimes are measured on
+    the supervisor's monotonic clock (a clock change does not move them); started_at is a label.
     """
     from cli import clients
-    from pmshared import messages as m
     from pmshared.codec import BadMessage
 
     config = _config()
@@ -143,25 +143,35 @@ def status(
     tier, score = clients.current_tier(snap) if snap is not None else (None, None)
     now = time.time()
     if as_json:
-        doc = {
-            "running": True,
-            "supervisor_pid": reply.supervisor_pid,
-            "started_at": reply.started_at,
-            "uptime_s": round(now - reply.started_at, 3),
-            "tier": tier,
-            "max_score": score,
-            "workers": [
-                {**m.to_builtins(w), "uptime_s": _uptime(w, now)}  # type: ignore[dict-item]
-                for w in reply.workers
-            ],
-        }
-        typer.echo(json.dumps(doc))
+        typer.echo(json.dumps(status_doc(reply, tier, score, now)))
         return
     _print_status(reply, tier, score, now)
 
 
-def _uptime(worker: m.WorkerStatus, now: float) -> float | None:
-    return round(now - worker.started_at, 3) if worker.started_at is not None else None
+def status_doc(reply: m.ControlReply, tier: int | None, score: int | None, now: float) -> dict[str, Any]:
+    """`status --json`: the reply with uptimes; see ``status``."""
+    from pmshared import messages as m
+
+    return {
+        "running": True,
+        "supervisor_pid": reply.supervisor_pid,
+        "started_at": reply.started_at,
+        "uptime_s": _uptime(reply.uptime_s, reply.started_at, now),
+        "tier": tier,
+        "max_score": score,
+        "workers": [
+            {**m.to_builtins(w), "uptime_s": _uptime(w.uptime_s, w.started_at, now)}  # type: ignore[dict-item]
+            for w in reply.workers
+        ],
+    }
+
+
+def _uptime(measured: float | None, started_at: float | None, now: float) -> float | None:
+    """The supervisor's monotonic measure; from an older supervisor without one, the wall-clock
+    difference (wrong after a clock change, never negative)."""
+    if measured is not None:
+        return measured
+    return round(max(now - started_at, 0.0), 3) if started_at is not None else None
 
 
 def _print_status(reply: m.ControlReply, tier: int | None, score: int | None, now: float) -> None:
@@ -173,7 +183,7 @@ def _print_status(reply: m.ControlReply, tier: int | None, score: int | None, no
     console.print(
         Text(
             f"pause-monitor running: supervisor pid {reply.supervisor_pid}, "
-            f"up {human_seconds(now - reply.started_at)}"
+            f"up {human_seconds(_uptime(reply.uptime_s, reply.started_at, now))}"
         )
     )
     if tier is None:
@@ -190,7 +200,7 @@ def _print_status(reply: m.ControlReply, tier: int | None, score: int | None, no
             Text(inert(w.name)),
             Text(w.state.upper() if w.state == "failed" else w.state, style=state_style),
             Text(str(w.pid) if w.pid else "-"),
-            Text(human_seconds(_uptime(w, now))),
+            Text(human_seconds(_uptime(w.uptime_s, w.started_at, now))),
             Text(str(w.restarts)),
             Text(f"{human_seconds(age)} ago" if age is not None else "-"),
             Text(inert(w.last_exit or "-")),
@@ -247,8 +257,11 @@ def describe_event(event: dict[str, Any]) -> str:
     from cli.format import timestamp
 
     parts = [f"#{event['id']} at {timestamp(event['start'])}"]
-    end = event.get("end")
-    parts.append(f"lasted {human_seconds(end - event['start'])}" if end is not None else "still open")
+    end, duration_ms = event.get("end"), event.get("duration_ms")
+    if end is None:
+        parts.append("still open")
+    else:  # the measured length; the labels' difference only from an older database row
+        parts.append(f"lasted {human_seconds(duration_ms / 1000 if duration_ms is not None else end - event['start'])}")
     parts.append(f"peak tier {event['peak_tier']}, score {event['peak_score']}")
     if event.get("top_culprit"):
         parts.append(f"top culprit {inert(event['top_culprit'], limit=60)} (pid {event.get('top_culprit_pid')})")

@@ -20,7 +20,8 @@ Writing (recorder)::
             apply(conn, record)      # idempotent; each record is a savepoint of its own
 
 Reading (pmctl): ``list_events``, ``get_event``, ``last_event``, ``list_pauses``, ``get_pause``,
-``samples_in_window``, ``db_stats``; triage: ``set_status``, ``prune`` (+ ``remove_bundle_dirs``).
+``samples_in_window``, ``db_stats``; triage: ``set_status``, ``prune`` (+ ``remove_bundle_dirs``);
+forensics' start-up sweep: ``pending_pauses``.
 Every result is a frozen msgspec Struct, so ``msgspec.json.encode(result)`` gives ``--json`` output.
 Times are wall-clock epoch seconds (float); durations in the names' units.
 
@@ -83,6 +84,7 @@ from pmshared.storage.queries import (
     last_event,
     list_events,
     list_pauses,
+    pending_pauses,
     samples_in_window,
 )
 from pmshared.storage.schema import (
@@ -107,7 +109,8 @@ __all__ = [
     "DatabaseReadOnly", "DbStats", "EventDetail", "EventSummary", "NotFound", "OpenMode", "PauseRecord",
     "PruneResult", "RecordRejected", "SchemaTooNew", "SchemaTooOld", "StorageError", "StoredSample",
     "apply", "close_interrupted", "connect", "db_stats", "get_event", "get_pause", "integrity_check",
-    "last_event", "list_events", "list_pauses", "open_readonly", "open_readwrite", "optimize", "prune",
+    "last_event", "list_events", "list_pauses", "open_readonly", "open_readwrite", "optimize",
+    "pending_pauses", "prune",
     "record_key", "remove_bundle_dirs", "samples_in_window", "schema_version", "set_status",
     "translate_errors", "upgrade",
 ]

@@ -20,7 +20,7 @@ from pmshared.storage.errors import (
     translate_errors,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 OpenMode = Literal["create", "readwrite", "readonly"]
@@ -124,6 +124,15 @@ MIGRATIONS: tuple[str, ...] = (
         error          TEXT
     );
     CREATE INDEX artifacts_bundle ON artifacts(bundle_id);
+    """,
+    # ---- v2
+    """
+    -- An event's duration as tiering measured it on its monotonic clock: start_at/end_at are
+    -- wall-clock labels, which a clock change (date -s, NTP step) moves. NULL for events recorded
+    -- before v2 and for interrupted ones (readers fall back to end_at - start_at).
+    ALTER TABLE events ADD COLUMN duration_ms REAL;
+    -- Why forensics could not write a bundle (bundle_path is '' then), e.g. a full disk.
+    ALTER TABLE bundles ADD COLUMN error TEXT;
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
