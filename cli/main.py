@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from pmshared import __version__
+from pmshared.paths import PathError
 from pmshared.safetext import inert
 
 app = typer.Typer(
@@ -72,6 +73,11 @@ def run() -> None:
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:
         print("aborted", file=sys.stderr)
+        raise SystemExit(1) from None
+    except PathError as exc:
+        # A directory pause-monitor needs is unusable (e.g. another user's runtime dir after `su`):
+        # one line naming it, from whichever command met it first.
+        print(f"error: {inert(str(exc))}", file=sys.stderr)
         raise SystemExit(1) from None
     # Without standalone mode typer returns the exit code of a typer.Exit, or the command's value.
     raise SystemExit(code if isinstance(code, int) else 0)

@@ -68,6 +68,12 @@ def run(procfile: Path | None, only: str | None) -> int:
         # A crashed run leaves its socket files; we hold the lock, so they are nobody's now.
         for stale in remove_stale_sockets():
             printer.system(f"removed stale socket {stale}")
+        # No worker runs yet: the only moment the database can be checked, and moved aside if
+        # corrupt, without pulling it from under the recorder.
+        from cli import preflight
+
+        for note in preflight.prepare():
+            printer.system(note)
         supervisor = Supervisor(entries, config, printer, cwd=str(path.resolve().parent))
         code = supervisor.run()
         # Every worker is gone now; one that was SIGKILLed (watchdog, grace expired, kill -9)

@@ -163,6 +163,9 @@ class SupervisorConfig(_Section):
     stable_after_s: Positive = 10.0  # a run this long resets the back-off
     max_restarts: Annotated[int, Meta(ge=1)] = 5  # within restart_window_s -> FAILED
     restart_window_s: Positive = 60.0
+    # A FAILED worker is started again this long after it failed (one run on probation), so a
+    # cause that went away (a database moved aside, a disk with room again) does not leave it down.
+    failed_retry_s: Annotated[float, Meta(ge=1, le=86400)] = 300.0
     heartbeat_interval_s: Positive = 1.0
     missed_heartbeats: Annotated[int, Meta(ge=1)] = 3
     # Linux: start `python -m` workers by fork from the supervisor's preloaded interpreter, so

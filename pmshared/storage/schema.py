@@ -10,6 +10,7 @@ from typing import Literal
 
 import apsw
 
+from pmshared.storage import files
 from pmshared.storage.errors import (
     DatabaseCorrupt,
     DatabaseMissing,
@@ -188,7 +189,8 @@ def connect(
     path = Path(path)
     if mode == "create":
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # A directory made here is private (0700); an existing one is the caller's business.
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise DatabaseReadOnly(f"cannot create {path.parent}: {exc.strerror}", path) from exc
         flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
@@ -201,6 +203,16 @@ def connect(
         flags = apsw.SQLITE_OPEN_READWRITE if mode == "readwrite" else apsw.SQLITE_OPEN_READONLY
     else:
         raise ValueError(f"unknown mode {mode!r}")
+    # SQLite's own words for a directory or a file we may not open ("disk I/O error", "unable to
+    # open database file") do not say which; these do.
+    problem = files.access_problem(path, write=mode != "readonly")
+    if problem is not None:
+        raise DatabaseReadOnly(problem, path)
+    if mode == "create":
+        try:
+            files.create_private(path)
+        except OSError as exc:
+            raise DatabaseReadOnly(f"cannot create {path}: {exc.strerror or exc}", path) from exc
 
     conn = None
     try:
@@ -233,6 +245,8 @@ def connect(
                 conn.transaction_mode = "IMMEDIATE"
                 if version < SCHEMA_VERSION:
                     upgrade(conn)
+                # An install from before the database was private (0644) is tightened here.
+                files.make_private(path)
         return conn
     except BaseException:
         if conn is not None:
