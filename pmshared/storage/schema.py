@@ -187,12 +187,18 @@ def connect(
     """
     _apply_best_practice_once()
     path = Path(path)
+    # SQLite's own words for a directory or a file we may not open ("disk I/O error", "unable to
+    # open database file") do not say which; these do.
+    problem = files.access_problem(path, write=mode != "readonly")
+    if problem is not None:
+        raise DatabaseReadOnly(problem, path)
     if mode == "create":
         try:
             # A directory made here is private (0700); an existing one is the caller's business.
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            files.create_private(path)
         except OSError as exc:
-            raise DatabaseReadOnly(f"cannot create {path.parent}: {exc.strerror}", path) from exc
+            raise DatabaseReadOnly(f"cannot create {path}: {exc.strerror or exc}", path) from exc
         flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
     elif mode in ("readwrite", "readonly"):
         if not path.exists():
@@ -203,16 +209,6 @@ def connect(
         flags = apsw.SQLITE_OPEN_READWRITE if mode == "readwrite" else apsw.SQLITE_OPEN_READONLY
     else:
         raise ValueError(f"unknown mode {mode!r}")
-    # SQLite's own words for a directory or a file we may not open ("disk I/O error", "unable to
-    # open database file") do not say which; these do.
-    problem = files.access_problem(path, write=mode != "readonly")
-    if problem is not None:
-        raise DatabaseReadOnly(problem, path)
-    if mode == "create":
-        try:
-            files.create_private(path)
-        except OSError as exc:
-            raise DatabaseReadOnly(f"cannot create {path}: {exc.strerror or exc}", path) from exc
 
     conn = None
     try:
