@@ -92,10 +92,14 @@ class BatchWriter:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-        self.counters["databases_set_aside"] += 1
         if self._set_aside is None or not self._set_aside(exc):
-            self.counters["databases_set_aside"] -= 1
             raise exc
+        self.counters["databases_set_aside"] += 1
+        try:
+            # At once, not at the next write: until then `pmctl` would find no database at all.
+            self.conn = self._open_db()
+        except storage.TRANSIENT:
+            pass  # the next write retries the open
 
     # -- writing ---------------------------------------------------------------------------------
     def flush(self, now: float | None = None, *, force: bool = False) -> int:
