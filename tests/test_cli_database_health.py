@@ -52,6 +52,19 @@ def test_a_corrupt_database_is_named_with_what_to_do(tmp_path: Path):
     assert "is corrupt" in found and "`pmctl up` moves it aside" in found
 
 
+def test_no_database_while_the_monitor_runs_does_not_say_start_the_monitor():
+    from cli.supervisor_lock import InstanceLock
+
+    assert "start the monitor with `pmctl up`" in one_line_error(pmctl("events"))
+    lock = InstanceLock()
+    lock.acquire()  # what a running `pmctl up` holds
+    try:
+        line = one_line_error(pmctl("events"))
+    finally:
+        lock.release()
+    assert "although pause-monitor is running: the recorder has not created it; `pmctl status` shows why" in line
+
+
 def test_a_directory_in_place_of_the_database_is_named_as_such():
     paths.db_path().mkdir(parents=True)
     for args in (["events"], ["pauses"]):
