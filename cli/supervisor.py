@@ -210,7 +210,7 @@ class Supervisor:
                         round(now - slot.heartbeat_at, 3) if child and slot.heartbeat_at is not None else None
                     ),
                     last_exit=slot.last_exit,
-                    reason=(slot.reason or slot.detail or None) if unhealthy else None,
+                    reason=(slot.reason or (slot.detail if slot.state == "failed" else None)) if unhealthy else None,
                     retry_in_s=(
                         round(max(0.0, slot.restart_at - now), 1)
                         if slot.state == "failed" and slot.restart_at is not None else None

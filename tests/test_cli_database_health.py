@@ -4,7 +4,6 @@ picture. Real files in the isolated home (tests/conftest.py), `pmctl` as a real 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -135,4 +134,3 @@ def test_another_users_runtime_dir_is_one_line_naming_it(monkeypatch: pytest.Mon
         assert "owned by uid 0, mode 0700; we are uid 65534" in line
     assert out["doctor"]["code"] == 1
     assert f"ERROR runtime   runtime directory {run}: permission denied" in out["doctor"]["stdout"]
-    json.dumps(out)

@@ -8,6 +8,7 @@ that late, which is a pause by the default 200 ms threshold), and the pause must
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -49,8 +50,6 @@ def _wait_pause_stored(pipeline: Pipeline, middle: float, timeout: float = 20) -
         out = run_cli(pipeline, "pauses", "--json")
         if out.returncode != 0:
             return None  # the CLI cannot read the database (yet)
-        import json
-
         return next((p for p in json.loads(out.stdout) if p["start"] <= middle <= p["end"]), None)
 
     return wait_for(stored, timeout, lambda: f"the stall's pause stored; output:\n{pipeline.output()}", interval=0.3)
@@ -146,8 +145,6 @@ def test_a_failed_recorder_shows_why_and_comes_back_once_the_cause_is_gone(pipel
 
     def failed():
         doc = run_cli(pipeline, "status", "--json")
-        import json
-
         worker = {w["name"]: w for w in json.loads(doc.stdout)["workers"]}["recorder"] if doc.stdout else None
         return (doc, worker) if worker and worker["state"] == "failed" else None
 
