@@ -88,7 +88,7 @@ def check_database() -> list[Finding]:
         return [Finding("ok", "database", f"{db} not created yet (the recorder creates it)"), *found]
     problem = storage.access_problem(db, write=True)
     if problem is not None:
-        fix = (f"move it aside (mv {db} {db}.old); `pmctl up` then starts a new one"
+        fix = (f"mv {db} {db}.old; `pmctl up` then starts a new one"
                if "directory" in problem or "regular file" in problem else
                f"give it back to this user (chown {os.getuid()} {db}; chmod 600 {db})")
         return [Finding("error", "database", problem, fix), *found]
@@ -129,6 +129,7 @@ def check_runtime_dir() -> list[Finding]:
 
 def check_pipeline(config) -> list[Finding]:
     from cli import clients
+    from cli.format import human_seconds
     from pmshared.codec import BadMessage
 
     try:
@@ -140,7 +141,7 @@ def check_pipeline(config) -> list[Finding]:
     found = []
     for w in reply.workers:
         if w.state in ("failed", "backoff"):
-            retry = f"; next try in {w.retry_in_s:.0f} s" if w.retry_in_s is not None else ""
+            retry = f"; next try in {human_seconds(w.retry_in_s)}" if w.retry_in_s is not None else ""
             found.append(Finding("error", "pipeline", f"{w.name} is {w.state.upper()}: "
                                  f"{w.reason or w.last_exit or 'no reason given'}{retry}",
                                  "fix the cause above; the supervisor retries it by itself"))

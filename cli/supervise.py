@@ -61,6 +61,8 @@ def run(procfile: Path | None, only: str | None) -> int:
         lock.acquire()
     except AlreadyRunning as exc:
         fail(f"{exc}; stop it with `pmctl down` first")
+    except PermissionError:  # another user's runtime dir, as after `su`: whose, and what to do
+        fail(paths.unusable_runtime_dir(), USAGE)
     except (paths.PathError, OSError) as exc:
         fail(f"cannot take the supervisor lock: {exc}", USAGE)
     try:

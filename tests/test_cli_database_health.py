@@ -71,7 +71,7 @@ def test_a_directory_in_place_of_the_database_is_named_as_such():
         assert f"{paths.db_path()} is a directory, not a database file" in line, line
     doctor = pmctl("doctor")
     assert doctor.returncode == 1
-    assert f"{paths.db_path()} is a directory, not a database file; move it aside -> move it aside (mv" in doctor.stdout
+    assert f"{paths.db_path()} is a directory, not a database file; move it aside -> mv {paths.db_path()} " in doctor.stdout
 
 
 def test_doctor_warns_about_a_database_others_can_read_and_is_quiet_when_all_is_well():
@@ -94,11 +94,18 @@ def test_a_database_set_aside_is_listed_by_doctor():
 
 OTHER_USERS_RUNTIME = """
 import contextlib, io, json, sys
-import cli.main, cli.clients, cli.up_cmd, cli.doctor, cli.doctor_cmd, cli.supervisor_lock
+import cli.main, cli.clients, cli.up_cmd, cli.doctor, cli.doctor_cmd, cli.supervisor_lock, cli.supervise
+import cli.prctl, cli.procfile, cli.output, cli.supervisor, cli.format
 import zmq, msgspec, rich.console, rich.table, rich.text, apsw
-from pmshared import config, messages, storage
+from pmshared import config, messages, storage, endpoints
 drop_privileges()
 out = {}
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    try:  # `pmctl up` after its exec (the interpreter itself is not nobody's to exec)
+        cli.supervise.run(None, None)
+    except SystemExit as exc:
+        out["up"] = {"code": exc.code, "stderr": err.getvalue()}
 for command in (["status"], ["down"], ["doctor"], ["watch", "--once", "--timeout", "0.5"]):
     err, std = io.StringIO(), io.StringIO()
     sys.argv = ["pmctl", *command]
@@ -113,11 +120,14 @@ print(json.dumps(out))
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run as another user")
-def test_another_users_runtime_dir_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch):
-    # As after `su nobody` with root's XDG_RUNTIME_DIR still set: root's private runtime dir.
+@pytest.mark.parametrize("parent_mode", [0o700, 0o755])
+def test_another_users_runtime_dir_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch, parent_mode: int):
+    # As after `su nobody` with root's XDG_RUNTIME_DIR still set: root's $XDG_RUNTIME_DIR is
+    # usually 0700 itself (/run/user/0); where it is not, our own directory in it still is.
     run = paths.runtime_dir()
     paths.ensure_private_dir(run)
-    os.chmod(run.parent, 0o755)
+    os.chmod(run.parent, parent_mode)
+    blocker = run.parent if parent_mode == 0o700 else run
     home = Path(tempfile.mkdtemp(prefix="pmnobody", dir="/tmp"))  # nobody's own config and data
     os.chown(home, 65534, 65534)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
@@ -131,6 +141,8 @@ def test_another_users_runtime_dir_is_one_line_naming_it(monkeypatch: pytest.Mon
         assert result["code"] == 1, (command, result)
         [line] = result["stderr"].splitlines()
         assert line.startswith(f"error: runtime directory {run}: permission denied"), line
-        assert "owned by uid 0, mode 0700; we are uid 65534" in line
+        assert f"({blocker}: owned by uid 0, mode 0700; we are uid 65534)" in line
+    [line] = out["up"]["stderr"].splitlines()  # up was one line before: it stays one, naming the owner
+    assert out["up"]["code"] == 2 and "uid 0" in line and "uid 65534" in line, line
     assert out["doctor"]["code"] == 1
     assert f"ERROR runtime   runtime directory {run}: permission denied" in out["doctor"]["stdout"]
