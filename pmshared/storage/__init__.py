@@ -1,7 +1,8 @@
 """The pause-monitor database: schema, the recorder's writes and pmctl's queries (SQLite via apsw).
 
 Modules: ``errors`` (one-line StorageError subclasses), ``schema`` (migrations, ``connect``),
-``writes`` (the recorder's ``apply``), ``queries`` (pmctl's reads), ``triage`` (status, prune).
+``writes`` (the recorder's ``apply``), ``queries`` (pmctl's reads), ``triage`` (status, prune),
+``files`` (modes, causes, moving a corrupt database aside), ``health`` (the bounded check).
 Everything public is re-exported here: callers use ``storage.<name>``.
 
 It lives in the shared package because the database crosses process boundaries: the recorder is
