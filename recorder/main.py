@@ -14,7 +14,7 @@ from pmshared import paths, runtime, storage
 from pmshared.endpoints import ENDPOINTS
 from recorder.intake import Intake
 from recorder.pruning import PruneSchedule
-from recorder.recovery import SetAside
+from recorder.recovery import SetAside, check_at_start
 from recorder.writer import BatchWriter
 
 # Short on purpose: while SQLite waits for a lock the loop can neither heartbeat nor see SIGTERM.
@@ -72,6 +72,7 @@ def serve(db_path: Path, config) -> int:
     intake = Intake(ENDPOINTS["record"].codec(), worker.counters, log)
     code = 0
     try:
+        check_at_start(db_path, writer.corrupt, log)
         try:
             writer.connection()
         except storage.TRANSIENT as exc:

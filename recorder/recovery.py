@@ -5,6 +5,9 @@ header, a bad page in the middle) must not stop it: the file is kept (``data.db.
 with its -wal/-shm), a new database takes its place, and the records in hand are written there.
 Records can create their own events (see pmshared.storage), so nothing in hand is lost.
 
+At its start the recorder also runs the bounded check `pmctl up` runs (``check_at_start``), so a
+restart (after a crash, or started on its own) finds damage before a write meets it.
+
 Bounded: a database found corrupt again within ``min_interval_s`` of the last move means the
 trouble is not the file (a failing disk, something rewriting it); moving file after file aside
 would only hide that, so the error is left to propagate and the recorder exits with it.
@@ -52,3 +55,19 @@ class SetAside:
         self.log.error("%s; moved it aside to %s and started a new database (the old one is kept)",
                        inert(str(exc), 300), target)
         return True
+
+
+def check_at_start(db_path: Path, corrupt: Callable[[storage.DatabaseCorrupt], None],
+                   log: logging.Logger) -> None:
+    """The bounded quick_check; a corrupt database goes to ``corrupt`` (BatchWriter.corrupt).
+    Anything else the check meets (busy, no permission) is left to the writer's own open."""
+    try:
+        if not db_path.is_file():
+            return
+        result = storage.check(db_path)
+    except (OSError, storage.StorageError):
+        return
+    if not result.complete:
+        log.info("database check stopped after %.1f s (its budget); the part read was sound", result.seconds)
+    if result.corrupt is not None:
+        corrupt(storage.DatabaseCorrupt(result.corrupt, db_path))

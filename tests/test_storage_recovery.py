@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pmshared import paths, storage
-from recorder.recovery import SetAside
+from recorder.recovery import SetAside, check_at_start
 from recorder.writer import BatchWriter
 from tests.as_nobody import run_python_as_nobody
 from tests.recorder_helpers import pause
@@ -148,6 +148,18 @@ def test_damage_found_by_a_write_loses_none_of_the_records_in_hand(tmp_path: Pat
     assert stored_pause_ids(db) == {f"inc:{i}" for i in range(5000, 5020)}
     assert len(set_aside.moved) == 1 and counters["records_lost"] == 0
     assert storage.check(db).ok
+    writer.close()
+
+
+def test_the_recorder_start_check_finds_damage_no_open_sees(tmp_path: Path) -> None:
+    db = make_db(tmp_path / "data.db", n=2000)
+    check_at_start(db, pytest.fail, log)  # sound: nothing to do
+    damage_the_second_half(db)
+    counters: Counter = Counter()
+    writer, set_aside = _writer(db, counters)
+    check_at_start(db, writer.corrupt, log)
+    assert len(set_aside.moved) == 1 and writer.conn is not None  # the fresh one, open at once
+    assert storage.check(db).ok and stored_pause_ids(db) == set()
     writer.close()
 
 
