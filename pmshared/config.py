@@ -197,6 +197,9 @@ class SupervisorConfig(_Section):
     stable_after_s: Annotated[float, Meta(ge=0.1, le=86_400)] = 10.0  # a run this long resets the back-off
     max_restarts: Annotated[int, Meta(ge=1, le=1_000_000)] = 5  # within restart_window_s -> FAILED
     restart_window_s: Annotated[float, Meta(ge=1, le=86_400)] = 60.0
+    # A FAILED worker is started again this long after it failed (one run on probation), so a
+    # cause that went away (a database moved aside, a disk with room again) does not leave it down.
+    failed_retry_s: Annotated[float, Meta(ge=1, le=86400)] = 300.0
     # The supervisor wakes once per interval and every worker sends a heartbeat per interval:
     # below 50 ms that is a busy loop; above a minute a hung worker goes unnoticed for too long.
     heartbeat_interval_s: Annotated[float, Meta(ge=0.05, le=60)] = 1.0

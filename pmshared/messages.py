@@ -338,6 +338,10 @@ class WorkerStatus(Struct, frozen=True, kw_only=True):
     last_heartbeat_age_s: float | None = None
     last_exit: str | None = None
     uptime_s: float | None = None  # since started, on the supervisor's monotonic clock
+    # Why it is unhealthy: the last error line the worker printed (its ERROR log line or the last
+    # line of a traceback), kept across its restarts until a run lasts; None while healthy.
+    reason: str | None = None
+    retry_in_s: float | None = None  # FAILED: seconds until the supervisor tries it once more
 
 
 class ControlRequest(Envelope, frozen=True, kw_only=True, tag="control_request"):
