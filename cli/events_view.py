@@ -189,6 +189,14 @@ def _culprits(culprits: Sequence[Any], limit: int = 3) -> Text:
     return text if culprits else Text(fmt.MISSING)
 
 
+def _forensics_state(p: Any, pending: str) -> Text:
+    """The cause, "forensics failed: <why>" (no bundle could be written), or ``pending``."""
+    error = getattr(p, "forensics_error", None)
+    if error:
+        return Text("forensics failed: ", style="red").append_text(fmt.safe(error, limit=60))
+    return fmt.safe(p.cause or pending)
+
+
 def pauses_table(pauses: Sequence[Any], title: str | None = None) -> Table:
     table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     table.add_column("id", justify="right", no_wrap=True)
@@ -205,7 +213,7 @@ def pauses_table(pauses: Sequence[Any], title: str | None = None) -> Table:
             fmt.timestamp(p.start),
             fmt.human_ms(p.duration_ms),
             fmt.human_ms(p.suspended_ms) if p.suspended_ms else fmt.MISSING,
-            fmt.safe(p.cause or "pending"),
+            _forensics_state(p, "pending"),
             str(p.event_id) if p.event_id is not None else fmt.MISSING,
             _culprits(p.culprits),
             # The directory name identifies the bundle; full paths are listed by the callers that
@@ -242,7 +250,7 @@ def pause_detail(p: Any, levels: Levels) -> RenderableType:
     grid.add_row("stalled", f"{fmt.human_ms(p.duration_ms)} (tick expected every {fmt.human_ms(p.expected_ms)})")
     grid.add_row("suspended", fmt.human_ms(p.suspended_ms) + " (asleep, not counted)" if p.suspended_ms else "0")
     grid.add_row("event", str(p.event_id) if p.event_id is not None else "none (outside any event)")
-    grid.add_row("cause", fmt.safe(p.cause or "pending (no forensics yet)"))
+    grid.add_row("cause", _forensics_state(p, "pending (no forensics yet)"))
     grid.add_row("bundle", fmt.safe(p.bundle_path or fmt.MISSING))
     parts: list[RenderableType] = [grid]
     if p.evidence:

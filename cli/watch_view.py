@@ -168,9 +168,10 @@ def events_table(view: WatchView, rows: int) -> RenderableType:
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for event in view.events[:rows]:
         start, end = _get(event, "start"), _get(event, "end")
-        duration = fmt.human_seconds((end if end is not None else view.now) - start) if start else fmt.MISSING
-        if end is None:
-            duration += " (open)"
+        if end is not None:
+            duration = fmt.human_ms(_get(event, "duration_ms"))  # measured, not end - start
+        else:
+            duration = (fmt.human_seconds(view.now - start) if start else fmt.MISSING) + " (open)"
         peak = _get(event, "peak_score") or 0
         _, style = level(peak, view)
         table.add_row(

@@ -254,3 +254,9 @@ def plan(
         proc_state_capture(before, pause.start, config.proc_timeout),
         kernel_log_capture(pause.start - config.log_window_s, config.logs_timeout),
     ]
+
+
+def recovery_plan(pause: m.Pause, config: ForensicsConfig) -> list[Capture]:
+    """For a pause found without a bundle after a restart: only what still describes its moment.
+    Threads and /proc read now would describe now; the kernel log keeps the pause's time."""
+    return [kernel_log_capture(pause.start - config.log_window_s, config.logs_timeout)]

@@ -7,15 +7,24 @@ timeout. Files, in the order they are written:
   processes.json     the snapshot the collector took right after the pause
   ring_buffer.json   the live feed of the seconds before it (frozen when the pause arrived),
                      rewritten after the captures with the samples that arrived meanwhile
+  culprits.json      ranked culprits, how they were ranked, suspects seen (rewritten once the
+                     cause is known)
   metadata.json      written first with status "capturing", rewritten at the end
   <captures>         stuck_threads.json, proc_state.json, kernel_log.txt (Linux);
                      spindump.txt, tailspin.tailspin, system_log.ndjson (macOS)
   processes-N.json   the snapshot of each coalesced pause (N = 2, 3, …)
-  culprits.json      ranked culprits, how they were ranked, suspects seen
 
 The cause and the culprits are decided after the captures: the samples covering the stall and the
 one after it reach the worker through the scorer and tiering, usually after the Pause itself, so
 the session reads the worker's ring again then (waiting up to AFTER_SAMPLE_WAIT_S for them).
+
+A full (or read-only, or vanished) disk: the attempt's half-written bundle is removed and the
+session tries again with back-off (RETRY_FIRST_S doubling to RETRY_MAX_S), one log line per new
+cause; pauses arriving meanwhile are coalesced into it, so the bundle that is finally written holds
+them all. Once space is back the bundle is written as usual (metadata.json "retries" says how it
+went); after GIVE_UP_AFTER_S the session ends with a failed result (ForensicsDone.error), so the
+pause reads "forensics failed: …" rather than pending for ever. A session stopped while waiting
+writes nothing: the next start's sweep (engine.py) finds the pause in the database.
 
 Coalescing (decided here, documented in metadata.json): a pause that arrives while a session is
 still capturing does not start a second heavy capture. It is attached to the running session:
@@ -30,6 +39,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -44,6 +54,14 @@ from forensics.runner import Capture, CaptureContext, CaptureResult, failed
 
 log = logging.getLogger("forensics")
 
+RETRY_FIRST_S = 0.5  # first wait after a failed write; doubles up to RETRY_MAX_S
+RETRY_MAX_S = 60.0
+GIVE_UP_AFTER_S = 3600.0  # a disk full for this long: record the failure instead of waiting on
+RECOVERED_NOTE = (
+    "written after a restart of forensics (e.g. the disk was full): the process list, the ring "
+    "buffer and the live captures of the moment were lost; only what can still be read for the "
+    "pause's time (the kernel log) is here"
+)
 STALL_EDGE_S = 0.1  # a process list whose interval starts this late into the stall still spans it
 AFTER_SAMPLE_WAIT_S = 3.0  # at most this long for the ring to receive the sample after the stall
 RANKING = {
@@ -65,7 +83,9 @@ class SessionResult:
     cause: m.PauseCause
     evidence: dict[str, float | int | str | bool | None]
     top_duration_ms: float = 0.0
-    status: str = "complete"
+    status: str = "complete"  # "complete", "interrupted", or "failed" (no bundle; see error)
+    error: str | None = None  # why no bundle could be written
+    recovered: bool = False  # written by the start-up sweep, long after the pause
 
 
 @dataclass
@@ -78,6 +98,9 @@ class CaptureSession:
     on_done: Callable[[SessionResult], None]
     resume_ago_s: float | None = None
     incarnation: str = ""
+    recovered: bool = False  # a pause found pending after a restart: its timing is all we have
+    clock: Callable[[], float] = time.monotonic  # how long the retries have gone on
+    counters: Counter[str] = field(default_factory=Counter)
     ring_now: Callable[[], list[m.LiveSample]] | None = None  # the worker's ring, read again later
     stop: threading.Event = field(default_factory=threading.Event)
     coalesced: list[m.Pause] = field(default_factory=list)
@@ -86,10 +109,14 @@ class CaptureSession:
     _sealed: bool = False
     _thread: threading.Thread | None = None
     _received_at: float = field(default_factory=time.time)
+    _attempts: int = 0
+    _last_error: str | None = None
     _processes_interval: stall_window.Interval | None = None
 
     # -- main-loop side --------------------------------------------------------------------------
     def start(self) -> None:
+        if self.recovered:
+            self._sealed = True  # a live pause deserves its own full capture, not this bundle
         self._thread = threading.Thread(target=self._run_guarded, name="forensics-session", daemon=True)
         self._thread.start()
 
@@ -112,67 +139,68 @@ class CaptureSession:
     # -- session thread --------------------------------------------------------------------------
     def _run_guarded(self) -> None:
         try:
-            self._run()
+            self._run_with_retries()
         except Exception:  # never lose the worker to a bundle bug; the log says what happened
             log.exception("forensics session for %s failed", self.pause.pause_id)
             with self._lock:
                 self._sealed = True
 
-    def _run(self) -> None:
-        started_mono = time.monotonic()
-        cfg = self.config
-        self.bundle_dir = bundle_dir = bundle.create_bundle_dir(self.events_dir, self.pause.start)
-        bundle.write_json(bundle_dir / "processes.json", self.pause.processes or [])
-        bundle.write_json(bundle_dir / "ring_buffer.json", bundle.ring_json(self.ring_entries))
+    def _run_with_retries(self) -> None:
+        first_failure: float | None = None
+        delay = RETRY_FIRST_S
+        while True:
+            self._attempts += 1
+            try:
+                self._run()
+                return
+            except OSError as exc:  # the disk: full, read-only, gone
+                self._discard_attempt()
+                error = exc.strerror or str(exc)
+                self.counters["bundle_write_failures"] += 1
+                first_failure = self.clock() if first_failure is None else first_failure
+                if self.clock() - first_failure >= GIVE_UP_AFTER_S:
+                    log.warning("bundle for pause %s not written after %d attempts (%s in %s); "
+                                "recorded as failed", self.pause.pause_id, self._attempts, error, self.events_dir)
+                    self._give_up(error)
+                    return
+                if error != self._last_error:  # one line per cause, not one per retry
+                    log.warning("bundle for pause %s not written (%s in %s); retrying with back-off",
+                                self.pause.pause_id, error, self.events_dir)
+                self._last_error = error
+                if self.stop.wait(delay):
+                    log.warning("bundle for pause %s not written (%s); forensics is stopping, its next "
+                                "start looks for the pause again", self.pause.pause_id, error)
+                    return
+                delay = min(delay * 2, RETRY_MAX_S)
 
-        meta = self._metadata(status="capturing", captures={}, cause_label=None, evidence={})
-        bundle.write_json(bundle_dir / "metadata.json", meta)
+    def _discard_attempt(self) -> None:
+        if self.bundle_dir is not None:
+            bundle.discard_bundle_dir(self.bundle_dir)
+            self.bundle_dir = None
 
-        captures_started = time.time()
-        results = self._run_captures(self.plan_factory(bundle_dir), bundle_dir)
-
+    def _give_up(self, error: str) -> None:
         with self._lock:
-            self._sealed = True  # from here on, new pauses start a new session
-            coalesced = list(self.coalesced)
-        for n, extra in enumerate(coalesced, start=2):
-            bundle.write_json(bundle_dir / f"processes-{n}.json", extra.processes or [])
+            self._sealed = True
+            pauses = [self.pause, *self.coalesced]
+        self.on_done(SessionResult(
+            pause_ids=[p.pause_id for p in pauses],
+            bundle_path="",
+            artifacts=[],
+            culprits=self._rank("unknown")[0].culprits,  # known from memory: not lost with the disk
+            cause="unknown",
+            evidence={"pauses": len(pauses), "attempts": self._attempts},
+            top_duration_ms=max(p.duration_ms for p in pauses),
+            status="failed",
+            error=error,
+            recovered=self.recovered,
+        ))
 
-        pauses = [self.pause, *coalesced]
-        label, evidence = self._cause(pauses, results)
-        report = self._culprits(label)
-        evidence["culprits_from"] = self._culprits_from(report.source)
-
-        status = "interrupted" if self.stop.is_set() else "complete"
-        finished = time.time()
-        meta = self._metadata(
-            status=status,
-            captures={
-                name: {**_artifact_dict(r.artifact), "details": r.details} for name, r in results.items()
-            },
-            cause_label=label,
-            evidence=evidence,
-            coalesced=coalesced,
-            timing={
-                "received_at": self._received_at,
-                "captures_started_at": captures_started,
-                "finished_at": finished,
-                "session_ms": round((time.monotonic() - started_mono) * 1000, 1),
-            },
-            culprit_list=report.culprits,
-        )
-        bundle.write_json(bundle_dir / "metadata.json", meta)
-        self.on_done(
-            SessionResult(
-                pause_ids=[p.pause_id for p in pauses],
-                bundle_path=str(bundle_dir),
-                artifacts=[r.artifact for r in results.values()],
-                culprits=report.culprits,
-                cause=label,
-                evidence=evidence,
-                top_duration_ms=max(p.duration_ms for p in pauses),
-                status=status,
-            )
-        )
+    def _write_inputs(self, bundle_dir: Path) -> None:
+        """processes.json, ring_buffer.json and culprits.json: what was known when the pause came."""
+        if not self.recovered:  # a recovered pause has neither: they died with the old worker
+            bundle.write_json(bundle_dir / "processes.json", self.pause.processes or [])
+            bundle.write_json(bundle_dir / "ring_buffer.json", bundle.ring_json(self.ring_entries))
+        self._culprits(None)
 
     def _latest_ring(self) -> list[m.LiveSample]:
         """The ring as it is now: the samples covering the stall and the one after it reach the
@@ -228,7 +256,8 @@ class CaptureSession:
         )
         return label, evidence
 
-    def _culprits(self, label: str) -> culprits.CulpritReport:
+    def _rank(self, label: str) -> tuple[culprits.CulpritReport, set[int]]:
+        """The culprits (pure ranking, then each one's cgroup) and the pipeline's own pids."""
         cfg = self.config
         processes = self.pause.processes
         # The cores of the machine the process list was sampled on.
@@ -244,12 +273,21 @@ class CaptureSession:
             c if c.cgroup is not None else msgspec.structs.replace(c, cgroup=proc_files.process_cgroup(c.pid))
             for c in report.culprits
         ]
+        return report, pipeline
+
+    def _culprits(self, label: str | None) -> culprits.CulpritReport:
+        """Rank and write culprits.json. ``None``: before the captures, the cause not known yet
+        (ranked as for an unknown cause); rewritten once it is, so a worker killed meanwhile
+        still leaves a bundle with its culprits."""
+        cfg = self.config
+        report, pipeline = self._rank(label or "unknown")
         assert self.bundle_dir is not None
         bundle.write_json(
             self.bundle_dir / "culprits.json",
             {
                 "source": report.source,
                 "cause": label,
+                **({} if label else {"preliminary": "written before the captures; the cause was not known yet"}),
                 "ranking": RANKING[report.source],
                 **self._processes_span(),
                 "culprits": [
@@ -285,6 +323,58 @@ class CaptureSession:
         spans = iv.start is not None and iv.start <= self.pause.start + STALL_EDGE_S and iv.end >= self.pause.end
         return {"processes_interval": f"{start}..{iv.end - origin:+.2f} s from the pause start",
                 "processes_span_the_stall": spans}
+
+    def _run(self) -> None:
+        started_mono = time.monotonic()
+        self.bundle_dir = bundle_dir = bundle.create_bundle_dir(self.events_dir, self.pause.start)
+        self._write_inputs(bundle_dir)
+        meta = self._metadata(status="capturing", captures={}, cause_label=None, evidence={})
+        bundle.write_json(bundle_dir / "metadata.json", meta)
+
+        captures_started = time.time()
+        results = self._run_captures(self.plan_factory(bundle_dir), bundle_dir)
+
+        with self._lock:
+            self._sealed = True  # from here on, new pauses start a new session
+            coalesced = list(self.coalesced)
+        for n, extra in enumerate(coalesced, start=2):
+            bundle.write_json(bundle_dir / f"processes-{n}.json", extra.processes or [])
+
+        pauses = [self.pause, *coalesced]
+        label, evidence = self._cause(pauses, results)
+        report = self._culprits(label)
+        evidence["culprits_from"] = self._culprits_from(report.source)
+        status = "interrupted" if self.stop.is_set() else "complete"
+        meta = self._metadata(
+            status=status,
+            captures={
+                name: {**_artifact_dict(r.artifact), "details": r.details} for name, r in results.items()
+            },
+            cause_label=label,
+            evidence=evidence,
+            coalesced=coalesced,
+            timing={
+                "received_at": self._received_at,
+                "captures_started_at": captures_started,
+                "finished_at": time.time(),
+                "session_ms": round((time.monotonic() - started_mono) * 1000, 1),
+            },
+            culprit_list=report.culprits,
+        )
+        bundle.write_json(bundle_dir / "metadata.json", meta)
+        self.on_done(
+            SessionResult(
+                pause_ids=[p.pause_id for p in pauses],
+                bundle_path=str(bundle_dir),
+                artifacts=[r.artifact for r in results.values()],
+                culprits=report.culprits,
+                cause=label,
+                evidence=evidence,
+                top_duration_ms=max(p.duration_ms for p in pauses),
+                status=status,
+                recovered=self.recovered,
+            )
+        )
 
     def _run_captures(self, plan: list[Capture], bundle_dir: Path) -> dict[str, CaptureResult]:
         ctx = CaptureContext(bundle_dir=bundle_dir, max_bytes=self.config.forensics.max_output_bytes, stop=self.stop)
@@ -344,6 +434,9 @@ class CaptureSession:
             },
             "timing": timing or {"received_at": self._received_at},
             "forensics": {"incarnation": self.incarnation},
+            **({"recovered": RECOVERED_NOTE} if self.recovered else {}),
+            **({"retries": {"attempts": self._attempts, "last_error": self._last_error}}
+               if self._attempts > 1 else {}),
         }
 
 
@@ -362,6 +455,8 @@ def _supervisor_pid() -> int | None:
             return parent if fh.read().strip() == "pmctl" else None
     except OSError:
         return None
+
+
 
 
 def _artifact_dict(a: m.Artifact) -> dict[str, object]:
