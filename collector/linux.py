@@ -179,16 +179,20 @@ def run_delay_accounted(proc_root: str) -> bool:
     Python, touched hundreds of files). All zero: not accounted, and run_delay is None rather
     than a false 0.
     """
+    found = []
     for pid in ("1", str(os.getppid()), "self"):
         for root in dict.fromkeys((proc_root, "/proc")):
             try:
-                delay = schedstat_delay(read_path(f"{root}/{pid}/schedstat", SCHED_SIZE))
+                found.append(read_path(f"{root}/{pid}/schedstat", SCHED_SIZE))
+                break
             except OSError:
                 continue
-            if delay:
-                return True
-            break
-    return False
+    return waits_accounted(found)
+
+
+def waits_accounted(schedstats: list[bytes]) -> bool:
+    """Any of these schedstat texts with a wait time: the kernel accounts it."""
+    return any(schedstat_delay(b) for b in schedstats)
 
 
 class LinuxBackend:
