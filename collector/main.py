@@ -5,8 +5,8 @@ Two ways to run:
   each pause the sentinel finds goes at once to "record" (without processes) and to "pause" (the
   same pause_id) with the processes of the snapshot whose interval spans the stall: the regular
   one when it was taken after the stall, else a sample taken right away, which then stands in for
-  the next regular one if that was due within half an interval (so no snapshot covers a few ms:
-  a rate over a tiny interval is mostly measurement error);
+  the next regular one if that was due within ``MIN_SPAN`` of an interval (so no snapshot covers a
+  few ms: a rate over a tiny interval is mostly measurement error);
 - standalone: ``python -m collector --jsonl`` prints the same snapshots and pauses as JSON lines.
 
 Nothing here waits on a consumer: sends never block and what cannot be queued is counted
@@ -38,6 +38,10 @@ from pmshared.runtime import POLL_MS, WakePipe, Worker, fail
 
 NAME = "collector"
 log = logging.getLogger(NAME)
+# The shortest interval a snapshot may cover, as a fraction of the sampling interval. Shorter, a
+# clock tick is a large share of it; longer, a pause's sample delays the next regular one more
+# (a sample after a pause at most 1 + MIN_SPAN intervals before the next: the live feed's gap).
+MIN_SPAN = 0.25
 COUNTERS = ("samples", "dropped_raw", "dropped_record", "dropped_pause", "pauses", "sample_errors", "late_ticks")
 
 
@@ -291,7 +295,7 @@ def run_loop(
         if detected:
             before = collector.counters["samples"]
             _guarded(collector, lambda: collector.handle_pauses(detected))
-            if collector.counters["samples"] > before and deadline - clock() < interval_s / 2:
+            if collector.counters["samples"] > before and deadline - clock() < interval_s * MIN_SPAN:
                 # That sample was the regular one's: a second now would cover a few ms.
                 deadline, missed = next_deadline(deadline, interval_s, clock())
                 collector.counters["late_ticks"] += missed

@@ -18,7 +18,7 @@ import pytest
 import zmq
 
 from collector.backend import make_backend
-from collector.main import Collector, JsonOutputs, PauseInbox, SocketOutputs, next_deadline, run_loop
+from collector.main import MIN_SPAN, Collector, JsonOutputs, PauseInbox, SocketOutputs, next_deadline, run_loop
 from collector.sentinel import DetectedPause
 from pmshared import messages as m
 from pmshared import paths
@@ -226,7 +226,7 @@ def test_stopped_collector_never_reads_as_a_cpu_hog_and_forensics_gets_the_spann
 
     assert {s.seq: _hardware_allows(s) for s in snaps if _hardware_allows(s)} == {}
     spans = [round(s.elapsed_ms) for s in snaps]
-    assert min(spans) >= snaps[0].interval_ms / 2 - 50, spans  # none over a few ms
+    assert min(spans) >= snaps[0].interval_ms * MIN_SPAN - 50, spans  # none over a few ms
     for pause in forensic:
         spanning = [s for s in snaps if s.processes == pause.processes]
         assert spanning, f"pause {pause.pause_id}: its processes are no snapshot's"
