@@ -13,7 +13,7 @@ the path most v1 controllers agree on. Of that path:
 - else the last component of the path, a long hex id shortened after its parent's name;
 - ``/`` (or nothing readable) is None: the root says nothing about who started the process.
 
-Pure: bytes in, a short string out; never raises on odd input.
+Pure: bytes in, a short printable string out; never raises on odd input.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def cgroup_name(b: bytes) -> str | None:
     if not parts:
         return None
     name = _container(parts) or _unit(parts) or _leaf(parts)
-    return name[:MAX_NAME]
+    # Anyone allowed to make a cgroup chooses its name: control and bidi characters stay inert.
+    return "".join(c if c.isprintable() else "?" for c in name[:MAX_NAME])
 
 
 def _best_path(b: bytes) -> str | None:

@@ -269,6 +269,7 @@ class LinuxBackend:
         self.counters = {
             "samples": 0, "ran": 0, "parsed": 0, "status_reads": 0, "io_reads": 0,
             "new": 0, "gone": 0, "thread_scans": 0, "threads_read": 0, "listings": 0, "probes": 0,
+            "cgroup_reads": 0,
         }  # fmt: skip
 
     # ------------------------------------------------------------------ public
@@ -736,6 +737,7 @@ class LinuxBackend:
 
     def _read_cgroup(self, e: _Proc) -> str | None:
         """The process's cgroup by name (see cgroup_name); None when unreadable or the root."""
+        self.counters["cgroup_reads"] += 1
         try:
             return cgroup_name(read_path(e.path + "cgroup", CGROUP_SIZE))
         except OSError:

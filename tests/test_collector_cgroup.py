@@ -120,3 +120,5 @@ def test_odd_input_never_raises() -> None:
         cgroup_name(text)
     long = b"0::/" + b"x" * 300 + b"\n"
     assert len(cgroup_name(long) or "") <= 128
+    # a name chosen by whoever made the cgroup: escape sequences and bidi overrides made inert
+    assert cgroup_name("0::/app/\x1b[31mred\u202eevil.service\n".encode()) == "?[31mred?evil.service"

@@ -8,6 +8,7 @@ see every rewrite, as they would see the kernel regenerate a /proc file.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import collector.linux
 from collector.linux import CLK_TCK, PAGE_SIZE, LinuxBackend, waits_accounted
 from collector.procfs_parse import (
     parse_io,
@@ -292,10 +294,17 @@ def test_pressure_figures_over_the_interval(fake: FakeProc) -> None:
         assert (p.cpu, p.cpu_children, p.run_delay, p.read_bps, p.write_bps, p.mem_growth) == (0.0,) * 6
 
 
-def test_run_delay_is_none_where_the_kernel_does_not_account_it(fake: FakeProc) -> None:
+def test_run_delay_is_none_where_the_kernel_does_not_account_it(
+    fake: FakeProc, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     clock = FakeClock()
     fake.process(100, utime=10, csw=(1, 0))
-    with backend(fake, clock, run_delay=False) as b:
+    monkeypatch.setattr(collector.linux, "run_delay_accounted", lambda root: False)  # "0 0 n" kernel
+    with caplog.at_level(logging.INFO, logger="collector"), backend(fake, clock) as b:
+        assert [r.getMessage() for r in caplog.records if "run delay" in r.getMessage()] == [
+            "run delay unknown: /proc/PID/schedstat has no wait time on this kernel (it reads '0 0 n');"
+            " ProcessInfo.run_delay is None"
+        ]
         b.sample()
         clock.t += 1.0
         fake.process(100, utime=20, csw=(5, 0), wait_ns=5 * 10**6)
@@ -334,9 +343,14 @@ def test_cgroup_is_read_once_and_again_on_exec(fake: FakeProc) -> None:
         clock.t += 1.0  # moved by someone else, and ran: not read again (once per process)
         fake.process(100, comm="sh", utime=5, cgroup="0::/system.slice/docker-" + "ab" * 32 + ".scope\n")
         assert by_pid(b.sample()[0])[100].cgroup == "cron.service"
+        for _ in range(3):
+            clock.t += 1.0  # idle
+            assert by_pid(b.sample()[0])[100].cgroup == "cron.service"
+        assert b.counters["cgroup_reads"] == 1  # the kernel thread's never
         clock.t += 1.0  # exec (a new name): read again
         fake.process(100, comm="nginx", utime=9, cgroup="0::/system.slice/docker-" + "ab" * 32 + ".scope\n")
         assert by_pid(b.sample()[0])[100].cgroup == "docker:abababababab"
+        assert b.counters["cgroup_reads"] == 2
 
 
 def test_pid_reuse_detected_by_start_time(fake: FakeProc) -> None:

@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from collector.linux import LinuxBackend, run_delay_accounted
+from collector.linux import LinuxBackend, cpu_clock_id, run_delay_accounted
 from pmshared import messages as m
 from tests.procutil import wait_for
-from tests.test_collector_linux import Children, by_pid, proc_state
+from tests.test_collector_linux import (
+    Children,
+    _run_once,
+    _sleeper_that_runs_on_request,
+    _tree_of,
+    by_pid,
+    proc_state,
+)
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux /proc backend")
 
@@ -44,6 +52,25 @@ def _sampled(b: LinuxBackend, pid: int, ok, what: str, timeout: float = 15.0) ->
         return p if p is not None and ok(p) else None
 
     return wait_for(check, timeout, lambda: f"{what}; last readings: {seen[-3:]}", interval=0.3)
+
+
+def test_cpu_is_the_process_clock_in_ns_on_a_live_proc(children: Children, tmp_path: Path) -> None:
+    """A child that burns ~50 ms between two samples exactly 1 s apart (a fake monotonic clock):
+    its cpu is its CPU clock's advance to the ns, not a whole number of 10 ms ticks, and reading
+    it cost no stat/schedstat/io read beyond what a run costs anyway."""
+    p = _sleeper_that_runs_on_request(children)
+    tree = _tree_of(tmp_path, p.pid)
+    now = [1000.0]
+    with LinuxBackend(str(tree.root), lambda: now[0], live=True) as b:
+        b.sample()
+        before = time.clock_gettime_ns(cpu_clock_id(p.pid))
+        _run_once(p)
+        wait_for(lambda: proc_state(p.pid) == "S", what="child blocked on stdin again")
+        after = time.clock_gettime_ns(cpu_clock_id(p.pid))
+        now[0] += 1.0
+        cpu = by_pid(b.sample()[0])[p.pid].cpu
+    assert after - before >= 50_000_000
+    assert cpu == pytest.approx((after - before) / 1e7, rel=1e-9)
 
 
 def test_fork_storm_is_charged_to_the_parent_that_reaps(children: Children) -> None:
