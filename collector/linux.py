@@ -37,9 +37,20 @@ The kernel's cost of *generating* a /proc file dominates (stat ≈ 2.5 µs, stat
   time since then; a process that ran gets them in the current interval. Either way the rates
   integrate to the true counts.
 
-Accuracy notes: CPU is utime+stime in clock ticks (1/SC_CLK_TCK s, like ps and top), so with a
-1 s interval the resolution is 100/SC_CLK_TCK percent. ``mem`` is stat's rss (= VmRSS).
+- The pressure model's figures cost no extra file: ``cpu_children`` (cutime+cstime) comes from
+  the stat line, ``run_delay`` from the schedstat already read (summed over the threads' schedstat
+  where their switches are), ``read_bps``/``write_bps`` from the io file already read when a
+  process ran, ``mem_growth`` from rss (+ VmSwap as last read) at each stat read. Only ``cgroup``
+  is a file of its own: /proc/PID/cgroup, read once per process (and again after an exec).
+
+Accuracy notes: on a live /proc CPU is the process's CPU clock (ns, every thread, exited ones
+included); elsewhere utime+stime in clock ticks (1/SC_CLK_TCK s, like ps and top: with a 1 s
+interval the resolution is 100/SC_CLK_TCK percent). Either is capped at 100 % times the cores its
+threads could use (a tick over a short interval would read far more); reaped children's CPU at
+every core. ``run_delay`` is credited by the kernel when a task gets a CPU, so a wait longer than
+the interval shows when it ends, capped at 1000 ms/s per thread. ``mem`` is stat's rss (= VmRSS).
 ``sysbsd`` is syscr+syscw (read- and write-family calls: what Linux counts per process).
+``write_bps`` counts pages as they are dirtied (write-back happens later, by the kernel).
 """
 
 from __future__ import annotations
