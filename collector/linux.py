@@ -73,10 +73,10 @@ from .procfs_parse import (
     IoCounters,
     StatFields,
     parse_io,
+    parse_schedstat,
     parse_stat,
     parse_status,
     schedstat_delay,
-    schedstat_switches,
     status_tgid,
 )
 from .procfs_system import SystemReader
@@ -766,8 +766,7 @@ class LinuxBackend:
             csw, delay, read = threads_switches(self._root, e.name, self._schedstat)
             self.counters["threads_read"] += read
         elif sched is not None:
-            csw = schedstat_switches(sched)
-            delay = schedstat_delay(sched)
+            delay, csw = parse_schedstat(sched)
         else:  # no schedstat (or not summing threads): the main thread's status counters
             try:
                 b = read_path(e.path + "status", STATUS_SIZE)

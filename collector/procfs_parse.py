@@ -153,6 +153,18 @@ def schedstat_switches(b: bytes) -> int | None:
         return None
 
 
+def parse_schedstat(b: bytes) -> tuple[int | None, int | None]:
+    """(run delay in ns, context switches) from one schedstat read, split once: what the backend
+    takes from it every time a task ran."""
+    words = b.split()
+    if len(words) < 3:
+        return None, None
+    try:
+        return int(words[1]), int(words[2])
+    except ValueError:
+        return None, None
+
+
 def schedstat_delay(b: bytes) -> int | None:
     """Nanoseconds spent runnable but waiting for a CPU: schedstat's second number (run_delay).
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 
 from .procfs_files import read_path
-from .procfs_parse import D_STATE, schedstat_delay, schedstat_switches, stat_state, status_csw
+from .procfs_parse import D_STATE, parse_schedstat, stat_state, status_csw
 
 
 def count_stuck_threads(proc_root: str, pid: str) -> int:
@@ -64,12 +64,14 @@ def threads_switches(proc_root: str, pid: str, schedstat: bool) -> tuple[int | N
             b = read_path(f"{task}/{tid}/schedstat", 256) if schedstat else read_path(f"{task}/{tid}/status", 4096)
         except OSError:
             continue
-        c = schedstat_switches(b) if schedstat else status_csw(b)
+        if schedstat:
+            d, c = parse_schedstat(b)
+            delay += d or 0
+        else:
+            c = status_csw(b)
         if c is not None:
             total += c
             seen = True
-            if schedstat:
-                delay += schedstat_delay(b) or 0
     if not seen:
         return None, None, len(tids)
     return total, (delay if schedstat else None), len(tids)
