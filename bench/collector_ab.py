@@ -7,6 +7,9 @@ the load of the moment moves its figures by more than a change costs. Here both 
 the same processes, alternately (which goes first alternates too), and the figure is the median
 paired difference of CPU time per snapshot. Two copies of the old code first: their difference is
 the harness's own noise, against which the old/new difference is read.
+
+``--idle``: only the spawned sleepers, through a /proc of links to them (this machine's, so the
+backend's live shortcuts apply), and nothing runs: the cost of the idle path alone.
 """
 
 from __future__ import annotations
@@ -36,9 +39,21 @@ def load_revision(rev: str, into: Path):
     return collector_base.linux.LinuxBackend
 
 
-def paired(a_cls, b_cls, pairs: int, gap_s: float) -> tuple[float, float, float]:
+def idle_tree(into: Path, pids: list[int]) -> str:
+    """A /proc of links to ``pids`` only, whose fork count never moves (no listing, no probe)."""
+    root = into / "proc"
+    root.mkdir()
+    for pid in pids:
+        (root / str(pid)).symlink_to(f"/proc/{pid}")
+    lines = [ln for ln in Path("/proc/stat").read_text().splitlines() if not ln.startswith("processes ")]
+    (root / "stat").write_text("\n".join([*lines, "processes 1"]) + "\n")
+    (root / "vmstat").write_text("pgmajfault 1\npswpin 0\npswpout 0\npgsteal_kswapd 0\n")
+    return str(root)
+
+
+def paired(a_cls, b_cls, pairs: int, gap_s: float, kw: dict) -> tuple[float, float, float]:
     """(A ms, B ms per snapshot, median of B - A in ms) over ``pairs`` alternating samples."""
-    a, b = a_cls(), b_cls()
+    a, b = a_cls(**kw), b_cls(**kw)
     try:
         a.sample()
         b.sample()
@@ -63,14 +78,18 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=500, help="processes on the machine (sleepers added)")
     ap.add_argument("--pairs", type=int, default=30, help="alternating sample pairs per comparison")
     ap.add_argument("--gap", type=float, default=0.3, help="seconds between pairs")
+    ap.add_argument("--idle", action="store_true", help="only the sleepers, none of which runs")
     args = ap.parse_args()
     from collector.linux import LinuxBackend
 
     with tempfile.TemporaryDirectory(prefix="pm-ab-") as tmp, Sleepers() as sleepers:
         base = load_revision(args.rev, Path(tmp))
         sleepers.grow_to(args.count)
+        kw = {"proc_root": idle_tree(Path(tmp), sleepers.pids), "live": True} if args.idle else {}
+        if args.idle:
+            print(f"{len(sleepers.pids)} sleepers, nothing else")
         for label, b_cls in ((f"{args.rev} vs {args.rev}", base), (f"{args.rev} vs this tree", LinuxBackend)):
-            a_ms, b_ms, diff = paired(base, b_cls, args.pairs, args.gap)
+            a_ms, b_ms, diff = paired(base, b_cls, args.pairs, args.gap, kw)
             print(f"{label}: {a_ms:.2f} ms vs {b_ms:.2f} ms per snapshot, median paired difference {diff:+.3f} ms")
     return 0
 
