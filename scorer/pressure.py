@@ -1,0 +1,222 @@
+"""The pressure model: the machine's stress, charged to the processes that hold the resource.
+
+    stress_r        machine stress of resource r (scorer.stress), 0..100
+    share_r(p)      p's part of what all processes consumed of r in the interval, 0..1
+    charge_r(p)     stress_r * share_r(p): the points of r's stress that p accounts for
+    score(p)        min(100, round(max over r of charge_r(p)))
+    max_score       max over r of stress_r (what the tiers follow)
+
+A process's score is thus its portion of the machine's trouble: the shares of a resource add up
+to 1, so the charges of r add up to stress_r. Shares are of what was *consumed* (not of the
+machine's capacity) so the top consumer of a lightly used resource is still named, with a small
+score. Shares per resource:
+
+    cpu     cpu + cpu_children, each process capped at the machine's cores (children's CPU is
+            reported when they are reaped, possibly a whole lifetime at once)
+    io      read + write bytes; where no process has a byte figure, read/write system calls
+            (Linux sysbsd is syscr + syscw); a task in D state (stuck) gets at least 1/#stuck
+    memory  the larger of its part of positive memory growth and of page-ins; when memory is
+            stressed and nobody grows or pages in, its part of resident memory
+    fork    cpu_children (a fork storm is charged to the parent that reaps); where no process has
+            the figure, the cpu share
+    csw     context switches
+    stall   sentinel lateness is a symptom: split among cpu, io and memory by their stress
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+from pmshared.config import Config
+from pmshared.messages import ProcessInfo, ProcessScore, Snapshot
+
+from scorer.selection import SelectionRules
+from scorer.stress import StressRules, machine_stress
+
+# Resource -> the rogue category that names it (the wire's Category literals).
+CATEGORY = {"cpu": "cpu", "memory": "mem", "io": "io", "fork": "fork", "csw": "csw"}
+# Charges below this many points make no category (they would round to a score of 0).
+MIN_CHARGE = 0.5
+
+
+@dataclass(frozen=True)
+class PressureRules:
+    stress: StressRules
+    rogue_count: int
+    category_ratio: float
+    selection: SelectionRules  # only its state rules are used here
+
+    @classmethod
+    def from_config(cls, config: Config) -> PressureRules:
+        cfg = config.scoring.pressure
+        return cls(
+            stress=StressRules.from_config(config),
+            rogue_count=cfg.rogue_count,
+            category_ratio=cfg.category_ratio,
+            selection=SelectionRules.from_config(config.rogue_selection),
+        )
+
+
+def _num(value: float | None) -> float:
+    """Unknown, NaN or negative (a collector bug) consumes nothing."""
+    if value is None or not value > 0:
+        return 0.0
+    return value
+
+
+@dataclass
+class _Use:
+    """What one active process consumed in the interval (all >= 0)."""
+
+    proc: ProcessInfo
+    cpu: float
+    children: float
+    io: float
+    syscalls: float
+    growth: float
+    pageins: float
+    csw: float
+
+
+def _active(processes: list[ProcessInfo], cpu_cap: float) -> list[_Use]:
+    """The processes that consumed something, or are stuck in D state (most of a desktop's
+    processes slept through the whole interval)."""
+    out = []
+    for p in processes:
+        if not (p.cpu or p.csw or p.pageins or p.sysbsd or p.cpu_children or p.read_bps
+                or p.write_bps or p.mem_growth or p.state == "stuck"):
+            continue
+        children = _num(p.cpu_children)
+        out.append(_Use(
+            p, min(cpu_cap, _num(p.cpu) + children), children, _num(p.read_bps) + _num(p.write_bps),
+            _num(p.sysbsd), _num(p.mem_growth), _num(p.pageins), _num(p.csw),
+        ))
+    return out
+
+
+def _share(part: float, total: float) -> float:
+    return part / total if total > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class _Totals:
+    cpu: float
+    children: float
+    io: float
+    syscalls: float
+    growth: float
+    pageins: float
+    csw: float
+    io_bytes_known: bool
+    children_known: bool
+    stuck: int
+    rss: float  # only summed when the memory fallback needs it (else 0)
+
+
+def _totals(processes: list[ProcessInfo], active: list[_Use], memory_stressed: bool) -> _Totals:
+    growth = sum(u.growth for u in active)
+    pageins = sum(u.pageins for u in active)
+    return _Totals(
+        cpu=sum(u.cpu for u in active),
+        children=sum(u.children for u in active),
+        io=sum(u.io for u in active),
+        syscalls=sum(u.syscalls for u in active),
+        growth=growth,
+        pageins=pageins,
+        csw=sum(u.csw for u in active),
+        io_bytes_known=any(u.proc.read_bps is not None or u.proc.write_bps is not None for u in active),
+        children_known=any(u.proc.cpu_children is not None for u in active),
+        stuck=sum(1 for p in processes if p.state == "stuck"),
+        rss=float(sum(p.mem for p in processes)) if memory_stressed and growth == 0 and pageins == 0 else 0.0,
+    )
+
+
+def shares(use: _Use, t: _Totals) -> dict[str, float]:
+    """One process's part of each resource consumed in the interval (0..1)."""
+    p = use.proc
+    cpu = _share(use.cpu, t.cpu)
+    io = _share(use.io, t.io) if t.io_bytes_known else _share(use.syscalls, t.syscalls)
+    if p.state == "stuck" and t.stuck:
+        io = max(io, 1.0 / t.stuck)
+    memory = max(_share(use.growth, t.growth), _share(use.pageins, t.pageins))
+    if t.rss:
+        memory = _share(p.mem, t.rss)
+    fork = _share(use.children, t.children) if t.children_known else cpu
+    return {"cpu": cpu, "io": io, "memory": memory, "fork": fork, "csw": _share(use.csw, t.csw)}
+
+
+STALL_CAUSES = ("cpu", "io", "memory")
+
+
+def charges(part: dict[str, float], stress: dict[str, float]) -> dict[str, float]:
+    """Points of each resource's stress this process accounts for.
+
+    Sentinel lateness (stall) is a symptom, not a resource: it is split among cpu, io and memory
+    in proportion to their stress, and each part charged like that resource. A stall with no
+    contention to explain it (the hypervisor paused the VM, the collector was stopped) is charged
+    to nobody: the model does not invent a cause."""
+    out = {r: stress[r] * part[r] for r in part if r in stress}
+    stall = stress.get("stall", 0.0)
+    if stall:
+        causes = {r: stress.get(r, 0.0) for r in STALL_CAUSES}
+        total = sum(causes.values())
+        for r, weight in causes.items():
+            if weight:
+                out[r] = max(out.get(r, 0.0), stall * weight / total * part[r])
+    return out
+
+
+def categories_of(charge: dict[str, float], ratio: float) -> set[str]:
+    top = max(charge.values(), default=0.0)
+    return {CATEGORY[r] for r, c in charge.items() if c >= MIN_CHARGE and c >= ratio * top}
+
+
+def _score(proc: ProcessInfo, score: int, cats: set[str]) -> ProcessScore:
+    io = None if proc.read_bps is None and proc.write_bps is None else _num(proc.read_bps) + _num(proc.write_bps)
+    return ProcessScore(
+        pid=proc.pid, command=proc.command, cpu=proc.cpu, state=proc.state, mem=proc.mem,
+        cmprs=proc.cmprs, pageins=proc.pageins, csw=proc.csw, sysbsd=proc.sysbsd,
+        threads=proc.threads, score=score, categories=sorted(cats), ppid=proc.ppid,
+        cpu_children=proc.cpu_children, run_delay=proc.run_delay, io_bps=io,
+        mem_growth=proc.mem_growth, cgroup=proc.cgroup,
+    )
+
+
+def _by_state(processes: list[ProcessInfo], rules: SelectionRules) -> list[tuple[ProcessInfo, str]]:
+    """Stuck processes always, then those in a configured state (up to its count): the seed's
+    state rules, so a zombie is listed though it consumes nothing."""
+    stuck = [(p, "stuck") for p in processes if p.state == "stuck"]
+    listed = [(p, "state") for p in processes if p.state in rules.states]
+    if rules.state_count > 0:
+        listed = listed[: rules.state_count]
+    return stuck + listed
+
+
+def run_delay_total(processes: list[ProcessInfo]) -> float | None:
+    """All processes' run delay (ms/s), None when no process has the figure."""
+    known = [p.run_delay for p in processes if p.run_delay is not None]
+    return sum(_num(d) for d in known) if known else None
+
+
+def score_pressure(snapshot: Snapshot, rules: PressureRules) -> tuple[int, dict[str, int], list[ProcessScore]]:
+    """``(max_score, stress per resource, rogues)`` of one snapshot under the pressure model."""
+    processes = snapshot.processes
+    system = snapshot.system
+    stress = machine_stress(system, snapshot.sentinel, run_delay_total(processes), rules.stress)
+    active = _active(processes, 100.0 * max(1, system.cpu_count))
+    totals = _totals(processes, active, stress.get("memory", 0.0) >= MIN_CHARGE)
+    ranked = []
+    for use in active:
+        charge = charges(shares(use, totals), stress)
+        score = min(100, round(max(charge.values(), default=0.0)))
+        if score > 0:
+            ranked.append((score, use.proc, categories_of(charge, rules.category_ratio)))
+    top = heapq.nlargest(rules.rogue_count, ranked, key=lambda r: r[0])
+    rogues = {proc.pid: (score, proc, cats) for score, proc, cats in top}
+    for proc, category in _by_state(processes, rules.selection):
+        score, _, cats = rogues.get(proc.pid, (0, proc, set()))
+        rogues[proc.pid] = (score, proc, cats | {category})
+    out = sorted(rogues.values(), key=lambda r: -r[0])
+    max_score = round(max(stress.values(), default=0.0))
+    return max_score, {r: round(v) for r, v in stress.items()}, [_score(p, s, c) for s, p, c in out]
