@@ -7,7 +7,8 @@
     max_score       max over r of stress_r (what the tiers follow)
 
 A process's score is thus its portion of the machine's trouble: the shares of a resource add up
-to 1, so the charges of r add up to stress_r. Shares are of what was *consumed* (not of the
+to 1, so the charges of r add up to stress_r. A parent of two or more same-named workers is also
+charged what they hold together (``_charge_parents``), so a job of many small workers is named. Shares are of what was *consumed* (not of the
 machine's capacity) so the top consumer of a lightly used resource is still named, with a small
 score. Shares per resource:
 
@@ -149,22 +150,30 @@ def shares(use: _Use, t: _Totals) -> dict[str, float]:
 STALL_CAUSES = ("cpu", "io", "memory")
 
 
-def charges(part: dict[str, float], stress: dict[str, float]) -> dict[str, float]:
-    """Points of each resource's stress this process accounts for.
+def multipliers(stress: dict[str, float]) -> dict[str, float]:
+    """Per resource, the points a process holding all of it is charged: charge = mult * share.
 
     Sentinel lateness (stall) is a symptom, not a resource: it is split among cpu, io and memory
-    in proportion to their stress, and each part charged like that resource. A stall with no
+    in proportion to their stress, and each part charged like that resource (a resource's
+    multiplier is the larger of its own stress and its part of the stall). A stall with no
     contention to explain it (the hypervisor paused the VM, the collector was stopped) is charged
-    to nobody: the model does not invent a cause."""
-    out = {r: stress[r] * part[r] for r in part if r in stress}
+    to nobody: the model does not invent a cause. A resource whose multiplier is under
+    MIN_CHARGE can charge nobody a point, not even a group of workers (shares add up to <= 1),
+    so it is left out: most resources of a calm machine, which keeps the per-process work small."""
+    mult = {r: v for r, v in stress.items() if r in CATEGORY}
     stall = stress.get("stall", 0.0)
-    if stall:
-        causes = {r: stress.get(r, 0.0) for r in STALL_CAUSES}
-        total = sum(causes.values())
+    causes = {r: stress.get(r, 0.0) for r in STALL_CAUSES}
+    total = sum(causes.values())
+    if stall and total:
         for r, weight in causes.items():
             if weight:
-                out[r] = max(out.get(r, 0.0), stall * weight / total * part[r])
-    return out
+                mult[r] = max(mult.get(r, 0.0), stall * weight / total)
+    return {r: v for r, v in mult.items() if v >= MIN_CHARGE}
+
+
+def charges(part: dict[str, float], mult: dict[str, float]) -> dict[str, float]:
+    """Points of each resource's stress this process accounts for."""
+    return {r: m * part[r] for r, m in mult.items()}
 
 
 def categories_of(charge: dict[str, float], ratio: float) -> set[str]:
@@ -193,6 +202,43 @@ def _by_state(processes: list[ProcessInfo], rules: SelectionRules) -> list[tuple
     return stuck + listed
 
 
+# Parents never charged for a group of children: orphans of every user are reparented to init,
+# and kthreadd is the parent of every kernel thread.
+NO_GROUP_PARENTS = frozenset({0, 1, 2})
+
+
+def _charge_parents(charged: dict[int, tuple[ProcessInfo, dict[str, float]]],
+                    processes: list[ProcessInfo]) -> None:
+    """Charge a parent with what its group of workers holds together.
+
+    Workers of one job (make -j, stress-ng --cpu 8, a browser's renderers) each hold a small part
+    of the machine, and a single process of someone else's can outscore every one of them. Two or
+    more children with the same command and the same parent are a group; the parent is charged
+    its own part plus the group's (parts of one resource add up to at most 1, so the charge stays
+    within the resource's stress). The workers keep their own, smaller scores."""
+    groups: dict[tuple[int, str], list[dict[str, float]]] = {}
+    for proc, charge in charged.values():
+        if proc.ppid not in NO_GROUP_PARENTS and charge:
+            groups.setdefault((proc.ppid, proc.command), []).append(charge)
+    extra: dict[int, dict[str, float]] = {}
+    for (ppid, _), members in groups.items():
+        if len(members) < 2:
+            continue
+        add = extra.setdefault(ppid, {})
+        for charge in members:
+            for r, c in charge.items():
+                add[r] = add.get(r, 0.0) + c
+    if not extra:
+        return
+    by_pid = {p.pid: p for p in processes}
+    for ppid, add in extra.items():
+        parent = by_pid.get(ppid)
+        if parent is None:  # the parent exited: nobody to name
+            continue
+        own = charged.get(ppid, (parent, {}))[1]
+        charged[ppid] = (parent, {r: own.get(r, 0.0) + add.get(r, 0.0) for r in own.keys() | add.keys()})
+
+
 def run_delay_total(processes: list[ProcessInfo]) -> float | None:
     """All processes' run delay (ms/s), None when no process has the figure."""
     known = [p.run_delay for p in processes if p.run_delay is not None]
@@ -204,19 +250,26 @@ def score_pressure(snapshot: Snapshot, rules: PressureRules) -> tuple[int, dict[
     processes = snapshot.processes
     system = snapshot.system
     stress = machine_stress(system, snapshot.sentinel, run_delay_total(processes), rules.stress)
-    active = _active(processes, 100.0 * max(1, system.cpu_count))
-    totals = _totals(processes, active, stress.get("memory", 0.0) >= MIN_CHARGE)
-    ranked = []
-    for use in active:
-        charge = charges(shares(use, totals), stress)
-        score = min(100, round(max(charge.values(), default=0.0)))
-        if score > 0:
-            ranked.append((score, use.proc, categories_of(charge, rules.category_ratio)))
-    top = heapq.nlargest(rules.rogue_count, ranked, key=lambda r: r[0])
-    rogues = {proc.pid: (score, proc, cats) for score, proc, cats in top}
+    mult = multipliers(stress)
+    charged = {}
+    if mult:  # else nothing is stressed enough to charge anyone a point: skip the processes
+        active = _active(processes, 100.0 * max(1, system.cpu_count))
+        totals = _totals(processes, active, stress.get("memory", 0.0) >= MIN_CHARGE)
+        charged = {use.proc.pid: (use.proc, charges(shares(use, totals), mult)) for use in active}
+        _charge_parents(charged, processes)
+    ranked = []  # (top charge, process, categories) of every process scoring > 0
+    for proc, charge in charged.values():
+        top = max(charge.values(), default=0.0)
+        if top >= MIN_CHARGE:
+            ranked.append((top, proc, categories_of(charge, rules.category_ratio)))
+    # Ranked on the charge before rounding: scores that round alike still order by who held more.
+    rogues = {proc.pid: (top, proc, cats) for top, proc, cats in
+              heapq.nlargest(rules.rogue_count, ranked, key=lambda r: r[0])}
     for proc, category in _by_state(processes, rules.selection):
-        score, _, cats = rogues.get(proc.pid, (0, proc, set()))
-        rogues[proc.pid] = (score, proc, cats | {category})
+        top, _, cats = rogues.get(proc.pid, (0.0, proc, set()))
+        rogues[proc.pid] = (top, proc, cats | {category})
     out = sorted(rogues.values(), key=lambda r: -r[0])
     max_score = round(max(stress.values(), default=0.0))
-    return max_score, {r: round(v) for r, v in stress.items()}, [_score(p, s, c) for s, p, c in out]
+    # A charged process (>= MIN_CHARGE) scores at least 1; one listed for its state alone, 0.
+    scored = [_score(p, min(100, max(1, round(top))) if top >= MIN_CHARGE else 0, cats) for top, p, cats in out]
+    return max_score, {r: round(v) for r, v in stress.items()}, scored
