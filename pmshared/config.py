@@ -195,7 +195,8 @@ class PressureModelConfig(_Section):
     """The pressure model's constants (scorer/stress.py and scorer/pressure.py use them)."""
 
     rogue_count: Annotated[int, Meta(ge=1, le=200)] = 10  # processes with a score > 0, top first
-    # A rogue is listed under every resource that charges it at least this part of its top charge.
+    # A rogue is listed under every resource that charges it at least this part of its top charge,
+    # or of which it holds at least this part (its top charge's resource always).
     category_ratio: Annotated[float, Meta(gt=0, le=1)] = 0.5
     cpu: CpuSignals = msgspec.field(default_factory=CpuSignals)
     memory: MemorySignals = msgspec.field(default_factory=MemorySignals)

@@ -12,14 +12,15 @@ charged what they hold together (``_charge_parents``), so a job of many small wo
 machine's capacity) so the top consumer of a lightly used resource is still named, with a small
 score. Shares per resource:
 
-    cpu     cpu + cpu_children, each process capped at the machine's cores (children's CPU is
-            reported when they are reaped, possibly a whole lifetime at once)
+    cpu     cpu + cpu_children, each process capped at the machine's cores; children's CPU (a
+            whole lifetime arrives when they are reaped) bounded by the busy time the live
+            processes leave unexplained (``_bound_children``)
     io      read + write bytes; where no process has a byte figure, read/write system calls
             (Linux sysbsd is syscr + syscw); a task in D state (stuck) gets at least 1/#stuck
     memory  the larger of its part of positive memory growth and of page-ins; when memory is
             stressed and nobody grows or pages in, its part of resident memory
-    fork    cpu_children (a fork storm is charged to the parent that reaps); where no process has
-            the figure, the cpu share
+    fork    cpu_children, bounded as above (a fork storm is charged to the parent that reaps);
+            where no process has the figure, the cpu share
     csw     context switches
     stall   sentinel lateness is a symptom: split among cpu, io and memory by their stress
 """
@@ -80,20 +81,46 @@ class _Use:
     csw: float
 
 
-def _active(processes: list[ProcessInfo], cpu_cap: float) -> list[_Use]:
+def _active(processes: list[ProcessInfo], cpu_cap: float, busy: float | None) -> list[_Use]:
     """The processes that consumed something, or are stuck in D state (most of a desktop's
-    processes slept through the whole interval)."""
+    processes slept through the whole interval).
+
+    ``busy`` is the CPU the whole machine was busy with (% of one core), None if unknown."""
     out = []
     for p in processes:
         if not (p.cpu or p.csw or p.pageins or p.sysbsd or p.cpu_children or p.read_bps
                 or p.write_bps or p.mem_growth or p.state == "stuck"):
             continue
-        children = _num(p.cpu_children)
         out.append(_Use(
-            p, min(cpu_cap, _num(p.cpu) + children), children, _num(p.read_bps) + _num(p.write_bps),
+            p, min(cpu_cap, _num(p.cpu)), _num(p.cpu_children), _num(p.read_bps) + _num(p.write_bps),
             _num(p.sysbsd), _num(p.mem_growth), _num(p.pageins), _num(p.csw),
         ))
+    _bound_children(out, busy)
+    for use in out:
+        use.cpu = min(cpu_cap, use.cpu + use.children)
     return out
+
+
+def _bound_children(active: list[_Use], busy: float | None) -> None:
+    """Reaped children's CPU, bounded by the busy time no live process accounts for.
+
+    The kernel adds a child's whole lifetime of CPU to its parent when the parent reaps it: a
+    shell reaping an hour-long build, a supervisor a worker it ran all day. That CPU was spent
+    (and charged to the child) in earlier intervals. Only the part of this interval's busy time
+    that the live processes' own CPU leaves unexplained can have been the reaped children's:
+    each parent's children figure is capped at it, and all are scaled down together if they
+    add up to more. A fork storm's short-lived children (never sampled alive) fill exactly that
+    gap, so the storm's parent keeps its charge."""
+    if busy is None:
+        return
+    unexplained = max(0.0, busy - sum(u.cpu for u in active))
+    for use in active:
+        use.children = min(use.children, unexplained)
+    total = sum(u.children for u in active)
+    if total > unexplained:
+        scale = unexplained / total
+        for use in active:
+            use.children *= scale
 
 
 def _share(part: float, total: float) -> float:
@@ -176,9 +203,13 @@ def charges(part: dict[str, float], mult: dict[str, float]) -> dict[str, float]:
     return {r: m * part[r] for r, m in mult.items()}
 
 
-def categories_of(charge: dict[str, float], ratio: float) -> set[str]:
+def categories_of(charge: dict[str, float], mult: dict[str, float], ratio: float) -> set[str]:
+    """The resources a process is charged for: its top charge, any charge of at least ``ratio``
+    of that, and any resource it holds at least ``ratio`` of (share = charge / multiplier), so the
+    parent of a fork storm is named under fork even while its CPU charge is larger."""
     top = max(charge.values(), default=0.0)
-    return {CATEGORY[r] for r, c in charge.items() if c >= MIN_CHARGE and c >= ratio * top}
+    return {CATEGORY[r] for r, c in charge.items()
+            if c >= MIN_CHARGE and (c >= ratio * top or c >= ratio * mult[r])}
 
 
 def _score(proc: ProcessInfo, score: int, cats: set[str]) -> ProcessScore:
@@ -253,7 +284,9 @@ def score_pressure(snapshot: Snapshot, rules: PressureRules) -> tuple[int, dict[
     mult = multipliers(stress)
     charged = {}
     if mult:  # else nothing is stressed enough to charge anyone a point: skip the processes
-        active = _active(processes, 100.0 * max(1, system.cpu_count))
+        cores = max(1, system.cpu_count)
+        busy = None if system.cpu_busy_pct is None else system.cpu_busy_pct * cores
+        active = _active(processes, 100.0 * cores, busy)
         totals = _totals(processes, active, stress.get("memory", 0.0) >= MIN_CHARGE)
         charged = {use.proc.pid: (use.proc, charges(shares(use, totals), mult)) for use in active}
         _charge_parents(charged, processes)
@@ -261,7 +294,7 @@ def score_pressure(snapshot: Snapshot, rules: PressureRules) -> tuple[int, dict[
     for proc, charge in charged.values():
         top = max(charge.values(), default=0.0)
         if top >= MIN_CHARGE:
-            ranked.append((top, proc, categories_of(charge, rules.category_ratio)))
+            ranked.append((top, proc, categories_of(charge, mult, rules.category_ratio)))
     # Ranked on the charge before rounding: scores that round alike still order by who held more.
     rogues = {proc.pid: (top, proc, cats) for top, proc, cats in
               heapq.nlargest(rules.rogue_count, ranked, key=lambda r: r[0])}

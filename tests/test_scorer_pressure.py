@@ -227,12 +227,14 @@ def test_rogues_are_the_top_count_by_charge():
     assert list(rogues) == [30, 29, 28]
 
 
-def test_categories_name_every_resource_charging_at_least_the_ratio_of_the_top_charge():
+def test_categories_name_the_top_charge_and_resources_charged_or_held_at_least_the_ratio():
     p = proc(1, cpu=200.0, csw=100_000.0)
     _, _, rogues = score([p], csw=60_000.0, **BUSY)  # cpu 45; csw 30k/core: 35 + 30 * 5/75 = 37
-    assert rogues[1] == (45, ["cpu", "csw"])
-    _, _, rogues = score([p], "[scoring.pressure]\ncategory_ratio = 0.9\n", csw=60_000.0, **BUSY)
-    assert rogues[1] == (45, ["cpu"])
+    assert rogues[1] == (45, ["cpu", "csw"])  # csw 37 >= 0.5 * 45
+    q = proc(2, csw=80_000.0)  # p now holds 100/180 of the switches: 20.6 points
+    assert score([p, q], csw=60_000.0, **BUSY)[2][1] == (45, ["cpu", "csw"])  # holds >= 0.5 of csw
+    ratio = "[scoring.pressure]\ncategory_ratio = 0.6\n"  # 20.6 < 0.6 * 45 and 0.556 < 0.6
+    assert score([p, q], ratio, csw=60_000.0, **BUSY)[2][1] == (45, ["cpu"])
 
 
 def test_scored_samples_carry_the_model_the_stress_and_the_new_process_fields():
@@ -310,3 +312,19 @@ def test_a_parent_is_charged_what_its_group_of_same_named_workers_holds_together
     assert 1 not in score(orphans, **BUSY)[2]
     gone = [proc(10 + i, ppid=99, command="w", cpu=50.0) for i in range(4)]
     assert set(score(gone, **BUSY)[2]) == {10, 11, 12, 13}
+
+
+def test_a_reaped_childs_lifetime_of_cpu_is_bounded_by_the_busy_time_nobody_alive_explains():
+    # A shell reaps a child that ran for 30 s (3000 % in this interval) while two hogs kept both
+    # cores busy: the lump was spent in earlier intervals, the hogs hold this one.
+    shell = proc(1, command="bash", cpu=0.5, cpu_children=3000.0)
+    hogs = [proc(2, command="hog", cpu=100.0), proc(3, command="hog2", cpu=99.5)]
+    _, _, rogues = score([shell, *hogs], **BUSY)
+    assert rogues == {2: (22, ["cpu"]), 3: (22, ["cpu"])}
+    # Short-lived children never sampled alive fill the unexplained busy time: kept in full.
+    forker = proc(1, command="forker", cpu=10.0, cpu_children=180.0)
+    _, _, rogues = score([forker], forks=3000.0, **BUSY)
+    assert rogues == {1: (55, ["cpu", "fork"])}
+    # Busy unknown (no figure to bound with): taken as reported, capped at the cores.
+    _, _, rogues = score([shell, *hogs], psi_cpu=m.PressureStall(some=60.0))
+    assert rogues[1] == (33, ["cpu"])  # 65 * 200/(200 + 199.5)
