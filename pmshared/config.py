@@ -138,8 +138,10 @@ class CpuSignals(_Anchors):
     busy_pct_critical: Pct = 110.0  # unreachable: busy cores alone are elevated, never critical
     psi_some_elevated: Pct = 20.0  # PSI cpu some: % of the interval some task waited for a CPU
     psi_some_critical: Pct = 60.0
-    runnable_per_core_elevated: PerCore = 1.5  # procs_running (minus our own) per core
-    runnable_per_core_critical: PerCore = 4.0
+    # procs_running (minus our own) per core: an instantaneous count, so a high bar (a desktop's
+    # short bursts reach 2-3 per core); PSI says more where the kernel has it.
+    runnable_per_core_elevated: PerCore = 3.0
+    runnable_per_core_critical: PerCore = 6.0
     steal_pct_elevated: Pct = 10.0  # time the hypervisor gave our vCPUs to someone else
     steal_pct_critical: Pct = 30.0
     run_delay_pct_elevated: Pct = 50.0  # all tasks' run delay (schedstat), % of the interval per core

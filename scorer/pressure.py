@@ -28,6 +28,7 @@ score. Shares per resource:
 from __future__ import annotations
 
 import heapq
+import math
 from dataclasses import dataclass
 
 from pmshared.config import Config
@@ -61,8 +62,8 @@ class PressureRules:
 
 
 def _num(value: float | None) -> float:
-    """Unknown, NaN or negative (a collector bug) consumes nothing."""
-    if value is None or not value > 0:
+    """Unknown, NaN, infinite or negative (a collector bug, a hostile sender) consumes nothing."""
+    if value is None or not 0 < value < math.inf:
         return 0.0
     return value
 

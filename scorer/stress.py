@@ -17,6 +17,7 @@ has stress 0 and is left out of the parts, so "unknown" is never shown as "calm"
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -41,6 +42,8 @@ class Ramp:
     def __call__(self, value: float | None) -> float | None:
         if value is None or value != value:  # unknown, or NaN from a broken sender
             return None
+        if value == math.inf:
+            return 100.0
         if value <= self.start:
             return 0.0
         if value <= self.elevated:

@@ -69,7 +69,7 @@ def test_every_signal_of_every_resource_reaches_elevated_at_its_default_anchor()
     cfg = config_mod.Config().scoring.pressure
     cases = {
         "cpu": [dict(cpu_busy_pct=cfg.cpu.busy_pct_elevated), dict(psi_cpu=m.PressureStall(some=20.0)),
-                dict(procs_running=1 + 3, cpu_count=2), dict(cpu_steal_pct=10.0)],
+                dict(procs_running=1 + 6, cpu_count=2), dict(cpu_steal_pct=10.0)],
         "memory": [dict(psi_memory=m.PressureStall(some=10.0)), dict(psi_memory=m.PressureStall(full=5.0)),
                    dict(pageins=100.0, swapins=150.0, swapouts=50.0), dict(mem_total=100, mem_available=5)],
         "io": [dict(psi_io=m.PressureStall(some=20.0)), dict(psi_io=m.PressureStall(full=10.0)),
@@ -328,3 +328,15 @@ def test_a_reaped_childs_lifetime_of_cpu_is_bounded_by_the_busy_time_nobody_aliv
     # Busy unknown (no figure to bound with): taken as reported, capped at the cores.
     _, _, rogues = score([shell, *hogs], psi_cpu=m.PressureStall(some=60.0))
     assert rogues[1] == (33, ["cpu"])  # 65 * 200/(200 + 199.5)
+
+
+def test_hostile_figures_never_break_the_score():
+    inf, nan = math.inf, math.nan
+    procs = [proc(1, cpu=inf, csw=nan, cpu_children=inf, read_bps=inf, write_bps=-1.0, mem_growth=inf,
+                  pageins=nan, sysbsd=inf, run_delay=inf),
+             proc(2, cpu=50.0, csw=10.0)]
+    system = dict(cpu_busy_pct=inf, psi_cpu=m.PressureStall(some=nan, full=inf), procs_running=-5,
+                  psi_io=m.PressureStall(some=inf), csw=inf, forks=nan, mem_total=10, mem_available=-3)
+    max_score, stress, rogues = score(procs, **system)
+    assert 0 <= max_score <= 100 and all(0 <= v <= 100 for v in stress.values())
+    assert rogues == {2: (100, ["cpu", "csw"])}  # the broken figures consume nothing
