@@ -1,22 +1,23 @@
 """The pressure model: the machine's stress, charged to the processes that hold the resource.
 
     stress_r        machine stress of resource r (scorer.stress), 0..100
+    mult_r          stress_r; for cpu, io and memory at least their part of the stall
     share_r(p)      p's part of what all processes consumed of r in the interval, 0..1
-    charge_r(p)     stress_r * share_r(p): the points of r's stress that p accounts for
+    charge_r(p)     mult_r * share_r(p): the points of r's stress that p accounts for
     score(p)        min(100, round(max over r of charge_r(p)))
     max_score       max over r of stress_r (what the tiers follow)
 
 A process's score is thus its portion of the machine's trouble: the shares of a resource add up
-to 1, so the charges of r add up to stress_r. A parent of two or more same-named workers is also
-charged what they hold together (``_charge_parents``), so a job of many small workers is named. Shares are of what was *consumed* (not of the
-machine's capacity) so the top consumer of a lightly used resource is still named, with a small
-score. Shares per resource:
+to 1, so the charges of r add up to stress_r. Shares are of what was *consumed* (not of the
+machine's capacity), so the top consumer of a lightly used resource is still named, with a small
+score. A parent of two or more same-named workers is also charged what they hold together
+(``_charge_parents``), so a job of many small workers is named. Shares per resource:
 
     cpu     cpu + cpu_children, each process capped at the machine's cores; children's CPU (a
             whole lifetime arrives when they are reaped) bounded by the busy time the live
             processes leave unexplained (``_bound_children``)
-    io      read + write bytes; where no process has a byte figure, read/write system calls
-            (Linux sysbsd is syscr + syscw); a task in D state (stuck) gets at least 1/#stuck
+    io      read + write bytes; where no process's figures show a byte moved, read/write system
+            calls (Linux sysbsd is syscr + syscw); a task in D state gets at least 1/#stuck
     memory  the larger of its part of positive memory growth and of page-ins; when memory is
             stressed and nobody grows or pages in, its part of resident memory
     fork    cpu_children, bounded as above (a fork storm is charged to the parent that reaps);
@@ -29,7 +30,9 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import attrgetter
 
 from pmshared.config import Config
 from pmshared.messages import ProcessInfo, ProcessScore, Snapshot
@@ -68,7 +71,7 @@ def _num(value: float | None) -> float:
     return value
 
 
-@dataclass
+@dataclass(slots=True)
 class _Use:
     """What one active process consumed in the interval (all >= 0)."""
 
@@ -80,21 +83,38 @@ class _Use:
     growth: float
     pageins: float
     csw: float
+    rss: float
 
 
-def _active(processes: list[ProcessInfo], cpu_cap: float, busy: float | None) -> list[_Use]:
-    """The processes that consumed something, or are stuck in D state (most of a desktop's
-    processes slept through the whole interval).
+# The figures that can give a process a share of each resource: a process with none of them
+# (most of a desktop's processes slept through the interval) is skipped without a look.
+_USES = {
+    "cpu": ("cpu", "cpu_children"),
+    "fork": ("cpu", "cpu_children"),
+    "io": ("read_bps", "write_bps", "sysbsd"),
+    "memory": ("mem_growth", "pageins"),
+    "csw": ("csw",),
+}
+
+
+def _active(processes: list[ProcessInfo], cpu_cap: float, busy: float | None,
+            resources: Iterable[str], rss: bool) -> list[_Use]:
+    """The processes that consumed some of ``resources`` (always their CPU figures, which bound
+    the reaped children's), are stuck in D state, or hold memory when ``rss`` shares are used.
 
     ``busy`` is the CPU the whole machine was busy with (% of one core), None if unknown."""
+    names = {"cpu", "cpu_children"}.union(*(_USES[r] for r in resources))
+    if rss:
+        names.add("mem")
+    uses = attrgetter(*sorted(names))
+    num = _num
     out = []
     for p in processes:
-        if not (p.cpu or p.csw or p.pageins or p.sysbsd or p.cpu_children or p.read_bps
-                or p.write_bps or p.mem_growth or p.state == "stuck"):
+        if not (any(uses(p)) or p.state == "stuck"):
             continue
         out.append(_Use(
-            p, min(cpu_cap, _num(p.cpu)), _num(p.cpu_children), _num(p.read_bps) + _num(p.write_bps),
-            _num(p.sysbsd), _num(p.mem_growth), _num(p.pageins), _num(p.csw),
+            p, min(cpu_cap, num(p.cpu)), num(p.cpu_children), num(p.read_bps) + num(p.write_bps),
+            num(p.sysbsd), num(p.mem_growth), num(p.pageins), num(p.csw), float(p.mem),
         ))
     _bound_children(out, busy)
     for use in out:
@@ -137,7 +157,6 @@ class _Totals:
     growth: float
     pageins: float
     csw: float
-    io_bytes_known: bool
     children_known: bool
     stuck: int
     rss: float  # only summed when the memory fallback needs it (else 0)
@@ -154,25 +173,46 @@ def _totals(processes: list[ProcessInfo], active: list[_Use], memory_stressed: b
         growth=growth,
         pageins=pageins,
         csw=sum(u.csw for u in active),
-        io_bytes_known=any(u.proc.read_bps is not None or u.proc.write_bps is not None for u in active),
         children_known=any(u.proc.cpu_children is not None for u in active),
         stuck=sum(1 for p in processes if p.state == "stuck"),
         rss=float(sum(p.mem for p in processes)) if memory_stressed and growth == 0 and pageins == 0 else 0.0,
     )
 
 
-def shares(use: _Use, t: _Totals) -> dict[str, float]:
-    """One process's part of each resource consumed in the interval (0..1)."""
-    p = use.proc
-    cpu = _share(use.cpu, t.cpu)
-    io = _share(use.io, t.io) if t.io_bytes_known else _share(use.syscalls, t.syscalls)
-    if p.state == "stuck" and t.stuck:
-        io = max(io, 1.0 / t.stuck)
-    memory = max(_share(use.growth, t.growth), _share(use.pageins, t.pageins))
-    if t.rss:
-        memory = _share(p.mem, t.rss)
-    fork = _share(use.children, t.children) if t.children_known else cpu
-    return {"cpu": cpu, "io": io, "memory": memory, "fork": fork, "csw": _share(use.csw, t.csw)}
+def _factors(t: _Totals, mult: dict[str, float]) -> list[tuple[str, str, float]]:
+    """(resource, figure of _Use, points per unit) such that a process's charge of the resource
+    is the largest of figure * points over the resource's entries: mult_r * share_r."""
+    def per(total: float, m: float) -> float:
+        return m / total if total > 0 else 0.0
+
+    out = []
+    for r, m in mult.items():
+        if r == "cpu":
+            out.append((r, "cpu", per(t.cpu, m)))
+        elif r == "io":
+            out.append((r, "io", per(t.io, m)) if t.io else (r, "syscalls", per(t.syscalls, m)))
+        elif r == "memory" and t.rss:
+            out.append((r, "rss", per(t.rss, m)))
+        elif r == "memory":
+            out += [(r, "growth", per(t.growth, m)), (r, "pageins", per(t.pageins, m))]
+        elif r == "fork":
+            out.append((r, "children", per(t.children, m)) if t.children_known else (r, "cpu", per(t.cpu, m)))
+        elif r == "csw":
+            out.append((r, "csw", per(t.csw, m)))
+    return out
+
+
+def _charge(use: _Use, factors: list[tuple[str, str, float]], stuck_io: float) -> dict[str, float]:
+    """Points of each stressed resource this process accounts for (``stuck_io``: the io charge
+    of a task in D state, at least its part of the stuck tasks)."""
+    charge: dict[str, float] = {}
+    for r, figure, points in factors:
+        value = getattr(use, figure) * points
+        if value > charge.get(r, 0.0):
+            charge[r] = value
+    if stuck_io and use.proc.state == "stuck" and stuck_io > charge.get("io", 0.0):
+        charge["io"] = stuck_io
+    return charge
 
 
 STALL_CAUSES = ("cpu", "io", "memory")
@@ -197,11 +237,6 @@ def multipliers(stress: dict[str, float]) -> dict[str, float]:
             if weight:
                 mult[r] = max(mult.get(r, 0.0), stall * weight / total)
     return {r: v for r, v in mult.items() if v >= MIN_CHARGE}
-
-
-def charges(part: dict[str, float], mult: dict[str, float]) -> dict[str, float]:
-    """Points of each resource's stress this process accounts for."""
-    return {r: m * part[r] for r, m in mult.items()}
 
 
 def categories_of(charge: dict[str, float], mult: dict[str, float], ratio: float) -> set[str]:
@@ -277,20 +312,32 @@ def run_delay_total(processes: list[ProcessInfo]) -> float | None:
     return sum(_num(d) for d in known) if known else None
 
 
-def score_pressure(snapshot: Snapshot, rules: PressureRules) -> tuple[int, dict[str, int], list[ProcessScore]]:
-    """``(max_score, stress per resource, rogues)`` of one snapshot under the pressure model."""
-    processes = snapshot.processes
-    system = snapshot.system
-    stress = machine_stress(system, snapshot.sentinel, run_delay_total(processes), rules.stress)
-    mult = multipliers(stress)
+def _charge_all(snapshot: Snapshot, stress: dict[str, float],
+                mult: dict[str, float]) -> dict[int, tuple[ProcessInfo, dict[str, float]]]:
+    """pid -> (process, charge per resource) of every process that consumed something."""
+    if not mult:  # nothing is stressed enough to charge anyone a point: skip the processes
+        return {}
+    processes, system = snapshot.processes, snapshot.system
+    cores = max(1, system.cpu_count)
+    busy = None if system.cpu_busy_pct is None else system.cpu_busy_pct * cores
+    memory_stressed = "memory" in mult
+    rss = memory_stressed and not any(p.mem_growth or p.pageins for p in processes)
+    active = _active(processes, 100.0 * cores, busy, mult, rss)
+    totals = _totals(processes, active, memory_stressed)
+    factors = _factors(totals, mult)
+    stuck_io = mult["io"] / totals.stuck if "io" in mult and totals.stuck else 0.0
     charged = {}
-    if mult:  # else nothing is stressed enough to charge anyone a point: skip the processes
-        cores = max(1, system.cpu_count)
-        busy = None if system.cpu_busy_pct is None else system.cpu_busy_pct * cores
-        active = _active(processes, 100.0 * cores, busy)
-        totals = _totals(processes, active, stress.get("memory", 0.0) >= MIN_CHARGE)
-        charged = {use.proc.pid: (use.proc, charges(shares(use, totals), mult)) for use in active}
-        _charge_parents(charged, processes)
+    for use in active:
+        charge = _charge(use, factors, stuck_io)
+        if charge:  # else it held none of the stressed resources
+            charged[use.proc.pid] = (use.proc, charge)
+    _charge_parents(charged, processes)
+    return charged
+
+
+def _rogues(charged: dict[int, tuple[ProcessInfo, dict[str, float]]], mult: dict[str, float],
+            processes: list[ProcessInfo], rules: PressureRules) -> list[ProcessScore]:
+    """The top ``rogue_count`` charged processes, then those picked by state, highest first."""
     ranked = []  # (top charge, process, categories) of every process scoring > 0
     for proc, charge in charged.values():
         top = max(charge.values(), default=0.0)
@@ -303,7 +350,14 @@ def score_pressure(snapshot: Snapshot, rules: PressureRules) -> tuple[int, dict[
         top, _, cats = rogues.get(proc.pid, (0.0, proc, set()))
         rogues[proc.pid] = (top, proc, cats | {category})
     out = sorted(rogues.values(), key=lambda r: -r[0])
-    max_score = round(max(stress.values(), default=0.0))
     # A charged process (>= MIN_CHARGE) scores at least 1; one listed for its state alone, 0.
-    scored = [_score(p, min(100, max(1, round(top))) if top >= MIN_CHARGE else 0, cats) for top, p, cats in out]
-    return max_score, {r: round(v) for r, v in stress.items()}, scored
+    return [_score(p, min(100, max(1, round(top))) if top >= MIN_CHARGE else 0, cats) for top, p, cats in out]
+
+
+def score_pressure(snapshot: Snapshot, rules: PressureRules) -> tuple[int, dict[str, int], list[ProcessScore]]:
+    """``(max_score, stress per resource, rogues)`` of one snapshot under the pressure model."""
+    stress = machine_stress(snapshot.system, snapshot.sentinel, run_delay_total(snapshot.processes), rules.stress)
+    mult = multipliers(stress)
+    rogues = _rogues(_charge_all(snapshot, stress, mult), mult, snapshot.processes, rules)
+    max_score = round(max(stress.values(), default=0.0))
+    return max_score, {r: round(v) for r, v in stress.items()}, rogues
