@@ -35,12 +35,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 CGROUP = Path("/sys/fs/cgroup/memory/pm_model_calibration")
+TAR_OUT = "/tmp/pm_model_tar.tgz"  # the light-tar load's output, removed afterwards
 # Light everyday work: a Python loop busy 20 % of every 100 ms, a small tree tarred, git status.
 PY_20 = "import time\nwhile True:\n    t = time.monotonic()\n    while time.monotonic() - t < 0.02: pass\n    time.sleep(0.08)\n"
 LOADS: dict[str, dict] = {
     "idle": {"argv": ["sleep", "30"]},
     "light-python": {"argv": [sys.executable, "-c", PY_20]},
-    "light-tar": {"argv": ["sh", "-c", f"while :; do tar czf /tmp/pm_model_tar.tgz -C {REPO} scorer tiering pmshared cli; sleep 0.5; done"]},
+    "light-tar": {"argv": ["sh", "-c", f"while :; do tar czf {TAR_OUT} -C {REPO} scorer tiering pmshared cli; sleep 0.5; done"],
+                  "leaves": [TAR_OUT]},
     "light-git": {"argv": ["sh", "-c", f"while :; do git -C {REPO} status >/dev/null; sleep 0.2; done"]},
     "cpu2": {"argv": ["stress-ng", "--cpu", "2", "--timeout", "12"]},
     "cpu8": {"argv": ["stress-ng", "--cpu", "8", "--timeout", "12"]},
@@ -271,6 +273,8 @@ def record(name: str, spec: dict, samples: int, augmenting: bool) -> tuple[list[
             collector.wait()
         if "memory_limit" in spec:
             remove_cgroup()
+        for path in spec.get("leaves", []):
+            Path(path).unlink(missing_ok=True)
 
 
 def main() -> int:
