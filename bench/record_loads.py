@@ -18,6 +18,9 @@ This script measures them itself from /proc at each snapshot's arrival (rates ov
 between two arrivals) and writes them into the kept rows, so the recordings carry real values
 for them; ``--collector-only`` leaves them as the collector sent them (None).
 
+The machine may be shared: a load is recorded again (``--attempts``, ``--pause``) while others'
+work blurs it (NOISE_LIMITS), and the least blurred try is kept; ``index.json`` says how blurred.
+
 The memory row runs stress-ng inside a cgroup v1 memory controller limited below what it asks
 for, so the kernel has to reclaim (there is no swap here): the cgroup is removed afterwards.
 """
