@@ -199,24 +199,6 @@ def status_doc(
     }
 
 
-def status_doc(reply: m.ControlReply, tier: int | None, score: int | None, now: float) -> dict[str, Any]:
-    """`status --json`: the reply with uptimes; see ``status``."""
-    from pmshared import messages as m
-
-    return {
-        "running": True,
-        "supervisor_pid": reply.supervisor_pid,
-        "started_at": reply.started_at,
-        "uptime_s": _uptime(reply.uptime_s, reply.started_at, now),
-        "tier": tier,
-        "max_score": score,
-        "workers": [
-            {**m.to_builtins(w), "uptime_s": _uptime(w.uptime_s, w.started_at, now)}  # type: ignore[dict-item]
-            for w in reply.workers
-        ],
-    }
-
-
 def _uptime(measured: float | None, started_at: float | None, now: float) -> float | None:
     """The supervisor's monotonic measure; from an older supervisor without one, the wall-clock
     difference (wrong after a clock change, never negative)."""

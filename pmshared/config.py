@@ -131,9 +131,107 @@ class ScoringWeights(_Section):
     threads: Weight = 0
 
 
+# The pressure model's anchors (scorer/stress.py). Each signal X of a resource has X_elevated and
+# X_critical: the values at which the signal alone puts the resource at the tiers' elevated and
+# critical thresholds (35 and 65 by default); stress rises linearly from 0 (or from X_start) to
+# the first, on to the second, and on beyond it at the same slope up to 100. An anchor above
+# what the signal can reach (busy_pct_critical = 110) means the signal alone never goes critical.
+Pct = Annotated[float, Meta(gt=0, le=1000)]  # percent of the interval (or of a core), anchors
+PerCore = Annotated[float, Meta(gt=0, le=1000)]  # tasks per core
+PerSecond = Annotated[float, Meta(gt=0, le=1e9)]  # events per second (per core where named)
+Millis = Annotated[float, Meta(gt=0, le=600_000)]
+
+
+class _Anchors(_Section):
+    """A resource's signals: for every ``X_elevated`` there is an ``X_critical`` above it, and an
+    ``X_start``, where present, below it."""
+
+    def __post_init__(self) -> None:
+        for f in msgspec.structs.fields(self):
+            if not f.name.endswith("_elevated"):
+                continue
+            signal = f.name[: -len("_elevated")]
+            elevated = getattr(self, f.name)
+            if getattr(self, f"{signal}_critical") <= elevated:
+                raise ValueError(f"{signal}_critical must be above {signal}_elevated")
+            start = getattr(self, f"{signal}_start", None)
+            if start is not None and start >= elevated:
+                raise ValueError(f"{signal}_start must be below {signal}_elevated")
+
+
+class CpuSignals(_Anchors):
+    busy_pct_elevated: Pct = 95.0  # all cores busy (user+system+irq), % of the interval
+    busy_pct_critical: Pct = 110.0  # unreachable: busy cores alone are elevated, never critical
+    psi_some_elevated: Pct = 20.0  # PSI cpu some: % of the interval some task waited for a CPU
+    psi_some_critical: Pct = 60.0
+    # procs_running (minus our own) per core: an instantaneous count, so a high bar (a desktop's
+    # short bursts reach 2-3 per core); PSI says more where the kernel has it.
+    runnable_per_core_elevated: PerCore = 3.0
+    runnable_per_core_critical: PerCore = 6.0
+    steal_pct_elevated: Pct = 10.0  # time the hypervisor gave our vCPUs to someone else
+    steal_pct_critical: Pct = 30.0
+    run_delay_pct_elevated: Pct = 50.0  # all tasks' run delay (schedstat), % of the interval per core
+    run_delay_pct_critical: Pct = 150.0
+    # Tasks of our own in procs_running when /proc/stat is read: the collector's sampling thread.
+    own_running_tasks: Annotated[int, Meta(ge=0, le=16)] = 1
+
+
+class MemorySignals(_Anchors):
+    psi_some_elevated: Pct = 10.0  # PSI memory some: % of the interval some task stalled on memory
+    psi_some_critical: Pct = 40.0
+    psi_full_elevated: Pct = 5.0  # PSI memory full: every non-idle task stalled at once
+    psi_full_critical: Pct = 20.0
+    paging_per_s_elevated: PerSecond = 300.0  # major faults + swap-ins + swap-outs per second
+    paging_per_s_critical: PerSecond = 1500.0
+    used_pct_start: Annotated[float, Meta(ge=0, le=100)] = 80.0  # 100 - MemAvailable %
+    used_pct_elevated: Annotated[float, Meta(gt=0, le=100)] = 95.0
+    used_pct_critical: Annotated[float, Meta(gt=0, le=1000)] = 99.0
+    # macOS memory pressure level (no PSI there): the stress "warn" and "critical" stand for.
+    level_warn: ScoreThreshold = 40
+    level_critical: ScoreThreshold = 70
+
+
+class IoSignals(_Anchors):
+    psi_some_elevated: Pct = 20.0  # PSI io some: % of the interval some task waited for io
+    psi_some_critical: Pct = 50.0
+    psi_full_elevated: Pct = 10.0
+    psi_full_critical: Pct = 30.0
+    blocked_per_core_elevated: PerCore = 1.5  # procs_blocked (D state) per core
+    blocked_per_core_critical: PerCore = 4.0
+    iowait_pct_elevated: Pct = 25.0  # where PSI is missing, iowait is the next best sign
+    iowait_pct_critical: Pct = 60.0
+
+
+class StallSignals(_Anchors):
+    # The sentinel's p99 lateness over its window (sentinel.percentile_window_s): at 20 ms ticks
+    # and 60 s, p99 needs ~30 late ticks, so one blip does not hold the stress up for a minute.
+    p99_ms_elevated: Millis = 50.0
+    p99_ms_critical: Millis = 200.0
+
+
+class ForkSignals(_Anchors):
+    forks_per_core_elevated: PerSecond = 500.0  # processes created per second per core
+    forks_per_core_critical: PerSecond = 2000.0
+
+
+class CswSignals(_Anchors):
+    per_core_elevated: PerSecond = 25_000.0  # context switches per second per core
+    per_core_critical: PerSecond = 100_000.0
+
+
 class PressureModelConfig(_Section):
-    """The pressure model's constants (scorer/pressure.py documents each). Filled in by the
-    model's implementation; every key gets a validated range."""
+    """The pressure model's constants (scorer/stress.py and scorer/pressure.py use them)."""
+
+    rogue_count: Annotated[int, Meta(ge=1, le=200)] = 10  # processes with a score > 0, top first
+    # A rogue is listed under every resource that charges it at least this part of its top charge,
+    # or of which it holds at least this part (its top charge's resource always).
+    category_ratio: Annotated[float, Meta(gt=0, le=1)] = 0.5
+    cpu: CpuSignals = msgspec.field(default_factory=CpuSignals)
+    memory: MemorySignals = msgspec.field(default_factory=MemorySignals)
+    io: IoSignals = msgspec.field(default_factory=IoSignals)
+    stall: StallSignals = msgspec.field(default_factory=StallSignals)
+    fork: ForkSignals = msgspec.field(default_factory=ForkSignals)
+    csw: CswSignals = msgspec.field(default_factory=CswSignals)
 
 
 class ScoringConfig(_Section):

@@ -36,7 +36,8 @@ def _json(pipeline: Pipeline, *args: str):
 
 
 def _start_pipeline(pipeline: Pipeline, extra_config: str) -> None:
-    pipeline.config.write_text("[supervisor]\ngrace_period_s = 3.0\n" + extra_config)
+    # Written for the seed model's per-process scores (a busy core scores 25): it selects it.
+    pipeline.config.write_text('[scoring]\nmodel = "seed"\n[supervisor]\ngrace_period_s = 3.0\n' + extra_config)
     pipeline.start(default_procfile=True)
     pipeline.wait_running(["collector", "scorer", "tiering", "recorder", "forensics"], timeout=30)
 
