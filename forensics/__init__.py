@@ -10,7 +10,7 @@ Modules, one job each:
   stall_window.py    which samples cover the stall, each figure over it and the interval it covers
   cause.py           classification of the pause (cpu / memory / io / suspend-adjacent / unknown)
   runner.py          one capture command: own process group, timeout, output cap
-  proc_files.py      /proc pressure, meminfo, vmstat, loadavg, stat: read, parse, delta; cgroups
+  proc_files.py      /proc pressure, meminfo, vmstat, loadavg, stat: read, parse, delta
   linux_captures.py  stuck threads, /proc state across the pause, kernel log
   macos_captures.py  spindump, tailspin, log show (as the seed)
   suspend_watch.py   notices resumes from the clocks (Linux BOOTTIME vs MONOTONIC)

@@ -3,7 +3,8 @@
 Primary (``consumption``): the processes of the snapshot whose interval spans the stall (``Pause.
 processes``), ranked by what each consumed in it, as a share of the contended resource:
 - cpu: its CPU plus its reaped children's (``cpu_children``: processes that exited inside the
-  interval are charged to their parent, so a fork storm names the forker), as a share of every
+  interval are charged to their parent, so a fork storm names the forker; bounded by the busy
+  time the live processes leave unexplained, see ``bounded_children``), as a share of every
   core, clipped to what the hardware allows (a rate above it is a sampling artefact);
 - io: read + write bytes/s, as a share of all processes' (at least ``IO_FLOOR_BPS``, so a few
   KiB/s on a quiet disk is not "all of the io");
@@ -40,6 +41,8 @@ class _Peak:
     score: int
     categories: set[str] = field(default_factory=set)
     seen: int = 0
+    cgroup: str | None = None
+    ppid: int = 0
 
 
 def rank_from_ring(entries: list[m.LiveSample]) -> list[tuple[m.Culprit, int]]:
@@ -49,7 +52,9 @@ def rank_from_ring(entries: list[m.LiveSample]) -> list[tuple[m.Culprit, int]]:
         for rogue in entry.samples.rogues:
             peak = peaks.get(rogue.pid)
             if peak is None:
-                peak = peaks[rogue.pid] = _Peak(rogue.pid, rogue.command, rogue.score)
+                peak = peaks[rogue.pid] = _Peak(
+                    rogue.pid, rogue.command, rogue.score, cgroup=rogue.cgroup, ppid=rogue.ppid
+                )
             elif rogue.score > peak.score:
                 peak.score = rogue.score
                 peak.command = rogue.command
@@ -57,7 +62,8 @@ def rank_from_ring(entries: list[m.LiveSample]) -> list[tuple[m.Culprit, int]]:
             peak.seen += 1
     ordered = sorted(peaks.values(), key=lambda p: (-p.score, -p.seen, p.pid))
     return [
-        (m.Culprit(pid=p.pid, command=p.command, score=p.score, categories=sorted(p.categories)), p.seen)
+        (m.Culprit(pid=p.pid, command=p.command, score=p.score, categories=sorted(p.categories),  # type: ignore[arg-type]
+                   cgroup=p.cgroup, ppid=p.ppid), p.seen)
         for p in ordered
     ]
 
@@ -86,11 +92,35 @@ class Consumption:
     shares: dict[str, float]
     score: int
     categories: list[str]
+    children_pct: float = 0.0  # the reaped children's CPU counted (after the bound)
 
 
-def _shares(p: m.ProcessInfo, cpu_count: int, totals: dict[str, float]) -> tuple[float, bool, dict[str, float]]:
+def bounded_children(processes: list[m.ProcessInfo], cpu_count: int, busy_pct: float | None) -> dict[int, float]:
+    """Each process's reaped children's CPU (% of one core) that can belong to this interval.
+
+    The kernel adds a child's whole lifetime of CPU to its parent when the parent reaps it (a
+    shell reaping an hour-long build): spent in earlier intervals. Only the busy time that the
+    live processes' own CPU leaves unexplained can have been the reaped children's; each figure
+    is capped at it and all are scaled down together if they add up to more (the scorer's pressure
+    model bounds them the same way). ``busy_pct``: the machine's busy %, None when unknown."""
+    children = {p.pid: max(p.cpu_children or 0.0, 0.0) for p in processes}
+    if busy_pct is None:
+        return children
     capacity = 100.0 * max(cpu_count, 1)
-    raw_cpu = (p.cpu or 0.0) + (p.cpu_children or 0.0)
+    own = sum(min(max(p.cpu or 0.0, 0.0), capacity) for p in processes)
+    unexplained = max(0.0, busy_pct / 100.0 * capacity - own)
+    children = {pid: min(c, unexplained) for pid, c in children.items()}
+    total = sum(children.values())
+    if total > unexplained:
+        children = {pid: c * unexplained / total for pid, c in children.items()}
+    return children
+
+
+def _shares(
+    p: m.ProcessInfo, children: float, cpu_count: int, totals: dict[str, float]
+) -> tuple[float, bool, dict[str, float]]:
+    capacity = 100.0 * max(cpu_count, 1)
+    raw_cpu = (p.cpu or 0.0) + children
     cpu = min(raw_cpu, capacity)
     io = (p.read_bps or 0.0) + (p.write_bps or 0.0)
     shares = {
@@ -103,17 +133,21 @@ def _shares(p: m.ProcessInfo, cpu_count: int, totals: dict[str, float]) -> tuple
     return cpu, raw_cpu > capacity, shares
 
 
-def consumption(processes: list[m.ProcessInfo], cpu_count: int, cause: str) -> list[Consumption]:
-    """Every process that consumed something, best first. Pure."""
+def consumption(
+    processes: list[m.ProcessInfo], cpu_count: int, cause: str, busy_pct: float | None = None
+) -> list[Consumption]:
+    """Every process that consumed something, best first. Pure. ``busy_pct`` (the machine's, over
+    the same interval) bounds the reaped children's CPU; None leaves it unbounded."""
     totals = {
         "io": sum((p.read_bps or 0.0) + (p.write_bps or 0.0) for p in processes),
         "pageins": sum(p.pageins or 0.0 for p in processes),
         "mem": sum(max(p.mem_growth or 0.0, 0.0) for p in processes),
     }
+    children = bounded_children(processes, cpu_count, busy_pct)
     named = CAUSE_RESOURCES.get(cause)
     out = []
     for p in processes:
-        cpu, clipped, shares = _shares(p, cpu_count, totals)
+        cpu, clipped, shares = _shares(p, children[p.pid], cpu_count, totals)
         weighted = {r: v if named is None or r in named else v / 2 for r, v in shares.items()}
         score = min(100, round(max(weighted.values())))
         if score <= 0:
@@ -121,9 +155,9 @@ def consumption(processes: list[m.ProcessInfo], cpu_count: int, cause: str) -> l
         # What it held much of, and in any case what its score comes from.
         categories = {r for r, v in shares.items() if v >= MIN_SHARE or (r == "stuck" and v)}
         categories.add(max(weighted, key=lambda r: weighted[r]))
-        if "cpu" in categories and (p.cpu_children or 0.0) >= max(p.cpu or 0.0, 1.0):
+        if "cpu" in categories and children[p.pid] >= max(p.cpu or 0.0, 1.0):
             categories.add("fork")  # mostly its exited children's CPU
-        out.append(Consumption(p, cpu, clipped, shares, score, sorted(categories)))
+        out.append(Consumption(p, cpu, clipped, shares, score, sorted(categories), children[p.pid]))
     return sorted(out, key=lambda c: (-c.score, -c.cpu_pct, c.process.pid))
 
 
@@ -134,6 +168,7 @@ def consumption_json(c: Consumption, pipeline: AbstractSet[int]) -> dict[str, ob
         "cpu_pct": round(c.cpu_pct, 1),
         "cpu_own_pct": p.cpu,
         "cpu_children_pct": p.cpu_children,
+        "cpu_children_counted_pct": round(c.children_pct, 1),
         "read_bps": p.read_bps,
         "write_bps": p.write_bps,
         "pageins_per_s": p.pageins,
@@ -144,7 +179,7 @@ def consumption_json(c: Consumption, pipeline: AbstractSet[int]) -> dict[str, ob
     }
     if p.cpu_children is None:
         out["cpu_children_note"] = "not measured by this collector: exited children are not charged"
-    elif p.cpu_children > 0:
+    elif c.children_pct > 0:
         out["cpu_children_note"] = CHILDREN_NOTE
     if c.clipped:
         out["clipped"] = "CPU above what the cores allow, clipped to the machine"
@@ -180,12 +215,13 @@ def identify(
     *,
     cause: str = "unknown",
     cpu_count: int = 1,
+    busy_pct: float | None = None,
     pipeline: AbstractSet[int] = frozenset(),
 ) -> CulpritReport:
     """Culprits from the stall's snapshot (``processes``), else from the ring buffer."""
     details: dict[int, dict[str, object]] = {}
     if processes:
-        ranked = consumption(processes, cpu_count, cause)[:count]
+        ranked = consumption(processes, cpu_count, cause, busy_pct)[:count]
         chosen = [
             m.Culprit(pid=c.process.pid, command=c.process.command, score=c.score,
                       categories=c.categories, cgroup=c.process.cgroup, ppid=c.process.ppid)  # type: ignore[arg-type]

@@ -214,29 +214,3 @@ def delta_as_system(d: dict[str, object], after: ProcReading, cpu_count: int) ->
         psi_io=stall("io"),
     )
 
-
-def parse_cgroup(text: str) -> str | None:
-    """The cgroup a process runs in, from /proc/PID/cgroup: the unified (v2) path, else the
-    systemd hierarchy's, else the first v1 controller placing it below the root ("memory:/x").
-    None when it sits at the root everywhere (nothing to name)."""
-    unified = systemd = first_v1 = None
-    for line in text.splitlines():
-        _, _, rest = line.partition(":")
-        controllers, _, path = rest.partition(":")
-        if not path or path == "/":
-            continue
-        if controllers == "":
-            unified = path
-        elif controllers == "name=systemd":
-            systemd = path
-        elif first_v1 is None:
-            first_v1 = f"{controllers}:{path}"
-    return unified or systemd or first_v1
-
-
-def process_cgroup(pid: int, root: Path = PROC) -> str | None:
-    """``parse_cgroup`` of a live process; None when it is gone or unreadable."""
-    try:
-        return parse_cgroup(_read(root / str(pid) / "cgroup"))
-    except OSError:
-        return None

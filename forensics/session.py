@@ -44,12 +44,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import msgspec
-
 from pmshared import messages as m
 from pmshared.config import Config
 
-from forensics import bundle, cause, culprits, proc_files, stall_window
+from forensics import bundle, cause, culprits, stall_window
 from forensics.runner import Capture, CaptureContext, CaptureResult, failed
 
 log = logging.getLogger("forensics")
@@ -257,22 +255,17 @@ class CaptureSession:
         return label, evidence
 
     def _rank(self, label: str) -> tuple[culprits.CulpritReport, set[int]]:
-        """The culprits (pure ranking, then each one's cgroup) and the pipeline's own pids."""
+        """The culprits (named with the cgroup the collector read) and the pipeline's own pids."""
         cfg = self.config
         processes = self.pause.processes
         # The cores of the machine the process list was sampled on.
         cpu_count = self.pause.system.cpu_count if self.pause.system else os.cpu_count() or 1
+        busy = self.pause.system.cpu_busy_pct if self.pause.system else None
         pipeline = culprits.pipeline_pids(processes or [], os.getpid(), _supervisor_pid())
         report = culprits.identify(
             self.ring_entries, processes, cfg.suspects.patterns, cfg.forensics.culprit_count,
-            cause=label, cpu_count=cpu_count, pipeline=pipeline,
+            cause=label, cpu_count=cpu_count, busy_pct=busy, pipeline=pipeline,
         )
-        # The collector names each process's cgroup; until it does (or for the ring fallback),
-        # read it here for the few culprits (a process gone since has none).
-        report.culprits = [
-            c if c.cgroup is not None else msgspec.structs.replace(c, cgroup=proc_files.process_cgroup(c.pid))
-            for c in report.culprits
-        ]
         return report, pipeline
 
     def _culprits(self, label: str | None) -> culprits.CulpritReport:

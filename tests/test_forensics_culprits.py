@@ -11,7 +11,7 @@ from pathlib import Path
 
 import msgspec
 
-from forensics import culprits, proc_files
+from forensics import culprits
 from forensics.ring import LiveRing, window
 from pmshared import messages as m
 from tests.forensics_helpers import REPO, child_env, live, pause, processes, rogue, system
@@ -122,18 +122,12 @@ def test_without_a_process_list_the_ring_buffer_peaks_are_used() -> None:
     assert by_pid[12].categories == ["cpu", "state"] and by_pid[12].suspect
     assert report.source == "ring" and report.seen == {10: 2, 11: 1, 12: 3}
     assert culprits.identify([], None, [], 5).source == "none"
+    named = m.ProcessScore(**{**{f: getattr(rogue(13, "dd", 80, ["io"]), f) for f in m.ProcessScore.__struct_fields__},
+                              "cgroup": "backup.service", "ppid": 7})
+    (c,) = culprits.identify([live(5.0, [named])], None, [], 5).culprits
+    assert (c.cgroup, c.ppid) == ("backup.service", 7)
     # An idle machine in the stall: nobody held anything, nobody is named.
     assert culprits.identify(entries, [info(1, "init", 0.0)], [], 5).source == "none"
-
-
-def test_the_cgroup_of_a_process_from_proc() -> None:
-    v1 = "12:pids:/\n4:memory:/process_api/abc\n1:name=systemd:/\n0::/\n"
-    assert proc_files.parse_cgroup(v1) == "memory:/process_api/abc"
-    hybrid = "4:memory:/system.slice/x.service\n1:name=systemd:/system.slice/x.service\n0::/\n"
-    assert proc_files.parse_cgroup(hybrid) == "/system.slice/x.service"
-    assert proc_files.parse_cgroup("0::/user.slice/user-0.slice/session-1.scope\n").endswith("session-1.scope")
-    assert proc_files.parse_cgroup("0::/\n") is None and proc_files.parse_cgroup("") is None
-    assert proc_files.process_cgroup(2**22 + 12345) is None  # no such process
 
 
 def test_ring_keeps_only_the_configured_seconds() -> None:
@@ -176,8 +170,8 @@ def test_jsonl_mode_standalone(tmp_path: Path) -> None:
 
 def test_a_session_charges_exited_children_to_their_parent_and_names_its_cgroup(tmp_path: Path) -> None:
     """Through the engine: the Pause's process list ranks the culprits, the forker first with its
-    children's CPU, its cgroup read from /proc (the collector did not send one), and the evidence
-    says what the ranking came from."""
+    children's CPU, named with its parent and the cgroup the collector read, and the evidence says
+    what the ranking came from."""
     from forensics.engine import Engine
     from forensics.notify import Notifier
     from pmshared.config import Config
@@ -186,9 +180,9 @@ def test_a_session_charges_exited_children_to_their_parent_and_names_its_cgroup(
     engine = Engine(config, events_dir=tmp_path / "events", plan=lambda p, b, d: [],
                     notifier=Notifier(config.alerts, search_path=str(tmp_path)))
     now = time.time()
-    parent = os.getppid()  # alive, so its cgroup can be read
+    parent = os.getppid()
     me = os.getpid()  # the engine runs in this process: a pipeline process here
-    forker = info(parent, "make", 3.0, ppid=1, cpu_children=160.0)
+    forker = info(parent, "make", 3.0, ppid=1, cpu_children=160.0, cgroup="build.service")
     compiler = info(me, "cc1", 30.0, ppid=parent, state="running")
     stall = system(cpu_busy_pct=97.0, psi_cpu=m.PressureStall(some=80.0))
     engine.on_live(live(now - 1.2, [], system(cpu_busy_pct=4.0)))
@@ -200,8 +194,29 @@ def test_a_session_charges_exited_children_to_their_parent_and_names_its_cgroup(
 
     assert result.cause == "cpu"
     assert [(c.pid, c.categories) for c in result.culprits] == [(parent, ["cpu", "fork"]), (me, ["cpu"])]
-    assert result.culprits[0].cgroup == proc_files.process_cgroup(parent) and result.culprits[0].ppid == 1
+    assert (result.culprits[0].cgroup, result.culprits[0].ppid) == ("build.service", 1)
     assert result.evidence["culprits_from"].endswith("exited children's CPU charged to their parent")
     ranked = json.loads((Path(result.bundle_path) / "culprits.json").read_text())
     assert ranked["source"] == "stall" and ranked["culprits"][0]["cpu_children_note"] == culprits.CHILDREN_NOTE
     assert [c["pipeline"] for c in ranked["culprits"]] == [False, True]
+
+
+def test_reaped_children_count_only_for_the_busy_time_nobody_alive_explains() -> None:
+    # A shell reaps an hour-long build (a lifetime lump of CPU) while a fork storm's parent reaps
+    # short-lived children: 2 cores 80 % busy = 160 % of a core, the live processes' own CPU
+    # explains 40 %, so at most 120 % can have been reaped children's in this interval.
+    shell = info(10, "bash", 0.0, cpu_children=360_000.0)
+    storm = info(11, "forker", 10.0, cpu_children=110.0)
+    worker = info(12, "worker", 30.0)
+    bounded = culprits.bounded_children([shell, storm, worker], cpu_count=2, busy_pct=80.0)
+    assert round(sum(bounded.values()), 6) == 120.0 and bounded[12] == 0.0
+    ranked = culprits.consumption([shell, storm, worker], cpu_count=2, cause="cpu", busy_pct=80.0)
+    by_pid = {c.process.pid: c for c in ranked}
+    # Shared out in proportion (62.6 % and 57.4 % of a core): the lump is no longer "all of the
+    # machine", and the storm's parent, with its own CPU too, ranks first.
+    assert (by_pid[10].score, by_pid[11].score, by_pid[12].score) == (31, 34, 15)
+    assert [c.process.pid for c in ranked] == [11, 10, 12] and not by_pid[10].clipped
+    assert by_pid[11].categories == ["cpu", "fork"]
+    # Without the machine's busy figure the lump is only clipped to the cores.
+    (lump, *_) = culprits.consumption([shell], cpu_count=2, cause="cpu")
+    assert (lump.score, lump.clipped) == (100, True)

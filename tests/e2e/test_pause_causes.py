@@ -45,7 +45,8 @@ from pathlib import Path
 import pytest
 
 from cli import clients
-from forensics import culprits, proc_files
+from collector.cgroup_name import cgroup_name
+from forensics import culprits
 from pmshared.config import CauseConfig
 from tests.e2e.pause_cause_helpers import (
     Measured,
@@ -187,7 +188,8 @@ def test_fifo_busy_loops_on_every_core_are_a_cpu_pause_and_its_culprits(pipeline
         ended = time.time()
         measured = meter.stop()
         pause = _recorded_pause(pipeline, started, ended)
-        cgroups = {p.pid: proc_files.process_cgroup(p.pid) for p in loops}
+        # Named as the collector names cgroups (None at the root: nothing to name).
+        cgroups = {p.pid: cgroup_name(Path(f"/proc/{p.pid}/cgroup").read_bytes()) for p in loops}
     _show("fifo", pause, measured)
 
     # A real stall of the sentinel, and a cpu one.
