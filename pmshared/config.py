@@ -203,10 +203,11 @@ class IoSignals(_Anchors):
 
 
 class StallSignals(_Anchors):
-    # The sentinel's p99 lateness over its window (sentinel.percentile_window_s): at 20 ms ticks
-    # and 60 s, p99 needs ~30 late ticks, so one blip does not hold the stress up for a minute.
-    p99_ms_elevated: Millis = 50.0
-    p99_ms_critical: Millis = 200.0
+    # The share of the last interval the sentinel's ticks were late (their lateness summed over
+    # the interval, in %): a one-off 30 ms blip is 3 %, a 100 ms stall 10 %, a 400 ms one 40 %.
+    # Per interval, not the window's p99: a stall must not hold the stress up for a minute after.
+    late_pct_elevated: Pct = 10.0
+    late_pct_critical: Pct = 40.0
 
 
 class ForkSignals(_Anchors):

@@ -121,6 +121,10 @@ class SentinelStats(Struct, frozen=True, kw_only=True):
     p99_ms: float = 0.0
     max_ms: float = 0.0
     pauses: int = 0  # pauses detected since the collector started
+    # Since the previous snapshot: the share of the time the sentinel's ticks were late, in %
+    # (the sum of their lateness over the interval), and the worst single lateness.
+    interval_late_pct: float | None = None
+    interval_max_ms: float | None = None
 
 
 class Snapshot(Envelope, frozen=True, kw_only=True, tag="snapshot"):

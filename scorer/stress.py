@@ -148,7 +148,7 @@ def machine_stress(
             i["blocked_per_core"](_per(system.procs_blocked, cores)),
             i["iowait_pct"](system.cpu_iowait_pct),
         )),
-        "stall": rules.stall["p99_ms"](sentinel.p99_ms if sentinel and sentinel.ticks else None),
+        "stall": rules.stall["late_pct"](sentinel.interval_late_pct if sentinel else None),
         "fork": rules.fork["forks_per_core"](_per(system.forks, cores)),
         "csw": rules.csw["per_core"](_per(system.csw, cores)),
     }

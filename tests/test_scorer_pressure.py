@@ -80,7 +80,7 @@ def test_every_signal_of_every_resource_reaches_elevated_at_its_default_anchor()
     for resource, systems in cases.items():
         for system in systems:
             assert stress_of(**system)[resource] == pytest.approx(35.0), (resource, system)
-    sentinel = m.SentinelStats(tick_ms=20.0, window_s=60.0, ticks=3000, p99_ms=50.0)
+    sentinel = m.SentinelStats(tick_ms=20.0, window_s=60.0, ticks=3000, interval_late_pct=10.0)
     assert stress_of(sentinel=sentinel)["stall"] == 35.0
     assert stress_of(run_delay=1000.0, cpu_count=2)["cpu"] == 35.0  # 1 s/s on 2 cores = 50 %
 
@@ -94,8 +94,10 @@ def test_unknown_figures_contribute_nothing_and_a_resource_without_any_is_left_o
     assert stress_of() == {}  # nothing known: no part at all, not "calm"
     got = stress_of(cpu_busy_pct=None, psi_cpu=m.PressureStall(some=None), procs_running=None, mem_total=0)
     assert got == {}
-    # An idle sentinel window (no ticks yet) tells nothing either.
-    assert "stall" not in stress_of(sentinel=m.SentinelStats(tick_ms=20.0, window_s=60.0, ticks=0, p99_ms=900.0))
+    # A sentinel with no interval figure yet (its first snapshot) tells nothing either, and the
+    # window's percentiles (a minute long) are not read as this interval's stall.
+    idle = m.SentinelStats(tick_ms=20.0, window_s=60.0, ticks=3000, p99_ms=900.0, max_ms=900.0)
+    assert "stall" not in stress_of(sentinel=idle)
 
 
 def test_our_own_running_task_is_not_a_queue_and_idle_stays_near_zero():
@@ -197,7 +199,7 @@ def test_context_switches_are_charged_by_share():
 
 
 def test_a_stall_is_charged_through_the_contended_resources_and_never_invented():
-    sentinel = m.SentinelStats(tick_ms=20.0, window_s=60.0, ticks=3000, p99_ms=200.0)  # stall 65
+    sentinel = m.SentinelStats(tick_ms=20.0, window_s=60.0, ticks=3000, interval_late_pct=40.0)  # stall 65
     hog = proc(1, cpu=200.0, mem_growth=1e6)
     grower = proc(2, cpu=0.0, mem_growth=100e6)
     _, stress, rogues = score([hog, grower], sentinel=sentinel, **BUSY)
@@ -266,7 +268,7 @@ BAD = [
     ("[scoring.pressure]\nrogue_count = 0\n", "f.toml: scoring.pressure.rogue_count: expected `int` >= 1"),
     ("[scoring.pressure]\ncategory_ratio = 1.5\n",
      "f.toml: scoring.pressure.category_ratio: expected `float` <= 1.0"),
-    ("[scoring.pressure.stall]\np99_ms_elevate = 5\n", "f.toml: scoring.pressure.stall.p99_ms_elevate: unknown key"),
+    ("[scoring.pressure.stall]\nlate_pct_elevate = 5\n", "f.toml: scoring.pressure.stall.late_pct_elevate: unknown key"),
     ('[scoring]\nmodel = "fancy"\n', "f.toml: scoring.model: invalid enum value 'fancy'"),
 ]
 
