@@ -27,6 +27,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from pmshared import messages as m
+from pmshared.reaped import bound_reaped
 
 
 def is_suspect(command: str, patterns: list[str]) -> bool:
@@ -96,24 +97,15 @@ class Consumption:
 
 
 def bounded_children(processes: list[m.ProcessInfo], cpu_count: int, busy_pct: float | None) -> dict[int, float]:
-    """Each process's reaped children's CPU (% of one core) that can belong to this interval.
-
-    The kernel adds a child's whole lifetime of CPU to its parent when the parent reaps it (a
-    shell reaping an hour-long build): spent in earlier intervals. Only the busy time that the
-    live processes' own CPU leaves unexplained can have been the reaped children's; each figure
-    is capped at it and all are scaled down together if they add up to more (the scorer's pressure
-    model bounds them the same way). ``busy_pct``: the machine's busy %, None when unknown."""
-    children = {p.pid: max(p.cpu_children or 0.0, 0.0) for p in processes}
-    if busy_pct is None:
-        return children
-    capacity = 100.0 * max(cpu_count, 1)
-    own = sum(min(max(p.cpu or 0.0, 0.0), capacity) for p in processes)
-    unexplained = max(0.0, busy_pct / 100.0 * capacity - own)
-    children = {pid: min(c, unexplained) for pid, c in children.items()}
-    total = sum(children.values())
-    if total > unexplained:
-        children = {pid: c * unexplained / total for pid, c in children.items()}
-    return children
+    """Each process's reaped children's CPU (% of one core) that can belong to this interval,
+    bounded as the scorer bounds it (pmshared.reaped). ``busy_pct``: the machine's busy %, None
+    when unknown (then unbounded)."""
+    children = [max(p.cpu_children or 0.0, 0.0) for p in processes]
+    if busy_pct is not None:
+        capacity = 100.0 * max(cpu_count, 1)
+        own = sum(min(max(p.cpu or 0.0, 0.0), capacity) for p in processes)
+        children = bound_reaped(children, busy_pct / 100.0 * capacity - own)
+    return {p.pid: c for p, c in zip(processes, children)}
 
 
 def _shares(

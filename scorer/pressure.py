@@ -36,6 +36,7 @@ from operator import attrgetter
 
 from pmshared.config import Config
 from pmshared.messages import ProcessInfo, ProcessScore, Snapshot
+from pmshared.reaped import bound_reaped
 
 from scorer.selection import SelectionRules
 from scorer.stress import StressRules, machine_stress
@@ -123,25 +124,13 @@ def _active(processes: list[ProcessInfo], cpu_cap: float, busy: float | None,
 
 
 def _bound_children(active: list[_Use], busy: float | None) -> None:
-    """Reaped children's CPU, bounded by the busy time no live process accounts for.
-
-    The kernel adds a child's whole lifetime of CPU to its parent when the parent reaps it: a
-    shell reaping an hour-long build, a supervisor a worker it ran all day. That CPU was spent
-    (and charged to the child) in earlier intervals. Only the part of this interval's busy time
-    that the live processes' own CPU leaves unexplained can have been the reaped children's:
-    each parent's children figure is capped at it, and all are scaled down together if they
-    add up to more. A fork storm's short-lived children (never sampled alive) fill exactly that
-    gap, so the storm's parent keeps its charge."""
+    """Reaped children's CPU, bounded by the busy time no live process accounts for
+    (pmshared.reaped says why)."""
     if busy is None:
         return
-    unexplained = max(0.0, busy - sum(u.cpu for u in active))
-    for use in active:
-        use.children = min(use.children, unexplained)
-    total = sum(u.children for u in active)
-    if total > unexplained:
-        scale = unexplained / total
-        for use in active:
-            use.children *= scale
+    bounded = bound_reaped([u.children for u in active], busy - sum(u.cpu for u in active))
+    for use, children in zip(active, bounded):
+        use.children = children
 
 
 def _share(part: float, total: float) -> float:
