@@ -13,7 +13,8 @@ API (all functions are synchronous and safe to call from any command):
 ``None`` always means "nobody answered within the timeout" (not running, starting, or hung) —
 callers print "not running"/"unknown" instead of waiting. With the ipc transport a missing socket
 file answers that at once, without waiting for the timeout. A reply that does not decode as the
-expected type raises ``pmshared.codec.BadMessage``. Each call uses its own sockets and context and
+expected type raises ``pmshared.codec.BadMessage``; a runtime directory we may not enter (another
+user's) raises ``pmshared.paths.PathError``. Each call uses its own sockets and context and
 closes them before returning (linger 0), so a dead peer never keeps a command from exiting.
 """
 
@@ -38,13 +39,19 @@ SNAPSHOT_TIMEOUT_S = 1.0
 
 
 def _endpoint_absent(name: str, transport: config_mod.TransportConfig) -> bool:
-    """True when we can tell without asking that nobody serves ``name`` (no ipc socket file)."""
+    """True when we can tell without asking that nobody serves ``name`` (no ipc socket file).
+
+    Raises ``paths.PathError`` (one line) when the runtime directory is not ours to enter, as
+    after `su` with the other user's XDG_RUNTIME_DIR: we cannot tell whether anything runs.
+    """
     if transport.kind != "ipc":
         return False
     try:
         return not paths.socket_path(name).is_socket()
     except paths.PathError:
         return True
+    except PermissionError:
+        raise paths.PathError(paths.unusable_runtime_dir()) from None
 
 
 def request(

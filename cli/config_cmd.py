@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -27,7 +27,9 @@ SECTION_NOTES = {
     "suspects": "Process names that are known troublemakers; matching culprits are flagged.",
     "sentinel": "The pause detector: tick, lateness threshold, ring buffer length.",
     "tiers": "Score thresholds for tier 2 (elevated) and tier 3 (critical).",
-    "scoring.weights": "How much each factor contributes to a process's 0-100 score.",
+    "scoring": 'The scoring model: "pressure" (machine stress charged to processes) or "seed".',
+    "scoring.weights": "The seed model: how much each factor contributes to a process's 0-100 score.",
+    "scoring.pressure": "The pressure model: per signal, the values where a resource turns elevated/critical.",
     "rogue_selection": "Which processes are kept as rogues in each sample, per category.",
     "forensics": "What is captured when a pause is detected, and the time limit of each capture.",
     "supervisor": "How `pmctl up` restarts workers (back-off, restart limit, heartbeats).",
@@ -66,12 +68,31 @@ def commented_default() -> str:
 
 
 def _read(path: Path) -> str | None:
+    """The file's text (None: no file), read as the workers read it: a FIFO, a device or a huge
+    file is one line, never a hang."""
+    from pmshared import config as config_mod
+
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"{path}: cannot read: {exc}")
+        return config_mod.read_text(path)
+    except config_mod.ConfigError as exc:
+        fail(str(exc), config_mod.CONFIG_ERROR_EXIT)
+
+
+MAX_ERRORS_SHOWN = 50  # a 1 MiB file can hold 100,000 unknown keys: nobody reads past the first screens
+
+
+def _report(errors: list[str], conclusion: str | None = None) -> NoReturn:
+    """Print the errors (one line each, the first MAX_ERRORS_SHOWN) and exit with the
+    config-error code."""
+    from pmshared import config as config_mod
+
+    for line in errors[:MAX_ERRORS_SHOWN]:
+        print(f"error: {inert(line)}", file=sys.stderr)
+    if len(errors) > MAX_ERRORS_SHOWN:
+        print(f"error: … and {len(errors) - MAX_ERRORS_SHOWN} more", file=sys.stderr)
+    if conclusion is not None:
+        fail(conclusion, config_mod.CONFIG_ERROR_EXIT)
+    raise typer.Exit(config_mod.CONFIG_ERROR_EXIT)
 
 
 @app.command()
@@ -92,10 +113,10 @@ def show() -> None:
         config = config_mod.Config()
     else:
         errors = config_mod.validate_all(text, str(path))
+        if len(errors) == 1:
+            fail(f"{errors[0]}; fix it with `pmctl config edit`", config_mod.CONFIG_ERROR_EXIT)
         if errors:
-            for line in errors:
-                print(f"error: {inert(line)}", file=sys.stderr)
-            fail(f"{path} has {len(errors)} error(s); fix them with `pmctl config edit`")
+            _report(errors, f"{path} has {len(errors)} errors; fix them with `pmctl config edit`")
         config = config_mod.parse(text, str(path))
         print(f"# {path}")
     print(config_mod.to_toml(config), end="")
@@ -112,20 +133,12 @@ def validate(
     text = _read(path)
     if text is None:
         if file is not None:
-            fail(f"{path}: no such file")
+            fail(f"{path}: no such file", config_mod.CONFIG_ERROR_EXIT)
         print(f"{path} does not exist: all defaults apply")
         return
     errors = config_mod.validate_all(text, str(path))
-    if not errors:
-        # validate_all checks sections one by one; parse also runs the cross-field checks.
-        try:
-            config_mod.parse(text, str(path))
-        except config_mod.ConfigError as exc:
-            errors = [str(exc)]
     if errors:
-        for line in errors:
-            print(f"error: {inert(line)}", file=sys.stderr)
-        raise typer.Exit(1)
+        _report(errors)
     print(f"{path}: ok")
 
 
@@ -156,8 +169,10 @@ def edit() -> None:
     text = _read(path)
     if text is None:
         text = commented_default()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".config-edit-", suffix=".toml", dir=path.parent)
+    # A symlink (dotfile managers) is written through: the link stays, its target gets the edit.
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".config-edit-", suffix=".toml", dir=target.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -169,23 +184,21 @@ def edit() -> None:
             fail(f"cannot run editor {argv[0]!r}: {exc.strerror or exc}")
         if code != 0:
             fail(f"editor {argv[0]!r} exited with code {code}; {path} unchanged")
-        new_text = tmp.read_text(encoding="utf-8")
+        try:
+            new_text = config_mod.read_text(tmp)  # the editor may have put anything there
+        except config_mod.ConfigError as exc:
+            fail(f"{exc}; {path} unchanged", config_mod.CONFIG_ERROR_EXIT)
+        if new_text is None:
+            fail(f"the editor removed {tmp}; {path} unchanged")
         if new_text == text and path.exists():
             print(f"{path}: unchanged")
             return
         errors = config_mod.validate_all(new_text, str(path))
-        if not errors:
-            try:
-                config_mod.parse(new_text, str(path))
-            except config_mod.ConfigError as exc:
-                errors = [str(exc)]
         if errors:
-            rejected = path.with_name(path.name + ".rejected")
+            rejected = target.with_name(target.name + ".rejected")
             os.replace(tmp, rejected)
-            for line in errors:
-                print(f"error: {inert(line)}", file=sys.stderr)
-            fail(f"{path} unchanged; your edit is kept in {rejected}")
-        os.replace(tmp, path)
+            _report(errors, f"{path} unchanged; your edit is kept in {rejected}")
+        os.replace(tmp, target)
         print(f"{path}: saved (valid)")
     finally:
         tmp.unlink(missing_ok=True)

@@ -32,6 +32,17 @@ def fail(message: str, code: int = FAILURE) -> NoReturn:
     raise typer.Exit(code)
 
 
+def load_config() -> Any:
+    """The config in effect (pmshared.config.load); a broken file is ``fail()`` with the one exit
+    code every command and worker uses for a config error (CONFIG_ERROR_EXIT)."""
+    from pmshared import config as config_mod
+
+    try:
+        return config_mod.load()
+    except config_mod.ConfigError as exc:
+        fail(str(exc), config_mod.CONFIG_ERROR_EXIT)
+
+
 def warn(message: str) -> None:
     print(f"warning: {inert(message)}", file=sys.stderr, flush=True)
 
@@ -42,19 +53,41 @@ def describe_db_error(exc: BaseException, path: Path) -> str:
 
     exc = _translate(exc)
     if isinstance(exc, storage.DatabaseMissing):
+        if _monitor_running():
+            return (f"no database yet at {path} although pause-monitor is running: the recorder has "
+                    "not created it; `pmctl status` shows why (`pmctl doctor` says what to do)")
         return f"no database yet at {path}: start the monitor with `pmctl up` (the recorder creates it)"
     if isinstance(exc, storage.DatabaseBusy):
         return f"database {path} is locked by another process; try again in a moment"
     if isinstance(exc, storage.DatabaseCorrupt):
+        # The recorder moves it aside itself when a write meets the damage; damage only a read
+        # meets is found by the check `pmctl up` runs before it starts the recorder.
+        restart = "restart the monitor (`pmctl down`, then `pmctl up`)" if _monitor_running() else "`pmctl up`"
         return (
-            f"database {path} is corrupted or not a pause-monitor database; move it aside "
-            f"(mv {path} {path}.broken) and `pmctl up` starts a fresh one"
+            f"database {path} is corrupted or not a pause-monitor database ({_detail(exc)}); "
+            f"{restart} moves it aside (kept as {path.name}.corrupt-<time>) and starts a fresh one"
         )
     if isinstance(exc, storage.SchemaTooNew):
         return f"database {path} was written by a newer pause-monitor; upgrade pmctl"
     if isinstance(exc, storage.StorageError):
         return _first_line(exc)  # storage's messages are one line and name the file
     return f"database {path}: {_first_line(exc)}"
+
+
+def _monitor_running() -> bool:
+    from cli.supervisor_lock import holder_pid
+
+    try:
+        return holder_pid() is not None
+    except Exception:  # noqa: BLE001 - a runtime dir we cannot read: we cannot tell
+        return False
+
+
+def _detail(exc: BaseException) -> str:
+    """SQLite's own words from a corrupt-database message: "(file is not a database)"."""
+    text = _first_line(exc)
+    start, end = text.find("("), text.rfind(")")
+    return text[start + 1 : end] if 0 <= start < end else text
 
 
 def _first_line(exc: BaseException) -> str:

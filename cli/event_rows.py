@@ -12,9 +12,11 @@ EVENT_COLUMNS = (("id", "right"), ("start", "left"), ("duration", "right"), ("pe
 
 
 def duration_text(event: Any, now: float) -> str:
+    """A closed event's length as measured (``duration_ms``, monotonic), never its wall-clock
+    labels' difference, which a clock change during the event distorts."""
     if event.end is None:
         return fmt.human_seconds(now - event.start) + " (open)"
-    text = fmt.human_seconds(event.end - event.start)
+    text = fmt.human_ms(event.duration_ms)
     return text + " (interrupted)" if event.interrupted else text
 
 

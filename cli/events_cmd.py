@@ -57,13 +57,10 @@ def parse_since_opt(text: str | None) -> float | None:
 
 def levels():
     """Gauge thresholds from the config (a broken config is reported, not silently replaced)."""
+    from cli.errors import load_config
     from cli.events_view import Levels
-    from pmshared import config as config_mod
 
-    try:
-        cfg = config_mod.load()
-    except config_mod.ConfigError as exc:
-        fail(str(exc))
+    cfg = load_config()
     return Levels(cfg.sampling.elevation_threshold, cfg.sampling.critical_threshold)
 
 

@@ -189,6 +189,14 @@ def _culprits(culprits: Sequence[Any], limit: int = 3) -> Text:
     return text if culprits else Text(fmt.MISSING)
 
 
+def _forensics_state(p: Any, pending: str) -> Text:
+    """The cause, "forensics failed: <why>" (no bundle could be written), or ``pending``."""
+    error = getattr(p, "forensics_error", None)
+    if error:
+        return Text("forensics failed: ", style="red").append_text(fmt.safe(error, limit=60))
+    return fmt.safe(p.cause or pending)
+
+
 def pauses_table(pauses: Sequence[Any], title: str | None = None) -> Table:
     table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     table.add_column("id", justify="right", no_wrap=True)
@@ -205,7 +213,7 @@ def pauses_table(pauses: Sequence[Any], title: str | None = None) -> Table:
             fmt.timestamp(p.start),
             fmt.human_ms(p.duration_ms),
             fmt.human_ms(p.suspended_ms) if p.suspended_ms else fmt.MISSING,
-            fmt.safe(p.cause or "pending"),
+            _forensics_state(p, "pending"),
             str(p.event_id) if p.event_id is not None else fmt.MISSING,
             _culprits(p.culprits),
             # The directory name identifies the bundle; full paths are listed by the callers that
@@ -225,6 +233,14 @@ def _evidence_value(value: object) -> Text:
     return fmt.safe(value)
 
 
+def _cgroup_cell(cgroup: str | None, width: int = 40) -> Text:
+    """A cgroup path by its end (the unit or container), the front elided when it is long."""
+    if not cgroup:
+        return Text(fmt.MISSING)
+    text = fmt.clean(cgroup)
+    return Text(text if len(text) <= width else "…" + text[-(width - 1):])
+
+
 def pause_detail(p: Any, levels: Levels) -> RenderableType:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
@@ -234,25 +250,36 @@ def pause_detail(p: Any, levels: Levels) -> RenderableType:
     grid.add_row("stalled", f"{fmt.human_ms(p.duration_ms)} (tick expected every {fmt.human_ms(p.expected_ms)})")
     grid.add_row("suspended", fmt.human_ms(p.suspended_ms) + " (asleep, not counted)" if p.suspended_ms else "0")
     grid.add_row("event", str(p.event_id) if p.event_id is not None else "none (outside any event)")
-    grid.add_row("cause", fmt.safe(p.cause or "pending (no forensics yet)"))
+    grid.add_row("cause", _forensics_state(p, "pending (no forensics yet)"))
     grid.add_row("bundle", fmt.safe(p.bundle_path or fmt.MISSING))
     parts: list[RenderableType] = [grid]
     if p.evidence:
+        # A figure's "<name>_over" entry (the interval it covers, seconds from the pause start)
+        # goes beside it rather than on a row of its own.
+        overs = {k[: -len("_over")] for k in p.evidence if k.endswith("_over")} & set(p.evidence)
         ev = Table(title="evidence", title_justify="left", show_edge=False, pad_edge=False)
         ev.add_column("key", no_wrap=True)
         ev.add_column("value")
+        if overs:
+            ev.add_column("over (s from the pause start)")
         for k, v in sorted(p.evidence.items()):
-            ev.add_row(fmt.safe(k), _evidence_value(v))
+            if k.endswith("_over") and k[: -len("_over")] in overs:
+                continue
+            cells = [fmt.safe(k), _evidence_value(v)]
+            if overs:
+                cells.append(fmt.safe(p.evidence[f"{k}_over"]) if k in overs else Text(""))
+            ev.add_row(*cells)
         parts += [Text(""), ev]
     if p.culprits:
         table = Table(title="culprits", title_justify="left", show_edge=False, pad_edge=False)
         for name, justify in (("command", "left"), ("pid", "right"), ("score", "right"),
-                              ("categories", "left"), ("suspect", "left")):
+                              ("categories", "left"), ("cgroup", "left"), ("suspect", "left")):
             table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
         for c in sorted(p.culprits, key=lambda c: c.score, reverse=True):
             table.add_row(fmt.safe(c.command, limit=48), str(c.pid),
                           Text(str(c.score), style=levels.style(c.score)),
-                          ",".join(c.categories), "yes" if c.suspect else "")
+                          ",".join(c.categories), _cgroup_cell(c.cgroup),
+                          "yes" if c.suspect else "")
         parts += [Text(""), table]
     if p.artifacts:
         table = Table(title="captures", title_justify="left", show_edge=False, pad_edge=False)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from pmshared import __version__
+from pmshared.paths import PathError
 from pmshared.safetext import inert
 
 app = typer.Typer(
@@ -39,13 +40,14 @@ from cli import up_cmd  # noqa: E402 - up/down/status (the supervisor)
 up_cmd.register(app)
 
 # Commands for people (each module imports only typer at import time: `pmctl events` starts fast).
-from cli import config_cmd, events_cmd, history_cmd, pauses_cmd, prune_cmd, service_cmd, watch_cmd  # noqa: E402
+from cli import config_cmd, doctor_cmd, events_cmd, history_cmd, pauses_cmd, prune_cmd, service_cmd, watch_cmd  # noqa: E402
 
 app.command()(watch_cmd.watch)
 app.add_typer(events_cmd.app, name="events")
 app.add_typer(pauses_cmd.app, name="pauses")
 app.command()(history_cmd.history)
 app.command()(prune_cmd.prune)
+app.command()(doctor_cmd.doctor)
 app.add_typer(config_cmd.app, name="config")
 app.command()(service_cmd.install)
 app.command()(service_cmd.uninstall)
@@ -72,6 +74,11 @@ def run() -> None:
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:
         print("aborted", file=sys.stderr)
+        raise SystemExit(1) from None
+    except PathError as exc:
+        # A directory pause-monitor needs is unusable (e.g. another user's runtime dir after `su`):
+        # one line naming it, from whichever command met it first.
+        print(f"error: {inert(str(exc))}", file=sys.stderr)
         raise SystemExit(1) from None
     # Without standalone mode typer returns the exit code of a typer.Exit, or the command's value.
     raise SystemExit(code if isinstance(code, int) else 0)

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from cli.errors import confirm, fail
+from cli.errors import confirm
 
 
 def prune(
@@ -23,14 +23,10 @@ def prune(
 ) -> None:
     """Delete reviewed/dismissed events older than the retention; pinned events are never pruned."""
     from cli import format as fmt
-    from cli.errors import open_db
-    from pmshared import config as config_mod
+    from cli.errors import load_config, open_db
     from pmshared import paths, storage
 
-    try:
-        cfg = config_mod.load()
-    except config_mod.ConfigError as exc:
-        fail(str(exc))
+    cfg = load_config()
     events_days = events_days or cfg.retention.events_days
     samples_days = samples_days or cfg.retention.samples_days
     now = time.time()

@@ -70,6 +70,8 @@ Type=simple
 ExecStart={exec_start}
 Restart=on-failure
 RestartSec=5
+# Exit 2 is a config or Procfile error: restarting cannot fix it (fix it, then restart the unit).
+RestartPreventExitStatus=2
 # The supervisor stops its workers itself on SIGTERM; only stragglers get SIGKILL.
 KillMode=mixed
 TimeoutStopSec=20

@@ -41,7 +41,7 @@ def run(procfile: Path | None, only: str | None) -> int:
     try:
         config = config_mod.load()
     except config_mod.ConfigError as exc:
-        fail(str(exc), USAGE)
+        fail(str(exc), config_mod.CONFIG_ERROR_EXIT)
     try:
         path = procfile if procfile is not None else procfile_mod.find_default()
         entries = procfile_mod.load(path)
@@ -61,6 +61,8 @@ def run(procfile: Path | None, only: str | None) -> int:
         lock.acquire()
     except AlreadyRunning as exc:
         fail(f"{exc}; stop it with `pmctl down` first")
+    except PermissionError:  # another user's runtime dir, as after `su`: whose, and what to do
+        fail(paths.unusable_runtime_dir(), USAGE)
     except (paths.PathError, OSError) as exc:
         fail(f"cannot take the supervisor lock: {exc}", USAGE)
     try:
@@ -68,6 +70,12 @@ def run(procfile: Path | None, only: str | None) -> int:
         # A crashed run leaves its socket files; we hold the lock, so they are nobody's now.
         for stale in remove_stale_sockets():
             printer.system(f"removed stale socket {stale}")
+        # No worker runs yet: the only moment the database can be checked, and moved aside if
+        # corrupt, without pulling it from under the recorder.
+        from cli import preflight
+
+        for note in preflight.prepare():
+            printer.system(note)
         supervisor = Supervisor(entries, config, printer, cwd=str(path.resolve().parent))
         code = supervisor.run()
         # Every worker is gone now; one that was SIGKILLed (watchdog, grace expired, kill -9)

@@ -46,6 +46,7 @@ from cli.child import Child, describe_exit
 from cli.output import Printer
 from cli.procfile import ProcessEntry
 from cli.restart_policy import Fail, Policy, RestartTracker
+from cli.worker_reason import reason_in
 from pmshared import messages as m
 from pmshared.codec import BadMessage, Stamper
 from pmshared.config import Config
@@ -82,6 +83,7 @@ class Slot:
     kill_at: float | None = None  # monotonic: SIGKILL the group if still alive then
     last_exit: str | None = None
     detail: str = ""
+    reason: str | None = None  # the last error line of the current (or last) run
 
 
 @dataclass
@@ -124,7 +126,8 @@ class Supervisor:
         self.heartbeat_gap_s = (1 + HEARTBEAT_SLACK) * self.cfg.heartbeat_interval_s + POLL_MS / 1000.0
         # Lateness of our own wake-up that counts as "the machine was frozen", and the longest poll.
         self.late_wake_s, self.max_tick_s = self._freeze_rule()
-        self.started_at = time.time()
+        self.started_at = time.time()  # a label; uptimes come from the clock below
+        self.started_mono = clock()
         self.counters = Counters()
         self.stamp = Stamper("supervisor", new_incarnation())
         self.exit_code = 0
@@ -196,6 +199,7 @@ class Supervisor:
         out = []
         for slot in self.slots:
             child = slot.child
+            unhealthy = slot.state in ("failed", "backoff")
             out.append(
                 m.WorkerStatus(
                     name=slot.entry.name,
@@ -207,6 +211,12 @@ class Supervisor:
                         round(now - slot.heartbeat_at, 3) if child and slot.heartbeat_at is not None else None
                     ),
                     last_exit=slot.last_exit,
+                    uptime_s=round(max(now - child.started_mono, 0.0), 3) if child else None,
+                    reason=(slot.reason or (slot.detail if slot.state == "failed" else None)) if unhealthy else None,
+                    retry_in_s=(
+                        round(max(0.0, slot.restart_at - now), 1)
+                        if slot.state == "failed" and slot.restart_at is not None else None
+                    ),
                 )
             )
         return out
@@ -278,7 +288,9 @@ class Supervisor:
         for slot in self.slots:
             if slot.child is not None and (fd := slot.child.fileno()) >= 0:
                 pipes[fd] = slot
-            health = health or slot.state == "starting" or slot.restart_at is not None
+            # Not for a FAILED worker's retry, minutes away: the socket would wake us for every
+            # heartbeat of every worker all that time.
+            health = health or slot.state in ("starting", "backoff")
         if pipes.keys() != self._pipes.keys():
             for fd in self._pipes.keys() - pipes.keys():
                 poller.unregister(fd)
@@ -408,6 +420,7 @@ class Supervisor:
             started_at=self.started_at,
             workers=self.statuses(now),
             error=error,
+            uptime_s=round(max(now - self.started_mono, 0.0), 3),
         )
         try:
             self.control.send_multipart([*route, self.control_codec.encode(reply)], zmq.NOBLOCK)
@@ -416,8 +429,14 @@ class Supervisor:
 
     def _print_output(self, slot: Slot) -> None:
         assert slot.child is not None
-        for line in slot.child.read_lines():
+        self._show_lines(slot, slot.child.read_lines())
+
+    def _show_lines(self, slot: Slot, lines: list[str]) -> None:
+        for line in lines:
             self.printer.line(slot.entry.name, line)
+            reason = reason_in(line)
+            if reason is not None:
+                slot.reason = reason
 
     def _handle_signals(self) -> None:
         if self._signals_seen == self._signals_handled:
@@ -536,6 +555,7 @@ class Supervisor:
         slot.restart_at = None
         slot.heartbeat_at = None
         slot.kill_at = None
+        slot.reason = None
         name = slot.entry.name
         try:
             child = forked or Child.spawn(name, slot.entry.argv(), self.env, self.cwd)
@@ -564,8 +584,7 @@ class Supervisor:
                 continue
             # Its last words, then make sure nothing of its group outlives it: a grandchild left
             # running would hold the output pipe open and escape every later stop.
-            for line in child.read_lines():
-                self.printer.line(slot.entry.name, line)
+            self._show_lines(slot, child.read_lines())
             child.signal_group(signal.SIGKILL)
             child.close_output()
             self.by_pid.pop(child.pid, None)
@@ -593,7 +612,11 @@ class Supervisor:
         if isinstance(decision, Fail):
             slot.state = "failed"
             slot.detail = decision.reason
-            self.printer.system(f"{name} FAILED: {decision.reason}; not restarting it")
+            slot.restart_at = now + decision.retry_after_s
+            why = f" (last error: {slot.reason})" if slot.reason else ""
+            self.printer.system(
+                f"{name} FAILED: {decision.reason}{why}; trying it again in {decision.retry_after_s:g} s"
+            )
             self._publish(name, "failed", detail=decision.reason)
             return
         slot.state = "backoff"
@@ -616,6 +639,9 @@ class Supervisor:
             elif child is not None and slot.kill_at is None and now >= slot.heartbeat_deadline:
                 self._watchdog_kill(slot, now)
             elif child is None and slot.restart_at is not None and now >= slot.restart_at:
+                if slot.state == "failed":
+                    slot.tracker.on_retry()
+                    self.printer.system(f"{slot.entry.name}: retrying after FAILED ({slot.detail})")
                 slot.restarts += 1
                 self._spawn(slot, now)
 

@@ -3,8 +3,9 @@
 Exit codes:
 - up: 130 after SIGINT, 143 after SIGTERM (128 + signal, the shell convention), 0 when stopped by
   `pmctl down`; 1 when another `pmctl up` is running; 2 for a bad Procfile, config or option.
-- status: 0 when the supervisor answered; 3 when nothing is running (the LSB "not running" code,
-  as `systemctl status` uses); 1 when the supervisor exists but does not answer.
+- status: 0 when the supervisor answered and every worker is healthy; 1 when a worker is FAILED or
+  backing off (its reason is shown), or when the supervisor exists but does not answer; 3 when
+  nothing is running (the LSB "not running" code, as `systemctl status` uses).
 - down: 0 when it stopped (or nothing was running); 1 when it did not exit within its grace period
   plus a margin.
 """
@@ -32,16 +33,15 @@ if TYPE_CHECKING:
     from pmshared import messages as m
 
 NOT_RUNNING = 3
+UNHEALTHY = 1
+UNHEALTHY_STATES = ("failed", "backoff")
 DOWN_MARGIN_S = 5.0  # on top of the grace period: the supervisor's own SIGKILL and reaping
 
 
 def _config() -> config_mod.Config:
-    from pmshared import config as config_mod
+    from cli.errors import load_config
 
-    try:
-        return config_mod.load()
-    except config_mod.ConfigError as exc:
-        fail(str(exc), USAGE)
+    return load_config()
 
 
 # ================================================================================= up
@@ -124,12 +124,14 @@ def status(
     """Each worker's state, pid, uptime, restarts and heartbeat; the current tier and score.
 
     --json prints one object: {"running": true, "supervisor_pid", "started_at", "uptime_s",
-    "tier" (null when tiering does not answer), "max_score", "workers": [{"name", "state", "pid",
-    "started_at", "uptime_s", "restarts", "last_heartbeat_age_s", "last_exit"}]}; when nothing
-    answers: {"running": false, "unresponsive_pid", "last_event", "note"}.
+    "tier" (null when tiering does not answer), "max_score", "healthy", "set_aside" (corrupt
+    databases moved aside), "workers": [{"name", "state", "pid", "started_at", "uptime_s",
+    "restarts", "last_heartbeat_age_s", "last_exit", "reason", "retry_in_s"}]}; when nothing
+    answers: {"running": false, "unresponsive_pid", "last_event", "note"}. Uptimes are measured on
+    the supervisor's monotonic clock (a clock change does not move them); started_at is a label.
+    Exit codes: see above.
     """
     from cli import clients
-    from pmshared import messages as m
     from pmshared.codec import BadMessage
 
     config = _config()
@@ -145,26 +147,64 @@ def status(
         snap = None  # a tiering that answers garbage tells us no tier: "unknown"
     tier, score = clients.current_tier(snap) if snap is not None else (None, None)
     now = time.time()
+    healthy = not any(w.state in UNHEALTHY_STATES for w in reply.workers)
+    set_aside = [str(p) for p in _set_aside()]
     if as_json:
-        doc = {
-            "running": True,
-            "supervisor_pid": reply.supervisor_pid,
-            "started_at": reply.started_at,
-            "uptime_s": round(now - reply.started_at, 3),
-            "tier": tier,
-            "max_score": score,
-            "workers": [
-                {**m.to_builtins(w), "uptime_s": _uptime(w, now)}  # type: ignore[dict-item]
-                for w in reply.workers
-            ],
-        }
-        typer.echo(json.dumps(doc))
-        return
-    _print_status(reply, tier, score, now)
+        typer.echo(json.dumps(status_doc(reply, tier, score, now, healthy, set_aside)))
+    else:
+        _print_status(reply, tier, score, now)
+        _print_problems(reply, set_aside)
+    if not healthy:
+        raise typer.Exit(UNHEALTHY)
 
 
-def _uptime(worker: m.WorkerStatus, now: float) -> float | None:
-    return round(now - worker.started_at, 3) if worker.started_at is not None else None
+def _set_aside() -> list[Path]:
+    from pmshared.storage.files import quarantined
+
+    return quarantined(paths.db_path())
+
+
+def _print_problems(reply: m.ControlReply, set_aside: list[str]) -> None:
+    """Under the table: why each unhealthy worker is, and the corrupt databases moved aside."""
+    for w in reply.workers:
+        if w.state not in UNHEALTHY_STATES:
+            continue
+        retry = f"; next try in {human_seconds(w.retry_in_s)}" if w.retry_in_s is not None else ""
+        why = w.reason or w.last_exit or "no reason given"
+        typer.echo(f"{inert(w.name)} is {w.state.upper()}: {inert(why)}{retry} (see `pmctl doctor`)")
+    for path in set_aside:
+        typer.echo(f"corrupt database moved aside (kept): {inert(path)}")
+
+
+def status_doc(
+    reply: m.ControlReply, tier: int | None, score: int | None, now: float,
+    healthy: bool = True, set_aside: list[str] | None = None,
+) -> dict[str, Any]:
+    """`status --json`: the reply with uptimes; see ``status``."""
+    from pmshared import messages as m
+
+    return {
+        "running": True,
+        "supervisor_pid": reply.supervisor_pid,
+        "started_at": reply.started_at,
+        "uptime_s": _uptime(reply.uptime_s, reply.started_at, now),
+        "tier": tier,
+        "max_score": score,
+        "healthy": healthy,
+        "set_aside": set_aside or [],
+        "workers": [
+            {**m.to_builtins(w), "uptime_s": _uptime(w.uptime_s, w.started_at, now)}  # type: ignore[dict-item]
+            for w in reply.workers
+        ],
+    }
+
+
+def _uptime(measured: float | None, started_at: float | None, now: float) -> float | None:
+    """The supervisor's monotonic measure; from an older supervisor without one, the wall-clock
+    difference (wrong after a clock change, never negative)."""
+    if measured is not None:
+        return measured
+    return round(max(now - started_at, 0.0), 3) if started_at is not None else None
 
 
 def _print_status(reply: m.ControlReply, tier: int | None, score: int | None, now: float) -> None:
@@ -176,7 +216,7 @@ def _print_status(reply: m.ControlReply, tier: int | None, score: int | None, no
     console.print(
         Text(
             f"pause-monitor running: supervisor pid {reply.supervisor_pid}, "
-            f"up {human_seconds(now - reply.started_at)}"
+            f"up {human_seconds(_uptime(reply.uptime_s, reply.started_at, now))}"
         )
     )
     if tier is None:
@@ -193,7 +233,7 @@ def _print_status(reply: m.ControlReply, tier: int | None, score: int | None, no
             Text(inert(w.name)),
             Text(w.state.upper() if w.state == "failed" else w.state, style=state_style),
             Text(str(w.pid) if w.pid else "-"),
-            Text(human_seconds(_uptime(w, now))),
+            Text(human_seconds(_uptime(w.uptime_s, w.started_at, now))),
             Text(str(w.restarts)),
             Text(f"{human_seconds(age)} ago" if age is not None else "-"),
             Text(inert(w.last_exit or "-")),
@@ -250,8 +290,11 @@ def describe_event(event: dict[str, Any]) -> str:
     from cli.format import timestamp
 
     parts = [f"#{event['id']} at {timestamp(event['start'])}"]
-    end = event.get("end")
-    parts.append(f"lasted {human_seconds(end - event['start'])}" if end is not None else "still open")
+    end, duration_ms = event.get("end"), event.get("duration_ms")
+    if end is None:
+        parts.append("still open")
+    else:  # the measured length; the labels' difference only from an older database row
+        parts.append(f"lasted {human_seconds(duration_ms / 1000 if duration_ms is not None else end - event['start'])}")
     parts.append(f"peak tier {event['peak_tier']}, score {event['peak_score']}")
     if event.get("top_culprit"):
         parts.append(f"top culprit {inert(event['top_culprit'], limit=60)} (pid {event.get('top_culprit_pid')})")

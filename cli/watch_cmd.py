@@ -272,12 +272,9 @@ def read_recent(limit: int) -> tuple[list | None, object | None, str | None]:
 
 
 def _load_config():
-    from pmshared import config as config_mod
+    from cli.errors import load_config
 
-    try:
-        return config_mod.load()
-    except config_mod.ConfigError as exc:
-        fail(str(exc))
+    return load_config()
 
 
 def watch(

@@ -67,6 +67,19 @@ def gauge(score: int, view: WatchView) -> Text:
     return text
 
 
+def stress_parts(stress: dict[str, int], view: WatchView, limit: int = 8) -> Text:
+    """The pressure model's stress per resource, highest first ("cpu 45  io 12  memory 0").
+    Resource names come off the wire: inert like any other received text."""
+    text = Text()
+    for name, value in sorted(stress.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]:
+        if text:
+            text.append("  ")
+        _, style = level(value, view)
+        text.append_text(fmt.safe(name, limit=12))
+        text.append(f" {value}", style=style)
+    return text
+
+
 # --------------------------------------------------------------------------- panels
 
 
@@ -80,6 +93,8 @@ def _stress_panel(view: WatchView) -> Panel:
         grid.add_row("score", Text("no samples yet", style="dim"))
     else:
         grid.add_row("score", gauge(latest.max_score, view))
+        if latest.stress:
+            grid.add_row("parts", stress_parts(latest.stress, view))
     tier = feed.tier
     if tier is not None:
         since = f" for {fmt.human_seconds(view.now - tier.tier_since)}" if tier.tier_since else ""
@@ -168,9 +183,10 @@ def events_table(view: WatchView, rows: int) -> RenderableType:
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for event in view.events[:rows]:
         start, end = _get(event, "start"), _get(event, "end")
-        duration = fmt.human_seconds((end if end is not None else view.now) - start) if start else fmt.MISSING
-        if end is None:
-            duration += " (open)"
+        if end is not None:
+            duration = fmt.human_ms(_get(event, "duration_ms"))  # measured, not end - start
+        else:
+            duration = (fmt.human_seconds(view.now - start) if start else fmt.MISSING) + " (open)"
         peak = _get(event, "peak_score") or 0
         _, style = level(peak, view)
         table.add_row(

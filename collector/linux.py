@@ -37,29 +37,46 @@ The kernel's cost of *generating* a /proc file dominates (stat ≈ 2.5 µs, stat
   time since then; a process that ran gets them in the current interval. Either way the rates
   integrate to the true counts.
 
-Accuracy notes: CPU is utime+stime in clock ticks (1/SC_CLK_TCK s, like ps and top), so with a
-1 s interval the resolution is 100/SC_CLK_TCK percent. ``mem`` is stat's rss (= VmRSS).
+- The pressure model's figures cost no extra file: ``cpu_children`` (cutime+cstime) comes from
+  the stat line, ``run_delay`` from the schedstat already read (summed over the threads' schedstat
+  where their switches are), ``read_bps``/``write_bps`` from the io file already read when a
+  process ran, ``mem_growth`` from rss (+ VmSwap as last read) at each stat read. Only ``cgroup``
+  is a file of its own: /proc/PID/cgroup, read once per process (and again after an exec).
+
+Accuracy notes: on a live /proc CPU is the process's CPU clock (ns, every thread, exited ones
+included); elsewhere utime+stime in clock ticks (1/SC_CLK_TCK s, like ps and top: with a 1 s
+interval the resolution is 100/SC_CLK_TCK percent). Either is capped at 100 % times the cores its
+threads could use (a tick over a short interval would read far more); reaped children's CPU at
+every core. ``run_delay`` is credited by the kernel when a task gets a CPU, so a wait longer than
+the interval shows when it ends, capped at 1000 ms/s per thread. ``mem`` is stat's rss (= VmRSS).
 ``sysbsd`` is syscr+syscw (read- and write-family calls: what Linux counts per process).
+``write_bps`` counts pages as they are dirtied (write-back happens later, by the kernel).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import msgspec
 
 from pmshared.messages import ProcessInfo, SystemStats
 
+from .cgroup_name import cgroup_name
 from .procfs_files import FdBudget, read_path
 from .procfs_parse import (
+    NO_IO,
     STATE_NAMES,
+    IoCounters,
     StatFields,
-    parse_io_syscalls,
+    parse_io,
+    parse_schedstat,
     parse_stat,
     parse_status,
-    schedstat_switches,
+    schedstat_delay,
     status_tgid,
 )
 from .procfs_system import SystemReader
@@ -71,10 +88,35 @@ STAT_SIZE = 2048  # a stat line is ~300 bytes (52 numbers and a name of at most 
 SCHED_SIZE = 256
 STATUS_SIZE = 4096
 IO_SIZE = 512
+CGROUP_SIZE = 4096
 PROBE_MAX = 32  # new pids looked at one by one; more than this and /proc is listed instead
 LIST_EVERY = 60  # samples: /proc is listed at least this often whatever the counters say
 
 _replace = msgspec.structs.replace
+log = logging.getLogger("collector")
+
+
+class _Counts(NamedTuple):
+    """Cumulative counters read when a process ran (rates are their deltas over the interval)."""
+
+    csw: int | None = None
+    syscalls: int | None = None
+    read_bytes: int | None = None
+    write_bytes: int | None = None
+    delay_ns: int | None = None  # schedstat run delay (of all threads, where they are summed)
+
+
+class _Rates(NamedTuple):
+    csw: float | None
+    sysbsd: float | None
+    read_bps: float | None
+    write_bps: float | None
+    run_delay: float | None  # ms/s
+
+
+def _zero(v: object, dt: float | None) -> float | None:
+    """0.0 for a figure that is known (a previous count exists) over a real interval."""
+    return 0.0 if dt and v is not None else None
 
 
 class _Gone(Exception):
@@ -87,8 +129,9 @@ class _Proc:
     __slots__ = (
         "name", "pid", "path", "fd_stat", "fd_sched", "fd_io",
         "stat", "sched", "comm", "start", "ticks", "majflt", "threads",
-        "csw", "syscalls", "t_counters", "uid", "swap", "young", "kthread",
+        "counts", "t_counters", "uid", "swap", "young", "kthread",
         "info", "idle", "stat_at", "refresh_at", "clock", "cpu_ns", "status_ns",
+        "ns_mark", "child_ticks", "memsw", "mem_t", "cgroup",
     )  # fmt: skip
 
     def __init__(self, name: str, path: str) -> None:
@@ -139,6 +182,30 @@ def schedstat_works(proc_root: str) -> bool:
     return False
 
 
+def run_delay_accounted(proc_root: str) -> bool:
+    """Does this kernel fill schedstat's second number (time runnable, waiting for a CPU)?
+
+    Some kernels count runs but not the wait (``0 0 n``, or a runtime and ``0``). No task can be
+    told to wait, so look at tasks that surely have: init, our parent and ourselves (started
+    Python, touched hundreds of files). All zero: not accounted, and run_delay is None rather
+    than a false 0.
+    """
+    found = []
+    for pid in ("1", str(os.getppid()), "self"):
+        for root in dict.fromkeys((proc_root, "/proc")):
+            try:
+                found.append(read_path(f"{root}/{pid}/schedstat", SCHED_SIZE))
+                break
+            except OSError:
+                continue
+    return waits_accounted(found)
+
+
+def waits_accounted(schedstats: list[bytes]) -> bool:
+    """Any of these schedstat texts with a wait time: the kernel accounts it."""
+    return any(schedstat_delay(b) for b in schedstats)
+
+
 class LinuxBackend:
     """Samples every process and the machine from a /proc tree.
 
@@ -155,6 +222,7 @@ class LinuxBackend:
     multi-threaded process's threads for D state when /proc/stat does not ask for one;
     ``thread_csw`` — sum context switches over threads (exact; one read per thread of a
     multi-threaded process that ran); ``schedstat`` — use schedstat (None: if the kernel counts);
+    ``run_delay`` — report schedstat's wait time (None: if the kernel fills it);
     ``live`` — the tree is this machine's /proc (None: find out), which allows two shortcuts:
     a process's CPU clock tells whether it ran before any file is read, and /proc is listed only
     when /proc/stat's fork count moved (nothing new can have appeared otherwise).
@@ -171,6 +239,7 @@ class LinuxBackend:
         thread_scan_every: int = 10,
         thread_csw: bool = True,
         schedstat: bool | None = None,
+        run_delay: bool | None = None,
         live: bool | None = None,
         fd_limit: int | None = None,
     ) -> None:
@@ -183,12 +252,20 @@ class LinuxBackend:
         self._thread_csw = thread_csw
         self._schedstat = schedstat_works(self._root) if schedstat is None else schedstat
         self._live = live_proc(self._root) if live is None else live
+        if run_delay is None:
+            run_delay = self._schedstat and run_delay_accounted(self._root)
+            if not run_delay:
+                log.info("run delay unknown: /proc/PID/schedstat has no wait time on this kernel"
+                         " (it reads '0 0 n'); ProcessInfo.run_delay is None")  # fmt: skip
+        self._run_delay = bool(run_delay and self._schedstat)
+        self._ncpu = os.cpu_count() or 1  # /proc/stat's count once read: caps the CPU rates
         # /proc/stat's fork count and loadavg's last pid when new processes were last looked for
         self._forks: int | None = None
         self._last_pid: int | None = None
         self._since_listing = 0  # samples since /proc was last listed
         self._fds = FdBudget(fd_limit)
         self._system = SystemReader(self._root)
+        self._system.run_delay_known = self._run_delay
         self._procs: dict[str, _Proc] = {}
         self._multi: dict[str, _Proc] = {}  # processes with more than one thread
         self._stuck: set[str] = set()  # found with a D thread last sample: looked at again
@@ -203,6 +280,7 @@ class LinuxBackend:
         self.counters = {
             "samples": 0, "ran": 0, "parsed": 0, "status_reads": 0, "io_reads": 0,
             "new": 0, "gone": 0, "thread_scans": 0, "threads_read": 0, "listings": 0, "probes": 0,
+            "cgroup_reads": 0,
         }  # fmt: skip
 
     # ------------------------------------------------------------------ public
@@ -210,6 +288,7 @@ class LinuxBackend:
     def sample(self) -> tuple[list[ProcessInfo], SystemStats]:
         now = self._clock()
         system = self._system.read(now)
+        self._ncpu = system.cpu_count
         dt = now - self._t if self._t is not None and now > self._t else None
         self._n = n = self._n + 1
         self.counters["samples"] += 1
@@ -388,6 +467,8 @@ class LinuxBackend:
         e.stat = b
         e.start = st.starttime
         e.ticks = st.ticks
+        e.child_ticks = st.child_ticks
+        e.ns_mark = e.cpu_ns
         e.majflt = st.majflt
         e.comm = st.comm
         e.kthread = st.kthread
@@ -404,20 +485,25 @@ class LinuxBackend:
             # a process that dies within a second never gets to.
             e.swap = 0
             e.uid = os.fstat(e.fd_stat).st_uid if e.fd_stat >= 0 else os.stat(e.path).st_uid
-        e.csw, e.syscalls = self._counters(e, e.sched or None)
+        # Kernel threads all sit in the root cgroup; anyone else's is read once, here (and on exec).
+        e.cgroup = None if st.kthread else self._read_cgroup(e)
+        e.counts = self._counters(e, e.sched or None)
         e.t_counters = now
         e.young = not st.kthread
         e.refresh_at = n + 1 + e.pid % self._period  # staggered: refreshes spread out
         e.stat_at = min(n + 1 + e.pid % self._stat_period, e.refresh_at)
+        mem = st.rss_pages * PAGE_SIZE
+        e.memsw, e.mem_t = mem + (e.swap or 0), now
         e.info = ProcessInfo(
             pid=e.pid,
             ppid=st.ppid,
             command=st.comm.decode("utf-8", "replace"),
             state=STATE_NAMES.get(st.state, "unknown"),
-            mem=st.rss_pages * PAGE_SIZE,
+            mem=mem,
             cmprs=e.swap,
             threads=st.threads,
             uid=e.uid,
+            cgroup=e.cgroup,
         )
         e.idle = False
 
@@ -451,9 +537,12 @@ class LinuxBackend:
                 sched = e.sched or None
             elif sched is not None:
                 e.sched = sched
-            # A new name means exec (maybe of a setuid program); kernel workers rename themselves
-            # after the work queue they serve, which changes nothing else.
-            refresh = e.refresh_at <= n or (st is not None and st.comm != e.comm and not e.kthread)
+            # A new name means exec (maybe of a setuid program, maybe into a container); kernel
+            # workers rename themselves after the work queue they serve, which changes nothing.
+            exec_ = st is not None and st.comm != e.comm and not e.kthread
+            if exec_:
+                e.cgroup = self._read_cgroup(e)
+            refresh = e.refresh_at <= n or exec_
             if refresh and self._live and e.cpu_ns == e.status_ns and n > self._swap_until:
                 # Its CPU clock has not moved since status was read: a process that did not run
                 # cannot have exec'd or changed its uid, and with no page moving to or from swap
@@ -472,73 +561,149 @@ class LinuxBackend:
                 if not e.kthread:
                     self._read_status(e)
                 e.refresh_at = n + self._period
-            # Watched through schedstat, "did not run" is exact: its counters cannot have moved.
-            # Through stat it means "less than a clock tick": a refresh collects what trickled.
-            if ran or (refresh and sched is None):
-                if ran:
-                    self.counters["ran"] += 1
-                csw, syscalls = self._counters(e, sched)
-                # A process that ran gets the counts in this interval; a refresh of one that did
-                # not spreads them over the whole time since the last read.
-                window = dt if ran else now - e.t_counters
-                csw_rate = _rate(csw, e.csw, window)
-                sys_rate = _rate(syscalls, e.syscalls, window)
-                e.csw, e.syscalls, e.t_counters = csw, syscalls, now
-            else:  # did not run: no context switches, no system calls
-                csw_rate = 0.0 if dt and e.csw is not None else None
-                sys_rate = 0.0 if dt and e.syscalls is not None else None
+            rates = self._count_rates(e, sched, ran, refresh, now, dt)
         except (OSError, _Gone):
             return False
         e.stat_at = min(e.stat_at, e.refresh_at)
-        if st is None:
-            e.info = _replace(
-                e.info,
-                cpu=0.0 if dt else None,
-                pageins=0.0 if dt else None,
-                csw=csw_rate,
-                sysbsd=sys_rate,
-                cmprs=e.swap,
-                uid=e.uid,
-            )
-        else:
-            if dt:
-                cpu = max(st.ticks - e.ticks, 0) * 100.0 / (CLK_TCK * dt)
-                pageins = max(st.majflt - e.majflt, 0) / dt
-            else:
-                cpu = pageins = None
-            if st.comm != e.comm:
-                e.comm = st.comm
-                command = st.comm.decode("utf-8", "replace")
-            else:
-                command = e.info.command
-            e.ticks = st.ticks
-            e.majflt = st.majflt
-            e.info = ProcessInfo(
-                pid=e.pid,
-                ppid=st.ppid,
-                command=command,
-                state=STATE_NAMES.get(st.state, "unknown"),
-                cpu=cpu,
-                mem=st.rss_pages * PAGE_SIZE,
-                cmprs=e.swap,
-                threads=st.threads,
-                csw=csw_rate,
-                sysbsd=sys_rate,
-                pageins=pageins,
-                uid=e.uid,
-            )
+        e.info = self._info(e, st, rates, now, dt)
         i = e.info
-        e.idle = i.cpu == 0.0 and not i.pageins and not i.csw and not i.sysbsd
+        e.idle = (
+            i.cpu == 0.0 and not i.pageins and not i.csw and not i.sysbsd and not i.cpu_children
+            and not i.run_delay and not i.read_bps and not i.write_bps and not i.mem_growth
+        )  # fmt: skip
         return True
+
+    def _count_rates(
+        self, e: _Proc, sched: bytes | None, ran: bool, refresh: bool, now: float, dt: float | None
+    ) -> _Rates:
+        """Rates of the counters read when a process ran (context switches, system calls, storage
+        bytes, run delay); zero rates, without a read, for one that did not."""
+        old = e.counts
+        # Watched through schedstat, "did not run" is exact: its counters cannot have moved.
+        # Through stat it means "less than a clock tick": a refresh collects what trickled.
+        if not (ran or (refresh and sched is None)):
+            return _Rates(
+                _zero(old.csw, dt), _zero(old.syscalls, dt), _zero(old.read_bytes, dt),
+                _zero(old.write_bytes, dt), _zero(old.delay_ns, dt),
+            )  # fmt: skip
+        if ran:
+            self.counters["ran"] += 1
+        c = self._counters(e, sched)
+        # A process that ran gets the counts in this interval; a refresh of one that did not
+        # spreads them over the whole time since the last read.
+        window = dt if ran else now - e.t_counters
+        e.counts, e.t_counters = c, now
+        delay = _rate(c.delay_ns, old.delay_ns, window)
+        if delay is not None:
+            # ms per second, at most every thread waiting all the time. (The kernel credits a
+            # wait when the task gets a CPU: a task starved longer than the interval is capped.)
+            delay = min(delay / 1e6, 1000.0 * max(e.threads, 1))
+        return _Rates(
+            _rate(c.csw, old.csw, window),
+            _rate(c.syscalls, old.syscalls, window),
+            _rate(c.read_bytes, old.read_bytes, window),
+            _rate(c.write_bytes, old.write_bytes, window),
+            delay,
+        )
+
+    def _info(self, e: _Proc, st: StatFields | None, r: _Rates, now: float, dt: float | None) -> ProcessInfo:
+        """The process over this interval, from a stat line that changed (``st``) or did not."""
+        cpu = self._cpu(e, st, dt)
+        if st is None:  # stat unchanged: same state, rss, parent, faults and reaped children
+            return _replace(
+                e.info,
+                cpu=cpu,
+                pageins=0.0 if dt else None,
+                csw=r.csw,
+                sysbsd=r.sysbsd,
+                cmprs=e.swap,
+                uid=e.uid,
+                cpu_children=0.0 if dt else None,
+                run_delay=r.run_delay,
+                read_bps=r.read_bps,
+                write_bps=r.write_bps,
+                mem_growth=self._growth(e, e.info.mem, now, dt),
+                cgroup=e.cgroup,
+            )
+        if dt:
+            # Reaped children's CPU arrives all at once: capped at every core for the interval.
+            children = max(st.child_ticks - e.child_ticks, 0) * 100.0 / (CLK_TCK * dt)
+            children = min(children, 100.0 * self._ncpu)
+            pageins = max(st.majflt - e.majflt, 0) / dt
+        else:
+            children = pageins = None
+        if st.comm != e.comm:
+            e.comm = st.comm
+            command = st.comm.decode("utf-8", "replace")
+        else:
+            command = e.info.command
+        e.ticks, e.child_ticks, e.majflt = st.ticks, st.child_ticks, st.majflt
+        mem = st.rss_pages * PAGE_SIZE
+        return ProcessInfo(
+            pid=e.pid,
+            ppid=st.ppid,
+            command=command,
+            state=STATE_NAMES.get(st.state, "unknown"),
+            cpu=cpu,
+            mem=mem,
+            cmprs=e.swap,
+            threads=st.threads,
+            csw=r.csw,
+            sysbsd=r.sysbsd,
+            pageins=pageins,
+            uid=e.uid,
+            cpu_children=children,
+            run_delay=r.run_delay,
+            read_bps=r.read_bps,
+            write_bps=r.write_bps,
+            mem_growth=self._growth(e, mem, now, dt),
+            cgroup=e.cgroup,
+        )
+
+    def _cpu(self, e: _Proc, st: StatFields | None, dt: float | None) -> float | None:
+        """% of one core over the interval, never above what its threads could use on this
+        machine: from the process's CPU clock in ns on a live /proc, else stat's clock ticks.
+
+        A tick-resolution figure over a short interval is coarse (one 10 ms tick in 5 ms reads
+        200 %), hence the cap; threads of both samples count, one that exited meanwhile ran too.
+        """
+        if not dt:
+            e.ns_mark = e.cpu_ns
+            return None
+        if self._live and e.cpu_ns >= 0:
+            used = (e.cpu_ns - e.ns_mark) / 1e9
+            e.ns_mark = e.cpu_ns
+        elif st is not None:
+            used = (st.ticks - e.ticks) / CLK_TCK
+        else:
+            return 0.0  # stat unchanged: not a tick more
+        threads = max(st.threads if st is not None else 1, e.info.threads, 1)
+        return min(max(used, 0.0) * 100.0 / dt, 100.0 * min(threads, self._ncpu))
+
+    @staticmethod
+    def _growth(e: _Proc, mem: int, now: float, dt: float | None) -> float | None:
+        """Bytes/s change of resident + swapped memory since the last stat (or status) read."""
+        total = mem + (e.swap or 0)
+        before, t = e.memsw, e.mem_t
+        e.memsw, e.mem_t = total, now
+        if not dt or now <= t:
+            return None
+        return (total - before) / (now - t)
 
     def _settle(self, e: _Proc) -> None:
         """Nothing changed since the last sample: the same process with zero rates."""
+        c = e.counts
         e.info = _replace(
             e.info,
             cpu=0.0,
             pageins=0.0,
-            csw=None if e.csw is None else 0.0,
-            sysbsd=None if e.syscalls is None else 0.0,
+            csw=None if c.csw is None else 0.0,
+            sysbsd=None if c.syscalls is None else 0.0,
+            cpu_children=0.0,
+            run_delay=None if c.delay_ns is None else 0.0,
+            read_bps=None if c.read_bytes is None else 0.0,
+            write_bps=None if c.write_bytes is None else 0.0,
+            mem_growth=0.0,
         )
         e.idle = True
 
@@ -581,17 +746,27 @@ class LinuxBackend:
         e.uid, e.swap = status.euid, status.swap_bytes
         e.status_ns = e.cpu_ns
 
-    def _counters(self, e: _Proc, sched: bytes | None) -> tuple[int | None, int | None]:
-        """(context switches, syscalls) now. Raises _Gone when the process vanished.
+    def _read_cgroup(self, e: _Proc) -> str | None:
+        """The process's cgroup by name (see cgroup_name); None when unreadable or the root."""
+        self.counters["cgroup_reads"] += 1
+        try:
+            return cgroup_name(read_path(e.path + "cgroup", CGROUP_SIZE))
+        except OSError:
+            return None
 
-        ``io`` denied (another user's process without privileges) gives syscalls None, tried
-        again at every read.
+    def _counters(self, e: _Proc, sched: bytes | None) -> _Counts:
+        """Counters now: context switches, syscalls, storage bytes, run delay. Raises _Gone when
+        the process vanished.
+
+        ``io`` denied (another user's process without privileges) gives None for its three,
+        tried again at every read.
         """
+        delay = None
         if e.threads > 1 and self._thread_csw:
-            csw, read = threads_switches(self._root, e.name, self._schedstat)
+            csw, delay, read = threads_switches(self._root, e.name, self._schedstat)
             self.counters["threads_read"] += read
         elif sched is not None:
-            csw = schedstat_switches(sched)
+            delay, csw = parse_schedstat(sched)
         else:  # no schedstat (or not summing threads): the main thread's status counters
             try:
                 b = read_path(e.path + "status", STATUS_SIZE)
@@ -600,21 +775,23 @@ class LinuxBackend:
             except OSError as exc:
                 raise _Gone from exc
             csw = parse_status(b).csw if b else None
+        if not self._run_delay:
+            delay = None
         if e.kthread:
-            return csw, 0  # kernel threads make no system calls
+            return _Counts(csw, 0, 0, 0, delay)  # kernel threads make no system calls
         self.counters["io_reads"] += 1
         try:
             if e.fd_io < 0:
                 e.fd_io = self._fds.open(e.path + "io")
             b = os.pread(e.fd_io, IO_SIZE, 0) if e.fd_io >= 0 else read_path(e.path + "io", IO_SIZE)
-            syscalls = parse_io_syscalls(b)
+            io: IoCounters = parse_io(b)
         except PermissionError:
-            syscalls = None
+            io = NO_IO
         except (ProcessLookupError, FileNotFoundError) as exc:
             raise _Gone from exc
         except OSError:
-            syscalls = None  # no io accounting in this kernel: same as denied
-        return csw, syscalls
+            io = NO_IO  # no io accounting in this kernel: same as denied
+        return _Counts(csw, io.syscalls, io.read_bytes, io.write_bytes, delay)
 
     def _swap_moving(self, n: int) -> None:
         """Pages moved to or from swap: bring every process's next status read forward."""

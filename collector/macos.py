@@ -4,7 +4,12 @@ top is setuid on macOS, so it sees every process without root, and one long-live
 process start instead of one per second. The reader thread cuts its output into samples
 (``macos_top.TopSplitter``), parses them and keeps the latest result; ``sample()`` hands that out.
 If top dies the thread starts a new one after a back-off (1 s doubling to 30 s); the first sample
-of every top only sets the baseline. ``close()`` stops top and the thread.
+of every top only sets the baseline. ``close()`` stops top and the thread. With each sample the
+kernel's memory pressure level is read (``macos_pressure``: one sysctl, no process).
+
+What top gives for the pressure model: CPU (capped at what the threads can use), memory and its
+growth (MEM + CMPRS), page-ins, context switches, system calls, parent and owner. It has no run
+delay, no CPU of reaped children, no per-process storage bytes and no cgroups: those are None.
 
 Untested on Mac hardware: the parser is tested on captured output and the stream handling with a
 fake ``top`` executable.
@@ -20,6 +25,7 @@ import threading
 import time
 from typing import Callable
 
+from collector.macos_pressure import PressureReader
 from collector.macos_top import TOP_STATS, RateTracker, TopFormatError, TopSplitter, parse_sample
 from pmshared import messages as m
 
@@ -47,6 +53,7 @@ class MacBackend:
         quiet_s: float = 0.5,
         backoff_s: tuple[float, float] = (1.0, 30.0),
         stable_s: float = 10.0,
+        pressure: PressureReader | None = None,
     ) -> None:
         self.argv = [top, *TOP_ARGS]
         self.clock = clock
@@ -56,6 +63,8 @@ class MacBackend:
         self.stable_s = stable_s  # a top that ran this long resets the back-off
         self.cpu_count = os.cpu_count() or 1
         self._tracker = RateTracker(self.cpu_count)
+        # The memory pressure level, read with each sample (one sysctl: see macos_pressure)
+        self._pressure = pressure if pressure is not None else PressureReader()
         self._latest: Result | None = None
         self._cond = threading.Condition()
         self._closed = threading.Event()
@@ -172,7 +181,7 @@ class MacBackend:
             log.warning("unparseable top sample: %s", exc)
             return
         self.bad_rows += sample.bad_rows
-        result = self._tracker.update(sample)
+        result = self._tracker.update(sample, self._pressure.level())
         with self._cond:
             self.samples += 1
             if result is not None:

@@ -25,9 +25,13 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from typing import Literal
+
 from pmshared import messages as m
 
-TOP_STATS = "pid,command,cpu,state,mem,cmprs,threads,csw,sysbsd,pageins"
+PressureLevel = Literal["normal", "warn", "critical"]
+
+TOP_STATS = "pid,command,cpu,state,mem,cmprs,threads,csw,sysbsd,pageins,ppid,uid"
 
 # Column header names top prints for each of TOP_STATS.
 _COLUMN_NAMES = {
@@ -41,8 +45,13 @@ _COLUMN_NAMES = {
     "CSW": "csw",
     "SYSBSD": "sysbsd",
     "PAGEINS": "pageins",
+    "PPID": "ppid",
+    "UID": "uid",
 }
-REQUIRED_COLUMNS = frozenset(_COLUMN_NAMES.values())
+# ppid and uid are used when present (a parent is charged for children that exited; culprits
+# show their owner) but a sample without them is still a sample.
+OPTIONAL_COLUMNS = frozenset({"ppid", "uid"})
+REQUIRED_COLUMNS = frozenset(_COLUMN_NAMES.values()) - OPTIONAL_COLUMNS
 
 _STATES: dict[str, m.ProcessState] = {
     "running": "running",
@@ -130,6 +139,8 @@ class TopRow:
     csw: int
     sysbsd: int
     pageins: int
+    ppid: int = 0  # 0: not printed
+    uid: int | None = None
 
 
 @dataclass
@@ -224,6 +235,8 @@ def parse_row(line: str, keys: list[str], command_at: int) -> TopRow:
         csw=parse_count(values["csw"]),
         sysbsd=parse_count(values["sysbsd"]),
         pageins=parse_count(values["pageins"]),
+        ppid=parse_count(values["ppid"]) if "ppid" in values else 0,
+        uid=parse_count(values["uid"]) if "uid" in values else None,
     )
 
 
@@ -338,6 +351,7 @@ class _Prev:
     csw: int
     sysbsd: int
     pageins: int
+    memory: int  # MEM + CMPRS: resident and compressed (macOS compresses before it swaps)
 
 
 def _rate(now: int, before: int, dt: float) -> float | None:
@@ -367,15 +381,22 @@ class RateTracker:
         self._prev_at = None
         self._prev_header = None
 
-    def update(self, sample: TopSample) -> tuple[list[m.ProcessInfo], m.SystemStats] | None:
-        """Returns None for a baseline sample, else the processes and system figures."""
+    def update(
+        self, sample: TopSample, memory_pressure: PressureLevel | None = None
+    ) -> tuple[list[m.ProcessInfo], m.SystemStats] | None:
+        """Returns None for a baseline sample, else the processes and system figures.
+
+        ``memory_pressure``: the kernel's level ("normal", "warn", "critical") read with the
+        sample, None when unknown (top does not print it: see macos_pressure).
+        """
         baseline = self._prev_at is None
         dt = 0.0 if baseline else sample.received_at - self._prev_at
         prev, prev_header = self._prev, self._prev_header
         current: dict[int, _Prev] = {}
         processes: list[m.ProcessInfo] = []
         for row in sample.rows:
-            current[row.pid] = _Prev(row.command, row.csw, row.sysbsd, row.pageins)
+            memory = row.mem + row.cmprs
+            current[row.pid] = _Prev(row.command, row.csw, row.sysbsd, row.pageins, memory)
             if baseline:
                 continue
             before = prev.get(row.pid)
@@ -384,15 +405,19 @@ class RateTracker:
             processes.append(
                 m.ProcessInfo(
                     pid=row.pid,
+                    ppid=row.ppid,
                     command=row.command,
                     state=row.state,
-                    cpu=row.cpu,
+                    # top's own interval; capped like Linux at what the threads can use here
+                    cpu=min(row.cpu, 100.0 * min(max(row.threads, 1), self.cpu_count)),
                     mem=row.mem,
                     cmprs=row.cmprs,
                     threads=row.threads,
                     csw=_rate(row.csw, before.csw, dt) if before else None,
                     sysbsd=_rate(row.sysbsd, before.sysbsd, dt) if before else None,
                     pageins=_rate(row.pageins, before.pageins, dt) if before else None,
+                    uid=row.uid,
+                    mem_growth=round((memory - before.memory) / dt, 3) if before and dt > 0 else None,
                 )
             )
         self._prev = current
@@ -400,9 +425,11 @@ class RateTracker:
         self._prev_header = sample.header
         if baseline:
             return None
-        return processes, self._system(sample.header, prev_header, dt)
+        return processes, self._system(sample.header, prev_header, dt, memory_pressure)
 
-    def _system(self, header: TopHeader, prev: TopHeader | None, dt: float) -> m.SystemStats:
+    def _system(
+        self, header: TopHeader, prev: TopHeader | None, dt: float, memory_pressure: PressureLevel | None
+    ) -> m.SystemStats:
         def delta(name: str) -> float | None:
             now = getattr(header, name)
             before = getattr(prev, name) if prev is not None else None
@@ -427,4 +454,6 @@ class RateTracker:
             pageins=delta("pageins"),
             swapins=delta("swapins"),
             swapouts=delta("swapouts"),
+            run_delay_known=False,  # top has no per-process run delay (nor reaped children's CPU)
+            memory_pressure=memory_pressure,
         )

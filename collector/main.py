@@ -2,8 +2,11 @@
 
 Two ways to run:
 - pipeline: ``python -m collector`` PUSHes a ``Snapshot`` on "raw" every ``sampling.interval_s``;
-  each pause the sentinel finds goes at once to "record" (without processes) and, after a fresh
-  sample taken right away, to "pause" (the same pause_id, with that sample's processes);
+  each pause the sentinel finds goes at once to "record" (without processes) and to "pause" (the
+  same pause_id) with the processes of the snapshot whose interval spans the stall: the regular
+  one when it was taken after the stall, else a sample taken right away, which then stands in for
+  the next regular one if that was due within ``MIN_SPAN`` of an interval (so no snapshot covers a
+  few ms: a rate over a tiny interval is mostly measurement error);
 - standalone: ``python -m collector --jsonl`` prints the same snapshots and pauses as JSON lines.
 
 Nothing here waits on a consumer: sends never block and what cannot be queued is counted
@@ -35,6 +38,10 @@ from pmshared.runtime import POLL_MS, WakePipe, Worker, fail
 
 NAME = "collector"
 log = logging.getLogger(NAME)
+# The shortest interval a snapshot may cover, as a fraction of the sampling interval. Shorter, a
+# clock tick is a large share of it; longer, a pause's sample delays the next regular one more
+# (a sample after a pause at most 1 + MIN_SPAN intervals before the next: the live feed's gap).
+MIN_SPAN = 0.25
 COUNTERS = ("samples", "dropped_raw", "dropped_record", "dropped_pause", "pauses", "sample_errors", "late_ticks")
 
 
@@ -82,7 +89,8 @@ class SocketOutputs:
 
 class JsonOutputs:
     """JSON lines on a byte stream. A pause is printed once, without processes: the snapshot
-    taken right after it follows on the next line and carries them."""
+    whose interval spans it carries them — the line just before it when the regular snapshot
+    was taken after the stall, else the next line."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
@@ -140,6 +148,8 @@ class Collector:
         self._record_stamp = Stamper(NAME, incarnation)
         self._pause_stamp = Stamper(NAME, incarnation)
         self._last_sample_at: float | None = None
+        self._last_snap: m.Snapshot | None = None
+        self._last_started_wall: float | None = None  # wall time its sample began
 
     def prime(self) -> None:
         """Take a first sample that only sets the baseline: rates need a previous sample."""
@@ -147,6 +157,7 @@ class Collector:
         self._last_sample_at = self.clock()
 
     def sample_and_send(self) -> m.Snapshot:
+        started = self.wall()
         processes, system = self.backend.sample()
         now = self.clock()
         elapsed_ms = (now - self._last_sample_at) * 1000.0 if self._last_sample_at is not None else 0.0
@@ -163,22 +174,36 @@ class Collector:
             sentinel=self.sentinel_stats(),
         )
         self.counters["samples"] += 1
+        self._last_snap, self._last_started_wall = snap, started
         if not self.outputs.snapshot(snap):
             self.counters["dropped_raw"] += 1
         return snap
 
     def handle_pauses(self, detected: list[DetectedPause]) -> m.Snapshot:
-        """Record each pause at once, then sample and send it with the processes to forensics."""
+        """Record each pause at once, then send it to forensics with the processes of the snapshot
+        whose interval spans the stall: the last one if it was sampled after the stall, else a
+        new sample (its interval starts at the last one, before the stall)."""
         for pause in detected:
             self.counters["pauses"] += 1
             if not self.outputs.pause_record(self._pause_msg(self._record_stamp, pause)):
                 self.counters["dropped_record"] += 1
-        snap = self.sample_and_send()
+        snap = self._last_snap if self._sampled_after(detected) else None
+        if snap is None:
+            snap = self.sample_and_send()
         for pause in detected:
             msg = self._pause_msg(self._pause_stamp, pause, snap.processes, snap.system)
             if not self.outputs.pause_forensics(msg):
                 self.counters["dropped_pause"] += 1
         return snap
+
+    def _sampled_after(self, detected: list[DetectedPause]) -> bool:
+        """Did the last snapshot's sample begin after the stall(s)? The stall runs from the last
+        on-time tick (``start``) to about ``end`` (when the sentinel woke); a sample begun before
+        it started less than a tick after ``start``, one begun after it close to ``end``: the
+        midpoint tells them apart whatever the threads' wake-up order."""
+        if self._last_snap is None or self._last_started_wall is None:
+            return False
+        return all(self._last_started_wall >= (p.start + p.end) / 2 for p in detected)
 
     def _pause_msg(
         self,
@@ -268,7 +293,12 @@ def run_loop(
     while not stopping.is_set():
         detected = inbox.drain()
         if detected:
+            before = collector.counters["samples"]
             _guarded(collector, lambda: collector.handle_pauses(detected))
+            if collector.counters["samples"] > before and deadline - clock() < interval_s * MIN_SPAN:
+                # That sample was the regular one's: a second now would cover a few ms.
+                deadline, missed = next_deadline(deadline, interval_s, clock())
+                collector.counters["late_ticks"] += missed
         if clock() >= deadline:
             _guarded(collector, collector.sample_and_send)
             deadline, missed = next_deadline(deadline, interval_s, clock())
@@ -334,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
             "standalone mode:\n"
             "  --jsonl prints JSON lines to stdout instead, with no sockets at all: one Snapshot\n"
             "  per interval. A detected pause is printed as its own line (\"type\": \"pause\"),\n"
-            "  followed by the snapshot taken right after it. Stops after --count snapshots,\n"
+            "  next to the snapshot whose interval spans it (just before or just after it).\n"
+            "  Stops after --count snapshots,\n"
             "  on SIGTERM/SIGINT, or quietly when the reader closes the pipe.\n\n"
             "  python -m collector --jsonl --count 5 | python -m scorer --jsonl"
         ),

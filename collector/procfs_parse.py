@@ -44,6 +44,10 @@ class StatFields(NamedTuple):
     starttime: int  # clock ticks after boot: with the pid, identifies a process
     rss_pages: int
     kthread: bool  # a kernel thread: no address space, no system calls, no owner but root
+    # cutime + cstime (fields 16-17): CPU of the children it has reaped so far, in clock ticks.
+    # A child's whole CPU lands here when its parent waits for it, so a fork storm shows on the
+    # parent that reaps (children reaped by the kernel, SIGCHLD ignored, are not counted).
+    child_ticks: int = 0
 
 
 def parse_stat(b: bytes) -> StatFields | None:
@@ -70,6 +74,7 @@ def parse_stat(b: bytes) -> StatFields | None:
             int(f[19]),
             int(f[21]),
             bool(int(f[6]) & PF_KTHREAD),
+            int(f[13]) + int(f[14]),
         )
     except ValueError:
         return None
@@ -148,17 +153,64 @@ def schedstat_switches(b: bytes) -> int | None:
         return None
 
 
+def parse_schedstat(b: bytes) -> tuple[int | None, int | None]:
+    """(run delay in ns, context switches) from one schedstat read, split once: what the backend
+    takes from it every time a task ran."""
+    words = b.split()
+    if len(words) < 3:
+        return None, None
+    try:
+        return int(words[1]), int(words[2])
+    except ValueError:
+        return None, None
+
+
+def schedstat_delay(b: bytes) -> int | None:
+    """Nanoseconds spent runnable but waiting for a CPU: schedstat's second number (run_delay).
+
+    Credited when the task gets a CPU, so a task starved for 3 s shows it when it next runs."""
+    words = b.split()
+    if len(words) < 3:
+        return None
+    try:
+        return int(words[1])
+    except ValueError:
+        return None
+
+
+class IoCounters(NamedTuple):
+    """From /proc/PID/io (all threads, live and dead): system calls and storage bytes."""
+
+    syscalls: int | None  # syscr + syscw
+    read_bytes: int | None  # bytes this process caused to be fetched from storage
+    write_bytes: int | None  # bytes it caused to be sent to storage (counted when dirtied)
+
+
+NO_IO = IoCounters(None, None, None)
+
+
+def parse_io(b: bytes) -> IoCounters:
+    """syscr + syscw, read_bytes and write_bytes from /proc/PID/io; None fields where absent."""
+    v = b.split(None, 12)  # rchar: N wchar: N syscr: N syscw: N read_bytes: N write_bytes: N ...
+    if len(v) > 11 and v[4] == b"syscr:" and v[6] == b"syscw:" and v[8] == b"read_bytes:" \
+            and v[10] == b"write_bytes:":  # fmt: skip
+        try:
+            return IoCounters(int(v[5]) + int(v[7]), int(v[9]), int(v[11]))
+        except ValueError:
+            return NO_IO
+    b = b"\n" + b  # every key at a line start ("write_bytes:" is inside "cancelled_write_bytes:")
+    r = _number_after(b, b"\nsyscr:")
+    w = _number_after(b, b"\nsyscw:")
+    return IoCounters(
+        None if r is None or w is None else r + w,
+        _number_after(b, b"\nread_bytes:"),
+        _number_after(b, b"\nwrite_bytes:"),
+    )
+
+
 def parse_io_syscalls(b: bytes) -> int | None:
     """syscr + syscw from /proc/PID/io (read- and write-family system calls of all threads)."""
-    v = b.split(None, 8)  # rchar: N wchar: N syscr: N syscw: N ...: the usual layout, fast
-    if len(v) > 7 and v[4] == b"syscr:" and v[6] == b"syscw:":
-        try:
-            return int(v[5]) + int(v[7])
-        except ValueError:
-            return None
-    r = _number_after(b, b"syscr:")
-    w = _number_after(b, b"syscw:")
-    return None if r is None or w is None else r + w
+    return parse_io(b).syscalls
 
 
 # --------------------------------------------------------------------------- system files
@@ -185,6 +237,7 @@ class ProcStat(NamedTuple):
     # Tasks (processes and threads) created since boot, machine-wide: while it stands still, no
     # pid was handed out, so the list of processes can only have shrunk.
     forks: int | None = None
+    ctxt: int | None = None  # context switches since boot, every CPU
 
 
 def parse_proc_stat(b: bytes) -> ProcStat:
@@ -200,6 +253,7 @@ def parse_proc_stat(b: bytes) -> ProcStat:
         _number_after(b, b"\nprocs_running"),
         _number_after(b, b"\nprocs_blocked"),
         _number_after(b, b"\nprocesses"),
+        _number_after(b, b"\nctxt"),
     )
 
 

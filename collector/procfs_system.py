@@ -1,4 +1,5 @@
-"""Whole-machine figures from /proc: CPU split, load, memory, paging, pressure stall (PSI).
+"""Whole-machine figures from /proc: CPU split, load, memory, paging, pressure stall (PSI),
+processes created and context switches per second.
 
 Each file is opened once and re-read with ``pread``. Rates and percentages are over the time
 since the previous read, so the first read has ``None`` for them. A file that does not exist
@@ -82,6 +83,9 @@ class SystemReader:
         self._psi_totals: dict[str, tuple[int | None, int | None]] = {}
         self.procs_blocked: int | None = None  # of the last read, for the thread-scan trigger
         self.forks: int | None = None  # /proc/stat "processes" of the last read (None: unknown)
+        self._ctxt: int | None = None  # /proc/stat "ctxt" of the last read
+        # Set by the backend: does this kernel account per-task run delay (SystemStats says so).
+        self.run_delay_known: bool | None = None
         self.last_pid: int | None = None  # loadavg's last pid handed out, of the last read
         # Did any page move to or from swap (disk or zswap) during the last interval? A process's
         # VmSwap can change without it running only then. True when unknown.
@@ -98,7 +102,9 @@ class SystemReader:
         raw = self._stat.read()
         ps = parse_proc_stat(raw) if raw else ProcStat(None, os.cpu_count() or 1, None, None)
         self.procs_blocked = ps.procs_blocked
-        self.forks = ps.forks
+        forks = _rate(ps.forks, self.forks, dt)
+        csw = _rate(ps.ctxt, self._ctxt, dt)
+        self.forks, self._ctxt = ps.forks, ps.ctxt
         busy = iowait = steal = None
         if ps.cpu is not None and self._cpu is not None:
             total = ps.cpu.total - self._cpu.total
@@ -160,6 +166,9 @@ class SystemReader:
             psi_cpu=psi["cpu"],
             psi_memory=psi["memory"],
             psi_io=psi["io"],
+            forks=forks,
+            csw=csw,
+            run_delay_known=self.run_delay_known,
         )
 
     def close(self) -> None:

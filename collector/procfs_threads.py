@@ -12,7 +12,8 @@ Both cost one read per thread, so the backend calls them only when they can chan
 - ``threads_switches``: /proc/PID/status and /proc/PID/schedstat count the context switches of
   the main thread only (so does psutil's ``num_ctx_switches``); a process's total is the sum over
   its threads. Threads that already exited are not in the sum, so the total may drop: the
-  backend clamps rates at 0.
+  backend clamps rates at 0. The same schedstat reads give the threads' run delay (time spent
+  runnable, waiting for a CPU), summed the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import os
 
 from .procfs_files import read_path
-from .procfs_parse import D_STATE, schedstat_switches, stat_state, status_csw
+from .procfs_parse import D_STATE, parse_schedstat, stat_state, status_csw
 
 
 def count_stuck_threads(proc_root: str, pid: str) -> int:
@@ -43,26 +44,34 @@ def count_stuck_threads(proc_root: str, pid: str) -> int:
     return stuck
 
 
-def threads_switches(proc_root: str, pid: str, schedstat: bool) -> tuple[int | None, int]:
-    """(voluntary + involuntary context switches summed over live threads, threads read).
+def threads_switches(proc_root: str, pid: str, schedstat: bool) -> tuple[int | None, int | None, int]:
+    """(voluntary + involuntary context switches summed over live threads, their run delay in ns
+    summed likewise (None without schedstat), threads read).
 
-    From each thread's ``schedstat`` (its third number counts switches onto a CPU, equal to
-    nvcsw + nivcsw; a small file) when available, else from each thread's ``status``.
+    From each thread's ``schedstat`` (``runtime_ns wait_ns switches``: the third number counts
+    switches onto a CPU, equal to nvcsw + nivcsw; a small file) when available, else from each
+    thread's ``status`` (no run delay there).
     """
     task = f"{proc_root}/{pid}/task"
     try:
         tids = os.listdir(task)
     except OSError:
-        return None, 0
-    name, parse, size = ("schedstat", schedstat_switches, 256) if schedstat else ("status", status_csw, 4096)
-    total = 0
+        return None, None, 0
+    total = delay = 0
     seen = False
     for tid in tids:
         try:
-            c = parse(read_path(f"{task}/{tid}/{name}", size))
+            b = read_path(f"{task}/{tid}/schedstat", 256) if schedstat else read_path(f"{task}/{tid}/status", 4096)
         except OSError:
             continue
+        if schedstat:
+            d, c = parse_schedstat(b)
+            delay += d or 0
+        else:
+            c = status_csw(b)
         if c is not None:
             total += c
             seen = True
-    return (total if seen else None), len(tids)
+    if not seen:
+        return None, None, len(tids)
+    return total, (delay if schedstat else None), len(tids)

@@ -204,6 +204,17 @@ class LatenessWindow:
         p50, p99, worst, since = cached
         return p50, p99, max(worst, self._max_since(since))
 
+    def since(self, since: int) -> tuple[float, float]:
+        """(sum, max) of the values stored after the first ``since`` (all of the ring when more
+        than its capacity were stored since): the lateness of one sampling interval."""
+        count = min(self._total - since, self.capacity)
+        if count <= 0:
+            return 0.0, 0.0
+        end, values = self._total % self.capacity, self._values
+        start = (end - count) % self.capacity
+        parts = (values[start:end],) if start < end else (values[start:], values[:end])
+        return sum(sum(p) for p in parts), max(max(p, default=0.0) for p in parts)
+
     def _max_since(self, since: int) -> float:
         """The largest value stored after the first ``since`` (fewer than capacity of them)."""
         if self._total <= since:
@@ -261,6 +272,9 @@ class Sentinel:
         self.window = LatenessWindow(max(1, math.ceil(self.window_s / self.tick_s)))
         self._thread: threading.Thread | None = None
         self.ticks = 0
+        # Where the previous stats() left off: the interval figures cover the ticks since then.
+        self._stats_total = 0
+        self._stats_at: float | None = None
         self.cpu_s = 0.0  # CPU time the sentinel thread used (measured by the thread itself)
 
     # -- the loop --------------------------------------------------------------------------------
@@ -341,9 +355,18 @@ class Sentinel:
     def stats(self) -> m.SentinelStats:
         # No lock against the tick loop: a store into the ring is atomic under the GIL, and a
         # percentile taken while a value is replaced is still one of the window's values.
-        self.window.stored(self.ticks - 1)  # one lateness per tick after the first
+        stored = max(self.ticks - 1, 0)  # one lateness per tick after the first
+        self.window.stored(stored)
         p50, p99, worst = self.window.summary()
         ticks = len(self.window)
+        # The interval's own lateness: the window's percentiles span a minute, so a stall would
+        # hold them up for a minute after it ended; the share of the interval spent late does not.
+        now = self.monotonic()
+        late_sum, late_max = self.window.since(self._stats_total)
+        late_pct = None
+        if self._stats_at is not None and now > self._stats_at and stored > self._stats_total:
+            late_pct = round(min(100.0, late_sum / ((now - self._stats_at) * 10.0)), 3)
+        self._stats_total, self._stats_at = stored, now
         return m.SentinelStats(
             tick_ms=self.tick_s * 1000.0,
             window_s=self.window_s,
@@ -352,4 +375,6 @@ class Sentinel:
             p99_ms=round(p99, 3),
             max_ms=round(worst, 3),
             pauses=self.detector.pauses,
+            interval_late_pct=late_pct,
+            interval_max_ms=round(late_max, 3) if late_pct is not None else None,
         )

@@ -6,7 +6,8 @@ Modules, one job each:
   ring.py            ring buffer of the live feed (the seconds before a pause)
   session.py         one capture session: bundle dir, concurrent captures, ForensicsDone
   bundle.py          bundle naming and JSON files (written atomically)
-  culprits.py        ranking of the processes around the pause
+  culprits.py        ranking of the processes by what they consumed in the stall
+  stall_window.py    which samples cover the stall, each figure over it and the interval it covers
   cause.py           classification of the pause (cpu / memory / io / suspend-adjacent / unknown)
   runner.py          one capture command: own process group, timeout, output cap
   proc_files.py      /proc pressure, meminfo, vmstat, loadavg, stat: read, parse, delta

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -62,10 +63,21 @@ def write_json(path: Path, data: object) -> int:
     Process names in it are attacker-chosen: nothing a terminal would act on is written raw."""
     body = _escape_terminal_unsafe(msgspec.json.format(_json.encode(data), indent=2) + b"\n")
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(body)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(body)
+        os.replace(tmp, path)
+    except BaseException:
+        # A full disk fails the write (or the close that flushes it): leave no empty temp file.
+        tmp.unlink(missing_ok=True)
+        raise
     return len(body)
+
+
+def discard_bundle_dir(path: Path) -> None:
+    """Remove a bundle an attempt left half-written, so a reader never finds a bundle without
+    its metadata.json (the next attempt creates a fresh one)."""
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def iso(epoch: float) -> str:

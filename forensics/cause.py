@@ -1,81 +1,68 @@
-"""Why did the machine pause? A pure classification from the figures around the pause.
+"""Why did the machine pause? A pure classification from the figures of the stall itself.
 
-Input is a ``Figures`` record gathered from the live feed's SystemStats (the window just before the
-pause), the collector's snapshot taken right after it (whose rates span the stall itself), the
-stuck-thread capture and the worker's own suspend watch. Output is one label and the evidence: the
-figures that decided it, the thresholds they were compared with, and the rule that fired.
+Input is a ``Figures`` record: the worst per-interval figure of the samples that cover the stall
+(stall_window.py chooses them and estimates each figure over the stall), the stuck-thread capture
+and the worker's own suspend watch. Output is one label and the evidence: every figure, the
+interval it covers (``<figure>_over``, seconds relative to the pause start), the thresholds
+([forensics.cause] in the config) and the rule that fired. No 1/5/15-minute average takes part:
+a load that ended seconds before the pause must not explain it.
 
-Order of the rules, and why:
-1. ``suspend-adjacent``: time asleep inside the gap, or a resume within 30 s of it. Resume stalls
-   (devices waking, caches refilling) look like anything else, so they are named first.
-2. ``memory``: memory pressure together with paging. Reclaim and page-ins also show up as io
-   pressure and blocked tasks, so memory must win over io when both are present.
-3. ``io``: io pressure with tasks stuck in uninterruptible sleep (or heavy iowait).
-4. ``cpu``: the cores saturated (busy %, run queue per core, cpu PSI) or stolen by the hypervisor.
-5. ``unknown``: nothing above its threshold — the evidence still lists every figure.
+The rules, and why:
+1. ``suspend-adjacent``: time asleep inside the gap, or a resume within ``suspend_recent_s`` of
+   it. Resume stalls (devices waking, caches refilling) look like anything else, so they go first.
+2. ``memory``: a full memory stall, or memory pressure together with paging. Reclaim and page-ins
+   also show up as io pressure and blocked tasks, so memory must win over io when both are there.
+3. ``io``: io pressure (or heavy iowait) with tasks stuck in uninterruptible sleep.
+4. ``cpu``: the cores stolen by the hypervisor, or tasks waiting for a core (cpu PSI some).
+   Where there is no PSI: cores ``cpu_busy_pct`` busy, or a run queue of ``cpu_runq_per_core``
+   per core on cores at least ``cpu_runq_min_busy_pct`` busy. With PSI, busy cores and the run
+   queue do not decide: a saturated machine where nobody waits is at work, not stalled, and
+   procs_running is an instant (right after a freeze every thawed task is runnable at once).
+   When several of memory/io/cpu qualify at once, the one whose PSI some is largest wins (memory
+   still beats io), and the rule names the others.
+5. ``unknown``: nothing reached its threshold (a process or the machine frozen by something that
+   leaves no trace in these figures: SIGSTOP, the cgroup freezer, a hypervisor pause without
+   steal accounting). The evidence still lists every figure.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Iterable
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
 
 from pmshared import messages as m
+from pmshared.config import CauseConfig
 
-# Thresholds. PSI figures are percent of wall time stalled over the sampling interval.
-SUSPEND_RECENT_S = 30.0  # a resume this close before the pause makes it suspend-adjacent
-MEM_PSI_SOME = 10.0
-MEM_PSI_FULL = 10.0  # full memory stall alone is enough: every task waited on reclaim
-MEM_PAGEINS = 100.0  # major faults/s, whole machine
-MEM_SWAP = 100.0  # pages/s swapped in + out
-IO_PSI_SOME = 20.0
-IO_PSI_FULL = 10.0
-IO_STUCK = 1  # stuck (D) threads or procs_blocked
-IO_IOWAIT = 30.0  # % of all cores
-CPU_BUSY = 90.0  # % of all cores
-CPU_RUNQ_PER_CORE = 2.0  # load1 / cpu_count
-CPU_PSI_SOME = 50.0
-CPU_STEAL = 20.0  # % of all cores taken by the hypervisor
+from forensics import stall_window
+from forensics.stall_window import Interval
 
-THRESHOLDS: dict[str, float] = {
-    "suspend_recent_s": SUSPEND_RECENT_S,
-    "mem_psi_some": MEM_PSI_SOME,
-    "mem_psi_full": MEM_PSI_FULL,
-    "mem_pageins_per_s": MEM_PAGEINS,
-    "mem_swap_pages_per_s": MEM_SWAP,
-    "io_psi_some": IO_PSI_SOME,
-    "io_psi_full": IO_PSI_FULL,
-    "io_stuck": IO_STUCK,
-    "io_iowait_pct": IO_IOWAIT,
-    "cpu_busy_pct": CPU_BUSY,
-    "cpu_runq_per_core": CPU_RUNQ_PER_CORE,
-    "cpu_psi_some": CPU_PSI_SOME,
-    "cpu_steal_pct": CPU_STEAL,
-}
+DEFAULTS = CauseConfig()
 
 
 @dataclass(frozen=True)
 class Figures:
-    """The worst value of each figure around the pause; ``None`` = not known on this platform."""
+    """The worst value of each figure over the stall; ``None`` = not known on this platform."""
 
     suspended_ms: float = 0.0
     last_resume_ago_s: float | None = None  # seconds from the last resume to the pause start
     cpu_count: int = 1
     cpu_busy_pct: float | None = None
-    load1: float | None = None
     cpu_steal_pct: float | None = None
     cpu_iowait_pct: float | None = None
+    runq_per_core: float | None = None  # procs_running / cores, at a sample's end
     psi_cpu_some: float | None = None
     psi_memory_some: float | None = None
     psi_memory_full: float | None = None
     psi_io_some: float | None = None
     psi_io_full: float | None = None
-    procs_blocked: int | None = None
+    procs_blocked: int | None = None  # tasks in D state, at a sample's end
     stuck_threads: int | None = None
     pageins_per_s: float | None = None
     swapins_per_s: float | None = None
     swapouts_per_s: float | None = None
-    samples: int = 0  # how many SystemStats went into these figures
+    samples: int = 0  # how many samples cover the stall
+    # figure -> the interval it covers, as text relative to the pause start (evidence only)
+    over: dict[str, str] = field(default_factory=dict)
 
 
 Evidence = dict[str, float | int | str | bool | None]
@@ -90,14 +77,74 @@ def _add(*values: float | None) -> float | None:
     return sum(known) if known else None
 
 
-def classify(f: Figures) -> tuple[m.PauseCause, Evidence]:
-    """Label the pause and say why. Pure: same figures, same answer."""
-    evidence: Evidence = {name: getattr(f, name) for name in (fl.name for fl in fields(f))}
-    runq = f.load1 / max(f.cpu_count, 1) if f.load1 is not None else None
+def _evidence(f: Figures, t: CauseConfig) -> Evidence:
+    evidence: Evidence = {
+        fl.name: getattr(f, fl.name) for fl in fields(f) if fl.name != "over"
+    }
+    evidence.update({f"{name}_over": text for name, text in f.over.items()})
     swap = _add(f.swapins_per_s, f.swapouts_per_s)
     stuck = max((v for v in (f.stuck_threads, f.procs_blocked) if v is not None), default=None)
-    evidence.update({"runq_per_core": runq, "swap_pages_per_s": swap, "stuck": stuck})
-    evidence.update({f"threshold_{k}": v for k, v in THRESHOLDS.items()})
+    evidence.update({"swap_pages_per_s": swap, "stuck": stuck})
+    evidence.update({f"threshold_{k}": getattr(t, k) for k in t.__struct_fields__})
+    return evidence
+
+
+Verdict = tuple[m.PauseCause, str, float]  # cause, rule, strength (PSI some; -1 when unknown)
+
+
+def _memory(f: Figures, t: CauseConfig, swap: float | None) -> Verdict | None:
+    strength = f.psi_memory_some if f.psi_memory_some is not None else -1.0
+    paging = _ge(f.pageins_per_s, t.mem_pageins_per_s) or _ge(swap, t.mem_swap_pages_per_s)
+    if _ge(f.psi_memory_full, t.mem_psi_full_pct):
+        return "memory", f"psi_memory_full={f.psi_memory_full:.1f} >= {t.mem_psi_full_pct:g}", strength
+    if _ge(f.psi_memory_some, t.mem_psi_some_pct) and paging:
+        return "memory", (
+            f"psi_memory_some={f.psi_memory_some:.1f} >= {t.mem_psi_some_pct:g} with paging "
+            f"(pageins/s={f.pageins_per_s}, swap pages/s={swap})"
+        ), strength
+    return None
+
+
+def _io(f: Figures, t: CauseConfig, stuck: float | None) -> Verdict | None:
+    strength = f.psi_io_some if f.psi_io_some is not None else -1.0
+    if not _ge(stuck, t.io_stuck):
+        return None
+    if _ge(f.psi_io_some, t.io_psi_some_pct) or _ge(f.psi_io_full, t.io_psi_full_pct):
+        return "io", f"io pressure (some={f.psi_io_some}, full={f.psi_io_full}) with {stuck:g} stuck task(s)", strength
+    if _ge(f.cpu_iowait_pct, t.io_iowait_pct):
+        return "io", f"iowait={f.cpu_iowait_pct:.1f}% with {stuck:g} stuck task(s)", strength
+    return None
+
+
+def _cpu(f: Figures, t: CauseConfig) -> Verdict | None:
+    """Contention is waiting. Where PSI exists it measures the waiting itself; busy cores or a
+    run queue without it are a machine at work, not a stall (another engineer's build at 100 %
+    with nobody waiting, or every frozen task runnable at once on thaw). Busy % and the run queue
+    decide only where there is no PSI (macOS, kernels before 4.20)."""
+    strength = f.psi_cpu_some if f.psi_cpu_some is not None else -1.0
+    if _ge(f.cpu_steal_pct, t.cpu_steal_pct):
+        return "cpu", f"steal={f.cpu_steal_pct:.1f}% >= {t.cpu_steal_pct:g} (hypervisor took the cores)", max(
+            strength, f.cpu_steal_pct or 0.0)
+    if f.psi_cpu_some is not None:
+        if f.psi_cpu_some >= t.cpu_psi_some_pct:
+            busy = f" (cores {f.cpu_busy_pct:.1f}% busy)" if f.cpu_busy_pct is not None else ""
+            return "cpu", f"psi_cpu_some={f.psi_cpu_some:.1f} >= {t.cpu_psi_some_pct:g}{busy}", strength
+        return None
+    if _ge(f.cpu_busy_pct, t.cpu_busy_pct):
+        return "cpu", f"cpu_busy={f.cpu_busy_pct:.1f}% >= {t.cpu_busy_pct:g} (no PSI here)", strength
+    if _ge(f.runq_per_core, t.cpu_runq_per_core) and _ge(f.cpu_busy_pct, t.cpu_runq_min_busy_pct):
+        return "cpu", (
+            f"procs_running/cpu_count={f.runq_per_core:.2f} >= {t.cpu_runq_per_core:g} "
+            f"on cores {f.cpu_busy_pct:.1f}% busy (no PSI here)"
+        ), strength
+    return None
+
+
+def classify(f: Figures, t: CauseConfig = DEFAULTS) -> tuple[m.PauseCause, Evidence]:
+    """Label the pause and say why. Pure: same figures and thresholds, same answer."""
+    evidence = _evidence(f, t)
+    swap, stuck = evidence["swap_pages_per_s"], evidence["stuck"]
+    assert not isinstance(swap, (str, bool)) and not isinstance(stuck, (str, bool))
 
     def decided(cause: m.PauseCause, rule: str) -> tuple[m.PauseCause, Evidence]:
         evidence["rule"] = rule
@@ -106,86 +153,60 @@ def classify(f: Figures) -> tuple[m.PauseCause, Evidence]:
     if f.suspended_ms > 0:
         return decided("suspend-adjacent", f"suspended_ms={f.suspended_ms:g} > 0")
     # Negative: the worker noticed the resume after the pause began (it was asleep too).
-    if f.last_resume_ago_s is not None and abs(f.last_resume_ago_s) <= SUSPEND_RECENT_S:
+    if f.last_resume_ago_s is not None and abs(f.last_resume_ago_s) <= t.suspend_recent_s:
         return decided(
             "suspend-adjacent",
-            f"a resume {f.last_resume_ago_s:+.1f}s from the pause start (within {SUSPEND_RECENT_S:g}s)",
+            f"a resume {f.last_resume_ago_s:+.1f}s from the pause start (within {t.suspend_recent_s:g}s)",
         )
-
-    paging = _ge(f.pageins_per_s, MEM_PAGEINS) or _ge(swap, MEM_SWAP)
-    if _ge(f.psi_memory_full, MEM_PSI_FULL):
-        return decided("memory", f"psi_memory_full={f.psi_memory_full:g} >= {MEM_PSI_FULL:g}")
-    if _ge(f.psi_memory_some, MEM_PSI_SOME) and paging:
-        return decided(
-            "memory",
-            f"psi_memory_some={f.psi_memory_some:g} >= {MEM_PSI_SOME:g} with paging "
-            f"(pageins/s={f.pageins_per_s}, swap pages/s={swap})",
-        )
-
-    io_pressure = _ge(f.psi_io_some, IO_PSI_SOME) or _ge(f.psi_io_full, IO_PSI_FULL)
-    if io_pressure and _ge(stuck, IO_STUCK):
-        return decided(
-            "io",
-            f"io pressure (some={f.psi_io_some}, full={f.psi_io_full}) with {stuck} stuck task(s)",
-        )
-    if _ge(f.cpu_iowait_pct, IO_IOWAIT) and _ge(stuck, IO_STUCK):
-        return decided("io", f"iowait={f.cpu_iowait_pct:g}% with {stuck} stuck task(s)")
-
-    if _ge(f.cpu_steal_pct, CPU_STEAL):
-        return decided("cpu", f"steal={f.cpu_steal_pct:g}% >= {CPU_STEAL:g} (hypervisor took the cores)")
-    if _ge(f.cpu_busy_pct, CPU_BUSY):
-        return decided("cpu", f"cpu_busy={f.cpu_busy_pct:g}% >= {CPU_BUSY:g}")
-    if _ge(runq, CPU_RUNQ_PER_CORE):
-        return decided("cpu", f"load1/cpu_count={runq:.2f} >= {CPU_RUNQ_PER_CORE:g}")
-    if _ge(f.psi_cpu_some, CPU_PSI_SOME):
-        return decided("cpu", f"psi_cpu_some={f.psi_cpu_some:g} >= {CPU_PSI_SOME:g}")
-
-    return decided("unknown", "no figure reached its threshold")
+    memory, io, cpu = _memory(f, t, swap), _io(f, t, stuck), _cpu(f, t)
+    if memory is not None:
+        io = None  # reclaim and page-ins show up as io pressure and blocked tasks too
+    candidates = [v for v in (memory, io, cpu) if v is not None]
+    if not candidates:
+        return decided("unknown", "no figure reached its threshold")
+    # Several resources contended at once (a busy shared machine): the one tasks waited on for
+    # the largest share of the stall; in that order where PSI does not say.
+    cause, rule, _ = max(candidates, key=lambda v: v[2])
+    others = [f"{c} ({r})" for c, r, _ in candidates if c != cause]
+    return decided(cause, rule + (f"; also {'; '.join(others)}" if others else ""))
 
 
 # --------------------------------------------------------------------------- gathering
 
 
-def _worst(values: Iterable[float | int | None]) -> float | int | None:
-    known = [v for v in values if v is not None]
-    return max(known) if known else None
-
-
 def gather(
-    systems: list[m.SystemStats],
+    stalls: list[tuple[float, float]],
+    intervals: list[Interval],
     *,
+    fallback: Sequence[Interval] = (),
+    thresholds: CauseConfig = DEFAULTS,
     suspended_ms: float = 0.0,
     last_resume_ago_s: float | None = None,
     stuck_threads: int | None = None,
 ) -> Figures:
-    """Worst value of each figure over ``systems`` (the window before the pause + the one after)."""
-
-    def worst(getter) -> float | int | None:  # type: ignore[no-untyped-def]
-        return _worst(getter(s) for s in systems)
-
-    def psi(s: m.SystemStats, which: str, kind: str) -> float | None:
-        stall = getattr(s, f"psi_{which}")
-        return getattr(stall, kind) if stall is not None else None
-
+    """The worst of each figure over the samples covering each stall [start, end] (a capture
+    session may hold several coalesced pauses). ``fallback`` intervals (forensics' own /proc
+    readings, which also span its captures) count only when no sample covers a stall."""
+    worst: dict[str, stall_window.Reading] = {}
+    used: set[int] = set()
+    for stall in stalls:
+        pool = intervals if stall_window.covering(intervals, *stall) else list(fallback)
+        for iv in stall_window.covering(pool, *stall):
+            used.add(id(iv))
+        for name, r in stall_window.worst_readings(pool, stall, thresholds.stall_share_min).items():
+            if name not in worst or r.value > worst[name].value:
+                worst[name] = r
+    origin = min((s for s, _ in stalls), default=0.0)
+    values = {name: int(r.value) if name == "procs_blocked" else round(r.value, 2) for name, r in worst.items()}
+    cpu_counts = [r.sample.system.cpu_count for r in worst.values()]
     return Figures(
         suspended_ms=suspended_ms,
         last_resume_ago_s=last_resume_ago_s,
-        cpu_count=max((s.cpu_count for s in systems), default=1),
-        cpu_busy_pct=worst(lambda s: s.cpu_busy_pct),
-        load1=worst(lambda s: s.load1),
-        cpu_steal_pct=worst(lambda s: s.cpu_steal_pct),
-        cpu_iowait_pct=worst(lambda s: s.cpu_iowait_pct),
-        psi_cpu_some=worst(lambda s: psi(s, "cpu", "some")),
-        psi_memory_some=worst(lambda s: psi(s, "memory", "some")),
-        psi_memory_full=worst(lambda s: psi(s, "memory", "full")),
-        psi_io_some=worst(lambda s: psi(s, "io", "some")),
-        psi_io_full=worst(lambda s: psi(s, "io", "full")),
-        procs_blocked=worst(lambda s: s.procs_blocked),
+        cpu_count=max(cpu_counts, default=1),
         stuck_threads=stuck_threads,
-        pageins_per_s=worst(lambda s: s.pageins),
-        swapins_per_s=worst(lambda s: s.swapins),
-        swapouts_per_s=worst(lambda s: s.swapouts),
-        samples=len(systems),
+        samples=len(used),
+        over={name: stall_window.describe(r, origin) for name, r in worst.items()},
+        **values,  # type: ignore[arg-type]
     )
 
 

@@ -34,6 +34,7 @@ from forensics.runner import (
     ms_since,
     run_command,
 )
+from forensics.stall_window import Interval
 
 PROC = Path("/proc")
 STUCK_ROUNDS = 5
@@ -179,8 +180,11 @@ def proc_state_capture(
         details: dict[str, object] = {"unreadable": after.errors, "has_before": before is not None}
         if before is not None:
             # The figures across the pause also feed the cause classification (session.py).
-            details["across_pause"] = proc_files.delta_as_system(
-                body["delta"], after, os.cpu_count() or 1  # type: ignore[arg-type]
+            details["across_pause"] = Interval(
+                before.taken_at,
+                after.taken_at,
+                proc_files.delta_as_system(body["delta"], after, os.cpu_count() or 1),  # type: ignore[arg-type]
+                "proc",
             )
         return CaptureResult(artifact, details)
 
@@ -250,3 +254,9 @@ def plan(
         proc_state_capture(before, pause.start, config.proc_timeout),
         kernel_log_capture(pause.start - config.log_window_s, config.logs_timeout),
     ]
+
+
+def recovery_plan(pause: m.Pause, config: ForensicsConfig) -> list[Capture]:
+    """For a pause found without a bundle after a restart: only what still describes its moment.
+    Threads and /proc read now would describe now; the kernel log keeps the pause's time."""
+    return [kernel_log_capture(pause.start - config.log_window_s, config.logs_timeout)]

@@ -52,6 +52,7 @@ def done_message(stamp: Stamper, result: SessionResult) -> m.ForensicsDone:
         culprits=result.culprits,
         cause=result.cause,
         evidence=result.evidence,
+        error=result.error,
     )
 
 
@@ -96,8 +97,7 @@ def run_sockets(worker: Worker, engine: Engine) -> None:
         try:
             # While a capture runs its result is picked up within POLL_MS; idle, the loop sleeps
             # until a heartbeat is due (or a frame or signal comes).
-            busy = engine.session is not None and engine.session.running
-            ready = dict(poller.poll(POLL_MS if busy else worker.poll_timeout_ms()))
+            ready = dict(poller.poll(POLL_MS if engine.busy else worker.poll_timeout_ms()))
         except zmq.ZMQError as exc:
             if exc.errno == zmq.EINTR:  # a signal arrived: go look at the stop flag
                 continue
@@ -115,7 +115,8 @@ def run_sockets(worker: Worker, engine: Engine) -> None:
                 worker.counters["forensics_done_sent"] += 1
             else:
                 worker.counters["forensics_done_dropped"] += 1
-                worker.log.warning("recorder queue full: ForensicsDone for %s dropped", result.bundle_path)
+                worker.log.warning("recorder queue full: ForensicsDone for %s dropped",
+                                   result.bundle_path or ", ".join(result.pause_ids))
         worker.heartbeat()
 
 
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     worker = Worker("forensics", sockets=not args.jsonl)
     worker.install_signal_handlers()
-    engine = Engine(worker.config, incarnation=worker.incarnation, counters=worker.counters)
+    engine = Engine(worker.config, incarnation=worker.incarnation, counters=worker.counters, sweep=not args.jsonl)
     caffeinate = Caffeinate()
     caffeinate.start()
     try:

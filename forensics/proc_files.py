@@ -213,3 +213,4 @@ def delta_as_system(d: dict[str, object], after: ProcReading, cpu_count: int) ->
         psi_memory=stall("memory"),
         psi_io=stall("io"),
     )
+

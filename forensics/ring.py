@@ -8,6 +8,7 @@ and harmless: the buffer holds what arrived, keyed by the sample's own timestamp
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 
 from pmshared import messages as m
@@ -18,21 +19,24 @@ class LiveRing:
         self.seconds = seconds
         # A bound even if timestamps misbehave (clock steps): a few samples per second at most.
         self._entries: deque[m.LiveSample] = deque(maxlen=max_entries or int(seconds * 4) + 16)
+        self._lock = threading.Lock()  # a capture session reads it from its own thread
 
     def push(self, sample: m.LiveSample) -> None:
-        self._entries.append(sample)
-        newest = sample.samples.timestamp
-        # Drop by age relative to the newest sample, not the wall clock: after a pause the
-        # samples from before it are exactly the ones we want to keep.
-        while self._entries and self._entries[0].samples.timestamp < newest - self.seconds:
-            self._entries.popleft()
+        with self._lock:
+            self._entries.append(sample)
+            newest = sample.samples.timestamp
+            # Drop by age relative to the newest sample, not the wall clock: after a pause the
+            # samples from before it are exactly the ones we want to keep.
+            while self._entries and self._entries[0].samples.timestamp < newest - self.seconds:
+                self._entries.popleft()
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def freeze(self) -> list[m.LiveSample]:
         """A copy for a capture session (the live loop keeps pushing meanwhile)."""
-        return list(self._entries)
+        with self._lock:
+            return list(self._entries)
 
 
 def window(entries: list[m.LiveSample], start: float, end: float) -> list[m.LiveSample]:

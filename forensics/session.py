@@ -5,12 +5,26 @@ heartbeating; each capture runs on a thread of its own, concurrently, each bound
 timeout. Files, in the order they are written:
 
   processes.json     the snapshot the collector took right after the pause
-  ring_buffer.json   the live feed of the seconds before it (frozen when the pause arrived)
-  culprits.json      ranked culprits, their source and suspects seen
+  ring_buffer.json   the live feed of the seconds before it (frozen when the pause arrived),
+                     rewritten after the captures with the samples that arrived meanwhile
+  culprits.json      ranked culprits, how they were ranked, suspects seen (rewritten once the
+                     cause is known)
   metadata.json      written first with status "capturing", rewritten at the end
   <captures>         stuck_threads.json, proc_state.json, kernel_log.txt (Linux);
                      spindump.txt, tailspin.tailspin, system_log.ndjson (macOS)
   processes-N.json   the snapshot of each coalesced pause (N = 2, 3, …)
+
+The cause and the culprits are decided after the captures: the samples covering the stall and the
+one after it reach the worker through the scorer and tiering, usually after the Pause itself, so
+the session reads the worker's ring again then (waiting up to AFTER_SAMPLE_WAIT_S for them).
+
+A full (or read-only, or vanished) disk: the attempt's half-written bundle is removed and the
+session tries again with back-off (RETRY_FIRST_S doubling to RETRY_MAX_S), one log line per new
+cause; pauses arriving meanwhile are coalesced into it, so the bundle that is finally written holds
+them all. Once space is back the bundle is written as usual (metadata.json "retries" says how it
+went); after GIVE_UP_AFTER_S the session ends with a failed result (ForensicsDone.error), so the
+pause reads "forensics failed: …" rather than pending for ever. A session stopped while waiting
+writes nothing: the next start's sweep (engine.py) finds the pause in the database.
 
 Coalescing (decided here, documented in metadata.json): a pause that arrives while a session is
 still capturing does not start a second heavy capture. It is attached to the running session:
@@ -22,8 +36,10 @@ has finished its captures it is sealed, and the next pause starts a new session.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -31,13 +47,26 @@ from typing import Callable
 from pmshared import messages as m
 from pmshared.config import Config
 
-from forensics import bundle, cause, culprits
-from forensics.ring import window
+from forensics import bundle, cause, culprits, stall_window
 from forensics.runner import Capture, CaptureContext, CaptureResult, failed
 
 log = logging.getLogger("forensics")
 
-CAUSE_CONTEXT_S = 5.0  # live samples this long before the pause count for the cause
+RETRY_FIRST_S = 0.5  # first wait after a failed write; doubles up to RETRY_MAX_S
+RETRY_MAX_S = 60.0
+GIVE_UP_AFTER_S = 3600.0  # a disk full for this long: record the failure instead of waiting on
+RECOVERED_NOTE = (
+    "written after a restart of forensics (e.g. the disk was full): the process list, the ring "
+    "buffer and the live captures of the moment were lost; only what can still be read for the "
+    "pause's time (the kernel log) is here"
+)
+STALL_EDGE_S = 0.1  # a process list whose interval starts this late into the stall still spans it
+AFTER_SAMPLE_WAIT_S = 3.0  # at most this long for the ring to receive the sample after the stall
+RANKING = {
+    "stall": "what each process consumed in the snapshot spanning the stall (culprits.py)",
+    "ring": "peak rogue score over the ring buffer (the pause came without processes)",
+    "none": "no process list and no rogue in the ring buffer",
+}
 JOIN_GRACE_S = 2.0  # beyond a capture's own timeout before the session stops waiting for it
 
 PlanFactory = Callable[[Path], list[Capture]]
@@ -52,7 +81,9 @@ class SessionResult:
     cause: m.PauseCause
     evidence: dict[str, float | int | str | bool | None]
     top_duration_ms: float = 0.0
-    status: str = "complete"
+    status: str = "complete"  # "complete", "interrupted", or "failed" (no bundle; see error)
+    error: str | None = None  # why no bundle could be written
+    recovered: bool = False  # written by the start-up sweep, long after the pause
 
 
 @dataclass
@@ -65,6 +96,10 @@ class CaptureSession:
     on_done: Callable[[SessionResult], None]
     resume_ago_s: float | None = None
     incarnation: str = ""
+    recovered: bool = False  # a pause found pending after a restart: its timing is all we have
+    clock: Callable[[], float] = time.monotonic  # how long the retries have gone on
+    counters: Counter[str] = field(default_factory=Counter)
+    ring_now: Callable[[], list[m.LiveSample]] | None = None  # the worker's ring, read again later
     stop: threading.Event = field(default_factory=threading.Event)
     coalesced: list[m.Pause] = field(default_factory=list)
     bundle_dir: Path | None = None
@@ -72,9 +107,14 @@ class CaptureSession:
     _sealed: bool = False
     _thread: threading.Thread | None = None
     _received_at: float = field(default_factory=time.time)
+    _attempts: int = 0
+    _last_error: str | None = None
+    _processes_interval: stall_window.Interval | None = None
 
     # -- main-loop side --------------------------------------------------------------------------
     def start(self) -> None:
+        if self.recovered:
+            self._sealed = True  # a live pause deserves its own full capture, not this bundle
         self._thread = threading.Thread(target=self._run_guarded, name="forensics-session", daemon=True)
         self._thread.start()
 
@@ -97,40 +137,190 @@ class CaptureSession:
     # -- session thread --------------------------------------------------------------------------
     def _run_guarded(self) -> None:
         try:
-            self._run()
+            self._run_with_retries()
         except Exception:  # never lose the worker to a bundle bug; the log says what happened
             log.exception("forensics session for %s failed", self.pause.pause_id)
             with self._lock:
                 self._sealed = True
 
-    def _run(self) -> None:
-        started_mono = time.monotonic()
-        cfg = self.config
-        self.bundle_dir = bundle_dir = bundle.create_bundle_dir(self.events_dir, self.pause.start)
-        bundle.write_json(bundle_dir / "processes.json", self.pause.processes or [])
-        bundle.write_json(bundle_dir / "ring_buffer.json", bundle.ring_json(self.ring_entries))
+    def _run_with_retries(self) -> None:
+        first_failure: float | None = None
+        delay = RETRY_FIRST_S
+        while True:
+            self._attempts += 1
+            try:
+                self._run()
+                return
+            except OSError as exc:  # the disk: full, read-only, gone
+                self._discard_attempt()
+                error = exc.strerror or str(exc)
+                self.counters["bundle_write_failures"] += 1
+                first_failure = self.clock() if first_failure is None else first_failure
+                if self.clock() - first_failure >= GIVE_UP_AFTER_S:
+                    log.warning("bundle for pause %s not written after %d attempts (%s in %s); "
+                                "recorded as failed", self.pause.pause_id, self._attempts, error, self.events_dir)
+                    self._give_up(error)
+                    return
+                if error != self._last_error:  # one line per cause, not one per retry
+                    log.warning("bundle for pause %s not written (%s in %s); retrying with back-off",
+                                self.pause.pause_id, error, self.events_dir)
+                self._last_error = error
+                if self.stop.wait(delay):
+                    log.warning("bundle for pause %s not written (%s); forensics is stopping, its next "
+                                "start looks for the pause again", self.pause.pause_id, error)
+                    return
+                delay = min(delay * 2, RETRY_MAX_S)
 
-        around = window(
-            self.ring_entries,
-            self.pause.start - cfg.sentinel.ring_buffer_seconds,
-            self.pause.end + CAUSE_CONTEXT_S,
+    def _discard_attempt(self) -> None:
+        if self.bundle_dir is not None:
+            bundle.discard_bundle_dir(self.bundle_dir)
+            self.bundle_dir = None
+
+    def _give_up(self, error: str) -> None:
+        with self._lock:
+            self._sealed = True
+            pauses = [self.pause, *self.coalesced]
+        self.on_done(SessionResult(
+            pause_ids=[p.pause_id for p in pauses],
+            bundle_path="",
+            artifacts=[],
+            culprits=self._rank("unknown")[0].culprits,  # known from memory: not lost with the disk
+            cause="unknown",
+            evidence={"pauses": len(pauses), "attempts": self._attempts},
+            top_duration_ms=max(p.duration_ms for p in pauses),
+            status="failed",
+            error=error,
+            recovered=self.recovered,
+        ))
+
+    def _write_inputs(self, bundle_dir: Path) -> None:
+        """processes.json, ring_buffer.json and culprits.json: what was known when the pause came."""
+        if not self.recovered:  # a recovered pause has neither: they died with the old worker
+            bundle.write_json(bundle_dir / "processes.json", self.pause.processes or [])
+            bundle.write_json(bundle_dir / "ring_buffer.json", bundle.ring_json(self.ring_entries))
+        self._culprits(None)
+
+    def _latest_ring(self) -> list[m.LiveSample]:
+        """The ring as it is now: the samples covering the stall and the one after it reach the
+        worker through the scorer and tiering, usually after the Pause itself. Waits (bounded)
+        for a sample ending after the last stall."""
+        if self.ring_now is None:
+            return self.ring_entries
+        last_end = max([self.pause.end, *(p.end for p in self.coalesced)])
+        deadline = time.monotonic() + AFTER_SAMPLE_WAIT_S
+        entries = self.ring_now()
+        while not any(e.samples.timestamp >= last_end for e in entries) and not self.stop.is_set():
+            if time.monotonic() >= deadline:
+                break
+            self.stop.wait(0.05)
+            entries = self.ring_now()
+        return entries
+
+    def _cause(
+        self, pauses: list[m.Pause], results: dict[str, CaptureResult]
+    ) -> tuple[m.PauseCause, dict[str, float | int | str | bool | None]]:
+        cfg = self.config.forensics.cause
+        latest = self._latest_ring()
+        if latest != self.ring_entries:
+            self.ring_entries = latest
+            assert self.bundle_dir is not None
+            bundle.write_json(self.bundle_dir / "ring_buffer.json", bundle.ring_json(latest))
+        live = stall_window.live_intervals(self.ring_entries)
+        intervals = list(live)
+        for p in pauses:
+            own = stall_window.pause_interval(p, live)
+            if p is self.pause:
+                self._processes_interval = own
+            if own is not None and not any(iv.system is own.system or iv == own for iv in intervals):
+                intervals.append(own)
+        proc_state = results.get("proc_state")
+        across = proc_state.details.pop("across_pause", None) if proc_state else None
+        stuck = results.get("stuck_threads")
+        stuck_count = stuck.details.get("stuck_threads") if stuck and stuck.artifact.ok else None
+        figures = cause.gather(
+            [(p.start, p.end) for p in pauses],
+            intervals,
+            # forensics' own /proc readings across the pause: only when the collector's are missing
+            fallback=[across] if isinstance(across, stall_window.Interval) else [],
+            thresholds=cfg,
+            suspended_ms=max(p.suspended_ms for p in pauses),
+            last_resume_ago_s=self.resume_ago_s,
+            stuck_threads=stuck_count if isinstance(stuck_count, int) else None,
         )
+        label, evidence = cause.classify(figures, cfg)
+        evidence["pauses"] = len(pauses)
+        evidence["stall"] = "; ".join(
+            f"{p.start - self.pause.start:+.2f}..{p.end - self.pause.start:+.2f} s" for p in pauses
+        )
+        return label, evidence
+
+    def _rank(self, label: str) -> tuple[culprits.CulpritReport, set[int]]:
+        """The culprits (named with the cgroup the collector read) and the pipeline's own pids."""
+        cfg = self.config
+        processes = self.pause.processes
+        # The cores of the machine the process list was sampled on.
+        cpu_count = self.pause.system.cpu_count if self.pause.system else os.cpu_count() or 1
+        busy = self.pause.system.cpu_busy_pct if self.pause.system else None
+        pipeline = culprits.pipeline_pids(processes or [], os.getpid(), _supervisor_pid())
         report = culprits.identify(
-            around, self.pause.processes, cfg.suspects.patterns, cfg.forensics.culprit_count
+            self.ring_entries, processes, cfg.suspects.patterns, cfg.forensics.culprit_count,
+            cause=label, cpu_count=cpu_count, busy_pct=busy, pipeline=pipeline,
         )
+        return report, pipeline
+
+    def _culprits(self, label: str | None) -> culprits.CulpritReport:
+        """Rank and write culprits.json. ``None``: before the captures, the cause not known yet
+        (ranked as for an unknown cause); rewritten once it is, so a worker killed meanwhile
+        still leaves a bundle with its culprits."""
+        cfg = self.config
+        report, pipeline = self._rank(label or "unknown")
+        assert self.bundle_dir is not None
         bundle.write_json(
-            bundle_dir / "culprits.json",
+            self.bundle_dir / "culprits.json",
             {
                 "source": report.source,
-                "window": {"start": self.pause.start - cfg.sentinel.ring_buffer_seconds, "end": self.pause.end},
-                "samples_in_window": len(around),
+                "cause": label,
+                **({} if label else {"preliminary": "written before the captures; the cause was not known yet"}),
+                "ranking": RANKING[report.source],
+                **self._processes_span(),
                 "culprits": [
-                    {**_culprit_dict(c), "samples_seen": report.seen.get(c.pid, 0)} for c in report.culprits
+                    {**_culprit_dict(c), "samples_seen": report.seen.get(c.pid, 0),
+                     **report.details.get(c.pid, {})}
+                    for c in report.culprits
                 ],
+                "pipeline_pids": sorted(pipeline),
                 "suspect_patterns": cfg.suspects.patterns,
                 "suspects_present": report.suspects_present,
             },
         )
+        return report
+
+    def _culprits_from(self, source: str) -> str:
+        """One line of evidence: what the culprits were ranked from."""
+        if source != "stall":
+            return RANKING[source]
+        span = self._processes_span().get("processes_interval", "an unknown interval")
+        measured = any(p.cpu_children is not None for p in self.pause.processes or [])
+        children = ("exited children's CPU charged to their parent" if measured
+                    else "exited children's CPU not measured by this collector")
+        return f"what each process consumed over {span}; {children}"
+
+    def _processes_span(self) -> dict[str, object]:
+        """Which interval the process list's rates cover, and whether it spans the stall (rates
+        over a short sample taken after the stall would miss what ran inside it)."""
+        iv = self._processes_interval
+        if iv is None or not self.pause.processes:
+            return {}
+        origin = self.pause.start
+        start = "?" if iv.start is None else f"{iv.start - origin:+.2f}"
+        spans = iv.start is not None and iv.start <= self.pause.start + STALL_EDGE_S and iv.end >= self.pause.end
+        return {"processes_interval": f"{start}..{iv.end - origin:+.2f} s from the pause start",
+                "processes_span_the_stall": spans}
+
+    def _run(self) -> None:
+        started_mono = time.monotonic()
+        self.bundle_dir = bundle_dir = bundle.create_bundle_dir(self.events_dir, self.pause.start)
+        self._write_inputs(bundle_dir)
         meta = self._metadata(status="capturing", captures={}, cause_label=None, evidence={})
         bundle.write_json(bundle_dir / "metadata.json", meta)
 
@@ -144,27 +334,10 @@ class CaptureSession:
             bundle.write_json(bundle_dir / f"processes-{n}.json", extra.processes or [])
 
         pauses = [self.pause, *coalesced]
-        stuck = results.get("stuck_threads")
-        stuck_count = stuck.details.get("stuck_threads") if stuck and stuck.artifact.ok else None
-        systems = [e.samples.system for e in window(
-            self.ring_entries, self.pause.start - CAUSE_CONTEXT_S, self.pause.end + CAUSE_CONTEXT_S
-        ) if e.samples.system is not None]
-        systems += [p.system for p in pauses if p.system is not None]
-        proc_state = results.get("proc_state")
-        across = proc_state.details.pop("across_pause", None) if proc_state else None
-        if isinstance(across, m.SystemStats):
-            systems.append(across)  # /proc deltas from before the pause to after it
-        figures = cause.gather(
-            systems,
-            suspended_ms=max(p.suspended_ms for p in pauses),
-            last_resume_ago_s=self.resume_ago_s,
-            stuck_threads=stuck_count if isinstance(stuck_count, int) else None,
-        )
-        label, evidence = cause.classify(figures)
-        evidence["pauses"] = len(pauses)
-
+        label, evidence = self._cause(pauses, results)
+        report = self._culprits(label)
+        evidence["culprits_from"] = self._culprits_from(report.source)
         status = "interrupted" if self.stop.is_set() else "complete"
-        finished = time.time()
         meta = self._metadata(
             status=status,
             captures={
@@ -176,7 +349,7 @@ class CaptureSession:
             timing={
                 "received_at": self._received_at,
                 "captures_started_at": captures_started,
-                "finished_at": finished,
+                "finished_at": time.time(),
                 "session_ms": round((time.monotonic() - started_mono) * 1000, 1),
             },
             culprit_list=report.culprits,
@@ -192,6 +365,7 @@ class CaptureSession:
                 evidence=evidence,
                 top_duration_ms=max(p.duration_ms for p in pauses),
                 status=status,
+                recovered=self.recovered,
             )
         )
 
@@ -253,11 +427,29 @@ class CaptureSession:
             },
             "timing": timing or {"received_at": self._received_at},
             "forensics": {"incarnation": self.incarnation},
+            **({"recovered": RECOVERED_NOTE} if self.recovered else {}),
+            **({"retries": {"attempts": self._attempts, "last_error": self._last_error}}
+               if self._attempts > 1 else {}),
         }
 
 
 def _culprit_dict(c: m.Culprit) -> dict[str, object]:
-    return {"pid": c.pid, "command": c.command, "score": c.score, "categories": list(c.categories), "suspect": c.suspect}
+    return {
+        "pid": c.pid, "ppid": c.ppid, "command": c.command, "cgroup": c.cgroup, "score": c.score,
+        "categories": list(c.categories), "suspect": c.suspect,
+    }
+
+
+def _supervisor_pid() -> int | None:
+    """The parent, when it is the supervisor (`pmctl up` names itself pmctl)."""
+    parent = os.getppid()
+    try:
+        with open(f"/proc/{parent}/comm", encoding="utf-8", errors="replace") as fh:
+            return parent if fh.read().strip() == "pmctl" else None
+    except OSError:
+        return None
+
+
 
 
 def _artifact_dict(a: m.Artifact) -> dict[str, object]:

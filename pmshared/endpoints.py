@@ -79,17 +79,14 @@ class Sockets:
     # -- sockets ---------------------------------------------------------------------------------
     def _make(self, ep: Endpoint, sock_type: int) -> zmq.Socket:
         sock = self.ctx.socket(sock_type)
-        hwm = ep.hwm or self.transport.record_queue
-        sock.setsockopt(zmq.SNDHWM, hwm)
-        sock.setsockopt(zmq.RCVHWM, hwm)
-        sock.setsockopt(zmq.MAXMSGSIZE, self.transport.max_message_bytes)
-        # Records and pauses get a moment to reach a live peer on exit; telemetry is dropped at
-        # once. The moment must fit the 1 s exit budget even when the recorder is down.
-        durable = sock_type == zmq.PUSH and ep.name in ("record", "pause")
-        sock.setsockopt(zmq.LINGER, EXIT_LINGER_MS if durable else 0)
-        if sock_type == zmq.SUB:
-            sock.setsockopt(zmq.SUBSCRIBE, b"")
+        # Tracked before any option is set: a socket whose setsockopt raised must still be
+        # closed, or ctx.term() in close() waits for it forever.
         self._sockets.append(sock)
+        try:
+            _set_options(sock, ep, sock_type, self.transport)
+        except BaseException:
+            sock.close(0)
+            raise
         return sock
 
     def bind(self, name: str) -> zmq.Socket:
@@ -120,8 +117,12 @@ class Sockets:
         # the limit would be cut off for good (libzmq treats it as a protocol error and never
         # reconnects): a worker alive but deaf. Its peer is our own binder in our 0700 directory,
         # so it takes any size and leaves the verdict to the decoder.
-        sock.setsockopt(zmq.MAXMSGSIZE, -1)
-        sock.connect(self.address(name))
+        try:
+            sock.setsockopt(zmq.MAXMSGSIZE, -1)
+            sock.connect(self.address(name))
+        except BaseException:
+            sock.close(0)
+            raise
         return sock
 
     def close(self) -> None:
@@ -134,6 +135,20 @@ class Sockets:
         for path in self._bound_files:
             path.unlink(missing_ok=True)
         self._bound_files.clear()
+
+
+def _set_options(sock: zmq.Socket, ep: Endpoint, sock_type: int, transport: TransportConfig) -> None:
+    """High-water marks, maximum message size and linger of one socket (from ``transport``)."""
+    hwm = ep.hwm or transport.record_queue
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    sock.setsockopt(zmq.RCVHWM, hwm)
+    sock.setsockopt(zmq.MAXMSGSIZE, transport.max_message_bytes)
+    # Records and pauses get a moment to reach a live peer on exit; telemetry is dropped at
+    # once. The moment must fit the 1 s exit budget even when the recorder is down.
+    durable = sock_type == zmq.PUSH and ep.name in ("record", "pause")
+    sock.setsockopt(zmq.LINGER, EXIT_LINGER_MS if durable else 0)
+    if sock_type == zmq.SUB:
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
 
 
 def send_nowait(sock: zmq.Socket, frame: bytes) -> bool:

@@ -121,6 +121,10 @@ class SentinelStats(Struct, frozen=True, kw_only=True):
     p99_ms: float = 0.0
     max_ms: float = 0.0
     pauses: int = 0  # pauses detected since the collector started
+    # Since the previous snapshot: the share of the time the sentinel's ticks were late, in %
+    # (the sum of their lateness over the interval), and the worst single lateness.
+    interval_late_pct: float | None = None
+    interval_max_ms: float | None = None
 
 
 class Snapshot(Envelope, frozen=True, kw_only=True, tag="snapshot"):
@@ -244,9 +248,11 @@ class EventSample(Envelope, frozen=True, kw_only=True, tag="event_sample"):
 class EventClosed(Envelope, frozen=True, kw_only=True, tag="event_closed"):
     event_key: str
     start: float  # lets the recorder create the event if EventOpened was lost
-    end: float
+    end: float  # a wall-clock label: a clock change during the event moves it
     peak_score: Score
     peak_tier: TierNo
+    # The event's length on tiering's monotonic clock (what pmctl shows); None from older senders.
+    duration_ms: NonNeg | None = None
 
 
 class Pause(Envelope, frozen=True, kw_only=True, tag="pause"):
@@ -298,6 +304,8 @@ class ForensicsDone(Envelope, frozen=True, kw_only=True, tag="forensics_done"):
     culprits: list[Culprit]
     cause: PauseCause
     evidence: dict[str, float | int | str | bool | None] = {}
+    # Set when no bundle could be written (bundle_path is "" then), e.g. "No space left on device".
+    error: str | None = None
 
 
 # --------------------------------------------------------------------------- health and supervisor
@@ -329,10 +337,15 @@ class WorkerStatus(Struct, frozen=True, kw_only=True):
     name: str
     state: WorkerRunState
     pid: int | None = None
-    started_at: float | None = None
+    started_at: float | None = None  # wall-clock label
     restarts: int = 0
     last_heartbeat_age_s: float | None = None
     last_exit: str | None = None
+    uptime_s: float | None = None  # since started, on the supervisor's monotonic clock
+    # Why it is unhealthy: the last error line the worker printed (its ERROR log line or the last
+    # line of a traceback), kept across its restarts until a run lasts; None while healthy.
+    reason: str | None = None
+    retry_in_s: float | None = None  # FAILED: seconds until the supervisor tries it once more
 
 
 class ControlRequest(Envelope, frozen=True, kw_only=True, tag="control_request"):
@@ -342,9 +355,10 @@ class ControlRequest(Envelope, frozen=True, kw_only=True, tag="control_request")
 class ControlReply(Envelope, frozen=True, kw_only=True, tag="control_reply"):
     ok: bool
     supervisor_pid: int
-    started_at: float
+    started_at: float  # wall-clock label
     workers: list[WorkerStatus] = []
     error: str | None = None
+    uptime_s: float | None = None  # the supervisor's, on its monotonic clock
 
 
 RECORD_TYPES = (TieringStarted, EventOpened, EventSample, EventClosed, Pause, ForensicsDone)

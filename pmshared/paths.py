@@ -1,7 +1,7 @@
 """Where pause-monitor keeps its files (XDG base directories, overridable for tests).
 
 config   $PAUSE_MONITOR_CONFIG, else $XDG_CONFIG_HOME/pause-monitor/config.toml (~/.config/...)
-data     $XDG_DATA_HOME/pause-monitor/ (~/.local/share/...): data.db, events/, logs/
+data     $XDG_DATA_HOME/pause-monitor/ (~/.local/share/...; mode 0700): data.db (0600), events/, logs/
 runtime  $XDG_RUNTIME_DIR/pause-monitor/ (mode 0700), else <data>/run/; sockets and the lock
 """
 
@@ -74,6 +74,36 @@ def ensure_private_dir(path: Path) -> Path:
     if stat.S_IMODE(st.st_mode) != 0o700:
         os.chmod(path, 0o700)
     return path
+
+
+def ensure_data_dir() -> Path:
+    """Create the data directory private (0700), and tighten one an older install left open.
+
+    It holds the database and the bundles: process names, command lines, pids. One owned by
+    someone else is left alone (not ours to chmod; opening the database there says why it fails).
+    """
+    path = data_dir()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = path.stat()
+    if st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
+def unusable_runtime_dir() -> str:
+    """One line on why the runtime directory cannot be entered: whose it is, and what to do."""
+    path = runtime_dir()
+    # The first directory on the way down that shuts us out (the runtime dir itself, usually).
+    blocker = next((d for d in (*reversed(path.parents), path) if d.is_dir() and not os.access(d, os.X_OK)), path)
+    try:
+        st = blocker.stat()
+        whose = f"owned by uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):04o}"
+    except OSError as exc:
+        whose = exc.strerror or "not accessible"
+    return (
+        f"runtime directory {path}: permission denied ({blocker}: {whose}; we are uid {os.getuid()}); "
+        "run pmctl as the user who started pause-monitor, or set XDG_RUNTIME_DIR to your own"
+    )
 
 
 def socket_path(name: str) -> Path:

@@ -40,6 +40,11 @@ HEARTBEAT_SLACK = 0.25
 # (imports, sockets, the first messages). Once: after that the heap holds messages of about the
 # same size every second, which reuse the same free space rather than leave new holes.
 TRIM_AFTER_S = 3.0
+# A worker's first heartbeat is usually lost: the supervisor's SUB has not yet told our PUB that
+# it subscribes. For its first seconds a worker therefore heartbeats at least this often, so that
+# `pmctl status` shows it running within a second even at a long heartbeat_interval_s.
+STARTUP_HEARTBEAT_S = 1.0
+STARTUP_HEARTBEATS_FOR_S = 10.0
 
 
 class WakePipe:
@@ -126,7 +131,7 @@ def load_config_or_exit() -> config_mod.Config:
     try:
         return config_mod.load()
     except config_mod.ConfigError as exc:
-        fail(str(exc))
+        fail(str(exc), config_mod.CONFIG_ERROR_EXIT)
         raise  # unreachable
 
 
@@ -147,6 +152,7 @@ class Worker:
         self._heartbeat_every = self.config.supervisor.heartbeat_interval_s
         self._heartbeat_slack = HEARTBEAT_SLACK * self._heartbeat_every
         self._next_heartbeat = 0.0
+        self._fast_heartbeats_until = time.monotonic() + STARTUP_HEARTBEATS_FOR_S
         self._wakeup: WakePipe | None = None
         self._trim_at: float | None = time.monotonic() + TRIM_AFTER_S  # None once done
         self.wakeup_fd: int | None = None  # readable after a signal; see install_signal_handlers
@@ -231,7 +237,11 @@ class Worker:
         now = time.monotonic() if now is None else now
         if now < self._next_heartbeat - self._heartbeat_slack:
             return
-        self._next_heartbeat = now + self._heartbeat_every
+        every = self._heartbeat_every
+        if now < self._fast_heartbeats_until:
+            every = min(every, STARTUP_HEARTBEAT_S)
+        self._next_heartbeat = now + every
+        self._heartbeat_slack = HEARTBEAT_SLACK * every
         msg = self._heartbeat_stamp(m.Heartbeat, pid=os.getpid(), counters=dict(self.counters))
         # PUB never blocks; with no supervisor listening the message is simply dropped.
         send_nowait(self._heartbeat_sock, self._heartbeat_codec.encode(msg))

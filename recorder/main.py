@@ -14,6 +14,7 @@ from pmshared import paths, runtime, storage
 from pmshared.endpoints import ENDPOINTS
 from recorder.intake import Intake
 from recorder.pruning import PruneSchedule
+from recorder.recovery import SetAside, check_at_start
 from recorder.writer import BatchWriter
 
 # Short on purpose: while SQLite waits for a lock the loop can neither heartbeat nor see SIGTERM.
@@ -60,12 +61,18 @@ def serve(db_path: Path, config) -> int:
     except (zmq.ZMQError, paths.PathError) as exc:
         worker.close()
         runtime.fail(f"cannot bind the record endpoint: {exc}")
+    if db_path == paths.db_path():
+        try:
+            paths.ensure_data_dir()  # private (0700), also for an install from before it was
+        except OSError as exc:  # opening the database below names the cause
+            log.warning("cannot prepare the data directory: %s", exc)
     writer = BatchWriter(open_writer(db_path), max_pending=config.transport.record_queue,
-                         counters=worker.counters, log=log)
+                         counters=worker.counters, log=log, set_aside=SetAside(db_path, log))
     pruner = PruneSchedule(config.retention, paths.events_dir(), counters=worker.counters, log=log)
     intake = Intake(ENDPOINTS["record"].codec(), worker.counters, log)
     code = 0
     try:
+        check_at_start(db_path, writer.corrupt, log)
         try:
             writer.connection()
         except storage.TRANSIENT as exc:
@@ -107,7 +114,10 @@ def loop(worker: runtime.Worker, sock: zmq.Socket, intake: Intake, writer: Batch
                 drain(sock, intake, writer, limit=DRAIN_MAX)
         writer.flush()
         if writer.conn is not None and not writer.pending:
-            pruner.run_if_due(writer.conn)
+            try:
+                pruner.run_if_due(writer.conn)
+            except storage.DatabaseCorrupt as exc:  # a prune reads old pages a write may not
+                writer.corrupt(exc)
         worker.counters["records_pending"] = len(writer.pending)
         worker.heartbeat()
 

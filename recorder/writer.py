@@ -9,6 +9,10 @@ The bound: when ``pending`` holds ``max_pending`` records, ``full`` is True and 
 taking new records (it stops reading its socket or stdin), so nothing accepted is dropped; further
 records wait in ZeroMQ's queues and, once those are full too, the senders count what they could not
 send. Records still pending when the recorder has to stop are counted as ``records_lost`` and logged.
+
+A corrupt database (at open, or found by a write) goes to ``set_aside`` (recorder/recovery.py): when
+it moved the file aside, a fresh database is opened and the same batch is written there, since its
+transaction rolled back and nothing of it was stored. Otherwise the error propagates.
 """
 
 from __future__ import annotations
@@ -41,8 +45,10 @@ class BatchWriter:
         log: logging.Logger,
         batch_max: int = BATCH_MAX,
         clock: Callable[[], float] = time.monotonic,
+        set_aside: Callable[[storage.StorageError], bool] | None = None,
     ) -> None:
         self._open_db = open_db
+        self._set_aside = set_aside
         self.max_pending = max_pending
         self.batch_max = batch_max
         self.counters = counters
@@ -74,8 +80,26 @@ class BatchWriter:
     def connection(self) -> apsw.Connection:
         """The open connection, opening it on first use. Raises storage errors as they come."""
         if self.conn is None:
-            self.conn = self._open_db()
+            try:
+                self.conn = self._open_db()
+            except storage.DatabaseCorrupt as exc:
+                self.corrupt(exc)
+                self.conn = self._open_db()  # a fresh one; corrupt again propagates
         return self.conn
+
+    def corrupt(self, exc: storage.DatabaseCorrupt) -> None:
+        """The database is corrupt: close it and have it moved aside, or re-raise ``exc``."""
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        if self._set_aside is None or not self._set_aside(exc):
+            raise exc
+        self.counters["databases_set_aside"] += 1
+        try:
+            # At once, not at the next write: until then `pmctl` would find no database at all.
+            self.conn = self._open_db()
+        except storage.TRANSIENT:
+            pass  # the next write retries the open
 
     # -- writing ---------------------------------------------------------------------------------
     def flush(self, now: float | None = None, *, force: bool = False) -> int:
@@ -97,6 +121,9 @@ class BatchWriter:
             except storage.TRANSIENT as exc:
                 self._failed(exc, now)
                 return stored
+            except storage.DatabaseCorrupt as exc:
+                self.corrupt(exc)
+                continue  # the batch rolled back: write it again, into the fresh database
             for _ in batch:
                 self.pending.popleft()
             stored += len(batch) - rejected

@@ -1,4 +1,8 @@
-"""The seed's per-process score: eight weighted factors, each normalised to 0..1.
+"""Scoring of one snapshot, under the configured model (``[scoring] model``).
+
+"pressure" (the default) is scorer.pressure: the machine's stress, charged to the processes that
+hold the contended resource. "seed" is the seed's per-process formula, bit for bit, below:
+eight weighted factors, each normalised to 0..1.
 
     cpu      cpu% / 100                  (capped at 1.0, so 400 % on four cores counts as 1.0)
     state    stuck 1.0, zombie 0.8, halted 0.6, stopped 0.4, anything else 0
@@ -23,6 +27,7 @@ from pmshared.codec import Stamper
 from pmshared.config import Config, ScoringWeights
 from pmshared.messages import ProcessInfo, ProcessSamples, ProcessScore, Snapshot
 
+from scorer.pressure import PressureRules, score_pressure
 from scorer.selection import SelectionRules, select_rogues
 
 GIB = 1024**3
@@ -35,12 +40,17 @@ class ScoringRules:
 
     weights: ScoringWeights
     selection: SelectionRules
+    model: str = "seed"
+    pressure: PressureRules | None = None  # set when model == "pressure"
 
     @classmethod
     def from_config(cls, config: Config) -> ScoringRules:
+        model = config.scoring.model
         return cls(
             weights=config.scoring.weights,
             selection=SelectionRules.from_config(config.rogue_selection),
+            model=model,
+            pressure=PressureRules.from_config(config) if model == "pressure" else None,
         )
 
 
@@ -94,14 +104,18 @@ def score_rogues(
 
 
 def score_snapshot(snapshot: Snapshot, rules: ScoringRules) -> tuple[int, list[ProcessScore]]:
-    """``(max_score, rogues)`` of one snapshot; max_score is 0 when nothing was selected."""
+    """``(max_score, rogues)`` of one snapshot under the seed model; max_score is 0 when nothing
+    was selected."""
     scored = score_rogues(select_rogues(snapshot.processes, rules.selection), rules.weights)
     return max((r.score for r in scored), default=0), scored
 
 
 def build_samples(snapshot: Snapshot, rules: ScoringRules, stamp: Stamper) -> ProcessSamples:
     """The scored message for one snapshot (``stamp`` fills sender, incarnation and seq)."""
-    max_score, rogues = score_snapshot(snapshot, rules)
+    if rules.pressure is not None:
+        max_score, stress, rogues = score_pressure(snapshot, rules.pressure)
+    else:
+        (max_score, rogues), stress = score_snapshot(snapshot, rules), {}
     return stamp(
         ProcessSamples,
         timestamp=snapshot.timestamp,
@@ -112,4 +126,6 @@ def build_samples(snapshot: Snapshot, rules: ScoringRules, stamp: Stamper) -> Pr
         snapshot_seq=snapshot.seq,
         system=snapshot.system,
         sentinel=snapshot.sentinel,
+        model=rules.model,
+        stress=stress,
     )

@@ -55,7 +55,7 @@ def test_config_show_reflects_the_file_and_refuses_a_broken_one(runner, isolated
     assert "elevation_threshold = 25" in ok(runner.invoke(app, ["config", "show"])).stdout
     _write_config("[sampling]\nelevation_threshold = 250\n")
     result = runner.invoke(app, ["config", "show"])
-    assert result.exit_code == 1 and "sampling.elevation_threshold" in result.stderr
+    assert result.exit_code == config_mod.CONFIG_ERROR_EXIT and "sampling.elevation_threshold" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -63,7 +63,7 @@ def test_config_validate_reports_every_error_with_its_key(runner, isolated_home)
     assert "all defaults apply" in ok(runner.invoke(app, ["config", "validate"])).stdout
     path = _write_config("[sampling]\ninterval_s = 0\n[tiers]\nelevated_threshold = 'x'\n[nonsense]\na = 1\n")
     result = runner.invoke(app, ["config", "validate"])
-    assert result.exit_code == 1
+    assert result.exit_code == config_mod.CONFIG_ERROR_EXIT
     errors = result.stderr.strip().splitlines()
     assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
     assert any("sampling.interval_s" in e for e in errors) and any("tiers.elevated_threshold" in e for e in errors)
@@ -72,6 +72,17 @@ def test_config_validate_reports_every_error_with_its_key(runner, isolated_home)
     assert "critical_threshold" in runner.invoke(app, ["config", "validate"]).stderr
     path.write_text("[sampling]\ninterval_s = 2.0\n")
     assert f"{path}: ok" in ok(runner.invoke(app, ["config", "validate"])).stdout
+
+
+def test_config_validate_shows_the_first_fifty_of_many_errors(runner, isolated_home):
+    from cli.config_cmd import MAX_ERRORS_SHOWN
+
+    _write_config("".join(f"bogus{i} = 1\n" for i in range(10_000)))
+    result = runner.invoke(app, ["config", "validate"])
+    assert result.exit_code == config_mod.CONFIG_ERROR_EXIT
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == MAX_ERRORS_SHOWN + 1 and lines[0].endswith("bogus0: unknown key")
+    assert lines[-1] == f"error: … and {10_000 - MAX_ERRORS_SHOWN} more"
 
 
 def test_config_reset_writes_a_commented_default_and_asks_first(runner, isolated_home):
@@ -99,11 +110,25 @@ def test_config_edit_saves_a_valid_edit(runner, isolated_home, tmp_path, monkeyp
     assert "# pause-monitor configuration." in paths.config_path().read_text()  # started from the commented default
 
 
+def test_config_edit_writes_through_a_symlink(runner, isolated_home, tmp_path, monkeypatch):
+    real = tmp_path / "dotfiles" / "pm.toml"
+    real.parent.mkdir()
+    real.write_text("[sampling]\ninterval_s = 1.0\n")
+    path = paths.config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(real)
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setenv("EDITOR", _editor(tmp_path, 'f="$(eval echo \\${$#})"; sed -i "s/^interval_s = 1.0/interval_s = 2.5/" "$f"'))
+    assert "saved (valid)" in ok(runner.invoke(app, ["config", "edit"])).stdout
+    assert path.is_symlink() and real.read_text() == "[sampling]\ninterval_s = 2.5\n"
+    assert config_mod.load().sampling.interval_s == 2.5
+
+
 def test_config_edit_keeps_an_invalid_edit_aside(runner, isolated_home, tmp_path, monkeypatch):
     path = _write_config("[sampling]\ninterval_s = 3.0\n")
     monkeypatch.setenv("VISUAL", _editor(tmp_path, 'f="$(eval echo \\${$#})"; echo "[tiers]\nbogus = 1" >> "$f"'))
     result = runner.invoke(app, ["config", "edit"])
-    assert result.exit_code == 1
+    assert result.exit_code == config_mod.CONFIG_ERROR_EXIT
     assert "tiers.bogus: unknown key" in result.stderr and "unchanged" in result.stderr
     assert path.read_text() == "[sampling]\ninterval_s = 3.0\n"
     assert "bogus = 1" in Path(str(path) + ".rejected").read_text()
@@ -135,6 +160,7 @@ def test_install_writes_a_systemd_user_unit_and_never_overwrites(runner, isolate
     # Under pytest there is no pmctl script in argv[0]: the interpreter runs the cli package.
     assert exec_start == f"ExecStart={sys.executable} -m cli up"
     assert "Restart=on-failure" in text and "WantedBy=default.target" in text
+    assert f"RestartPreventExitStatus={config_mod.CONFIG_ERROR_EXIT}" in text  # a config error is not retried
     assert stat.S_IMODE(unit.stat().st_mode) == 0o644
     unit.write_text(text + "# local change\n")
     one_line_error(runner.invoke(app, ["install", "--platform", "linux"]), "already exists", "--force")

@@ -156,13 +156,14 @@ def test_corrupt_database_is_named_with_the_way_out(runner, isolated_home):
     path = paths.db_path()
     path.parent.mkdir(parents=True)
     path.write_bytes(b"this is not a database, just some bytes" * 200)
-    line = one_line_error(runner.invoke(app, ["events"]), "corrupt", str(path), "mv ")
-    assert f"{path}.broken" in line
+    line = one_line_error(runner.invoke(app, ["events"]), "corrupt", str(path))
+    # The way out is `pmctl up`, which moves it aside itself (issue 17), not a manual mv.
+    assert "`pmctl up` moves it aside (kept as data.db.corrupt-<time>) and starts a fresh one" in line
 
 
 def test_unopenable_database_is_one_line(runner, isolated_home):
     paths.db_path().mkdir(parents=True)  # a directory where the file should be
-    one_line_error(runner.invoke(app, ["events"]), str(paths.db_path()))
+    one_line_error(runner.invoke(app, ["events"]), f"{paths.db_path()} is a directory, not a database file")
 
 
 def test_locked_database_is_reported_busy(runner, db, monkeypatch):

@@ -104,6 +104,21 @@ def test_no_events_is_one_plain_line_not_a_squeezed_table(width):
     assert "durat" not in out and "top culp" not in out  # no empty event columns beside the workers
 
 
+def test_pressure_model_stress_parts_are_shown_highest_first_and_inert():
+    v = view()
+    latest = v.feed.ring[-1].samples
+    hostile = "io\x1b[31m[red]x[/red]"
+    parts = {"cpu": 45, "memory": 3, hostile: 70, "stall": 12}
+    v.feed.ring[-1] = m.RingEntry(samples=m.ProcessSamples(**{
+        **{f: getattr(latest, f) for f in latest.__struct_fields__}, "stress": parts, "model": "pressure"}), tier=3)
+    out = draw(v)
+    line = next(line for line in out.splitlines() if "parts" in line)
+    assert line.index("cpu 45") < line.index("stall 12") < line.index("memory 3")
+    # ESC made visible, markup shown as text (cut to 12 characters), never interpreted.
+    assert "\x1b" not in line and "io^[[31m[re… 70" in line
+    assert "parts" not in draw(view())  # the seed model sends no parts: no row
+
+
 def test_gauge_levels_follow_the_configured_thresholds():
     v = view()
     assert [level(s, v)[0] for s in (0, 29, 30, 59, 60, 100)] == ["ok", "ok", "elevated", "elevated", "critical", "critical"]

@@ -8,6 +8,7 @@ see every rewrite, as they would see the kernel regenerate a /proc file.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -15,13 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from collector.linux import CLK_TCK, PAGE_SIZE, LinuxBackend
+import collector.linux
+from collector.linux import CLK_TCK, PAGE_SIZE, LinuxBackend, waits_accounted
 from collector.procfs_parse import (
+    parse_io,
     parse_io_syscalls,
     parse_pressure,
     parse_proc_stat,
     parse_stat,
     parse_status,
+    schedstat_delay,
     schedstat_switches,
 )
 from collector.procfs_threads import count_stuck_threads
@@ -62,12 +66,14 @@ class FakeProc:
         vm: dict[str, int] | None = None,
         psi: dict[str, tuple[int, int]] | None = None,
         mem_kb: tuple[int, int, int, int] = (1000, 600, 200, 150),  # total avail swaptotal swapfree
+        ctxt: int = 99,
+        processes: int = 500,
     ) -> None:
         line = " ".join(str(v) for v in cpu)
         percpu = "".join(f"cpu{i} {line}\n" for i in range(ncpu))
         self._write(
             "stat",
-            f"cpu  {line} 0 0\n{percpu}intr 1 2 3\nctxt 99\nbtime 1\nprocesses 500\n"
+            f"cpu  {line} 0 0\n{percpu}intr 1 2 3\nctxt {ctxt}\nbtime 1\nprocesses {processes}\n"
             f"procs_running {procs_running}\nprocs_blocked {procs_blocked}\nsoftirq 0\n",
         )
         self._write("loadavg", "0.50 0.25 0.10 1/100 4242\n")
@@ -108,11 +114,16 @@ class FakeProc:
         syscalls: tuple[int, int] = (0, 0),
         tasks: dict[int, str] | None = None,
         schedstat: bool = True,
+        child_ticks: tuple[int, int] = (0, 0),  # cutime, cstime
+        io_bytes: tuple[int, int] = (0, 0),  # read_bytes, write_bytes
+        wait_ns: int = 0,  # schedstat run delay (each thread's)
+        cgroup: str | None = None,  # /proc/PID/cgroup text
     ) -> None:
         """Write every file of one process; ``tasks`` gives extra threads' states (tid: letter)."""
         fields = [0] * 52
         fields[0], fields[2], fields[3] = pid, state, ppid
         fields[8], fields[11], fields[13], fields[14] = flags, majflt, utime, stime
+        fields[15], fields[16] = child_ticks
         fields[19], fields[21], fields[23] = threads, start, rss_pages
         fields[1] = f"({comm})"
         self._write(f"{pid}/stat", " ".join(str(f) for f in fields) + "\n")
@@ -127,17 +138,19 @@ class FakeProc:
         self._write(
             f"{pid}/io",
             f"rchar: 1\nwchar: 2\nsyscr: {syscalls[0]}\nsyscw: {syscalls[1]}\n"
-            "read_bytes: 0\nwrite_bytes: 0\ncancelled_write_bytes: 0\n",
+            f"read_bytes: {io_bytes[0]}\nwrite_bytes: {io_bytes[1]}\ncancelled_write_bytes: 0\n",
         )
         runtime_ns = (utime + stime) * 10_000_000
         if schedstat:
-            self._write(f"{pid}/schedstat", f"{runtime_ns} 0 {csw[0] + csw[1]}\n")
+            self._write(f"{pid}/schedstat", f"{runtime_ns} {wait_ns} {csw[0] + csw[1]}\n")
+        if cgroup is not None:
+            self._write(f"{pid}/cgroup", cgroup)
         all_tasks = {pid: state, **(tasks or {})}
         for tid, tstate in all_tasks.items():
             tf = list(fields)
             tf[0], tf[2] = tid, tstate
             self._write(f"{pid}/task/{tid}/stat", " ".join(str(f) for f in tf) + "\n")
-            self._write(f"{pid}/task/{tid}/schedstat", f"{runtime_ns} 0 {csw[0] + csw[1]}\n")
+            self._write(f"{pid}/task/{tid}/schedstat", f"{runtime_ns} {wait_ns} {csw[0] + csw[1]}\n")
             self._write(
                 f"{pid}/task/{tid}/status",
                 f"Name:\t{comm}\nvoluntary_ctxt_switches:\t{csw[0]}\n"
@@ -195,6 +208,33 @@ def test_status_io_schedstat_and_pressure_parsers() -> None:
     assert (ps.cpu_count, ps.procs_running, ps.procs_blocked) == (3, 3, 2)
 
 
+# Captured on this machine (kernel 6.18): /proc/PID/stat of a bash that had reaped children,
+# /proc/PID/io of a process that wrote a file, /proc/stat's counters, a busy pid 1's schedstat.
+BASH_STAT = (b"3285 (bash) S 3284 3285 3285 34816 9049 4194304 4791 52417 0 0 22 19 71 60 20 0 1 0 "
+             b"7113 7614464 982 18446744073709551615 1 1 0 0 0 0 65536 3670020 1266777851 0 0 0 "
+             b"17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n")  # fmt: skip
+IO_TEXT = (b"rchar: 4526719\nwchar: 1048789\nsyscr: 1071\nsyscw: 272\nread_bytes: 229376\n"
+           b"write_bytes: 1052672\ncancelled_write_bytes: 4096\n")  # fmt: skip
+
+
+def test_new_per_process_and_system_counters_parse() -> None:
+    st = parse_stat(BASH_STAT)
+    assert st is not None and (st.ticks, st.child_ticks) == (22 + 19, 71 + 60)
+    assert parse_io(IO_TEXT) == (1071 + 272, 229376, 1052672)
+    # keys in another order or missing: found by name, absent ones None (not 0)
+    assert parse_io(b"write_bytes: 5\ncancelled_write_bytes: 9\nread_bytes: 3\nsyscr: 1\nsyscw: 1\n") == (2, 3, 5)
+    assert parse_io(b"rchar: 1\nwchar: 2\nsyscr: 3\nsyscw: 4\n") == (7, None, None)
+    assert parse_io(b"") == (None, None, None)
+    assert schedstat_delay(b"183048479 18221979 368\n") == 18221979
+    assert schedstat_delay(b"0 0 12\n") == 0 and schedstat_delay(b"garbage") is None
+    # "0 0 n" everywhere: the kernel counts runs but not the wait
+    assert not waits_accounted([b"0 0 368\n", b"0 0 85\n", b"0 0 1\n"])
+    assert waits_accounted([b"0 0 1\n", b"183048479 18221979 368\n"])
+    assert not waits_accounted([])
+    ps = parse_proc_stat(b"cpu  1 2 3 4 5 6 7 8 0 0\ncpu0 1\nintr 5 1\nctxt 2722312\nbtime 1\nprocesses 9141\n")
+    assert (ps.ctxt, ps.forks) == (2722312, 9141)
+
+
 # --------------------------------------------------------------------------- rates and identity
 
 
@@ -221,6 +261,96 @@ def test_rates_over_the_interval(fake: FakeProc, schedstat: bool) -> None:
         clock.t += 1.0  # nothing changed: zero rates, not None
         idle = by_pid(b.sample()[0])[100]
         assert (idle.cpu, idle.csw, idle.sysbsd, idle.pageins) == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_pressure_figures_over_the_interval(fake: FakeProc) -> None:
+    """Reaped children's CPU, run delay, storage bytes, memory growth; forks and switches/s."""
+    clock = FakeClock()
+    fake.process(100, utime=10, child_ticks=(5, 5), io_bytes=(1000, 2000), wait_ns=10**6,
+                 csw=(1, 0), rss_pages=100, swap_kb=40)  # fmt: skip
+    fake.system(ctxt=1000, processes=500)
+    with backend(fake, clock, run_delay=True) as b:
+        first, system = b.sample()
+        p = by_pid(first)[100]
+        assert (p.cpu_children, p.run_delay, p.read_bps, p.write_bps, p.mem_growth) == (None,) * 5
+        assert (system.forks, system.csw, system.run_delay_known) == (None, None, True)
+
+        clock.t += 2.0
+        fake.process(100, utime=10 + CLK_TCK, child_ticks=(5 + CLK_TCK, 5 + CLK_TCK),
+                     io_bytes=(1000 + 8192, 2000 + 4 * 2**20), wait_ns=10**6 + 300 * 10**6,
+                     csw=(9, 0), rss_pages=100 + 512, swap_kb=40)  # fmt: skip
+        fake.system(ctxt=1000 + 8000, processes=500 + 30)
+        procs, system = b.sample()
+        p = by_pid(procs)[100]
+        assert p.cpu == pytest.approx(50.0)
+        assert p.cpu_children == pytest.approx(100.0)  # 2 s of children's CPU over 2 s
+        assert p.run_delay == pytest.approx(150.0)  # 300 ms waiting over 2 s: 150 ms/s
+        assert (p.read_bps, p.write_bps) == (pytest.approx(4096.0), pytest.approx(2 * 2**20))
+        assert p.mem_growth == pytest.approx(512 * PAGE_SIZE / 2)
+        assert (system.forks, system.csw) == (pytest.approx(15.0), pytest.approx(4000.0))
+
+        clock.t += 1.0  # nothing changed: every rate 0, none None
+        p = by_pid(b.sample()[0])[100]
+        assert (p.cpu, p.cpu_children, p.run_delay, p.read_bps, p.write_bps, p.mem_growth) == (0.0,) * 6
+
+
+def test_run_delay_is_none_where_the_kernel_does_not_account_it(
+    fake: FakeProc, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    fake.process(100, utime=10, csw=(1, 0))
+    monkeypatch.setattr(collector.linux, "run_delay_accounted", lambda root: False)  # "0 0 n" kernel
+    with caplog.at_level(logging.INFO, logger="collector"), backend(fake, clock) as b:
+        assert [r.getMessage() for r in caplog.records if "run delay" in r.getMessage()] == [
+            "run delay unknown: /proc/PID/schedstat has no wait time on this kernel (it reads '0 0 n');"
+            " ProcessInfo.run_delay is None"
+        ]
+        b.sample()
+        clock.t += 1.0
+        fake.process(100, utime=20, csw=(5, 0), wait_ns=5 * 10**6)
+        procs, system = b.sample()
+        p = by_pid(procs)[100]
+        assert p.run_delay is None and p.csw == pytest.approx(4.0) and system.run_delay_known is False
+
+
+@pytest.mark.parametrize("schedstat", [True, False], ids=["schedstat", "stat-only"])
+def test_rates_never_exceed_what_the_hardware_allows(fake: FakeProc, schedstat: bool) -> None:
+    """Issue 16: a sample 5 ms after the last one, tick-resolution CPU: one 10 ms tick reads 200 %
+    of a core. A process can use at most min(threads, cores) cores; reaped children every core."""
+    clock = FakeClock()
+    fake.process(100, comm="single", utime=10)
+    fake.process(101, comm="threaded", utime=10, threads=3)
+    fake.process(102, comm="reaper", utime=10)
+    with backend(fake, clock, schedstat=schedstat, run_delay=True) as b:
+        b.sample()
+        clock.t += 0.005
+        fake.process(100, comm="single", utime=12)
+        fake.process(101, comm="threaded", utime=20, threads=3)
+        fake.process(102, comm="reaper", utime=11, child_ticks=(500, 500))  # a child's 10 s, reaped
+        procs = by_pid(b.sample()[0])
+        assert procs[100].cpu == 100.0
+        assert procs[101].cpu == 200.0  # 3 threads, 2 cores
+        assert procs[102].cpu_children == 200.0
+
+
+def test_cgroup_is_read_once_and_again_on_exec(fake: FakeProc) -> None:
+    clock = FakeClock()
+    fake.process(100, comm="sh", utime=1, cgroup="0::/system.slice/cron.service\n")
+    fake.process(101, comm="kworker/0:1", flags=PF_KTHREAD, cgroup="0::/\n")
+    with backend(fake, clock) as b:
+        procs = by_pid(b.sample()[0])
+        assert (procs[100].cgroup, procs[101].cgroup) == ("cron.service", None)
+        clock.t += 1.0  # moved by someone else, and ran: not read again (once per process)
+        fake.process(100, comm="sh", utime=5, cgroup="0::/system.slice/docker-" + "ab" * 32 + ".scope\n")
+        assert by_pid(b.sample()[0])[100].cgroup == "cron.service"
+        for _ in range(3):
+            clock.t += 1.0  # idle
+            assert by_pid(b.sample()[0])[100].cgroup == "cron.service"
+        assert b.counters["cgroup_reads"] == 1  # the kernel thread's never
+        clock.t += 1.0  # exec (a new name): read again
+        fake.process(100, comm="nginx", utime=9, cgroup="0::/system.slice/docker-" + "ab" * 32 + ".scope\n")
+        assert by_pid(b.sample()[0])[100].cgroup == "docker:abababababab"
+        assert b.counters["cgroup_reads"] == 2
 
 
 def test_pid_reuse_detected_by_start_time(fake: FakeProc) -> None:
@@ -440,7 +570,7 @@ drop_privileges()
 clock = iter(range(1000, 2000)).__next__
 with LinuxBackend(sys.argv[1], clock) as b:
     b.sample()
-    procs = {p.pid: p.sysbsd for p in b.sample()[0]}
+    procs = {p.pid: [p.sysbsd, p.read_bps, p.write_bps] for p in b.sample()[0]}
 print(json.dumps({str(pid): procs.get(int(pid), "absent") for pid in sys.argv[2:]}))
 """
 
@@ -460,6 +590,6 @@ def test_unreadable_io_gives_none_not_zero() -> None:
         if os.geteuid() != 0:
             assert not os.access(fake.root / "800" / "io", os.R_OK)
         got = run_python_as_nobody(SYSBSD_SCRIPT, str(fake.root), "800", "801")
-        assert got == {"800": None, "801": 0.0}
+        assert got == {"800": [None, None, None], "801": [0.0, 0.0, 0.0]}
     finally:
         shutil.rmtree(top, ignore_errors=True)

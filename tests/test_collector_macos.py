@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from collector.macos import TOP_ARGS, MacBackend
+from collector.macos_pressure import PressureReader, level_name, sysctl_reader
 from collector.macos_top import (
     TOP_STATS,
     RateTracker,
@@ -55,7 +56,9 @@ VM: 254T vsize, 5703M framework vsize, {swapins}({dsi}) swapins, {swapouts}({dso
 Networks: packets: 76403200/89G in, 64798847/62G out.
 Disks: 87963085/1401G read, 54725667/2521G written.
 """
-COLUMNS = ["PID", "COMMAND", "%CPU", "STATE", "MEM", "CMPRS", "#TH", "CSW", "SYSBSD", "PAGEINS"]
+COLUMNS = ["PID", "COMMAND", "%CPU", "STATE", "MEM", "CMPRS", "#TH", "CSW", "SYSBSD", "PAGEINS", "PPID", "UID"]
+# PPID and UID of the fixture's processes (the last two columns); others: launchd's child, uid 501
+PARENT_UID = {"0": ("0", "0"), "1": ("0", "0"), "157": ("1", "88"), "777": ("700", "501")}
 
 SAMPLE1 = [  # the first sample: no +/- marks yet; %CPU meaningless
     ("0", "kernel_task", "12.3", "running", "1578M", "0B", "512/8", "98000000", "0", "0"),
@@ -93,7 +96,8 @@ def render(rows: list[tuple[str, ...]], sec: int, swapins: int, swapouts: int, d
     header = HEADER.format(total=len(rows), sleeping=len(rows) - 3, sec=sec,
                            swapins=swapins, swapouts=swapouts, dsi=dsi, dso=dso)
     # top prints a pid with a one-character suffix: "*" foreign arch, "-" 32-bit, else a blank
-    rows = [(r[0] if r[0][-1] in "*-" else r[0] + " ", *r[1:]) for r in rows]
+    rows = [(r[0] if r[0][-1] in "*-" else r[0] + " ", *r[1:], *PARENT_UID.get(r[0], ("1", "501")))
+            for r in rows]  # fmt: skip
     widths = [max(len(COLUMNS[i]), *(len(r[i]) for r in rows)) + 1 for i in range(len(COLUMNS))]
     widths[1] = 17  # COMMAND: 16 characters and a space
     line = lambda cells: "".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
@@ -163,6 +167,7 @@ def test_real_capture_parses() -> None:
     assert mobile.command == "com.apple.Mobile"
     assert (mobile.mem, mobile.cmprs, mobile.threads, mobile.state) == (56 * M, 49 * M, 4, "sleeping")
     assert (mobile.csw, mobile.sysbsd, mobile.pageins) == (4485231, 20005770, 73303)
+    assert (mobile.ppid, mobile.uid) == (1, 0)
     safari = next(r for r in sample.rows if r.pid == 98518)
     assert (safari.mem, safari.cmprs) == (6561 * K, 3760 * K)
     h = sample.header
@@ -242,6 +247,12 @@ def test_rates_from_successive_samples() -> None:
     assert (system.procs_running, system.procs_blocked) == (2, 1)
     assert system.mem_total == 31 * G + 382 * M and system.mem_available == 382 * M
     assert (system.swapins, system.swapouts) == (1578.0, 1406.0)
+    assert (ws.ppid, ws.uid, by_pid[777].ppid, by_pid[1].ppid) == (1, 88, 700, 0)
+    # MEM + CMPRS: WindowServer grew 4 MiB in 0.5 s, Lark Helper shrank 32 MiB; a newcomer has none
+    assert ws.mem_growth == 8 * M and by_pid[25379].mem_growth == -64 * M and chrome.mem_growth is None
+    # what top cannot tell: None, and said so for run delay
+    assert (ws.cpu_children, ws.run_delay, ws.read_bps, ws.write_bps, ws.cgroup) == (None,) * 5
+    assert system.run_delay_known is False and system.memory_pressure is None
 
     processes, system = tracker.update(parsed[2])
     by_pid = {p.pid: p for p in processes}
@@ -253,6 +264,37 @@ def test_rates_from_successive_samples() -> None:
 
     tracker.reset()  # a restarted top: baseline again
     assert tracker.update(parsed[0]) is None
+
+
+def test_cpu_is_capped_at_what_the_threads_can_use() -> None:
+    # top's %CPU after a stall of top itself can be measured over a short interval: on a 2-core
+    # machine a process can use at most min(threads, 2) cores.
+    tracker = RateTracker(cpu_count=2)
+    parsed = [parse_sample(s, received_at=100.0 + i) for i, s in enumerate(samples_of(STREAM))]
+    tracker.update(parsed[0])
+    by_pid = {p.pid: p for p in tracker.update(parsed[1])[0]}
+    assert by_pid[157].cpu == 22.4  # under the cap: as top printed it
+    hot = [("777", "Google Chrome He", "355.5", *r[3:]) if r[0] == "777" else r for r in SAMPLE2]  # 19 threads
+    tracker.reset()
+    tracker.update(parse_sample(render(SAMPLE1, 10, 1, 1).splitlines(), received_at=1.0))
+    by_pid = {p.pid: p for p in tracker.update(parse_sample(render(hot, 11, 1, 1).splitlines(), received_at=2.0))[0]}
+    assert by_pid[777].cpu == 200.0
+
+
+def test_memory_pressure_level() -> None:
+    assert [level_name(v) for v in (1, 2, 4, 0, 3, None)] == ["normal", "warn", "critical", None, None, None]
+    values = iter([4, None, 1])
+    reader = PressureReader(lambda: next(values))
+    assert reader.level() == "critical"
+    assert reader.level() is None  # the read failed: unknown, and not tried again
+    assert reader.level() is None
+    assert PressureReader(probe=False).level() is None
+    if sys.platform != "darwin":
+        assert sysctl_reader() is None  # no sysctlbyname in this libc: None, not an exception
+    tracker = RateTracker(cpu_count=8)
+    parsed = [parse_sample(s, received_at=100.0 + i) for i, s in enumerate(samples_of(STREAM))]
+    tracker.update(parsed[0], "normal")
+    assert tracker.update(parsed[1], "warn")[1].memory_pressure == "warn"
 
 
 # --------------------------------------------------------------------------- a fake top on PATH
@@ -385,4 +427,4 @@ def test_missing_top_is_retried_not_fatal(tmp_path: Path, backends) -> None:
 
 def test_stats_argument_matches_the_documented_command() -> None:
     assert TOP_ARGS == ("-l", "0", "-s", "1", "-stats", TOP_STATS)
-    assert TOP_STATS == "pid,command,cpu,state,mem,cmprs,threads,csw,sysbsd,pageins"
+    assert TOP_STATS == "pid,command,cpu,state,mem,cmprs,threads,csw,sysbsd,pageins,ppid,uid"

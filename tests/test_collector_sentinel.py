@@ -167,6 +167,35 @@ def test_sentinel_stats_from_scripted_lateness() -> None:
     assert stats.tick_ms == TICK_MS and stats.window_s == 60
 
 
+def test_interval_figures_cover_only_the_ticks_since_the_previous_stats() -> None:
+    # The window's percentiles span a minute; the pressure model reads the interval's own share
+    # of late time, so a stall stops counting once the interval after it is on time.
+    clocks = ScriptedClocks([(0, 0)] * 99 + [(100, 0)])
+    sentinel = Sentinel(
+        SentinelConfig(tick_ms=TICK_MS, percentile_window_s=60), lambda p: None,
+        monotonic=clocks.monotonic, boottime=clocks.boottime, wall=clocks.now, wait=clocks.wait,
+    )
+    first = sentinel.stats()
+    assert first.interval_late_pct is None and first.interval_max_ms is None  # no interval yet
+    sentinel.run()
+    stats = sentinel.stats()
+    # 100 ms late over 99 ticks of 50 ms and one of 150 ms: 100 / 5100 ms
+    assert stats.interval_late_pct == pytest.approx(100 / 5100 * 100, abs=0.01)
+    assert stats.interval_max_ms == pytest.approx(100, abs=0.01)
+    clocks.awake += 1.0  # a second passes without a tick being stored
+    assert sentinel.stats().interval_late_pct is None
+    assert sentinel.stats().max_ms == pytest.approx(100, abs=0.01)  # the window still has it
+
+
+def test_window_since_wraps_and_never_counts_a_value_twice() -> None:
+    window = LatenessWindow(4)
+    for value in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0):
+        window.add(value)
+    assert window.since(4) == (11.0, 6.0)  # the two stored after the first four
+    assert window.since(1) == (18.0, 6.0)  # five stored since, but the ring keeps four
+    assert window.since(6) == (0.0, 0.0)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux clocks")
 def test_linux_uses_boottime_minus_monotonic() -> None:
     awake, total, aware = platform_clocks("linux")

@@ -18,7 +18,7 @@ import pytest
 import zmq
 
 from collector.backend import make_backend
-from collector.main import Collector, JsonOutputs, PauseInbox, SocketOutputs, next_deadline, run_loop
+from collector.main import MIN_SPAN, Collector, JsonOutputs, PauseInbox, SocketOutputs, next_deadline, run_loop
 from collector.sentinel import DetectedPause
 from pmshared import messages as m
 from pmshared import paths
@@ -175,6 +175,68 @@ def test_sigstop_of_one_second_is_one_pause_on_record_and_pause(children, socket
     assert proc.returncode == 0
 
 
+def _hardware_allows(snap: m.Snapshot) -> list[str]:
+    """Processes of ``snap`` whose rates exceed what this machine can do, described."""
+    ncpu = snap.system.cpu_count
+    bad = []
+    for p in snap.processes:
+        if p.cpu is not None and p.cpu > 100.0 * min(p.threads, ncpu) + 1e-6:
+            bad.append(f"{p.command}[{p.pid}] cpu {p.cpu:.0f}% with {p.threads} threads")
+        if p.cpu_children is not None and p.cpu_children > 100.0 * ncpu + 1e-6:
+            bad.append(f"{p.command}[{p.pid}] cpu_children {p.cpu_children:.0f}%")
+    return bad
+
+
+def test_stopped_collector_never_reads_as_a_cpu_hog_and_forensics_gets_the_spanning_snapshot(
+    children, sockets, tmp_path
+) -> None:
+    """Issue 16: after a 0.5 s SIGSTOP the collector reported itself at 519-744 % CPU on 2 cores.
+    The stop falls at several points of the 1 s interval, so that the regular sample comes both
+    before and after the sentinel reports the pause: never a snapshot over a few ms, never a rate
+    above the hardware, and forensics gets the processes of a snapshot spanning the stall."""
+    config = tmp_path / "config.toml"
+    config.write_text("[sentinel]\npause_threshold_ms = 300\n")
+    raw, record, pause_sock = sockets.bind("raw"), sockets.bind("record"), sockets.bind("pause")
+    raw_codec, pause_codec = ENDPOINTS["raw"].codec(), ENDPOINTS["pause"].codec()
+    proc = start_collector(children, tmp_path, env={"PAUSE_MONITOR_CONFIG": str(config)})
+    snaps: list[m.Snapshot] = []
+
+    def next_snapshot() -> m.Snapshot:
+        snap = receive(raw, raw_codec, 10)
+        assert isinstance(snap, m.Snapshot), (tmp_path / "collector-0.log").read_text()
+        snaps.append(snap)
+        return snap
+
+    forensic: list[m.Pause] = []
+    for offset in (0.05, 0.3, 0.55, 0.8, 0.93):
+        while raw.poll(0):
+            next_snapshot()  # queued ones: the next to arrive marks the start of an interval
+        next_snapshot()
+        time.sleep(offset)  # the stimulus' phase within the interval
+        os.kill(proc.pid, signal.SIGSTOP)
+        time.sleep(0.5)  # the stimulus: a 0.5 s stall of the whole collector
+        os.kill(proc.pid, signal.SIGCONT)
+        got = receive(pause_sock, pause_codec, 5)
+        assert isinstance(got, m.Pause), (tmp_path / "collector-0.log").read_text()
+        forensic.append(got)
+    next_snapshot()
+    next_snapshot()  # the regular rhythm resumed after the last stop
+    while raw.poll(0):
+        next_snapshot()
+
+    assert {s.seq: _hardware_allows(s) for s in snaps if _hardware_allows(s)} == {}
+    spans = [round(s.elapsed_ms) for s in snaps]
+    assert min(spans) >= snaps[0].interval_ms * MIN_SPAN - 50, spans  # none over a few ms
+    for pause in forensic:
+        spanning = [s for s in snaps if s.processes == pause.processes]
+        assert spanning, f"pause {pause.pause_id}: its processes are no snapshot's"
+        assert spanning[0].elapsed_ms >= pause.duration_ms, (spanning[0].elapsed_ms, pause.duration_ms)
+        me = [p for p in pause.processes if p.pid == proc.pid]
+        assert len(me) == 1 and me[0].cpu is not None and me[0].cpu < 100.0
+    proc.send_signal(signal.SIGTERM)
+    assert wait_exit(proc, 5) < 1.0
+
+
 # --------------------------------------------------------------------------- standalone mode
 
 
@@ -246,6 +308,57 @@ def test_pause_is_recorded_first_then_sent_with_a_fresh_sample() -> None:
     assert [x.pause_id for x in msgs[:2]] == ["inc:1", "inc:2"]
     assert msgs[0].processes is None and msgs[2].process_count > 0
     assert counters == {"samples": 1, "dropped_raw": 0, "dropped_record": 0, "dropped_pause": 0, "pauses": 2}
+
+
+class _CountingBackend:
+    """Each sample is one process whose pid is the sample's number: tells snapshots apart."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def sample(self):
+        self.n += 1
+        return [m.ProcessInfo(pid=self.n, command="p", state="sleeping")], m.SystemStats()
+
+    def close(self) -> None:
+        pass
+
+
+class _Outputs:
+    def __init__(self) -> None:
+        self.forensic: list[m.Pause] = []
+
+    def snapshot(self, msg: m.Snapshot) -> bool:
+        return True
+
+    def pause_record(self, msg: m.Pause) -> bool:
+        return True
+
+    def pause_forensics(self, msg: m.Pause) -> bool:
+        self.forensic.append(msg)
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("sampled_at", "fresh"), [(101.4, False), (100.02, True), (99.5, True)],
+                         ids=["after-the-stall", "a-tick-after-its-start", "before-it"])  # fmt: skip
+def test_pause_reuses_the_regular_snapshot_taken_after_the_stall(sampled_at: float, fresh: bool) -> None:
+    """The stall runs 100.0-101.5 (wall): a regular sample begun after it spans it and goes to
+    forensics as is; one begun before it (or within a tick of its start) does not, so a new one
+    is taken, whose interval then spans it."""
+    wall = [sampled_at]
+    backend, outputs = _CountingBackend(), _Outputs()
+    counters = {k: 0 for k in ("samples", "dropped_raw", "dropped_record", "dropped_pause", "pauses")}
+    collector = Collector(backend, outputs, incarnation="inc", interval_s=1.0, counters=counters,
+                          wall=lambda: wall[0])  # fmt: skip
+    collector.prime()
+    collector.sample_and_send()  # the regular snapshot: process 2
+    wall[0] = 101.6
+    snap = collector.handle_pauses([_pause(1)])
+    assert counters["samples"] == (2 if fresh else 1)
+    assert [p.pid for p in outputs.forensic[0].processes] == [3 if fresh else 2] == [p.pid for p in snap.processes]
 
 
 def test_missing_consumers_never_block_and_drops_are_counted() -> None:

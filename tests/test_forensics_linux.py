@@ -154,6 +154,7 @@ def test_kernel_log_without_any_tool_is_skipped_with_reasons(tmp_path: Path, mon
 
 def test_delta_across_the_pause_feeds_the_cause(tmp_path: Path) -> None:
     from forensics import cause
+    from forensics.stall_window import Interval
 
     write_proc(tmp_path, VMSTAT_1, PSI_1, STAT_1, 900_000)
     before = proc_files.read_all(tmp_path)
@@ -163,5 +164,9 @@ def test_delta_across_the_pause_feeds_the_cause(tmp_path: Path) -> None:
     sys_stats = proc_files.delta_as_system(proc_files.delta(before, after), after, cpu_count=2)
     assert sys_stats.pageins == 1000.0 and sys_stats.swapins == 400.0 and sys_stats.procs_blocked == 3
     assert sys_stats.psi_memory is not None and sys_stats.psi_memory.full == 20.0
-    label, evidence = cause.classify(cause.gather([sys_stats]))
+    # Forensics' own readings count when no collector sample covers the stall.
+    across = Interval(before.taken_at, before.taken_at + 2.0, sys_stats, "proc")
+    stall = (before.taken_at + 0.5, before.taken_at + 1.5)
+    label, evidence = cause.classify(cause.gather([stall], [], fallback=[across]))
     assert label == "memory" and evidence["psi_memory_full"] == 20.0
+    assert evidence["psi_memory_full_over"] == "-0.50..+1.50 s proc (whole sample)"

@@ -16,6 +16,7 @@ from forensics.caffeinate import Caffeinate, caffeinate_argv
 from forensics.engine import Engine, platform_plan
 from forensics.notify import Notifier
 from forensics.runner import CaptureContext
+from pmshared import messages as m
 from pmshared.config import Config, ForensicsConfig
 from tests.forensics_helpers import FAKE_BIN, live, pause, processes, read_json_lines, rogue, system
 
@@ -97,7 +98,9 @@ def test_a_darwin_engine_writes_a_bundle_with_the_macos_captures(tmp_path: Path,
     assert engine.keeper is None  # no /proc readings on macOS
     now = time.time()
     engine.on_live(live(now - 2, [rogue(88, "WindowServer", 80, ["cpu", "threads"])], system()))
-    engine.on_pause(pause("c:9", now - 1, processes=processes()))
+    # The snapshot spanning the stall ranks the culprits: WindowServer took most of 8 cores.
+    window_server = m.ProcessInfo(pid=88, command="WindowServer", state="running", cpu=390.0)
+    engine.on_pause(pause("c:9", now - 1, processes=[*processes(), window_server], sys_stats=system(cpu_count=8)))
     assert engine.wait_idle(20)
     (result,) = engine.take_done()
     engine.shutdown()

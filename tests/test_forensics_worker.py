@@ -157,12 +157,16 @@ def test_a_pause_becomes_a_bundle_and_a_forensics_done(world, tmp_path: Path) ->
     assert done.evidence["threshold_cpu_busy_pct"] == 90.0
     assert meta["evidence"]["rule"] == done.evidence["rule"]
 
-    # Culprits from the ring buffer, suspects flagged.
+    # Culprits from the process list of the snapshot spanning the stall, suspects flagged.
     assert [c.pid for c in done.culprits] == [4242, 4243]
-    assert done.culprits[0].categories == ["cpu", "threads"] and not done.culprits[0].suspect
-    assert done.culprits[1].suspect  # "CodeMeter" matches the default pattern "codemeter"
+    assert done.culprits[0].categories == ["cpu"] and not done.culprits[0].suspect
+    assert done.culprits[1].categories == ["stuck"] and done.culprits[1].suspect  # "codemeter"
     culprits = json.loads((bundle / "culprits.json").read_text())
-    assert culprits["source"] == "ring" and culprits["culprits"][0]["samples_seen"] >= 3
+    assert culprits["source"] == "stall" and culprits["culprits"][0]["cpu_pct"] == 190.0
+    assert "cgroup" in culprits["culprits"][0] and culprits["culprits"][0]["ppid"] == 0
+    # The process list's interval: from the last live sample before the pause to when it was sent.
+    assert culprits["processes_span_the_stall"] is True, culprits["processes_interval"]
+    assert done.evidence["culprits_from"].endswith("exited children's CPU not measured by this collector")
 
     ring = json.loads((bundle / "ring_buffer.json").read_text())
     assert ring["entries"] >= 3 and ring["samples"][0]["samples"]["rogues"][0]["command"] == "hog"

@@ -21,7 +21,7 @@ import pytest
 from pmshared import messages as m
 from pmshared.codec import JsonLines, Stamper
 from pmshared.jsonlpipe import IDLE, iter_lines
-from tests.tiering_helpers import REPO, burner_snapshot, quiet_snapshot, samples
+from tests.tiering_helpers import REPO, SEED_MODEL, burner_snapshot, quiet_snapshot, samples
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,15 @@ def encode_lines(messages: list) -> bytes:
     return b"".join(SNAPSHOTS.encode(msg) for msg in messages)
 
 
-def test_scorer_into_tiering_makes_one_event_on_sample_time(tmp_path, spawn):
+def seed_model(tmp_path: Path, monkeypatch) -> None:
+    """Children started from now on score with the seed model (the scripted burner's 55/65)."""
+    config = tmp_path / "seed.toml"
+    config.write_text(SEED_MODEL)
+    monkeypatch.setenv("PAUSE_MONITOR_CONFIG", str(config))
+
+
+def test_scorer_into_tiering_makes_one_event_on_sample_time(tmp_path, spawn, monkeypatch):
+    seed_model(tmp_path, monkeypatch)
     stamp = Stamper("collector", "test-collector")
     # t0, t0+1: calm; t0+2: tier 2 (score 55); t0+3: tier 3 (65); then calm until tier 1 again.
     script = [quiet_snapshot(stamp, T0), quiet_snapshot(stamp, T0 + 1), burner_snapshot(stamp, T0 + 2),
@@ -126,7 +134,8 @@ def test_tiering_clock_monotonic_ignores_sample_time(tmp_path, spawn):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the collector's backend here is Linux /proc")
-def test_collector_into_scorer(tmp_path, spawn):
+def test_collector_into_scorer_seed_model(tmp_path, spawn, monkeypatch):
+    seed_model(tmp_path, monkeypatch)
     collector = spawn("collector", "--jsonl", "--count", "3", stdout=subprocess.PIPE)
     scorer = spawn("scorer", "--jsonl", stdin=collector.stdout, stdout=subprocess.PIPE)
     collector.stdout.close()
@@ -142,6 +151,29 @@ def test_collector_into_scorer(tmp_path, spawn):
         assert any("mem" in r.categories for r in s.rogues)
         assert s.max_score == max(r.score for r in s.rogues)
         assert s.system is not None and s.system.cpu_count >= 1
+    assert "Traceback" not in stderr_of(tmp_path, "scorer") + stderr_of(tmp_path, "collector")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the collector's backend here is Linux /proc")
+def test_collector_into_scorer_pressure_model(tmp_path, spawn):
+    """The default model on this machine's real figures: the tiers follow the machine's stress,
+    and only processes that account for some of it (or are stuck/zombie) are listed."""
+    collector = spawn("collector", "--jsonl", "--count", "3", stdout=subprocess.PIPE)
+    scorer = spawn("scorer", "--jsonl", stdin=collector.stdout, stdout=subprocess.PIPE)
+    collector.stdout.close()
+    out, _ = scorer.communicate(timeout=30)
+    assert collector.wait(timeout=10) == 0 and scorer.returncode == 0
+
+    scored = [SCORED.decode(line) for line in out.splitlines()]
+    assert len(scored) == 3
+    for s in scored:
+        assert s.model == "pressure"
+        assert {"cpu", "memory"} <= set(s.stress)  # Linux always gives busy % and memory figures
+        assert s.max_score == max(s.stress.values())
+        assert len(s.rogues) <= 10 + sum(1 for r in s.rogues if {"stuck", "state"} & set(r.categories))
+        for r in s.rogues:
+            assert r.score > 0 or {"stuck", "state"} & set(r.categories)
+            assert r.score <= s.max_score
     assert "Traceback" not in stderr_of(tmp_path, "scorer") + stderr_of(tmp_path, "collector")
 
 

@@ -14,7 +14,7 @@ from pmshared import messages as m
 from pmshared.codec import Stamper
 from scorer.scoring import ScoringRules, build_samples, score_process, score_snapshot
 from scorer.selection import SelectionRules, select_rogues
-from tests.tiering_helpers import GIB, proc, snapshot
+from tests.tiering_helpers import GIB, SEED_MODEL, proc, snapshot
 
 DEFAULT = config_mod.Config()
 WEIGHTS = DEFAULT.scoring.weights
@@ -22,7 +22,8 @@ MIB = 1024**2
 
 
 def rules(toml: str = "") -> ScoringRules:
-    return ScoringRules.from_config(config_mod.parse(toml))
+    """The seed model's rules (these tests are the seed's formula and selection)."""
+    return ScoringRules.from_config(config_mod.parse(SEED_MODEL + toml))
 
 
 def selected(processes: list[m.ProcessInfo], toml: str = "") -> dict[int, list[str]]:
@@ -197,6 +198,7 @@ def test_scored_samples_carry_the_snapshot_context():
     assert (out.timestamp, out.elapsed_ms, out.process_count, out.snapshot_seq) == (1234.5, 1042.0, 321, snap.seq)
     assert out.system == system and out.sentinel == sentinel
     assert (out.sender, out.incarnation, out.seq, out.max_score) == ("scorer", "inc-s", 1, 20)
+    assert (out.model, out.stress) == ("seed", {})
     # What the scorer sends decodes under the wire's own validation (Score 0..100, categories).
     wire = msgspec.msgpack.decode(msgspec.msgpack.encode(out), type=m.ProcessSamples)
     assert wire == out

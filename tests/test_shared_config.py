@@ -98,3 +98,56 @@ def test_worker_with_bad_config_exits_with_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {bad}: scoring.weights.cpu: expected `int` >= 0"]
+
+
+# ------------------------------------------------------------------------ reading the file
+def test_a_symlink_to_a_regular_file_is_followed_and_a_dangling_one_is_named(tmp_path):
+    real = tmp_path / "real.toml"
+    real.write_text("[sampling]\ninterval_s = 2.0\n")
+    link = tmp_path / "config.toml"
+    link.symlink_to(real)
+    assert cfg.load(link).sampling.interval_s == 2.0
+    dangling = tmp_path / "dangling.toml"
+    dangling.symlink_to(tmp_path / "gone.toml")
+    with pytest.raises(cfg.ConfigError, match=r"dangling.toml: cannot read: a symlink to .*gone.toml, which does not exist"):
+        cfg.load(dangling)
+
+
+def test_the_read_stops_one_byte_past_the_limit_whatever_the_file_claims(monkeypatch):
+    """/proc files are regular and report size 0: only the bounded read catches a long one."""
+    monkeypatch.setattr(cfg, "MAX_CONFIG_BYTES", 100)
+    status = Path("/proc/self/status")
+    assert status.stat().st_size == 0 and len(status.read_bytes()) > 100
+    with pytest.raises(cfg.ConfigError, match="more than a config file's 100 bytes"):
+        cfg.read_text(status)
+
+
+def test_toml_nested_too_deep_is_one_line():
+    text = "x = " + "[" * 2000 + "]" * 2000 + "\n"
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.parse(text, "f.toml")
+    assert str(info.value) == "f.toml: invalid TOML: arrays or tables nested too deeply"
+    assert cfg.validate_all(text, "f.toml") == [str(info.value)]
+    inline = "x = " + "{a = " * 2000 + "1" + "}" * 2000 + "\n"
+    assert cfg.validate_all(inline, "f.toml") == [str(info.value)]
+
+
+def test_long_keys_and_values_are_cut_in_errors():
+    key = "k" * 100_000
+    cut = "k" * (cfg.MAX_KEY_CHARS - 1) + "…"
+    text = f"[tiers]\n{key} = 1\n"
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.parse(text, "f.toml")
+    assert str(info.value) == f"f.toml: tiers.{cut}: unknown key"
+    assert cfg.validate_all(text, "f.toml") == [f"f.toml: tiers.{cut}: unknown key"]
+    assert cfg.validate_all(f'"{key}" = 1\n', "f.toml") == [f"f.toml: {cut}: unknown key"]
+    # msgspec quotes a bad choice in full: cut too.
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.parse(f'[scoring]\nmodel = "{"x" * 100_000}"\n', "f.toml")
+    assert len(str(info.value)) < 300 and str(info.value).startswith("f.toml: scoring.model: invalid enum value")
+
+
+def test_cross_field_rules_reach_validate_all():
+    errors = cfg.validate_all("[supervisor]\nheartbeat_interval_s = 0.05\nmissed_heartbeats = 3\n", "f.toml")
+    assert len(errors) == 1 and "missed_heartbeats x heartbeat_interval_s must be at least 0.5 s" in errors[0]
+    assert cfg.parse("[supervisor]\nheartbeat_interval_s = 0.05\nmissed_heartbeats = 10\n")

@@ -70,3 +70,31 @@ def test_poll_timeout_reaches_the_latest_moment_of_the_window(worker_and_feed):
     assert worker.poll_timeout_ms(now=t0 + every + 2 * slack_ms / 1000) == 0
     worker.heartbeat(now=t0 + every + slack_ms / 1000)  # a late wake-up still sends
     assert len(received(1)) == 1
+
+
+def test_a_long_interval_heartbeats_every_second_while_the_worker_starts(tmp_path, monkeypatch):
+    """The first heartbeat is lost to the PUB/SUB join; at a 60 s interval the next would come
+    45-60 s later and `pmctl status` would show the worker starting all that time."""
+    from pmshared import runtime
+
+    config = tmp_path / "config.toml"
+    config.write_text("[supervisor]\nheartbeat_interval_s = 60.0\n")
+    monkeypatch.setenv("PAUSE_MONITOR_CONFIG", str(config))
+    worker = Worker("probe", sockets=False)
+    sent: list[float] = []
+
+    class Sock:  # stands in for the PUB socket: heartbeat() only sends on it
+        def send(self, frame: bytes, flags: int = 0) -> None:
+            sent.append(now)
+
+    worker._heartbeat_sock = Sock()
+    start = time.monotonic()
+    now = start
+    while now < start + runtime.STARTUP_HEARTBEATS_FOR_S + 130:
+        worker.heartbeat(now=now)
+        now += 0.1
+    gaps = [b - a for a, b in zip(sent, sent[1:])]
+    early = [g for a, g in zip(sent, gaps) if a < start + runtime.STARTUP_HEARTBEATS_FOR_S]
+    late = [g for a, g in zip(sent, gaps) if a >= start + runtime.STARTUP_HEARTBEATS_FOR_S]
+    assert early and max(early) <= runtime.STARTUP_HEARTBEAT_S + 0.11, early
+    assert late and min(late) >= 60 * (1 - HEARTBEAT_SLACK) - 0.11, late  # then the configured rhythm

@@ -47,7 +47,7 @@ def count(conn, table: str) -> int:
 def test_create_makes_the_current_schema_in_wal_mode(db_path: Path) -> None:
     conn = storage.connect(db_path, mode="create")
     try:
-        assert storage.schema_version(conn) == storage.SCHEMA_VERSION == 1
+        assert storage.schema_version(conn) == storage.SCHEMA_VERSION == 2
         assert conn.pragma("journal_mode") == "wal"
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
         assert {"events", "event_samples", "pauses", "bundles", "bundle_pauses", "artifacts", "meta"} <= tables
@@ -62,15 +62,16 @@ def test_create_makes_the_current_schema_in_wal_mode(db_path: Path) -> None:
 def test_upgrade_ladder_moves_a_v1_database_forward_and_keeps_its_rows(db_path: Path) -> None:
     conn = storage.connect(db_path, mode="create")
     apply_all(conn, [Tiering().opened("A:1", T0)])
-    v2 = (*storage.MIGRATIONS, "ALTER TABLE events ADD COLUMN label TEXT NOT NULL DEFAULT 'old';")
-    assert storage.upgrade(conn, v2) == 2
-    assert storage.schema_version(conn) == 2
+    current = storage.SCHEMA_VERSION
+    nxt = (*storage.MIGRATIONS, "ALTER TABLE events ADD COLUMN label TEXT NOT NULL DEFAULT 'old';")
+    assert storage.upgrade(conn, nxt) == current + 1
+    assert storage.schema_version(conn) == current + 1
     assert conn.execute("SELECT event_key, label FROM events").get == ("A:1", "old")
     # A failing step leaves the database at its previous version, untouched.
-    broken = (*v2, "CREATE TABLE t3 (x); THIS IS NOT SQL;")
+    broken = (*nxt, "CREATE TABLE t3 (x); THIS IS NOT SQL;")
     with pytest.raises(storage.StorageError):
         storage.upgrade(conn, broken)
-    assert storage.schema_version(conn) == 2
+    assert storage.schema_version(conn) == current + 1
     assert conn.execute("SELECT count(*) FROM sqlite_schema WHERE name = 't3'").get == 0
     conn.close()
 

@@ -157,11 +157,29 @@ def test_restarts_spread_beyond_the_window_never_fail():
     assert isinstance(decisions[-1], Fail)
 
 
+def test_a_failed_worker_is_retried_after_failed_retry_s_on_probation():
+    policy = Policy(backoff_initial_s=0.5, backoff_max_s=30, stable_after_s=10, max_restarts=2,
+                    restart_window_s=60, failed_retry_s=300)
+    tracker = RestartTracker(policy)
+    decisions = run_history(tracker, [0.1, 0.1, 0.1])
+    assert isinstance(decisions[-1], Fail) and decisions[-1].retry_after_s == 300
+    # The supervisor waits out the 300 s and starts it once more: it dies at once again, so it is
+    # FAILED again at once (no new burst of quick restarts every five minutes).
+    tracker.on_retry()
+    again = tracker.on_exit(1000.0, 1001.0)
+    assert isinstance(again, Fail) and "again 1.0 s after its retry" in again.reason and again.retry_after_s == 300
+    # Retried once more, it lasts this time (the database was moved aside): ordinary rules again.
+    tracker.on_retry()
+    assert tracker.on_exit(2000.0, 2010.0) == Restart(0.5)
+    assert not tracker.on_probation
+    assert [type(d) for d in run_history(tracker, [0.1, 0.1, 0.1], start=3000.0)] == [Restart, Restart, Fail]
+
+
 def test_policy_from_config_uses_the_supervisor_section():
     from pmshared.config import SupervisorConfig
 
-    p = Policy.from_config(SupervisorConfig(backoff_initial_s=2, backoff_max_s=1, max_restarts=7))
-    assert (p.backoff_initial_s, p.backoff_max_s, p.max_restarts) == (2, 2, 7)
+    p = Policy.from_config(SupervisorConfig(backoff_initial_s=2, backoff_max_s=1, max_restarts=7, failed_retry_s=90))
+    assert (p.backoff_initial_s, p.backoff_max_s, p.max_restarts, p.failed_retry_s) == (2, 2, 7, 90)
 
 
 # ================================================================================= output
@@ -241,12 +259,14 @@ class FakeChild:
         self.started_wall = 0.0
         self.returncode: int | None = None
         self.forked = False
+        self.lines: list[str] = []  # its output, read by the supervisor at the next reap
 
     def fileno(self) -> int:
         return -1
 
     def read_lines(self) -> list[str]:
-        return []
+        lines, self.lines = self.lines, []
+        return lines
 
     def close_output(self) -> None:
         pass
@@ -525,7 +545,9 @@ def test_a_worker_that_stops_heartbeating_is_still_killed_by_the_watchdog(harnes
 
 
 @pytest.mark.parametrize(
-    ("interval", "missed"), [(1.0, 3), (0.25, 4), (0.5, 4), (1.0, 100), (5.0, 3), (0.1, 1), (2.0, 2)]
+    # (0.05, 10): the tightest allowance the config accepts (0.5 s); (0.1, 1) used to be here,
+    # and the config now rejects it: a healthy worker's silence did not fit.
+    ("interval", "missed"), [(1.0, 3), (0.25, 4), (0.5, 4), (1.0, 100), (5.0, 3), (0.05, 10), (2.0, 2)]
 )
 def test_the_poll_cap_keeps_the_freeze_rule_sound(interval: float, missed: int):
     config = Config(supervisor=SupervisorConfig(heartbeat_interval_s=interval, missed_heartbeats=missed))
@@ -543,3 +565,38 @@ def test_the_default_config_wakes_once_per_heartbeat_interval():
     sup = Supervisor([], Config(), Printer([], io.StringIO(), colour=False))
     assert sup.max_tick_s == 1.0
     assert sup.late_wake_s == pytest.approx(0.55)
+
+
+def test_a_failed_worker_shows_its_reason_and_is_retried_after_failed_retry_s(harness):
+    h = harness(["recorder", "tiering"], backoff_initial_s=0.5, backoff_max_s=0.5, max_restarts=1,
+                failed_retry_s=120.0)
+    h.start()
+    for _ in range(2):  # two quick deaths: more than max_restarts = 1 within the window
+        h.children["recorder"].lines = [
+            "2026-12-07 07:20:20,435 recorder[10334] INFO recording into /x/data.db",
+            "2026-12-07 07:20:20,436 recorder[10334] ERROR /x/data.db is a directory, not a database file; move it aside",
+        ]
+        h.exit("recorder", 1)
+        h.turn(h.now + 0.1)
+        h.turn(h.now + 0.5)  # the back-off (if any) runs out
+    recorder = {w.name: w for w in h.sup.statuses()}["recorder"]
+    assert recorder.state == "failed" and recorder.pid is None
+    assert recorder.reason == "/x/data.db is a directory, not a database file; move it aside"
+    assert recorder.retry_in_s == pytest.approx(119.5)
+    assert "recorder FAILED: exited 2 times within 60 s (max_restarts = 1) (last error: /x/data.db is a directory" in h.out.getvalue()
+    # Waiting minutes for it must not make every heartbeat of the others wake the supervisor.
+    h.heartbeat("tiering")
+    h.turn(h.now + 1.0)
+    assert h.sup.health not in h.poller.registered
+    assert h.sup._next_timeout(h.now) <= h.sup.max_tick_s
+    # The retry comes when it is due, not before.
+    before = h.children["recorder"]
+    h.turn(h.now + 100.0)
+    assert h.children["recorder"] is before
+    h.turn(h.now + 20.0)
+    assert h.children["recorder"] is not before and h.slot("recorder").state == "starting"
+    assert "recorder: retrying after FAILED" in h.out.getvalue()
+    h.heartbeat("recorder")
+    h.turn(h.now + 0.1)
+    recorder = {w.name: w for w in h.sup.statuses()}["recorder"]
+    assert recorder.state == "running" and recorder.reason is None and recorder.retry_in_s is None

@@ -11,6 +11,11 @@ actions into records for the recorder, the way the seed's daemon main loop did
 - leaving tier 3 saves nothing by itself (the event goes on in tier 2);
 - returning to tier 1 closes the event with its peak score and peak tier.
 
+Times: an event's start and end are its samples' wall-clock timestamps (labels for people and
+storage); its length is measured on ``now``, the clock ``handle`` is given (monotonic in the
+pipeline), and sent as ``EventClosed.duration_ms``, so setting the clock during an event (date -s,
+an NTP step) moves its labels but not its duration.
+
 Differences from the seed: an event's peak score is the highest max score of any of its samples
 (the seed missed rises inside tier 3); times are the samples' own timestamps, so a record always
 agrees with the sample it describes; ring entries carry the tier the sample produced (the seed
@@ -47,6 +52,7 @@ class _OpenEvent:
     start: float
     peak_score: int
     peak_tier: int
+    opened_at: float  # on the caller's clock (``now``): what the duration is measured on
 
 
 class Tiering:
@@ -97,7 +103,7 @@ class Tiering:
         """One scored sample; ``now`` is the clock the de-escalation delay is measured on."""
         action = self.tiers.update(samples.max_score, now)
         tier = self.tiers.tier
-        records = self._records_for(action, tier, samples)
+        records = self._records_for(action, tier, samples, now)
         if action is not None and action is not TierAction.TIER2_PEAK:
             self._tier_since = samples.timestamp
         self.ring.push(samples, tier)
@@ -106,7 +112,7 @@ class Tiering:
 
     # -- event bookkeeping -----------------------------------------------------------------------
     def _records_for(
-        self, action: TierAction | None, tier: int, samples: m.ProcessSamples
+        self, action: TierAction | None, tier: int, samples: m.ProcessSamples, now: float
     ) -> list[m.Record]:
         score = samples.max_score
         out: list[m.Record] = []
@@ -114,12 +120,12 @@ class Tiering:
             self._event.peak_score = max(self._event.peak_score, score)
 
         if action is TierAction.TIER2_ENTRY:
-            event = self._open(samples, tier=2, out=out)
+            event = self._open(samples, tier=2, out=out, now=now)
             out.append(self._sample(event, samples, 2, action))
         elif action is TierAction.TIER2_PEAK and self._event is not None:
             out.append(self._sample(self._event, samples, 2, action))
         elif action is TierAction.TIER3_ENTRY:
-            event = self._event or self._open(samples, tier=3, out=out)
+            event = self._event or self._open(samples, tier=3, out=out, now=now)
             event.peak_tier = 3
             out.append(self._sample(event, samples, 3, action))
         elif action is TierAction.TIER2_EXIT and self._event is not None:
@@ -132,6 +138,7 @@ class Tiering:
                     end=samples.timestamp,
                     peak_score=event.peak_score,
                     peak_tier=event.peak_tier,
+                    duration_ms=round(max(now - event.opened_at, 0.0) * 1000.0, 1),
                 )
             )
 
@@ -140,13 +147,14 @@ class Tiering:
             out.append(self._sample(self._event, samples, 3, None))
         return out
 
-    def _open(self, samples: m.ProcessSamples, tier: int, out: list[m.Record]) -> _OpenEvent:
+    def _open(self, samples: m.ProcessSamples, tier: int, out: list[m.Record], now: float) -> _OpenEvent:
         self._events_opened += 1
         event = self._event = _OpenEvent(
             key=f"{self.incarnation}:{self._events_opened}",
             start=samples.timestamp,
             peak_score=samples.max_score,
             peak_tier=tier,
+            opened_at=now,
         )
         out.append(
             self._record(

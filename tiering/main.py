@@ -69,7 +69,7 @@ def log_records(worker: Worker, records: list[m.Record]) -> None:
         elif isinstance(rec, m.EventClosed):
             worker.log.info(
                 "event %s closed after %.1f s: peak score %d, peak tier %d",
-                rec.event_key, rec.end - rec.start, rec.peak_score, rec.peak_tier,
+                rec.event_key, (rec.duration_ms or 0.0) / 1000.0, rec.peak_score, rec.peak_tier,
             )
 
 

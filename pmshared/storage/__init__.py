@@ -1,7 +1,8 @@
 """The pause-monitor database: schema, the recorder's writes and pmctl's queries (SQLite via apsw).
 
 Modules: ``errors`` (one-line StorageError subclasses), ``schema`` (migrations, ``connect``),
-``writes`` (the recorder's ``apply``), ``queries`` (pmctl's reads), ``triage`` (status, prune).
+``writes`` (the recorder's ``apply``), ``queries`` (pmctl's reads), ``triage`` (status, prune),
+``files`` (modes, causes, moving a corrupt database aside), ``health`` (the bounded check).
 Everything public is re-exported here: callers use ``storage.<name>``.
 
 It lives in the shared package because the database crosses process boundaries: the recorder is
@@ -20,7 +21,8 @@ Writing (recorder)::
             apply(conn, record)      # idempotent; each record is a savepoint of its own
 
 Reading (pmctl): ``list_events``, ``get_event``, ``last_event``, ``list_pauses``, ``get_pause``,
-``samples_in_window``, ``db_stats``; triage: ``set_status``, ``prune`` (+ ``remove_bundle_dirs``).
+``samples_in_window``, ``db_stats``; triage: ``set_status``, ``prune`` (+ ``remove_bundle_dirs``);
+forensics' start-up sweep: ``pending_pauses``.
 Every result is a frozen msgspec Struct, so ``msgspec.json.encode(result)`` gives ``--json`` output.
 Times are wall-clock epoch seconds (float); durations in the names' units.
 
@@ -49,8 +51,15 @@ Design decisions (documented here because the CLI and tests rely on them):
   streams does not matter.
 - Integrity on open. ``connect`` reads the header, ``user_version`` and the schema (cheap: this
   catches "not a database" and a damaged schema page). A full ``PRAGMA quick_check`` reads the whole
-  file — too slow for pmctl's start-up on a large database — so it is ``integrity_check(conn)``;
-  damage found later by a query is still raised as ``DatabaseCorrupt``.
+  file — too slow for every pmctl command on a large database — so it is ``check(path)`` (bounded
+  in time; `pmctl up` and `pmctl doctor` run it) and ``integrity_check(conn)``; damage found later
+  by a query is still raised as ``DatabaseCorrupt``.
+- Corruption is never fatal to recording: the recorder and `pmctl up` move a corrupt database
+  aside with ``quarantine`` (kept as ``data.db.corrupt-<time>``, listed by ``quarantined``) and
+  start a fresh one.
+- Privacy. The database and its -wal/-shm are created 0600 and tightened to 0600 by every
+  writable open (``files.make_private``); ``connect(mode="create")`` makes a missing directory 0700.
+  A directory, a non-file or a file we may not open is ``DatabaseReadOnly`` naming that cause.
 """
 
 from pmshared.storage.errors import (
@@ -69,6 +78,8 @@ from pmshared.storage.errors import (
     StorageError,
     translate_errors,
 )
+from pmshared.storage.files import access_problem, make_private, quarantine, quarantined
+from pmshared.storage.health import CHECK_BUDGET_S, CheckResult, check
 from pmshared.storage.queries import (
     STATUSES,
     DbStats,
@@ -83,6 +94,7 @@ from pmshared.storage.queries import (
     last_event,
     list_events,
     list_pauses,
+    pending_pauses,
     samples_in_window,
 )
 from pmshared.storage.schema import (
@@ -102,12 +114,13 @@ from pmshared.storage.triage import PRUNABLE_STATUSES, prune, remove_bundle_dirs
 from pmshared.storage.writes import apply, close_interrupted, record_key
 
 __all__ = [
-    "DEFAULT_BUSY_TIMEOUT_MS", "MIGRATIONS", "PRUNABLE_STATUSES", "SCHEMA_VERSION", "STATUSES", "TRANSIENT",
-    "BadStatus", "DatabaseBusy", "DatabaseCorrupt", "DatabaseFull", "DatabaseIOError", "DatabaseMissing",
+    "CHECK_BUDGET_S", "DEFAULT_BUSY_TIMEOUT_MS", "MIGRATIONS", "PRUNABLE_STATUSES", "SCHEMA_VERSION", "STATUSES", "TRANSIENT",
+    "BadStatus", "CheckResult", "DatabaseBusy", "DatabaseCorrupt", "DatabaseFull", "DatabaseIOError", "DatabaseMissing",
     "DatabaseReadOnly", "DbStats", "EventDetail", "EventSummary", "NotFound", "OpenMode", "PauseRecord",
     "PruneResult", "RecordRejected", "SchemaTooNew", "SchemaTooOld", "StorageError", "StoredSample",
-    "apply", "close_interrupted", "connect", "db_stats", "get_event", "get_pause", "integrity_check",
-    "last_event", "list_events", "list_pauses", "open_readonly", "open_readwrite", "optimize", "prune",
-    "record_key", "remove_bundle_dirs", "samples_in_window", "schema_version", "set_status",
+    "access_problem", "apply", "check", "close_interrupted", "connect", "db_stats", "get_event", "get_pause",
+    "integrity_check", "last_event", "list_events", "list_pauses", "make_private", "open_readonly",
+    "open_readwrite", "optimize", "pending_pauses", "prune", "quarantine", "quarantined", "record_key",
+    "remove_bundle_dirs", "samples_in_window", "schema_version", "set_status",
     "translate_errors", "upgrade",
 ]

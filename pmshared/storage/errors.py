@@ -85,11 +85,8 @@ def translate_errors(path: str | os.PathLike | None) -> Iterator[None]:
     except (apsw.BusyError, apsw.LockedError) as exc:
         raise DatabaseBusy(f"database {where} is busy (locked by another process); try again", path) from exc
     except (apsw.NotADBError, apsw.CorruptError) as exc:
-        raise DatabaseCorrupt(
-            f"database {where} is corrupt ({describe(exc)}); move it aside and restart the "
-            "recorder to start a new one",
-            path,
-        ) from exc
+        # What to do about it is the caller's to say (the recorder moves it aside by itself).
+        raise DatabaseCorrupt(f"database {where} is corrupt ({describe(exc)})", path) from exc
     except apsw.FullError as exc:
         raise DatabaseFull(f"database {where}: disk full ({describe(exc)})", path) from exc
     except apsw.IOError as exc:

@@ -36,10 +36,13 @@ class EventSummary(msgspec.Struct, frozen=True, kw_only=True):
     top_culprit: str | None  # command of the highest-scoring rogue across its samples
     top_culprit_pid: int | None
     top_culprit_score: int | None
+    # Closed events: the length tiering measured on its monotonic clock, or (events from before
+    # schema v2, interrupted ones) end - start, never negative. None while open.
+    duration_ms: float | None = None
 
     @property
     def duration_s(self) -> float | None:
-        return None if self.end is None else max(0.0, self.end - self.start)
+        return None if self.duration_ms is None else self.duration_ms / 1000.0
 
 
 class StoredSample(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,6 +72,7 @@ class PauseRecord(msgspec.Struct, frozen=True, kw_only=True):
     culprits: list[m.Culprit]
     evidence: dict
     artifacts: list[m.Artifact]  # filled by get_pause/get_event; empty in list_pauses
+    forensics_error: str | None = None  # forensics could not write the bundle: why
 
 
 class EventDetail(msgspec.Struct, frozen=True, kw_only=True):
@@ -104,7 +108,8 @@ _EVENT_COLUMNS = """
     e.interrupted, e.incarnation, e.last_sample_at,
     (SELECT count(*) FROM event_samples s WHERE s.event_id = e.id),
     (SELECT count(*) FROM pauses p WHERE p.end_at >= e.start_at AND (e.end_at IS NULL OR p.start_at <= e.end_at)),
-    ts.top_command, ts.top_pid, ts.top_score
+    ts.top_command, ts.top_pid, ts.top_score,
+    CASE WHEN e.end_at IS NOT NULL THEN coalesce(e.duration_ms, max(0.0, e.end_at - e.start_at) * 1000) END
 """
 # The sample holding the event's top culprit (index event_samples_event_top).
 _TOP_SAMPLE_JOIN = """
@@ -119,6 +124,7 @@ def _event_from_row(row: tuple) -> EventSummary:
         status=row[6], notes=row[7], interrupted=bool(row[8]), incarnation=row[9],
         last_sample_at=row[10], sample_count=row[11], pause_count=row[12], top_culprit=row[13],
         top_culprit_pid=row[14], top_culprit_score=row[15] if row[13] is not None else None,
+        duration_ms=row[16],
     )
 
 
@@ -236,7 +242,7 @@ _PAUSE_SELECT = """
         (SELECT c.id FROM (SELECT id, start_at, end_at FROM events WHERE start_at <= p.end_at
                            ORDER BY start_at DESC LIMIT 2) c
          WHERE c.end_at IS NULL OR c.end_at >= p.start_at ORDER BY c.start_at DESC LIMIT 1),
-        b.id, b.bundle_path, b.cause, b.culprits, b.evidence
+        b.id, b.bundle_path, b.cause, b.culprits, b.evidence, b.error
     FROM pauses p
     LEFT JOIN bundles b ON b.id = (
         SELECT bp.bundle_id FROM bundle_pauses bp JOIN bundles b2 ON b2.id = bp.bundle_id
@@ -274,6 +280,7 @@ def _select_pauses(conn: apsw.Connection, where: str, params: tuple, order_limit
             expected_ms=row[5], suspended_ms=row[6], event_id=row[7], bundle_path=row[9],
             cause=row[10], culprits=culprits, evidence=evidence,
             artifacts=_artifacts(conn, bundle_id) if (with_artifacts and bundle_id is not None) else [],
+            forensics_error=row[13],
         ))
     return out
 
@@ -289,6 +296,17 @@ def list_pauses(
     """Pauses newest first (``since <= start < until``), with cause/culprits/bundle; no artifacts."""
     clauses, params = [], []
     where, order, params = _newest_first("p.", clauses, params, since, until, limit)
+    return _select_pauses(conn, where, params, order, with_artifacts=False)
+
+
+@db_errors
+def pending_pauses(conn: apsw.Connection, *, since: float, until: float, limit: int) -> list[PauseRecord]:
+    """Pauses no ForensicsDone names yet (``since <= start < until``), newest first: forensics'
+    start-up sweep for bundles a stopped worker never wrote."""
+    where, order, params = _newest_first(
+        "p.", ["NOT EXISTS (SELECT 1 FROM bundle_pauses bp WHERE bp.pause_id = p.pause_id)"], [],
+        since, until, limit,
+    )
     return _select_pauses(conn, where, params, order, with_artifacts=False)
 
 

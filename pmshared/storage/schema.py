@@ -10,6 +10,7 @@ from typing import Literal
 
 import apsw
 
+from pmshared.storage import files
 from pmshared.storage.errors import (
     DatabaseCorrupt,
     DatabaseMissing,
@@ -20,7 +21,7 @@ from pmshared.storage.errors import (
     translate_errors,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 OpenMode = Literal["create", "readwrite", "readonly"]
@@ -125,6 +126,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX artifacts_bundle ON artifacts(bundle_id);
     """,
+    # ---- v2
+    """
+    -- An event's duration as tiering measured it on its monotonic clock: start_at/end_at are
+    -- wall-clock labels, which a clock change (date -s, NTP step) moves. NULL for events recorded
+    -- before v2 and for interrupted ones (readers fall back to end_at - start_at).
+    ALTER TABLE events ADD COLUMN duration_ms REAL;
+    -- Why forensics could not write a bundle (bundle_path is '' then), e.g. a full disk.
+    ALTER TABLE bundles ADD COLUMN error TEXT;
+    """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -182,26 +192,13 @@ def connect(
     up front, waiting up to ``busy_timeout_ms``), so a batch never fails half-way on a stale read.
 
     Raises DatabaseMissing, DatabaseCorrupt (not a database / malformed / not ours), SchemaTooNew,
-    SchemaTooOld, DatabaseBusy, DatabaseReadOnly, DatabaseFull, DatabaseIOError.
+    SchemaTooOld, DatabaseBusy, DatabaseReadOnly (also, naming the cause, for a directory, a
+    non-file, or a file or directory we may not open), DatabaseFull, DatabaseIOError.
+    A writable open makes the file and its -wal/-shm private (0600) if they were not.
     """
     _apply_best_practice_once()
     path = Path(path)
-    if mode == "create":
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DatabaseReadOnly(f"cannot create {path.parent}: {exc.strerror}", path) from exc
-        flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
-    elif mode in ("readwrite", "readonly"):
-        if not path.exists():
-            raise DatabaseMissing(
-                f"no database at {path} yet; start the pipeline (`pmctl up`) and the recorder creates it",
-                path,
-            )
-        flags = apsw.SQLITE_OPEN_READWRITE if mode == "readwrite" else apsw.SQLITE_OPEN_READONLY
-    else:
-        raise ValueError(f"unknown mode {mode!r}")
-
+    flags = _prepare(path, mode)
     conn = None
     try:
         with translate_errors(path):
@@ -233,11 +230,38 @@ def connect(
                 conn.transaction_mode = "IMMEDIATE"
                 if version < SCHEMA_VERSION:
                     upgrade(conn)
+                # An install from before the database was private (0644) is tightened here.
+                files.make_private(path)
         return conn
     except BaseException:
         if conn is not None:
             conn.close()
         raise
+
+
+def _prepare(path: Path, mode: OpenMode) -> int:
+    """Everything before SQLite opens ``path``: the checks that name a cause, and for "create"
+    the private directory and file. Returns the open flags."""
+    # SQLite's own words for a directory or a file we may not open ("disk I/O error", "unable to
+    # open database file") do not say which; these do.
+    problem = files.access_problem(path, write=mode != "readonly")
+    if problem is not None:
+        raise DatabaseReadOnly(problem, path)
+    if mode == "create":
+        try:
+            # A directory made here is private (0700); an existing one is the caller's business.
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            files.create_private(path)
+        except OSError as exc:
+            raise DatabaseReadOnly(f"cannot create {path}: {exc.strerror or exc}", path) from exc
+        return apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+    if mode not in ("readwrite", "readonly"):
+        raise ValueError(f"unknown mode {mode!r}")
+    if not path.exists():
+        raise DatabaseMissing(
+            f"no database at {path} yet; start the pipeline (`pmctl up`) and the recorder creates it", path
+        )
+    return apsw.SQLITE_OPEN_READWRITE if mode == "readwrite" else apsw.SQLITE_OPEN_READONLY
 
 
 def open_readonly(path: str | os.PathLike, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> apsw.Connection:

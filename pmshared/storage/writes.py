@@ -75,15 +75,7 @@ def _apply(conn: apsw.Connection, record: m.Record) -> None:
             if stale:
                 _interrupt_if_open(conn, event_id)
         case m.EventClosed():
-            _note_tiering(conn, record.incarnation, record.sent_at)
-            event_id = _ensure_event(conn, record.event_key, record.start, record.incarnation,
-                                     record.peak_tier, record.peak_score)
-            # A proper close wins over an earlier "interrupted" guess.
-            conn.execute(
-                "UPDATE events SET end_at = ?, peak_score = max(peak_score, ?),"
-                " peak_tier = max(peak_tier, ?), interrupted = 0 WHERE id = ?",
-                (record.end, record.peak_score, record.peak_tier, event_id),
-            )
+            _event_closed(conn, record)
         case m.Pause():
             conn.execute(
                 "INSERT INTO pauses (pause_id, start_at, end_at, duration_ms, expected_ms,"
@@ -94,11 +86,11 @@ def _apply(conn: apsw.Connection, record: m.Record) -> None:
             )
         case m.ForensicsDone():
             bundle_id = conn.execute(
-                "INSERT INTO bundles (record_key, bundle_path, cause, culprits, evidence, done_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (record_key) DO NOTHING RETURNING id",
+                "INSERT INTO bundles (record_key, bundle_path, cause, culprits, evidence, done_at, error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (record_key) DO NOTHING RETURNING id",
                 (record_key(record), record.bundle_path, record.cause,
                  _json.encode(record.culprits).decode(), _json.encode(record.evidence).decode(),
-                 record.sent_at),
+                 record.sent_at, record.error),
             ).get
             if bundle_id is None:
                 return  # already stored
@@ -114,6 +106,20 @@ def _apply(conn: apsw.Connection, record: m.Record) -> None:
             )
         case _:
             raise RecordRejected(f"not a record type: {type(record).__name__}")
+
+
+def _event_closed(conn: apsw.Connection, record: m.EventClosed) -> None:
+    _note_tiering(conn, record.incarnation, record.sent_at)
+    event_id = _ensure_event(conn, record.event_key, record.start, record.incarnation,
+                             record.peak_tier, record.peak_score)
+    # A proper close wins over an earlier "interrupted" guess. The end is a wall-clock label:
+    # after the clock was set back it can precede the start; it is never stored so. The duration
+    # is tiering's monotonic measure.
+    conn.execute(
+        "UPDATE events SET end_at = max(?, start_at), duration_ms = ?,"
+        " peak_score = max(peak_score, ?), peak_tier = max(peak_tier, ?), interrupted = 0 WHERE id = ?",
+        (record.end, record.duration_ms, record.peak_score, record.peak_tier, event_id),
+    )
 
 
 def _ensure_event(conn: apsw.Connection, key: str, start: float, incarnation: str,

@@ -52,6 +52,7 @@ HOG = (
 # lose them. Alerts off: there is no notifier on the test machine.
 HOG_TIERS = (
     "[tiers]\nelevated_threshold = 50\ncritical_threshold = 50\ndeescalation_delay_s = 2.0\n"
+    '[scoring]\nmodel = "seed"\n'  # the per-process thread score above is the seed model's
     "[scoring.weights]\nthreads = 100\n"
     "[alerts]\nenabled = false\n"
 )

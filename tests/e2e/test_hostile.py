@@ -94,6 +94,8 @@ worker.close()
 CONFIG = """
 [supervisor]
 grace_period_s = 3.0
+[scoring]
+model = "seed"
 [scoring.weights]
 cpu = 25
 mem = 100

@@ -42,7 +42,9 @@ pytestmark = pytest.mark.slow
 WORKERS = ["collector", "scorer", "tiering", "recorder", "forensics"]
 # The pipeline's own supervisor defaults (1 s heartbeats, 3 missed) except a shorter grace period:
 # the fast watchdog of supervisor_helpers would restart a collector we stop for 1.5 s on purpose.
-SUPERVISOR = "[supervisor]\ngrace_period_s = 3.0\n"
+# These scenarios were written for the seed model's per-process scores (their thresholds, the
+# rogues they expect): they select it. The pressure model has its own tests on recorded loads.
+SUPERVISOR = '[scoring]\nmodel = "seed"\n[supervisor]\ngrace_period_s = 3.0\n'
 FAKE_NOTIFY_SEND = REPO / "tests" / "fake_bin" / "notify-send"
 
 

@@ -1,0 +1,148 @@
+"""`pmctl doctor`: what is wrong with this install and what to do about it, one line each.
+
+Read-only: it looks (config, data directory, database, runtime directory, the running pipeline)
+and says; it never moves, creates or chmods anything (`pmctl up` does the repairs it names).
+Each check returns ``Finding``s; ``diagnose`` runs them all. The database check is the bounded
+quick_check `pmctl up` runs (pmshared.storage.health).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pmshared import paths
+
+Level = Literal["ok", "note", "warn", "error"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Level
+    topic: str
+    text: str
+    fix: str | None = None
+
+
+def diagnose() -> list[Finding]:
+    config, found = check_config()
+    found += check_data_dir()
+    found += check_database()
+    found += check_runtime_dir()
+    found += check_pipeline(config)
+    return found
+
+
+def check_config():
+    from pmshared import config as config_mod
+
+    where = paths.config_path()
+    try:
+        config = config_mod.load()
+    except config_mod.ConfigError as exc:
+        return None, [Finding("error", "config", str(exc), f"fix the file, then `pmctl config validate {where}`")]
+    exists = where.exists()
+    return config, [Finding("ok", "config", f"{where}" if exists else f"{where} absent: defaults in use")]
+
+
+def _private(path: Path, want: int, what: str) -> list[Finding]:
+    """Is ``path`` ours and no more open than ``want``?"""
+    st = path.stat()
+    if st.st_uid != os.getuid():
+        return [Finding("error", what, f"{path} is owned by uid {st.st_uid}, not by us (uid {os.getuid()})",
+                        f"chown it back (sudo chown -R {os.getuid()} {path}) or set XDG_DATA_HOME")]
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & ~want:
+        return [Finding("warn", what, f"{path} is readable by other users (mode {mode:04o})",
+                        f"`pmctl up` makes it {want:04o} (or: chmod {want:o} {path})")]
+    return []
+
+
+def check_data_dir() -> list[Finding]:
+    data = paths.data_dir()
+    try:
+        if not data.exists():
+            return [Finding("ok", "data", f"{data} not created yet (`pmctl up` creates it, private)")]
+        problems = _private(data, 0o700, "data")
+    except OSError as exc:
+        return [Finding("error", "data", f"cannot look at {data}: {exc.strerror or exc}",
+                        "fix the permissions of its parent directories")]
+    return problems or [Finding("ok", "data", f"{data} (private)")]
+
+
+def check_database() -> list[Finding]:
+    from pmshared import storage
+
+    db = paths.db_path()
+    found = [Finding("note", "database", f"corrupt copy kept: {kept} ({_size(kept)})",
+                     f"recover rows with `sqlite3 {kept} .recover`, or delete it")
+             for kept in storage.quarantined(db)]
+    try:
+        exists = db.exists()
+    except OSError:
+        exists = True  # access_problem names the directory that shuts us out
+    if not exists:
+        return [Finding("ok", "database", f"{db} not created yet (the recorder creates it)"), *found]
+    problem = storage.access_problem(db, write=True)
+    if problem is not None:
+        fix = (f"mv {db} {db}.old; `pmctl up` then starts a new one"
+               if "directory" in problem or "regular file" in problem else
+               f"give it back to this user (chown {os.getuid()} {db}; chmod 600 {db})")
+        return [Finding("error", "database", problem, fix), *found]
+    found += _private(db, 0o600, "database")
+    try:
+        result = storage.check(db)
+    except storage.StorageError as exc:
+        fix = "upgrade pause-monitor" if isinstance(exc, storage.SchemaTooNew) else "try again in a moment"
+        return [Finding("error", "database", str(exc), fix), *found]
+    if not result.ok:
+        return [Finding("error", "database", result.corrupt or "corrupt",
+                        "`pmctl up` moves it aside (kept) and starts a fresh one; if it is running, "
+                        "`pmctl down` first"), *found]
+    how = "quick_check ok" if result.complete else "quick_check stopped at its time budget, sound so far"
+    return [Finding("ok", "database", f"{db} ({_size(db)}, {how} in {result.seconds:.2f} s)"), *found]
+
+
+def _size(path: Path) -> str:
+    try:
+        return f"{path.stat().st_size / 1e6:.1f} MB"
+    except OSError:
+        return "size unknown"
+
+
+def check_runtime_dir() -> list[Finding]:
+    run = paths.runtime_dir()
+    try:
+        if not run.exists():
+            return [Finding("ok", "runtime", f"{run} not created yet (`pmctl up` creates it, 0700)")]
+        os.listdir(run)
+    except PermissionError:
+        return [Finding("error", "runtime", paths.unusable_runtime_dir(),
+                        "run pmctl as the user who started pause-monitor, or set XDG_RUNTIME_DIR")]
+    except OSError as exc:
+        return [Finding("error", "runtime", f"{run}: {exc.strerror or exc}", "set XDG_RUNTIME_DIR")]
+    return _private(run, 0o700, "runtime") or [Finding("ok", "runtime", f"{run} (private)")]
+
+
+def check_pipeline(config) -> list[Finding]:
+    from cli import clients
+    from cli.format import human_seconds
+    from pmshared.codec import BadMessage
+
+    try:
+        reply = clients.control("status", transport=config.transport if config else None)
+    except (BadMessage, paths.PathError) as exc:
+        return [Finding("error", "pipeline", f"cannot ask the supervisor: {exc}")]
+    if reply is None:
+        return [Finding("note", "pipeline", "not running", "start it with `pmctl up`")]
+    found = []
+    for w in reply.workers:
+        if w.state in ("failed", "backoff"):
+            retry = f"; next try in {human_seconds(w.retry_in_s)}" if w.retry_in_s is not None else ""
+            found.append(Finding("error", "pipeline", f"{w.name} is {w.state.upper()}: "
+                                 f"{w.reason or w.last_exit or 'no reason given'}{retry}",
+                                 "fix the cause above; the supervisor retries it by itself"))
+    return found or [Finding("ok", "pipeline", f"running (supervisor pid {reply.supervisor_pid}), every worker healthy")]

@@ -1,0 +1,352 @@
+"""The pressure model: the machine's stress, charged to the processes that hold the resource.
+
+    stress_r        machine stress of resource r (scorer.stress), 0..100
+    mult_r          stress_r; for cpu, io and memory at least their part of the stall
+    share_r(p)      p's part of what all processes consumed of r in the interval, 0..1
+    charge_r(p)     mult_r * share_r(p): the points of r's stress that p accounts for
+    score(p)        min(100, round(max over r of charge_r(p)))
+    max_score       max over r of stress_r (what the tiers follow)
+
+A process's score is thus its portion of the machine's trouble: the shares of a resource add up
+to 1, so the charges of r add up to stress_r. Shares are of what was *consumed* (not of the
+machine's capacity), so the top consumer of a lightly used resource is still named, with a small
+score. A parent of two or more same-named workers is also charged what they hold together
+(``_charge_parents``), so a job of many small workers is named. Shares per resource:
+
+    cpu     cpu + cpu_children, each process capped at the machine's cores; children's CPU (a
+            whole lifetime arrives when they are reaped) bounded by the busy time the live
+            processes leave unexplained (``_bound_children``)
+    io      read + write bytes; where no process's figures show a byte moved, read/write system
+            calls (Linux sysbsd is syscr + syscw); a task in D state gets at least 1/#stuck
+    memory  the larger of its part of positive memory growth and of page-ins; when memory is
+            stressed and nobody grows or pages in, its part of resident memory
+    fork    cpu_children, bounded as above (a fork storm is charged to the parent that reaps);
+            where no process has the figure, the cpu share
+    csw     context switches
+    stall   sentinel lateness is a symptom: split among cpu, io and memory by their stress
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from operator import attrgetter
+
+from pmshared.config import Config
+from pmshared.messages import ProcessInfo, ProcessScore, Snapshot
+from pmshared.reaped import bound_reaped
+
+from scorer.selection import SelectionRules
+from scorer.stress import StressRules, machine_stress
+
+# Resource -> the rogue category that names it (the wire's Category literals).
+CATEGORY = {"cpu": "cpu", "memory": "mem", "io": "io", "fork": "fork", "csw": "csw"}
+# Charges below this many points make no category (they would round to a score of 0).
+MIN_CHARGE = 0.5
+
+
+@dataclass(frozen=True)
+class PressureRules:
+    stress: StressRules
+    rogue_count: int
+    category_ratio: float
+    selection: SelectionRules  # only its state rules are used here
+
+    @classmethod
+    def from_config(cls, config: Config) -> PressureRules:
+        cfg = config.scoring.pressure
+        return cls(
+            stress=StressRules.from_config(config),
+            rogue_count=cfg.rogue_count,
+            category_ratio=cfg.category_ratio,
+            selection=SelectionRules.from_config(config.rogue_selection),
+        )
+
+
+def _num(value: float | None) -> float:
+    """Unknown, NaN, infinite or negative (a collector bug, a hostile sender) consumes nothing."""
+    if value is None or not 0 < value < math.inf:
+        return 0.0
+    return value
+
+
+@dataclass(slots=True)
+class _Use:
+    """What one active process consumed in the interval (all >= 0)."""
+
+    proc: ProcessInfo
+    cpu: float
+    children: float
+    io: float
+    syscalls: float
+    growth: float
+    pageins: float
+    csw: float
+    rss: float
+
+
+# The figures that can give a process a share of each resource: a process with none of them
+# (most of a desktop's processes slept through the interval) is skipped without a look.
+_USES = {
+    "cpu": ("cpu", "cpu_children"),
+    "fork": ("cpu", "cpu_children"),
+    "io": ("read_bps", "write_bps", "sysbsd"),
+    "memory": ("mem_growth", "pageins"),
+    "csw": ("csw",),
+}
+
+
+def _active(processes: list[ProcessInfo], cpu_cap: float, busy: float | None,
+            resources: Iterable[str], rss: bool) -> list[_Use]:
+    """The processes that consumed some of ``resources`` (always their CPU figures, which bound
+    the reaped children's), are stuck in D state, or hold memory when ``rss`` shares are used.
+
+    ``busy`` is the CPU the whole machine was busy with (% of one core), None if unknown."""
+    names = {"cpu", "cpu_children"}.union(*(_USES[r] for r in resources))
+    if rss:
+        names.add("mem")
+    uses = attrgetter(*sorted(names))
+    num = _num
+    out = []
+    for p in processes:
+        if not (any(uses(p)) or p.state == "stuck"):
+            continue
+        out.append(_Use(
+            p, min(cpu_cap, num(p.cpu)), num(p.cpu_children), num(p.read_bps) + num(p.write_bps),
+            num(p.sysbsd), num(p.mem_growth), num(p.pageins), num(p.csw), float(p.mem),
+        ))
+    _bound_children(out, busy)
+    for use in out:
+        use.cpu = min(cpu_cap, use.cpu + use.children)
+    return out
+
+
+def _bound_children(active: list[_Use], busy: float | None) -> None:
+    """Reaped children's CPU, bounded by the busy time no live process accounts for
+    (pmshared.reaped says why)."""
+    if busy is None:
+        return
+    bounded = bound_reaped([u.children for u in active], busy - sum(u.cpu for u in active))
+    for use, children in zip(active, bounded):
+        use.children = children
+
+
+def _share(part: float, total: float) -> float:
+    return part / total if total > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class _Totals:
+    cpu: float
+    children: float
+    io: float
+    syscalls: float
+    growth: float
+    pageins: float
+    csw: float
+    children_known: bool
+    stuck: int
+    rss: float  # only summed when the memory fallback needs it (else 0)
+
+
+def _totals(processes: list[ProcessInfo], active: list[_Use], memory_stressed: bool) -> _Totals:
+    growth = sum(u.growth for u in active)
+    pageins = sum(u.pageins for u in active)
+    return _Totals(
+        cpu=sum(u.cpu for u in active),
+        children=sum(u.children for u in active),
+        io=sum(u.io for u in active),
+        syscalls=sum(u.syscalls for u in active),
+        growth=growth,
+        pageins=pageins,
+        csw=sum(u.csw for u in active),
+        children_known=any(u.proc.cpu_children is not None for u in active),
+        stuck=sum(1 for p in processes if p.state == "stuck"),
+        rss=float(sum(p.mem for p in processes)) if memory_stressed and growth == 0 and pageins == 0 else 0.0,
+    )
+
+
+def _factors(t: _Totals, mult: dict[str, float]) -> list[tuple[str, str, float]]:
+    """(resource, figure of _Use, points per unit) such that a process's charge of the resource
+    is the largest of figure * points over the resource's entries: mult_r * share_r."""
+    def per(total: float, m: float) -> float:
+        return m / total if total > 0 else 0.0
+
+    out = []
+    for r, m in mult.items():
+        if r == "cpu":
+            out.append((r, "cpu", per(t.cpu, m)))
+        elif r == "io":
+            out.append((r, "io", per(t.io, m)) if t.io else (r, "syscalls", per(t.syscalls, m)))
+        elif r == "memory" and t.rss:
+            out.append((r, "rss", per(t.rss, m)))
+        elif r == "memory":
+            out += [(r, "growth", per(t.growth, m)), (r, "pageins", per(t.pageins, m))]
+        elif r == "fork":
+            out.append((r, "children", per(t.children, m)) if t.children_known else (r, "cpu", per(t.cpu, m)))
+        elif r == "csw":
+            out.append((r, "csw", per(t.csw, m)))
+    return out
+
+
+def _charge(use: _Use, factors: list[tuple[str, str, float]], stuck_io: float) -> dict[str, float]:
+    """Points of each stressed resource this process accounts for (``stuck_io``: the io charge
+    of a task in D state, at least its part of the stuck tasks)."""
+    charge: dict[str, float] = {}
+    for r, figure, points in factors:
+        value = getattr(use, figure) * points
+        if value > charge.get(r, 0.0):
+            charge[r] = value
+    if stuck_io and use.proc.state == "stuck" and stuck_io > charge.get("io", 0.0):
+        charge["io"] = stuck_io
+    return charge
+
+
+STALL_CAUSES = ("cpu", "io", "memory")
+
+
+def multipliers(stress: dict[str, float]) -> dict[str, float]:
+    """Per resource, the points a process holding all of it is charged: charge = mult * share.
+
+    Sentinel lateness (stall) is a symptom, not a resource: it is split among cpu, io and memory
+    in proportion to their stress, and each part charged like that resource (a resource's
+    multiplier is the larger of its own stress and its part of the stall). A stall with no
+    contention to explain it (the hypervisor paused the VM, the collector was stopped) is charged
+    to nobody: the model does not invent a cause. A resource whose multiplier is under
+    MIN_CHARGE can charge nobody a point, not even a group of workers (shares add up to <= 1),
+    so it is left out: most resources of a calm machine, which keeps the per-process work small."""
+    mult = {r: v for r, v in stress.items() if r in CATEGORY}
+    stall = stress.get("stall", 0.0)
+    causes = {r: stress.get(r, 0.0) for r in STALL_CAUSES}
+    total = sum(causes.values())
+    if stall and total:
+        for r, weight in causes.items():
+            if weight:
+                mult[r] = max(mult.get(r, 0.0), stall * weight / total)
+    return {r: v for r, v in mult.items() if v >= MIN_CHARGE}
+
+
+def categories_of(charge: dict[str, float], mult: dict[str, float], ratio: float) -> set[str]:
+    """The resources a process is charged for: its top charge, any charge of at least ``ratio``
+    of that, and any resource it holds at least ``ratio`` of (share = charge / multiplier), so the
+    parent of a fork storm is named under fork even while its CPU charge is larger."""
+    top = max(charge.values(), default=0.0)
+    return {CATEGORY[r] for r, c in charge.items()
+            if c >= MIN_CHARGE and (c >= ratio * top or c >= ratio * mult[r])}
+
+
+def _score(proc: ProcessInfo, score: int, cats: set[str]) -> ProcessScore:
+    io = None if proc.read_bps is None and proc.write_bps is None else _num(proc.read_bps) + _num(proc.write_bps)
+    return ProcessScore(
+        pid=proc.pid, command=proc.command, cpu=proc.cpu, state=proc.state, mem=proc.mem,
+        cmprs=proc.cmprs, pageins=proc.pageins, csw=proc.csw, sysbsd=proc.sysbsd,
+        threads=proc.threads, score=score, categories=sorted(cats), ppid=proc.ppid,
+        cpu_children=proc.cpu_children, run_delay=proc.run_delay, io_bps=io,
+        mem_growth=proc.mem_growth, cgroup=proc.cgroup,
+    )
+
+
+def _by_state(processes: list[ProcessInfo], rules: SelectionRules) -> list[tuple[ProcessInfo, str]]:
+    """Stuck processes always, then those in a configured state (up to its count): the seed's
+    state rules, so a zombie is listed though it consumes nothing."""
+    stuck = [(p, "stuck") for p in processes if p.state == "stuck"]
+    listed = [(p, "state") for p in processes if p.state in rules.states]
+    if rules.state_count > 0:
+        listed = listed[: rules.state_count]
+    return stuck + listed
+
+
+# Parents never charged for a group of children: orphans of every user are reparented to init,
+# and kthreadd is the parent of every kernel thread.
+NO_GROUP_PARENTS = frozenset({0, 1, 2})
+
+
+def _charge_parents(charged: dict[int, tuple[ProcessInfo, dict[str, float]]],
+                    processes: list[ProcessInfo]) -> None:
+    """Charge a parent with what its group of workers holds together.
+
+    Workers of one job (make -j, stress-ng --cpu 8, a browser's renderers) each hold a small part
+    of the machine, and a single process of someone else's can outscore every one of them. Two or
+    more children with the same command and the same parent are a group; the parent is charged
+    its own part plus the group's (parts of one resource add up to at most 1, so the charge stays
+    within the resource's stress). The workers keep their own, smaller scores."""
+    groups: dict[tuple[int, str], list[dict[str, float]]] = {}
+    for proc, charge in charged.values():
+        if proc.ppid not in NO_GROUP_PARENTS and charge:
+            groups.setdefault((proc.ppid, proc.command), []).append(charge)
+    extra: dict[int, dict[str, float]] = {}
+    for (ppid, _), members in groups.items():
+        if len(members) < 2:
+            continue
+        add = extra.setdefault(ppid, {})
+        for charge in members:
+            for r, c in charge.items():
+                add[r] = add.get(r, 0.0) + c
+    if not extra:
+        return
+    by_pid = {p.pid: p for p in processes}
+    for ppid, add in extra.items():
+        parent = by_pid.get(ppid)
+        if parent is None:  # the parent exited: nobody to name
+            continue
+        own = charged.get(ppid, (parent, {}))[1]
+        charged[ppid] = (parent, {r: own.get(r, 0.0) + add.get(r, 0.0) for r in own.keys() | add.keys()})
+
+
+def run_delay_total(processes: list[ProcessInfo]) -> float | None:
+    """All processes' run delay (ms/s), None when no process has the figure."""
+    known = [p.run_delay for p in processes if p.run_delay is not None]
+    return sum(_num(d) for d in known) if known else None
+
+
+def _charge_all(snapshot: Snapshot, stress: dict[str, float],
+                mult: dict[str, float]) -> dict[int, tuple[ProcessInfo, dict[str, float]]]:
+    """pid -> (process, charge per resource) of every process that consumed something."""
+    if not mult:  # nothing is stressed enough to charge anyone a point: skip the processes
+        return {}
+    processes, system = snapshot.processes, snapshot.system
+    cores = max(1, system.cpu_count)
+    busy = None if system.cpu_busy_pct is None else system.cpu_busy_pct * cores
+    memory_stressed = "memory" in mult
+    rss = memory_stressed and not any(p.mem_growth or p.pageins for p in processes)
+    active = _active(processes, 100.0 * cores, busy, mult, rss)
+    totals = _totals(processes, active, memory_stressed)
+    factors = _factors(totals, mult)
+    stuck_io = mult["io"] / totals.stuck if "io" in mult and totals.stuck else 0.0
+    charged = {}
+    for use in active:
+        charge = _charge(use, factors, stuck_io)
+        if charge:  # else it held none of the stressed resources
+            charged[use.proc.pid] = (use.proc, charge)
+    _charge_parents(charged, processes)
+    return charged
+
+
+def _rogues(charged: dict[int, tuple[ProcessInfo, dict[str, float]]], mult: dict[str, float],
+            processes: list[ProcessInfo], rules: PressureRules) -> list[ProcessScore]:
+    """The top ``rogue_count`` charged processes, then those picked by state, highest first."""
+    ranked = []  # (top charge, process, categories) of every process scoring > 0
+    for proc, charge in charged.values():
+        top = max(charge.values(), default=0.0)
+        if top >= MIN_CHARGE:
+            ranked.append((top, proc, categories_of(charge, mult, rules.category_ratio)))
+    # Ranked on the charge before rounding: scores that round alike still order by who held more.
+    rogues = {proc.pid: (top, proc, cats) for top, proc, cats in
+              heapq.nlargest(rules.rogue_count, ranked, key=lambda r: r[0])}
+    for proc, category in _by_state(processes, rules.selection):
+        top, _, cats = rogues.get(proc.pid, (0.0, proc, set()))
+        rogues[proc.pid] = (top, proc, cats | {category})
+    out = sorted(rogues.values(), key=lambda r: -r[0])
+    # A charged process (>= MIN_CHARGE) scores at least 1; one listed for its state alone, 0.
+    return [_score(p, min(100, max(1, round(top))) if top >= MIN_CHARGE else 0, cats) for top, p, cats in out]
+
+
+def score_pressure(snapshot: Snapshot, rules: PressureRules) -> tuple[int, dict[str, int], list[ProcessScore]]:
+    """``(max_score, stress per resource, rogues)`` of one snapshot under the pressure model."""
+    stress = machine_stress(snapshot.system, snapshot.sentinel, run_delay_total(snapshot.processes), rules.stress)
+    mult = multipliers(stress)
+    rogues = _rogues(_charge_all(snapshot, stress, mult), mult, snapshot.processes, rules)
+    max_score = round(max(stress.values(), default=0.0))
+    return max_score, {r: round(v) for r, v in stress.items()}, rogues

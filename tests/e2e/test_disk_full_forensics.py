@@ -1,0 +1,76 @@
+"""Issue 17 item 4 on the real pipeline: a pause while the data directory's disk is full.
+
+`pmctl up` runs with its data directory on a private 4 MiB tmpfs (fault_helpers.TmpfsPipeline);
+the test fills it, freezes the collector for a second (a pause), and frees the space again. What
+the user sees must be: one log line from forensics (no traceback), no half-written file in the
+bundle directory, and — once there is room — the pause with its bundle in `pmctl pauses`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pmshared import paths
+from tests.e2e.fault_helpers import HOG_TIERS, WORKERS, TmpfsPipeline, cli_json, fill, log_lines
+from tests.supervisor_helpers import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def tmpfs_pipeline(tmp_path: Path):
+    if not sys.platform.startswith("linux") or os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("nsenter")):
+        pytest.skip("needs Linux, root, unshare and nsenter for a private tmpfs mount")
+    pipe = TmpfsPipeline(tmp_path, size="4m")
+    try:
+        yield pipe
+    finally:
+        leftovers = pipe.cleanup()
+    assert not leftovers, f"processes left behind: {leftovers}"
+
+
+def test_a_pause_on_a_full_disk_gets_its_bundle_once_space_returns(tmpfs_pipeline: TmpfsPipeline, request, capsys):
+    pipe = tmpfs_pipeline
+    pipe.config.write_text("[supervisor]\ngrace_period_s = 3.0\n" + HOG_TIERS)
+    pipe.start(default_procfile=True)
+    pipe.wait_running(WORKERS, timeout=40)
+    data = pipe.view(paths.data_dir())
+    events = data / "events"
+    filler, _size = fill(data)
+    request.addfinalizer(lambda: filler.unlink(missing_ok=True))
+
+    collector = pipe.workers()["collector"].pid
+    os.kill(collector, signal.SIGSTOP)
+    time.sleep(1.0)  # the stimulus: a one-second stall of the collector's sentinel
+    os.kill(collector, signal.SIGCONT)
+
+    wait_for(lambda: log_lines(pipe, r"forensics.*bundle for pause .* not written \(No space left on device"), 30,
+             lambda: f"forensics to report the full disk; output:\n{pipe.output()[-3000:]}", interval=0.2)
+    # Nothing half-written: no empty .processes.json.tmp, no bundle directory without metadata.
+    assert not (list(events.iterdir()) if events.exists() else [])
+
+    filler.unlink()
+    freed = time.monotonic()
+    last: dict = {"pauses": []}
+
+    def pause_with_bundle():
+        last["pauses"] = pauses = cli_json(pipe, "pauses")
+        return pauses if pauses and all(p["bundle_path"] for p in pauses) else None
+
+    pauses = wait_for(pause_with_bundle, 60,
+                      lambda: f"the pause with its bundle; pauses: {last['pauses']}\n{pipe.output()[-3000:]}",
+                      interval=0.5)
+    caught_up = time.monotonic() - freed
+    bundle = pipe.view(Path(pauses[0]["bundle_path"]))
+    assert (bundle / "metadata.json").exists() and (bundle / "processes.json").exists()
+    assert "Traceback" not in pipe.output()
+    assert len(log_lines(pipe, r"forensics.*not written")) == 1  # one line, not one per retry
+    with capsys.disabled():
+        print(f"\n[faults] pause on a full disk: bundle in `pmctl pauses` {caught_up:.1f} s after space returned")

@@ -1,0 +1,344 @@
+"""The pressure model on hand-computed figures: ramps, machine stress, shares, charges, rogues.
+
+Recorded real loads are in test_scorer_pressure_loads.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from pmshared import config as config_mod
+from pmshared import messages as m
+from pmshared.codec import Stamper
+from scorer.pressure import PressureRules, score_pressure
+from scorer.scoring import ScoringRules, build_samples
+from scorer.stress import Ramp, StressRules, machine_stress
+from tests.tiering_helpers import proc, snapshot
+
+GIB = 1024**3
+
+
+def rules(toml: str = "") -> PressureRules:
+    return PressureRules.from_config(config_mod.parse(toml))
+
+
+def stress_of(toml: str = "", sentinel: m.SentinelStats | None = None, run_delay: float | None = None,
+              **system) -> dict[str, float]:
+    return machine_stress(m.SystemStats(**system), sentinel, run_delay, rules(toml).stress)
+
+
+def score(processes: list[m.ProcessInfo], toml: str = "", sentinel=None, **system):
+    """(max_score, stress, {pid: (score, categories)}) of one snapshot, rogues in order."""
+    system.setdefault("cpu_count", 2)
+    snap = snapshot(processes, system=m.SystemStats(**system), sentinel=sentinel)
+    max_score, stress, rogues = score_pressure(snap, rules(toml))
+    return max_score, stress, {r.pid: (r.score, r.categories) for r in rogues}
+
+
+# ------------------------------------------------------------------------------------ ramps
+
+RAMP = Ramp(start=0.0, elevated=20.0, critical=60.0, low=35.0, high=65.0)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(0.0, 0.0), (-5.0, 0.0), (10.0, 17.5), (20.0, 35.0), (40.0, 50.0), (60.0, 65.0), (100.0, 95.0),
+     (200.0, 100.0), (None, None), (math.nan, None)],
+)
+def test_ramp_is_linear_from_zero_through_both_anchors_and_beyond_capped_at_100(value, expected):
+    assert RAMP(value) == expected
+
+
+def test_ramp_with_a_start_is_zero_up_to_it():
+    ramp = Ramp(start=80.0, elevated=95.0, critical=99.0, low=35.0, high=65.0)
+    assert (ramp(50.0), ramp(80.0), ramp(87.5), ramp(95.0), ramp(99.0)) == (0.0, 0.0, 17.5, 35.0, 65.0)
+
+
+def test_anchors_follow_the_tiers_thresholds():
+    # The anchors say "this value is elevated": with other tier thresholds they still are.
+    cpu = rules("[tiers]\nelevated_threshold = 40\ncritical_threshold = 80\n").stress.cpu["psi_some"]
+    assert (cpu(20.0), cpu(60.0)) == (40.0, 80.0)
+
+
+# ----------------------------------------------------------------------------- machine stress
+
+
+def test_every_signal_of_every_resource_reaches_elevated_at_its_default_anchor():
+    cfg = config_mod.Config().scoring.pressure
+    cases = {
+        "cpu": [dict(cpu_busy_pct=cfg.cpu.busy_pct_elevated), dict(psi_cpu=m.PressureStall(some=20.0)),
+                dict(procs_running=1 + 6, cpu_count=2), dict(cpu_steal_pct=10.0)],
+        "memory": [dict(psi_memory=m.PressureStall(some=10.0)), dict(psi_memory=m.PressureStall(full=5.0)),
+                   dict(pageins=100.0, swapins=150.0, swapouts=50.0), dict(mem_total=100, mem_available=5)],
+        "io": [dict(psi_io=m.PressureStall(some=20.0)), dict(psi_io=m.PressureStall(full=10.0)),
+               dict(procs_blocked=3, cpu_count=2), dict(cpu_iowait_pct=25.0)],
+        "fork": [dict(forks=1000.0, cpu_count=2)],
+        "csw": [dict(csw=50_000.0, cpu_count=2)],
+    }
+    for resource, systems in cases.items():
+        for system in systems:
+            assert stress_of(**system)[resource] == pytest.approx(35.0), (resource, system)
+    sentinel = m.SentinelStats(tick_ms=20.0, window_s=60.0, ticks=3000, interval_late_pct=10.0)
+    assert stress_of(sentinel=sentinel)["stall"] == 35.0
+    assert stress_of(run_delay=1000.0, cpu_count=2)["cpu"] == 35.0  # 1 s/s on 2 cores = 50 %
+
+
+def test_resource_stress_is_the_max_of_its_signals():
+    got = stress_of(cpu_busy_pct=50.0, psi_cpu=m.PressureStall(some=60.0), procs_running=2, cpu_count=2)
+    assert got["cpu"] == 65.0
+
+
+def test_unknown_figures_contribute_nothing_and_a_resource_without_any_is_left_out():
+    assert stress_of() == {}  # nothing known: no part at all, not "calm"
+    got = stress_of(cpu_busy_pct=None, psi_cpu=m.PressureStall(some=None), procs_running=None, mem_total=0)
+    assert got == {}
+    # A sentinel with no interval figure yet (its first snapshot) tells nothing either, and the
+    # window's percentiles (a minute long) are not read as this interval's stall.
+    idle = m.SentinelStats(tick_ms=20.0, window_s=60.0, ticks=3000, p99_ms=900.0, max_ms=900.0)
+    assert "stall" not in stress_of(sentinel=idle)
+
+
+def test_our_own_running_task_is_not_a_queue_and_idle_stays_near_zero():
+    idle = stress_of(cpu_busy_pct=1.0, procs_running=1, procs_blocked=0, psi_cpu=m.PressureStall(some=0.2, full=0.0),
+                     psi_memory=m.PressureStall(some=0.0, full=0.0), psi_io=m.PressureStall(some=0.0, full=0.0),
+                     mem_total=100, mem_available=90, pageins=0.0, forks=20.0, csw=400.0, cpu_count=2)
+    assert max(idle.values()) < 2
+    assert idle["cpu"] == pytest.approx(35.0 * 1.0 / 95.0)  # busy %, not the sampler's own task
+
+
+def test_run_delay_is_ignored_where_the_kernel_does_not_account_it():
+    assert stress_of(run_delay=4000.0, cpu_count=2)["cpu"] > 65
+    assert "cpu" not in stress_of(run_delay=4000.0, cpu_count=2, run_delay_known=False)
+
+
+def test_macos_memory_pressure_level():
+    assert stress_of(memory_pressure="warn")["memory"] == 40.0
+    assert stress_of(memory_pressure="critical")["memory"] == 70.0
+    assert stress_of(memory_pressure="normal")["memory"] == 0.0
+
+
+# --------------------------------------------------------------------------- shares, charges
+
+# Two cores fully busy (cpu stress: busy 100 % = 35 + 30 * 5/15 = 45).
+BUSY = dict(cpu_busy_pct=100.0, procs_running=3)
+
+
+def test_cpu_is_charged_by_share_of_what_was_consumed():
+    procs = [proc(1, cpu=150.0, state="running"), proc(2, cpu=50.0, state="running"), proc(3, cpu=0.0)]
+    max_score, stress, rogues = score(procs, **BUSY)
+    assert max_score == 45 and stress == {"cpu": 45}
+    assert rogues == {1: (34, ["cpu"]), 2: (11, ["cpu"])}  # 45 * 0.75 = 33.75, 45 * 0.25; pid 3 idle
+
+
+def test_light_work_has_a_small_stress_and_its_consumer_is_named():
+    # A 20 % Python loop on an otherwise idle 2-core machine: busy 10 %.
+    procs = [proc(1, cpu=20.0, state="running"), proc(2, cpu=0.5), proc(3, cpu=0.0)]
+    max_score, _, rogues = score(procs, cpu_busy_pct=10.0, procs_running=1)
+    assert max_score == 4  # 35 * 10/95
+    assert rogues == {1: (4, ["cpu"])}  # pid 2's 0.1 point rounds to 0: not a rogue
+
+
+def test_a_process_cannot_hold_more_than_the_machine_and_unknown_or_broken_figures_consume_nothing():
+    procs = [proc(1, cpu=900.0), proc(2, cpu=200.0), proc(3, cpu=None), proc(4, cpu=math.nan), proc(5, cpu=-50.0)]
+    _, _, rogues = score(procs, **BUSY)
+    assert rogues == {1: (22, ["cpu"]), 2: (22, ["cpu"])}  # 900 % capped at the 200 % two cores give
+
+
+def test_a_fork_storm_is_charged_to_the_parent_that_reaps_its_children():
+    parent = proc(10, command="forker", cpu=5.0, cpu_children=150.0)
+    other = proc(11, command="busy", cpu=45.0, cpu_children=0.0)
+    max_score, stress, rogues = score([parent, other], forks=3000.0, **BUSY)
+    # fork: 1500/s per core = 35 + 30 * 1000/1500 = 55; the parent reaped all the children's CPU.
+    assert stress == {"cpu": 45, "fork": 55} and max_score == 55
+    # Its cpu charge, 45 * 155/200 = 34.9, is over half its fork charge: both are named.
+    assert rogues[10] == (55, ["cpu", "fork"])
+    assert rogues[11] == (10, ["cpu"])  # 45 * 45/200; no children, no fork charge
+
+
+def test_fork_share_falls_back_to_cpu_share_where_no_process_has_a_children_figure():
+    procs = [proc(1, cpu=150.0), proc(2, cpu=50.0)]
+    _, stress, rogues = score(procs, forks=3000.0, **BUSY)
+    assert rogues[1] == (41, ["cpu", "fork"])  # 55 * 0.75 = 41.25 fork, 33.75 cpu
+
+
+def test_io_is_charged_by_bytes_and_a_stuck_task_gets_at_least_its_part_of_the_stuck():
+    writer = proc(1, command="writer", read_bps=0.0, write_bps=300e6)
+    reader = proc(2, command="reader", read_bps=100e6, write_bps=None)
+    stuck = proc(3, command="nfs", state="stuck")
+    _, stress, rogues = score([writer, reader, stuck], psi_io=m.PressureStall(some=50.0, full=30.0))
+    assert stress == {"io": 65}
+    assert rogues[1] == (49, ["io"]) and rogues[2] == (16, ["io"])  # 65 * 3/4, 65 * 1/4
+    assert rogues[3] == (65, ["io", "stuck"])  # the only stuck task: share 1
+
+
+def test_io_falls_back_to_read_write_syscalls_where_no_process_has_byte_figures():
+    procs = [proc(1, sysbsd=9000.0), proc(2, sysbsd=1000.0)]
+    _, _, rogues = score(procs, psi_io=m.PressureStall(some=50.0))
+    assert rogues == {1: (58, ["io"]), 2: (6, ["io"])}  # 65 * 0.9, 65 * 0.1
+
+
+def test_memory_is_charged_by_growth_or_page_ins_and_by_resident_memory_when_nobody_grows():
+    grower = proc(1, mem=GIB, mem_growth=200e6, pageins=0.0)
+    faulter = proc(2, mem=GIB, mem_growth=-50e6, pageins=800.0)
+    _, stress, rogues = score([grower, faulter], psi_memory=m.PressureStall(some=40.0, full=20.0))
+    assert stress == {"memory": 65}
+    assert rogues == {1: (65, ["mem"]), 2: (65, ["mem"])}  # each holds all of one kind
+    big = proc(1, mem=3 * GIB, cpu=1.0)
+    small = proc(2, mem=GIB, cpu=1.0)
+    _, _, rogues = score([big, small], mem_total=100, mem_available=1)  # used 99 %: 65
+    assert rogues[1][1] == ["mem"] and rogues[1][0] == 49  # 65 * 3/4
+
+
+def test_context_switches_are_charged_by_share():
+    procs = [proc(1, csw=300_000.0), proc(2, csw=100_000.0)]
+    _, stress, rogues = score(procs, csw=400_000.0)
+    assert stress == {"csw": 100}  # 200k per core: 65 + 30 * 100k/75k = 105, capped
+    assert rogues == {1: (75, ["csw"]), 2: (25, ["csw"])}
+
+
+def test_a_stall_is_charged_through_the_contended_resources_and_never_invented():
+    sentinel = m.SentinelStats(tick_ms=20.0, window_s=60.0, ticks=3000, interval_late_pct=40.0)  # stall 65
+    hog = proc(1, cpu=200.0, mem_growth=1e6)
+    grower = proc(2, cpu=0.0, mem_growth=100e6)
+    _, stress, rogues = score([hog, grower], sentinel=sentinel, **BUSY)
+    assert stress == {"cpu": 45, "stall": 65}
+    # All of the stall goes through cpu (memory is not stressed): the grower is not blamed.
+    assert rogues == {1: (65, ["cpu"])}
+    # A stall with no contention anywhere (a paused VM, a stopped collector) blames nobody.
+    _, stress, rogues = score([hog, grower], sentinel=sentinel, cpu_busy_pct=0.0)
+    assert stress["stall"] == 65 and rogues == {}
+
+
+# ------------------------------------------------------------------------------------ rogues
+
+
+def test_idle_processes_are_never_rogues_but_stuck_and_configured_states_are():
+    procs = [proc(1, cpu=0.0), proc(2, state="zombie"), proc(3, state="stuck"), proc(4, state="stopped")]
+    _, _, rogues = score(procs, cpu_busy_pct=1.0)
+    assert rogues == {3: (0, ["stuck"]), 2: (0, ["state"])}
+    toml = '[rogue_selection.state]\nstates = ["stopped"]\n'
+    assert score(procs, toml, cpu_busy_pct=1.0)[2] == {3: (0, ["stuck"]), 4: (0, ["state"])}
+
+
+def test_rogues_are_the_top_count_by_charge():
+    # Scores 3, 3, 3, 3, ... round alike: the ranking uses the charge before rounding.
+    procs = [proc(i, cpu=float(i)) for i in range(1, 31)]
+    _, _, rogues = score(procs, "[scoring.pressure]\nrogue_count = 3\n", cpu_busy_pct=100.0)
+    assert list(rogues) == [30, 29, 28]
+
+
+def test_categories_name_the_top_charge_and_resources_charged_or_held_at_least_the_ratio():
+    p = proc(1, cpu=200.0, csw=100_000.0)
+    _, _, rogues = score([p], csw=60_000.0, **BUSY)  # cpu 45; csw 30k/core: 35 + 30 * 5/75 = 37
+    assert rogues[1] == (45, ["cpu", "csw"])  # csw 37 >= 0.5 * 45
+    q = proc(2, csw=80_000.0)  # p now holds 100/180 of the switches: 20.6 points
+    assert score([p, q], csw=60_000.0, **BUSY)[2][1] == (45, ["cpu", "csw"])  # holds >= 0.5 of csw
+    ratio = "[scoring.pressure]\ncategory_ratio = 0.6\n"  # 20.6 < 0.6 * 45 and 0.556 < 0.6
+    assert score([p, q], ratio, csw=60_000.0, **BUSY)[2][1] == (45, ["cpu"])
+
+
+def test_scored_samples_carry_the_model_the_stress_and_the_new_process_fields():
+    p = proc(7, command="w", cpu=100.0, ppid=3, cpu_children=10.0, run_delay=12.5, read_bps=1e6,
+             write_bps=2e6, mem_growth=4096.0, cgroup="app.service")
+    snap = snapshot([p], system=m.SystemStats(cpu_count=2, **BUSY))
+    out = build_samples(snap, ScoringRules.from_config(config_mod.Config()), Stamper("scorer", "s"))
+    assert (out.model, out.max_score, out.stress) == ("pressure", 45, {"cpu": 45})
+    (r,) = out.rogues
+    assert (r.ppid, r.cpu_children, r.run_delay, r.io_bps, r.mem_growth, r.cgroup) == (
+        3, 10.0, 12.5, 3e6, 4096.0, "app.service")
+
+
+def test_the_default_model_is_pressure_and_seed_stays_selectable():
+    assert ScoringRules.from_config(config_mod.Config()).pressure is not None
+    seed = ScoringRules.from_config(config_mod.parse('[scoring]\nmodel = "seed"\n'))
+    assert seed.pressure is None and seed.model == "seed"
+
+
+# ------------------------------------------------------------------------------------ config
+
+BAD = [
+    ("[scoring.pressure.cpu]\nbusy_pct_critical = 90\n",
+     "f.toml: scoring.pressure.cpu: busy_pct_critical must be above busy_pct_elevated"),
+    ("[scoring.pressure.memory]\nused_pct_start = 96\n",
+     "f.toml: scoring.pressure.memory: used_pct_start must be below used_pct_elevated"),
+    ("[scoring.pressure.io]\npsi_some_elevated = 0\n",
+     "f.toml: scoring.pressure.io.psi_some_elevated: expected `float` > 0.0"),
+    ("[scoring.pressure]\nrogue_count = 0\n", "f.toml: scoring.pressure.rogue_count: expected `int` >= 1"),
+    ("[scoring.pressure]\ncategory_ratio = 1.5\n",
+     "f.toml: scoring.pressure.category_ratio: expected `float` <= 1.0"),
+    ("[scoring.pressure.stall]\nlate_pct_elevate = 5\n", "f.toml: scoring.pressure.stall.late_pct_elevate: unknown key"),
+    ('[scoring]\nmodel = "fancy"\n', "f.toml: scoring.model: invalid enum value 'fancy'"),
+]
+
+
+@pytest.mark.parametrize(("toml", "error"), BAD)
+def test_a_bad_model_constant_is_one_line_naming_the_key(toml, error):
+    with pytest.raises(config_mod.ConfigError) as exc:
+        config_mod.parse(toml, "f.toml")
+    assert str(exc.value) == error
+    assert config_mod.validate_all(toml, "f.toml") == [error]
+
+
+def test_every_anchor_pair_is_checked():
+    cfg = config_mod.Config().scoring.pressure
+    sections = [cfg.cpu, cfg.memory, cfg.io, cfg.stall, cfg.fork, cfg.csw]
+    pairs = [(type(s).__name__, n[: -len("_elevated")]) for s in sections for n in type(s).__struct_fields__
+             if n.endswith("_elevated")]
+    assert len(pairs) == 16
+    names = {"CpuSignals": "cpu", "MemorySignals": "memory", "IoSignals": "io", "StallSignals": "stall",
+             "ForkSignals": "fork", "CswSignals": "csw"}
+    for cls, signal in pairs:
+        section = names[cls]
+        elevated = getattr(getattr(cfg, section), f"{signal}_elevated")
+        toml = f"[scoring.pressure.{section}]\n{signal}_critical = {elevated}\n"
+        with pytest.raises(config_mod.ConfigError, match=f"{signal}_critical must be above"):
+            config_mod.parse(toml)
+
+
+def test_a_parent_is_charged_what_its_group_of_same_named_workers_holds_together():
+    # 8 workers of one job at 12 % of a core each, beside one 100 % process of someone else.
+    workers = [proc(100 + i, ppid=99, command="worker", cpu=12.0) for i in range(8)]
+    job = proc(99, ppid=50, command="job", cpu=0.0)
+    other = proc(7, ppid=50, command="other", cpu=100.0)
+    _, _, rogues = score([job, *workers, other], **BUSY)
+    # cpu 45 over 196 % consumed: each worker 45 * 12/196 = 2.8, the other 23, the job 22 (8 of them).
+    assert rogues[99] == (22, ["cpu"]) and rogues[7] == (23, ["cpu"]) and rogues[100] == (3, ["cpu"])
+    # A lone child, different commands, children of init (every orphan) or of a parent that has
+    # exited: no group charge.
+    lone = [proc(99, ppid=50, command="job"), proc(100, ppid=99, command="a", cpu=50.0),
+            proc(101, ppid=99, command="b", cpu=50.0)]
+    assert 99 not in score(lone, **BUSY)[2]
+    orphans = [proc(1, ppid=0, command="init"), *[proc(10 + i, ppid=1, command="py", cpu=50.0) for i in range(4)]]
+    assert 1 not in score(orphans, **BUSY)[2]
+    gone = [proc(10 + i, ppid=99, command="w", cpu=50.0) for i in range(4)]
+    assert set(score(gone, **BUSY)[2]) == {10, 11, 12, 13}
+
+
+def test_a_reaped_childs_lifetime_of_cpu_is_bounded_by_the_busy_time_nobody_alive_explains():
+    # A shell reaps a child that ran for 30 s (3000 % in this interval) while two hogs kept both
+    # cores busy: the lump was spent in earlier intervals, the hogs hold this one.
+    shell = proc(1, command="bash", cpu=0.5, cpu_children=3000.0)
+    hogs = [proc(2, command="hog", cpu=100.0), proc(3, command="hog2", cpu=99.5)]
+    _, _, rogues = score([shell, *hogs], **BUSY)
+    assert rogues == {2: (22, ["cpu"]), 3: (22, ["cpu"])}
+    # Short-lived children never sampled alive fill the unexplained busy time: kept in full.
+    forker = proc(1, command="forker", cpu=10.0, cpu_children=180.0)
+    _, _, rogues = score([forker], forks=3000.0, **BUSY)
+    assert rogues == {1: (55, ["cpu", "fork"])}
+    # Busy unknown (no figure to bound with): taken as reported, capped at the cores.
+    _, _, rogues = score([shell, *hogs], psi_cpu=m.PressureStall(some=60.0))
+    assert rogues[1] == (33, ["cpu"])  # 65 * 200/(200 + 199.5)
+
+
+def test_hostile_figures_never_break_the_score():
+    inf, nan = math.inf, math.nan
+    procs = [proc(1, cpu=inf, csw=nan, cpu_children=inf, read_bps=inf, write_bps=-1.0, mem_growth=inf,
+                  pageins=nan, sysbsd=inf, run_delay=inf),
+             proc(2, cpu=50.0, csw=10.0)]
+    system = dict(cpu_busy_pct=inf, psi_cpu=m.PressureStall(some=nan, full=inf), procs_running=-5,
+                  psi_io=m.PressureStall(some=inf), csw=inf, forks=nan, mem_total=10, mem_available=-3)
+    max_score, stress, rogues = score(procs, **system)
+    assert 0 <= max_score <= 100 and all(0 <= v <= 100 for v in stress.values())
+    assert rogues == {2: (100, ["cpu", "csw"])}  # the broken figures consume nothing
