@@ -104,15 +104,19 @@ def main() -> int:
         f"idle {args.idle:.0f} s{' (--long)' if args.long else ' (--long: 5 min)'}")
     with PipelineRun(DEFAULT_CONFIG, "detection") as run, \
             tempfile.TemporaryDirectory(prefix="pm-detect-") as scratch:
-        run.start()
+        first = run.start()
         with SampleWatch() as watch:
             results = run_rows(args, run, watch, Path(scratch))
-        restarted = [w for w, (state, _) in run.workers().items() if state != "running"]
+        now = run.workers()
+        restarted = [f"{w} ({now.get(w, ('gone', 0))[0]})" for w, pid in first.items()
+                     if now.get(w, ("", 0)) != ("running", pid)]
+        if restarted:
+            say(f"supervisor output (tail):\n{run.output()[-2000:]}")
     say(f"\n## Detection matrix ({CORES} cores, default config; load after: {load()})\n")
     say(table(results))
     misses = [(r.name, m) for r in results for m in r.misses]
     if restarted:
-        misses.append(("pipeline", f"workers not running at the end: {restarted}"))
+        misses.append(("pipeline", f"workers restarted or not running: {', '.join(restarted)}"))
     say(f"\ntotal run time {(time.monotonic() - started) / 60:.1f} min")
     if misses:
         say("\nMissed targets:")

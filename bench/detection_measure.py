@@ -144,8 +144,11 @@ def judge_load(res: Result, row: LoadRow, events: list[storage.EventSummary], lo
     res.culprit = describe(e)
     cats = culprit_categories(e)
     res.category = ", ".join(cats) or "none"
-    if not (e.top_culprit or "").startswith(row.culprit) or e.top_culprit_pid not in load_pids:
-        res.misses.append(f"top culprit {describe(e)}, expected {row.culprit} (one of the load's processes)")
+    if e.top_culprit_pid not in load_pids:
+        res.misses.append(f"top culprit {describe(e)}, not one of the load's processes "
+                          f"({row.culprit} or the process that started them)")
+    elif not (e.top_culprit or "").startswith(row.culprit):
+        res.culprit += ", the load's parent of its workers"
     if row.category not in cats:
         res.misses.append(f"top culprit's categories [{res.category}], expected {row.category}")
 

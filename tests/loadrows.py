@@ -3,10 +3,14 @@ version of each row (tests/e2e/test_detection.py): what each row starts and what
 
 No pytest here: the bench imports it too.
 
-A row names the process that must come out as the top culprit (by its command as the kernel shows
-it: stress-ng's workers call themselves ``stress-ng-<stressor>``, 15 characters at most) and the
-category that culprit must carry. A fork storm is charged to the worker that keeps forking (its
-reaped children's CPU), so its expected culprit is that worker, category ``fork``.
+A row says which processes do the work (by their command as the kernel shows it: stress-ng's
+workers call themselves ``stress-ng-<stressor>``, 15 characters at most) and the category the top
+culprit must carry. The top culprit must be one of the load's processes: the load runs in a
+process group of its own, and any member counts. That is the worker, or the process that started
+the workers: the pressure model charges a parent with what a group of same-named workers holds
+together ("jobs of workers", README), so ``stress-ng`` itself (or the shell that started the
+memory readers) is named for its workers; a fork storm is charged to whoever reaps the children
+(category ``fork``). Which one it was is shown.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ LIGHT_NAME = "pm-light-py"
 class LoadRow:
     key: str  # short name, for tests and --only
     name: str  # as the table shows it
-    culprit: str  # command (comm) prefix the top culprit must have
+    culprit: str  # command (comm) prefix of the workers (the top culprit: see the module's doc)
     category: str  # the category it must carry
     args: tuple[str, ...] = ()  # stress-ng arguments (empty: the memory-cgroup thrasher)
     needs: tuple[str, ...] = field(default=("stress-ng",))

@@ -79,7 +79,7 @@ def run_until_detected(watch: SampleWatch, row: LoadRow, scratch: Path, stack: E
 
     def ours(s: Seen) -> bool:
         top = s.top
-        if s.tier < 2 or top is None or not top.command.startswith(row.culprit):
+        if s.tier < 2 or top is None:
             return False
         load.poll_members()
         return top.pid in load.seen
@@ -89,17 +89,19 @@ def run_until_detected(watch: SampleWatch, row: LoadRow, scratch: Path, stack: E
 
 
 def event_naming(pipeline: Pipeline, row: LoadRow, pids: set[int], timeout: float = 15) -> dict:
-    """The `pmctl events --json` entry whose top culprit is the load's process."""
+    """The `pmctl events --json` entry whose top culprit is one of the load's processes."""
     last: dict = {"events": []}
 
     def find():
         last["events"] = events = cli_json(pipeline, "events")
-        return next((e for e in events if (e["top_culprit"] or "").startswith(row.culprit)
-                     and e["top_culprit_pid"] in pids), None)
+        return next((e for e in events if e["top_culprit_pid"] in pids), None)
+
+    def state() -> str:
+        named = [(e["id"], e["top_culprit"], e["top_culprit_pid"], e["top_culprit_score"]) for e in last["events"]]
+        return f"an event naming one of the load's processes {sorted(pids)}; events (id, top culprit): {named}"
 
     # `pmctl` costs ~0.3 s of CPU on this 2-core machine: polled gently.
-    return wait_for(find, timeout, lambda: f"an event naming {row.culprit}; events: {last['events']}",
-                    interval=0.5)
+    return wait_for(find, timeout, state, interval=0.5)
 
 
 def culprit_categories(pipeline: Pipeline, event: dict) -> list[list[str]]:

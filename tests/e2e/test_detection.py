@@ -40,14 +40,15 @@ DETECT_TIMEOUT_S = 10.0  # how long to follow a load that is not seen (the targe
 
 
 def _escalates(pipeline: Pipeline, tmp_path: Path, key: str, stack: ExitStack, watch: SampleWatch):
-    """Start row ``key``; assert tier ≥ 2 within 3 s with its process on top, and an event whose
-    top culprit is that process, in the row's category in every stored sample. (event, load)."""
+    """Start row ``key``; assert tier ≥ 2 within 3 s with one of its processes on top (a worker,
+    or the process that started the workers: tests/loadrows.py), and an event whose top culprit
+    is one of them, in the row's category in every stored sample. (event, load)."""
     row = ROW[key]
     detected = run_until_detected(watch, row, tmp_path, stack, DETECT_TIMEOUT_S)
     if detected.after_s is None:
-        pytest.fail(f"{row.name}: no tier ≥ 2 with {row.culprit} on top in {DETECT_TIMEOUT_S:.0f} s; "
-                    f"{detected.describe()}")
-    print(f"\n[{key}] {row.name}: tier ≥ 2 with {row.culprit} on top after {detected.after_s:.2f} s")
+        pytest.fail(f"{row.name}: no tier ≥ 2 with one of the load's processes on top in "
+                    f"{DETECT_TIMEOUT_S:.0f} s; {detected.describe()}")
+    print(f"\n[{key}] {row.name}: tier ≥ 2 with the load on top after {detected.after_s:.2f} s")
     assert detected.after_s <= TARGET_TIER2_S, f"{row.name}: after {detected.after_s:.2f} s (target 3 s)"
     event = event_naming(pipeline, row, detected.load.seen)
     cats = culprit_categories(pipeline, event)
@@ -81,9 +82,10 @@ def test_stress_ng_on_every_core_escalates_within_3_s_names_its_worker_and_the_e
 def test_a_real_load_escalates_within_3_s_with_its_process_on_top_in_its_category(
     pipeline: Pipeline, tmp_path: Path, key: str
 ):
-    # fork: the stress-ng-fork worker that keeps forking is charged its reaped children (category
-    # fork); hdd: the writer, category io; memory: a reader of a file 4× its cgroup's limit, whose
-    # pages the kernel reclaims and faults back on every pass (category mem).
+    # fork: the children's CPU is charged to whoever reaps them (category fork); hdd: the writers,
+    # category io; memory: readers of a file 4× their cgroup's limit, whose pages the kernel
+    # reclaims and faults back on every pass (category mem). The culprit may be a worker or the
+    # process that started them (the model names the parent of a group of workers).
     skip_unless_runnable(ROW[key])
     start_defaults(pipeline)
     with SampleWatch() as watch, ExitStack() as stack:
