@@ -64,8 +64,14 @@ class Detected:
 
 def wait_calm(watch: SampleWatch, timeout: float = 30) -> None:
     """Until a live sample at tier 1 (no event open): a timing means something only from there."""
-    calm = watch.first(lambda s: s.tier == 1, time.monotonic(), timeout)
-    assert calm, "tier 1 before the stimulus (something else keeps the machine busy)"
+    started = time.monotonic()
+    if watch.first(lambda s: s.tier == 1, started, timeout):
+        return
+    last = watch.since(started)[-1:]
+    busy = [(r.command, r.pid, r.score, r.categories) for r in sorted(
+        last[0].sample.samples.rogues, key=lambda r: -r.score)[:3]] if last else "no live sample"
+    pytest.fail(f"no tier 1 in {timeout:.0f} s before the stimulus: the machine is busy with "
+                f"something else; top rogues now: {busy}")
 
 
 def run_until_detected(watch: SampleWatch, row: LoadRow, scratch: Path, stack: ExitStack,
