@@ -52,15 +52,15 @@ def events_since(wall: float) -> list[storage.EventSummary]:
 
 
 def culprit_categories(event: storage.EventSummary) -> list[str]:
-    """The categories the event's top culprit carried in the event's samples."""
+    """The categories of the event's top culprit in the stored sample where it scored highest
+    (the one `pmctl events` names it from; the earliest on a tie)."""
     conn = storage.open_readonly(paths.db_path())
     try:
         detail = storage.get_event(conn, event.id)
     finally:
         conn.close()
-    cats = {c for s in detail.samples for r in s.samples.rogues if r.pid == event.top_culprit_pid
-            for c in r.categories}
-    return sorted(cats)
+    mine = [r for s in detail.samples for r in s.samples.rogues if r.pid == event.top_culprit_pid]
+    return list(max(mine, key=lambda r: r.score).categories) if mine else []
 
 
 def pauses_since(wall: float) -> list[storage.PauseRecord]:

@@ -110,8 +110,12 @@ def event_naming(pipeline: Pipeline, row: LoadRow, pids: set[int], timeout: floa
     return wait_for(find, timeout, state, interval=0.5)
 
 
-def culprit_categories(pipeline: Pipeline, event: dict) -> list[list[str]]:
-    """The categories of the event's top culprit in each stored sample (`pmctl events show`)."""
+def culprit_categories(pipeline: Pipeline, event: dict) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The categories of the event's top culprit in the stored sample where it scored highest (the
+    one `pmctl events` names it from; the earliest on a tie), and (score, categories) in each
+    stored sample, by time (`pmctl events show`)."""
     detail = cli_json(pipeline, "events", "show", str(event["id"]))
-    return [r["categories"] for s in detail["samples"] for r in s["samples"]["rogues"]
-            if r["pid"] == event["top_culprit_pid"]]
+    per_sample = [(r["score"], r["categories"]) for s in detail["samples"] for r in s["samples"]["rogues"]
+                  if r["pid"] == event["top_culprit_pid"]]
+    top = max(per_sample, key=lambda sc: sc[0], default=(0, []))  # max keeps the first of equals
+    return top[1], per_sample

@@ -42,7 +42,7 @@ DETECT_TIMEOUT_S = 10.0  # how long to follow a load that is not seen (the targe
 def _escalates(pipeline: Pipeline, tmp_path: Path, key: str, stack: ExitStack, watch: SampleWatch):
     """Start row ``key``; assert tier ≥ 2 within 3 s with one of its processes on top (a worker,
     or the process that started the workers: tests/loadrows.py), and an event whose top culprit
-    is one of them, in the row's category in every stored sample. (event, load)."""
+    is one of them, in the row's category where it scored highest. (event, load)."""
     row = ROW[key]
     detected = run_until_detected(watch, row, tmp_path, stack, DETECT_TIMEOUT_S)
     if detected.after_s is None:
@@ -51,10 +51,10 @@ def _escalates(pipeline: Pipeline, tmp_path: Path, key: str, stack: ExitStack, w
     print(f"\n[{key}] {row.name}: tier ≥ 2 with the load on top after {detected.after_s:.2f} s")
     assert detected.after_s <= TARGET_TIER2_S, f"{row.name}: after {detected.after_s:.2f} s (target 3 s)"
     event = event_naming(pipeline, row, detected.load.seen)
-    cats = culprit_categories(pipeline, event)
+    cats, per_sample = culprit_categories(pipeline, event)
     print(f"[{key}] event #{event['id']}: top culprit {event['top_culprit']} ({event['top_culprit_pid']}), "
-          f"categories per sample {cats}, peak {event['peak_score']}")
-    assert cats and all(row.category in c for c in cats), (row.category, cats)
+          f"(score, categories) per sample {per_sample}, peak {event['peak_score']}")
+    assert row.category in cats, (row.category, per_sample)
     return event, detected.load
 
 
