@@ -110,8 +110,9 @@ def main() -> int:
         now = run.workers()
         restarted = [f"{w} ({now.get(w, ('gone', 0))[0]})" for w, pid in first.items()
                      if now.get(w, ("", 0)) != ("running", pid)]
-        if restarted:
-            say(f"supervisor output (tail):\n{run.output()[-2000:]}")
+        if restarted:  # the supervisor's own lines say why (exit, watchdog, ...)
+            lines = [ln for ln in run.output().splitlines() if ln.startswith("supervisor")]
+            say("supervisor's log:\n" + "\n".join(lines[-25:]))
     say(f"\n## Detection matrix ({CORES} cores, default config; load after: {load()})\n")
     say(table(results))
     misses = [(r.name, m) for r in results for m in r.misses]
