@@ -28,6 +28,7 @@ pytestmark = pytest.mark.slow
 SNAPSHOTS = JsonLines(m.Snapshot | m.Pause)
 SCORED = JsonLines(m.ProcessSamples)
 TIERING_OUT = JsonLines(m.LiveSample | m.Record)
+ANY = JsonLines(m.AnyMessage)
 EXIT_LIMIT_S = 1.0
 T0 = 1_700_000_000.0
 
@@ -61,6 +62,11 @@ def encode_lines(messages: list) -> bytes:
     return b"".join(SNAPSHOTS.encode(msg) for msg in messages)
 
 
+def scored_only(out: bytes) -> list[m.ProcessSamples]:
+    """The scorer's own output (a pause the collector saw meanwhile is passed on beside it)."""
+    return [msg for line in out.splitlines() if isinstance(msg := ANY.decode(line), m.ProcessSamples)]
+
+
 def seed_model(tmp_path: Path, monkeypatch) -> None:
     """Children started from now on score with the seed model (the scripted burner's 55/65)."""
     config = tmp_path / "seed.toml"
@@ -89,8 +95,11 @@ def test_scorer_into_tiering_makes_one_event_on_sample_time(tmp_path, spawn, mon
 
     messages = [TIERING_OUT.decode(line) for line in out.splitlines()]
     assert isinstance(messages[0], m.TieringStarted)
+    # The pause is not for the scorer nor tiering: both pass it on, unchanged and in stream order.
+    passed = [msg for msg in messages if isinstance(msg, m.Pause)]
+    assert passed == [pause] and messages.index(pause) == 3  # after the two calm snapshots' samples
     live = [msg for msg in messages if isinstance(msg, m.LiveSample)]
-    records = [msg for msg in messages[1:] if not isinstance(msg, m.LiveSample)]
+    records = [msg for msg in messages[1:] if not isinstance(msg, m.LiveSample | m.Pause)]
 
     # Every snapshot scored once, in order; the de-escalation delay ran on the samples' clock
     # (the whole pipe takes far less than the 11 s of sample time it took to calm down).
@@ -118,7 +127,10 @@ def test_scorer_into_tiering_makes_one_event_on_sample_time(tmp_path, spawn, mon
 
     scorer_log = stderr_of(tmp_path, "scorer")
     assert scorer_log.count("dropped malformed") == 1 and "Traceback" not in scorer_log
-    assert "Traceback" not in stderr_of(tmp_path, "tiering")
+    assert "scorer: passed on 1 messages for other workers (pause 1); 1 bad lines dropped" in scorer_log
+    tiering_log = stderr_of(tmp_path, "tiering")
+    assert "tiering: passed on 1 messages for other workers (pause 1)" in tiering_log
+    assert "Traceback" not in tiering_log and "bad lines" not in tiering_log
 
 
 def test_tiering_clock_monotonic_ignores_sample_time(tmp_path, spawn):
@@ -142,7 +154,7 @@ def test_collector_into_scorer_seed_model(tmp_path, spawn, monkeypatch):
     out, _ = scorer.communicate(timeout=30)
     assert collector.wait(timeout=10) == 0 and scorer.returncode == 0
 
-    scored = [SCORED.decode(line) for line in out.splitlines()]
+    scored = scored_only(out)
     assert [s.seq for s in scored] == [1, 2, 3] and {s.sender for s in scored} == {"scorer"}
     assert scored[0].snapshot_seq < scored[1].snapshot_seq < scored[2].snapshot_seq
     for s in scored:
@@ -164,7 +176,7 @@ def test_collector_into_scorer_pressure_model(tmp_path, spawn):
     out, _ = scorer.communicate(timeout=30)
     assert collector.wait(timeout=10) == 0 and scorer.returncode == 0
 
-    scored = [SCORED.decode(line) for line in out.splitlines()]
+    scored = scored_only(out)
     assert len(scored) == 3
     for s in scored:
         assert s.model == "pressure"

@@ -1,0 +1,182 @@
+"""A worker's inputs, outputs and serve loop, once: sockets in the pipeline, JSON lines standalone.
+
+A worker is its pure step (message in, messages out) plus wiring. In the pipeline its inputs are
+``FrameInput`` sockets served by ``serve_frames``; with ``--jsonl`` they are one ``LineInput`` on
+stdin and a ``LineOutput`` on stdout, served by ``serve_lines``. Either way the same step runs and
+malformed input is counted as ``bad_input`` (``Worker.drop_bad``) and dropped.
+
+Standalone workers compose into a pipe (``collector | scorer | tiering | recorder``), so a line
+holding another worker's message is not bad input: a stage in the middle of the pipe passes it on
+unchanged (downstream may want it: the collector's pauses go on to the recorder), the end of the
+pipe skips it. Both are counted and reported on stderr at the end.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, BinaryIO
+
+import zmq
+
+from pmshared import messages as m
+from pmshared.codec import BadMessage, Codec, JsonLines
+from pmshared.jsonlpipe import IDLE, iter_lines, write_lines
+from pmshared.runtime import POLL_MS, Worker
+
+DRAIN_MAX = 64  # messages taken from one socket per wake-up before heartbeat and stop flag
+
+
+# --------------------------------------------------------------------------- JSON lines (--jsonl)
+class LineOutput:
+    """Messages as JSON lines on stdout; ``gone`` once the reader went away (``... | head -1``)."""
+
+    def __init__(self, types: Any, stream: BinaryIO | None = None) -> None:
+        self._codec = JsonLines(types)
+        self._stream = stream if stream is not None else sys.stdout.buffer
+        self.gone = False
+
+    def write(self, messages: Iterable[Any]) -> bool:
+        return self.write_raw([self._codec.encode(msg) for msg in messages])
+
+    def write_raw(self, lines: list[bytes]) -> bool:
+        if not self.gone and lines:
+            self.gone = not write_lines(self._stream, lines)
+        return not self.gone
+
+
+class LineInput:
+    """This worker's messages from JSON lines on stdin (``IDLE`` after each quiet ``POLL_MS``).
+
+    A known message of another kind is passed on to ``output`` (or skipped without one), counted
+    as ``passed_on`` / ``skipped``; anything else is bad input. Ends at end of input, at the stop
+    flag, or once the output's reader has gone.
+    """
+
+    def __init__(self, worker: Worker, takes: Any, output: LineOutput | None, *, fd: int | None = None,
+                 max_line_bytes: int | None = None) -> None:
+        self.worker = worker
+        self.output = output
+        self.fd = sys.stdin.fileno() if fd is None else fd
+        self.max_line_bytes = max_line_bytes or worker.config.transport.max_message_bytes
+        self._own = JsonLines(takes)
+        self._any = JsonLines(m.AnyMessage)
+        self.foreign: Counter[str] = Counter()  # other workers' messages by type tag
+        self.line_no = 0
+
+    def _stopping(self) -> bool:
+        return not self.worker.running or (self.output is not None and self.output.gone)
+
+    def __iter__(self) -> Iterator[Any]:
+        for line in iter_lines(self.fd, self._stopping, POLL_MS, self.max_line_bytes):
+            if line is IDLE:
+                yield IDLE
+                continue
+            self.line_no += 1
+            if not line.strip():
+                continue
+            try:
+                yield self._own.decode(line)  # the hot path: one decode, as before
+                continue
+            except BadMessage as exc:
+                error = exc
+            try:
+                other = self._any.decode(line)
+            except BadMessage:
+                self.worker.drop_bad(f"line {self.line_no}", error)
+                continue
+            self._pass_on(other.__struct_config__.tag, line)
+
+    def _pass_on(self, tag: str, line: bytes) -> None:
+        self.foreign[tag] += 1
+        if self.output is None:
+            self.worker.counters["skipped"] += 1
+        elif self.output.write_raw([line + b"\n"]):
+            self.worker.counters["passed_on"] += 1
+
+    def report(self) -> str:
+        """The end-of-input line for stderr: what was not for this worker, and what was bad."""
+        how = "skipped" if self.output is None else "passed on"
+        parts = []
+        if self.foreign:
+            kinds = ", ".join(f"{tag} {n}" for tag, n in sorted(self.foreign.items()))
+            parts.append(f"{how} {sum(self.foreign.values())} messages for other workers ({kinds})")
+        if bad := self.worker.counters["bad_input"]:
+            parts.append(f"{bad} bad lines dropped")
+        return "; ".join(parts)
+
+
+def serve_lines(worker: Worker, lines: LineInput, output: LineOutput,
+                step: Callable[[Any], Iterable[Any]], start: Iterable[Any] = ()) -> None:
+    """Write ``start``, then ``step(message)`` for each message taken; report at the end."""
+    if output.write(start):
+        for msg in lines:
+            if msg is not IDLE and not output.write(step(msg)):
+                break
+    if report := lines.report():
+        print(f"{worker.name}: {report}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- sockets (pipeline)
+def one_frame(codec: Codec) -> Callable[[list[bytes]], Any]:
+    """The decoder for a socket whose every message is exactly one frame of ``codec``."""
+
+    def decode(frames: list[bytes]) -> Any:
+        if len(frames) != 1:
+            raise BadMessage(f"expected 1 frame, got {len(frames)}")
+        return codec.decode(frames[0])
+
+    return decode
+
+
+class FrameInput:
+    """One socket read without blocking: ``decode(frames)`` then ``handle(message)``; a
+    ``BadMessage`` from either is counted and dropped (``label`` names it in the log)."""
+
+    def __init__(self, sock: zmq.Socket, decode: Callable[[list[bytes]], Any], handle: Callable[[Any], object],
+                 label: str, budget: int = DRAIN_MAX) -> None:
+        self.sock, self.decode, self.handle, self.label, self.budget = sock, decode, handle, label, budget
+
+    def drain(self, worker: Worker) -> int:
+        """Handle up to ``budget`` queued messages (so one busy input cannot starve the rest)."""
+        for taken in range(self.budget):
+            try:
+                frames = self.sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return taken
+            try:
+                self.handle(self.decode(frames))
+            except BadMessage as exc:
+                worker.drop_bad(self.label, exc)
+        return self.budget
+
+
+def serve_frames(worker: Worker, inputs: list[FrameInput], tick: Callable[[], object] | None = None,
+                 timeout_ms: Callable[[], int] | None = None) -> None:
+    """Until the stop flag: heartbeat, wait for input or a signal, drain what is ready, ``tick``.
+
+    The poll also watches the signal wakeup fd, so SIGTERM ends the loop at once and an idle
+    worker sleeps until its heartbeat is due (or ``timeout_ms()``, when the worker needs sooner).
+    """
+    poller = zmq.Poller()
+    for source in inputs:
+        poller.register(source.sock, zmq.POLLIN)
+    if worker.wakeup_fd is not None:
+        poller.register(worker.wakeup_fd, zmq.POLLIN)
+    while worker.running:
+        worker.heartbeat()
+        wait_ms = worker.poll_timeout_ms() if timeout_ms is None else timeout_ms()
+        try:
+            ready = dict(poller.poll(wait_ms))
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EINTR:  # a signal arrived: go look at the stop flag
+                continue
+            raise
+        if worker.wakeup_fd in ready:
+            worker.drain_wakeup()
+        for source in inputs:
+            if source.sock in ready:
+                source.drain(worker)
+        if tick is not None:
+            tick()
