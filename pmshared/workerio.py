@@ -95,16 +95,20 @@ class LineInput:
         elif self.output.write_raw([line + b"\n"]):
             self.worker.counters["passed_on"] += 1
 
+    def foreign_report(self) -> str:
+        """What was not for this worker, e.g. "skipped 5 messages for other workers (live_sample 5)"."""
+        if not self.foreign:
+            return ""
+        how = "skipped" if self.output is None else "passed on"
+        kinds = ", ".join(f"{tag} {n}" for tag, n in sorted(self.foreign.items()))
+        return f"{how} {sum(self.foreign.values())} messages for other workers ({kinds})"
+
     def report(self) -> str:
         """The end-of-input line for stderr: what was not for this worker, and what was bad."""
-        how = "skipped" if self.output is None else "passed on"
-        parts = []
-        if self.foreign:
-            kinds = ", ".join(f"{tag} {n}" for tag, n in sorted(self.foreign.items()))
-            parts.append(f"{how} {sum(self.foreign.values())} messages for other workers ({kinds})")
+        parts = [self.foreign_report()]
         if bad := self.worker.counters["bad_input"]:
             parts.append(f"{bad} bad lines dropped")
-        return "; ".join(parts)
+        return "; ".join(part for part in parts if part)
 
 
 def serve_lines(worker: Worker, lines: LineInput, output: LineOutput,
