@@ -136,24 +136,32 @@ def one_frame(codec: Codec) -> Callable[[list[bytes]], Any]:
 
 class FrameInput:
     """One socket read without blocking: ``decode(frames)`` then ``handle(message)``; a
-    ``BadMessage`` from either is counted and dropped (``label`` names it in the log)."""
+    ``BadMessage`` from either is counted as ``bad_input`` (and ``bad_counter``, for a worker that
+    tells its inputs apart) and dropped; ``label`` names the input in the log."""
 
     def __init__(self, sock: zmq.Socket, decode: Callable[[list[bytes]], Any], handle: Callable[[Any], object],
-                 label: str, budget: int = DRAIN_MAX) -> None:
-        self.sock, self.decode, self.handle, self.label, self.budget = sock, decode, handle, label, budget
+                 label: str, budget: int = DRAIN_MAX, bad_counter: str | None = None) -> None:
+        self.sock, self.decode, self.handle, self.label = sock, decode, handle, label
+        self.budget, self.bad_counter = budget, bad_counter
 
-    def drain(self, worker: Worker) -> int:
-        """Handle up to ``budget`` queued messages (so one busy input cannot starve the rest)."""
-        for taken in range(self.budget):
+    def drain(self, worker: Worker, stop: Callable[[], bool] | None = None, budget: int | None = None) -> int:
+        """Handle the queued messages, up to ``budget`` (so one busy input cannot starve the
+        rest) and while ``stop()`` is false; returns how many were taken."""
+        budget = self.budget if budget is None else budget
+        taken = 0
+        while taken < budget and not (stop is not None and stop()):
             try:
                 frames = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return taken
+                break
+            taken += 1
             try:
                 self.handle(self.decode(frames))
             except BadMessage as exc:
+                if self.bad_counter is not None:
+                    worker.counters[self.bad_counter] += 1
                 worker.drop_bad(self.label, exc)
-        return self.budget
+        return taken
 
 
 def serve_frames(worker: Worker, inputs: list[FrameInput], tick: Callable[[], object] | None = None,

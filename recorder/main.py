@@ -12,7 +12,7 @@ import zmq
 
 from pmshared import paths, runtime, storage
 from pmshared.endpoints import ENDPOINTS
-from recorder.intake import Intake
+from pmshared.workerio import FrameInput, one_frame
 from recorder.pruning import PruneSchedule
 from recorder.recovery import SetAside, check_at_start
 from recorder.writer import BatchWriter
@@ -69,7 +69,7 @@ def serve(db_path: Path, config) -> int:
     writer = BatchWriter(open_writer(db_path), max_pending=config.transport.record_queue,
                          counters=worker.counters, log=log, set_aside=SetAside(db_path, log))
     pruner = PruneSchedule(config.retention, paths.events_dir(), counters=worker.counters, log=log)
-    intake = Intake(ENDPOINTS["record"].codec(), worker.counters, log)
+    records = FrameInput(sock, one_frame(ENDPOINTS["record"].codec()), writer.add, "frame on record")
     code = 0
     try:
         check_at_start(db_path, writer.corrupt, log)
@@ -78,8 +78,8 @@ def serve(db_path: Path, config) -> int:
         except storage.TRANSIENT as exc:
             log.warning("database not available yet (%s); will retry", exc)
         log.info("recording into %s", db_path)
-        loop(worker, sock, intake, writer, pruner)
-        taken = drain_at_shutdown(sock, intake, writer, deadline=time.monotonic() + SHUTDOWN_DRAIN_S)
+        loop(worker, records, writer, pruner)
+        taken = drain_at_shutdown(worker, records, writer, deadline=time.monotonic() + SHUTDOWN_DRAIN_S)
         log.info("stopping: %d frames taken at shutdown, %d records to write", taken, len(writer.pending))
     except storage.StorageError as exc:
         # Corrupt, too new or read-only: retrying cannot help; say it in one line and exit.
@@ -91,10 +91,9 @@ def serve(db_path: Path, config) -> int:
     return code
 
 
-def loop(worker: runtime.Worker, sock: zmq.Socket, intake: Intake, writer: BatchWriter,
-         pruner: PruneSchedule) -> None:
+def loop(worker: runtime.Worker, records: FrameInput, writer: BatchWriter, pruner: PruneSchedule) -> None:
     poller = zmq.Poller()
-    poller.register(sock, zmq.POLLIN)
+    poller.register(records.sock, zmq.POLLIN)
     if worker.wakeup_fd is not None:
         poller.register(worker.wakeup_fd, zmq.POLLIN)  # a signal wakes the loop: no timed polling
     while worker.running:
@@ -110,8 +109,8 @@ def loop(worker: runtime.Worker, sock: zmq.Socket, intake: Intake, writer: Batch
             ready = dict(poller.poll(math.ceil(wait_s * 1000)))
             if worker.wakeup_fd in ready:
                 worker.drain_wakeup()
-            if sock in ready:
-                drain(sock, intake, writer, limit=DRAIN_MAX)
+            if records.sock in ready:
+                take(worker, records, writer, budget=DRAIN_MAX)
         writer.flush()
         if writer.conn is not None and not writer.pending:
             try:
@@ -122,30 +121,24 @@ def loop(worker: runtime.Worker, sock: zmq.Socket, intake: Intake, writer: Batch
         worker.heartbeat()
 
 
-def drain_at_shutdown(sock: zmq.Socket, intake: Intake, writer: BatchWriter, *, deadline: float) -> int:
+def drain_at_shutdown(worker: runtime.Worker, records: FrameInput, writer: BatchWriter, *,
+                      deadline: float) -> int:
     """Take frames until none has come for SHUTDOWN_QUIET_S (or ``deadline``, or the writer is full)."""
     taken = 0
     while not writer.full:
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or not sock.poll(int(min(SHUTDOWN_QUIET_S, remaining) * 1000), zmq.POLLIN):
+        if remaining <= 0 or not records.sock.poll(int(min(SHUTDOWN_QUIET_S, remaining) * 1000), zmq.POLLIN):
             break
-        taken += drain(sock, intake, writer, deadline=deadline)
+        taken += take(worker, records, writer, deadline=deadline)
     return taken
 
 
-def drain(sock: zmq.Socket, intake: Intake, writer: BatchWriter, *, limit: int | None = None,
-          deadline: float | None = None) -> int:
-    """Take the frames already queued (up to ``limit`` / until ``deadline``) without blocking."""
-    taken = 0
-    while not writer.full and (limit is None or taken < limit):
-        if deadline is not None and time.monotonic() > deadline:
-            break
-        try:
-            frames = sock.recv_multipart(zmq.NOBLOCK)
-        except zmq.Again:
-            break
-        taken += 1
-        record = intake.decode_message(frames)
-        if record is not None:
-            writer.add(record)
+def take(worker: runtime.Worker, records: FrameInput, writer: BatchWriter, *, budget: int = 1 << 62,
+         deadline: float | None = None) -> int:
+    """Take the frames already queued (up to ``budget`` / until ``deadline``) while the writer has room."""
+    def stop() -> bool:
+        return writer.full or (deadline is not None and time.monotonic() > deadline)
+
+    taken = records.drain(worker, stop, budget)
+    worker.counters["frames_received"] += taken
     return taken
