@@ -17,7 +17,6 @@ for the running capture.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from typing import Any, Callable
@@ -25,24 +24,17 @@ from typing import Any, Callable
 import zmq
 
 from pmshared import messages as m
-from pmshared import paths
 from pmshared.codec import Stamper
 from pmshared.endpoints import ENDPOINTS, send_nowait
 from pmshared.jsonlpipe import IDLE
-from pmshared.runtime import POLL_MS, Worker, fail
-from pmshared.workerio import FrameInput, LineInput, LineOutput, one_frame, serve_frames
+from pmshared.runtime import POLL_MS, Worker
+from pmshared.workerio import FrameInput, LineInput, LineOutput, jsonl_parser, one_frame, open_endpoints, serve_frames
 
 from forensics.caffeinate import Caffeinate
 from forensics.engine import Engine
 from forensics.session import SessionResult
 
 DRAIN_BUDGET = 200  # messages per socket per loop turn, so one busy input cannot starve the other
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m forensics", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jsonl", action="store_true", help="JSON lines on stdin/stdout instead of sockets")
-    return parser.parse_args(argv)
 
 
 def done_message(stamp: Stamper, result: SessionResult) -> m.ForensicsDone:
@@ -59,15 +51,7 @@ def done_message(stamp: Stamper, result: SessionResult) -> m.ForensicsDone:
 
 
 def run_sockets(worker: Worker, engine: Engine) -> None:
-    assert worker.sockets is not None
-    try:
-        pause_sock = worker.sockets.bind("pause")
-        live_sock = worker.sockets.connect("live")
-        record_sock = worker.sockets.connect("record")
-    except (paths.PathError, zmq.ZMQError) as exc:
-        fail(f"forensics cannot open its sockets: {exc}")
-        return
-    worker.start_heartbeat()
+    pause_sock, live_sock, record_sock = open_endpoints(worker, bind=("pause",), connect=("live", "record"))
     record_codec = ENDPOINTS["record"].codec()
     stamp = worker.stamper()
 
@@ -118,7 +102,8 @@ def run_jsonl(worker: Worker, engine: Engine) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    parser = jsonl_parser("forensics", __doc__, "JSON lines on stdin/stdout instead of sockets")
+    args = parser.parse_args(argv)
     worker = Worker("forensics", sockets=not args.jsonl)
     worker.install_signal_handlers()
     engine = Engine(worker.config, incarnation=worker.incarnation, counters=worker.counters, sweep=not args.jsonl)

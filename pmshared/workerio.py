@@ -13,9 +13,11 @@ pipe skips it. Both are counted and reported on stderr at the end.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, BinaryIO
 
 import zmq
@@ -23,9 +25,44 @@ import zmq
 from pmshared import messages as m
 from pmshared.codec import BadMessage, Codec, JsonLines
 from pmshared.jsonlpipe import IDLE, iter_lines, write_lines
-from pmshared.runtime import POLL_MS, Worker
+from pmshared.paths import PathError
+from pmshared.runtime import POLL_MS, Worker, fail
 
 DRAIN_MAX = 64  # messages taken from one socket per wake-up before heartbeat and stop flag
+
+
+# --------------------------------------------------------------------------- a worker's life
+def jsonl_parser(name: str, doc: str, jsonl_help: str) -> argparse.ArgumentParser:
+    """``python -m <name>``'s command line: the first line of ``doc`` and ``--jsonl``."""
+    parser = argparse.ArgumentParser(prog=f"python -m {name}", description=doc.splitlines()[0])
+    parser.add_argument("--jsonl", action="store_true", help=jsonl_help)
+    return parser
+
+
+@contextmanager
+def running(name: str, *, jsonl: bool) -> Iterator[Worker]:
+    """The worker process (sockets unless ``jsonl``) with its signal handlers; closed at the end,
+    when its counters are logged."""
+    worker = Worker(name, sockets=not jsonl)
+    worker.install_signal_handlers()
+    try:
+        yield worker
+    finally:
+        worker.close()
+    worker.log.info("stopped; counters %s", dict(worker.counters))
+
+
+def open_endpoints(worker: Worker, *, bind: Iterable[str] = (), connect: Iterable[str] = ()) -> list[zmq.Socket]:
+    """Bind, then connect the named endpoints and start the heartbeat; one clear line and exit
+    when they cannot be opened (a path too long, an address in use)."""
+    assert worker.sockets is not None
+    try:
+        socks = [worker.sockets.bind(name) for name in bind]
+        socks += [worker.sockets.connect(name) for name in connect]
+    except (PathError, zmq.ZMQError) as exc:
+        fail(f"{worker.name} cannot open its endpoints: {exc}")
+    worker.start_heartbeat()
+    return socks
 
 
 # --------------------------------------------------------------------------- JSON lines (--jsonl)

@@ -11,7 +11,6 @@ messages on. The logic is the pure
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import zmq
@@ -19,22 +18,18 @@ import zmq
 from pmshared import messages as m
 from pmshared.codec import BadMessage
 from pmshared.endpoints import ENDPOINTS, send_nowait
-from pmshared.paths import PathError
-from pmshared.runtime import Worker, fail
-from pmshared.workerio import FrameInput, LineInput, LineOutput, one_frame, serve_frames, serve_lines
+from pmshared.runtime import Worker
+from pmshared.workerio import (FrameInput, LineInput, LineOutput, jsonl_parser, one_frame, open_endpoints, running,
+                               serve_frames, serve_lines)
 
 from tiering.engine import Tiering
 
 NAME = "tiering"
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tiering", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--jsonl",
-        action="store_true",
-        help="read scored samples as JSON lines on stdin, write live samples and records to stdout",
-    )
+def main(argv: list[str] | None = None) -> int:
+    parser = jsonl_parser(NAME, __doc__, "read scored samples as JSON lines on stdin, write live samples and "
+                          "records to stdout")
     parser.add_argument(
         "--clock",
         choices=("sample", "monotonic"),
@@ -42,22 +37,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="--jsonl only: measure the de-escalation delay on the samples' own timestamps "
         "(default, so a recorded stream replays with the same tiers) or on this process's clock",
     )
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parse_args(argv)
-    worker = Worker(NAME, sockets=not args.jsonl)
-    worker.install_signal_handlers()
-    engine = Tiering(worker.config, worker.incarnation)
-    try:
+    args = parser.parse_args(argv)
+    with running(NAME, jsonl=args.jsonl) as worker:
+        engine = Tiering(worker.config, worker.incarnation)
         if args.jsonl:
             run_jsonl(worker, engine, args.clock)
         else:
             run_pipeline(worker, engine)
-    finally:
-        worker.close()
-    worker.log.info("stopped; counters %s", dict(worker.counters))
     return 0
 
 
@@ -73,15 +59,7 @@ def log_records(worker: Worker, records: list[m.Record]) -> None:
 
 
 def run_pipeline(worker: Worker, engine: Tiering) -> None:
-    assert worker.sockets is not None
-    try:
-        live = worker.sockets.bind("live")
-        snapshot = worker.sockets.bind("snapshot")
-        scored = worker.sockets.connect("scored")
-        record = worker.sockets.connect("record")
-    except (PathError, zmq.ZMQError) as exc:
-        fail(f"tiering cannot open its endpoints: {exc}")
-    worker.start_heartbeat()
+    live, snapshot, scored, record = open_endpoints(worker, bind=("live", "snapshot"), connect=("scored", "record"))
     live_codec = ENDPOINTS["live"].codec()
     snapshot_codec = ENDPOINTS["snapshot"].codec()
     record_codec = ENDPOINTS["record"].codec()
