@@ -19,7 +19,6 @@ import argparse
 import collections
 import logging
 import math
-import os
 import select
 import sys
 import threading
@@ -34,7 +33,7 @@ from pmshared import messages as m
 from pmshared import paths
 from pmshared.codec import Stamper
 from pmshared.endpoints import ENDPOINTS, Sockets, send_nowait
-from pmshared.runtime import POLL_MS, WakePipe, Worker, fail
+from pmshared.runtime import POLL_MS, WakePipe, Worker, drain_fd, fail
 from pmshared.workerio import LineOutput
 
 NAME = "collector"
@@ -258,11 +257,7 @@ class PauseInbox:
         """Until a pause is put, a signal arrives (signal_fd) or ``timeout`` passes."""
         readable, _, _ = select.select(self._fds, [], [], timeout)
         for fd in readable:  # the bytes carry nothing: the queue and the stop flag do
-            try:
-                while os.read(fd, 4096):
-                    pass
-            except (BlockingIOError, InterruptedError):
-                pass
+            drain_fd(fd)
 
     def close(self) -> None:
         self._wake.close()

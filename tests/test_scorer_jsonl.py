@@ -62,8 +62,14 @@ def encode_lines(messages: list) -> bytes:
     return b"".join(SNAPSHOTS.encode(msg) for msg in messages)
 
 
-def scored_only(out: bytes) -> list[m.ProcessSamples]:
-    """The scorer's own output (a pause the collector saw meanwhile is passed on beside it)."""
+def collector_into_scorer(spawn) -> list[m.ProcessSamples]:
+    """``python -m collector --jsonl --count 3 | python -m scorer --jsonl``: the scorer's own
+    output (a pause the collector saw meanwhile is passed on beside it)."""
+    collector = spawn("collector", "--jsonl", "--count", "3", stdout=subprocess.PIPE)
+    scorer = spawn("scorer", "--jsonl", stdin=collector.stdout, stdout=subprocess.PIPE)
+    collector.stdout.close()
+    out, _ = scorer.communicate(timeout=30)
+    assert collector.wait(timeout=10) == 0 and scorer.returncode == 0
     return [msg for line in out.splitlines() if isinstance(msg := ANY.decode(line), m.ProcessSamples)]
 
 
@@ -148,13 +154,7 @@ def test_tiering_clock_monotonic_ignores_sample_time(tmp_path, spawn):
 @pytest.mark.skipif(sys.platform != "linux", reason="the collector's backend here is Linux /proc")
 def test_collector_into_scorer_seed_model(tmp_path, spawn, monkeypatch):
     seed_model(tmp_path, monkeypatch)
-    collector = spawn("collector", "--jsonl", "--count", "3", stdout=subprocess.PIPE)
-    scorer = spawn("scorer", "--jsonl", stdin=collector.stdout, stdout=subprocess.PIPE)
-    collector.stdout.close()
-    out, _ = scorer.communicate(timeout=30)
-    assert collector.wait(timeout=10) == 0 and scorer.returncode == 0
-
-    scored = scored_only(out)
+    scored = collector_into_scorer(spawn)
     assert [s.seq for s in scored] == [1, 2, 3] and {s.sender for s in scored} == {"scorer"}
     assert scored[0].snapshot_seq < scored[1].snapshot_seq < scored[2].snapshot_seq
     for s in scored:
@@ -170,13 +170,7 @@ def test_collector_into_scorer_seed_model(tmp_path, spawn, monkeypatch):
 def test_collector_into_scorer_pressure_model(tmp_path, spawn):
     """The default model on this machine's real figures: the tiers follow the machine's stress,
     and only processes that account for some of it (or are stuck/zombie) are listed."""
-    collector = spawn("collector", "--jsonl", "--count", "3", stdout=subprocess.PIPE)
-    scorer = spawn("scorer", "--jsonl", stdin=collector.stdout, stdout=subprocess.PIPE)
-    collector.stdout.close()
-    out, _ = scorer.communicate(timeout=30)
-    assert collector.wait(timeout=10) == 0 and scorer.returncode == 0
-
-    scored = scored_only(out)
+    scored = collector_into_scorer(spawn)
     assert len(scored) == 3
     for s in scored:
         assert s.model == "pressure"
