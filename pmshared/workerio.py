@@ -174,19 +174,24 @@ def one_frame(codec: Codec) -> Callable[[list[bytes]], Any]:
 class FrameInput:
     """One socket read without blocking: ``decode(frames)`` then ``handle(message)``; a
     ``BadMessage`` from either is counted as ``bad_input`` (and ``bad_counter``, for a worker that
-    tells its inputs apart) and dropped; ``label`` names the input in the log."""
+    tells its inputs apart) and dropped; ``label`` names the input in the log.
+
+    ``paused()``, when given, is back-pressure: while it is true nothing more is taken and the
+    serve loop does not poll the socket, so messages wait in ZeroMQ's queue.
+    """
 
     def __init__(self, sock: zmq.Socket, decode: Callable[[list[bytes]], Any], handle: Callable[[Any], object],
-                 label: str, budget: int = DRAIN_MAX, bad_counter: str | None = None) -> None:
+                 label: str, budget: int = DRAIN_MAX, bad_counter: str | None = None,
+                 paused: Callable[[], bool] | None = None) -> None:
         self.sock, self.decode, self.handle, self.label = sock, decode, handle, label
-        self.budget, self.bad_counter = budget, bad_counter
+        self.budget, self.bad_counter, self.paused = budget, bad_counter, paused
 
-    def drain(self, worker: Worker, stop: Callable[[], bool] | None = None, budget: int | None = None) -> int:
+    def drain(self, worker: Worker, budget: int | None = None, until: Callable[[], bool] | None = None) -> int:
         """Handle the queued messages, up to ``budget`` (so one busy input cannot starve the
-        rest) and while ``stop()`` is false; returns how many were taken."""
+        rest), while neither ``paused()`` nor ``until()`` is true; returns how many were taken."""
         budget = self.budget if budget is None else budget
         taken = 0
-        while taken < budget and not (stop is not None and stop()):
+        while taken < budget and not (self.paused is not None and self.paused()) and not (until and until()):
             try:
                 frames = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -213,8 +218,11 @@ def serve_frames(worker: Worker, inputs: list[FrameInput], tick: Callable[[], ob
         poller.register(source.sock, zmq.POLLIN)
     if worker.wakeup_fd is not None:
         poller.register(worker.wakeup_fd, zmq.POLLIN)
+    gated = [source for source in inputs if source.paused is not None]
     while worker.running:
         worker.heartbeat()
+        for source in gated:  # flags 0 takes a paused socket out of the poll
+            poller.register(source.sock, 0 if source.paused() else zmq.POLLIN)
         wait_ms = worker.poll_timeout_ms() if timeout_ms is None else timeout_ms()
         try:
             ready = dict(poller.poll(wait_ms))

@@ -6,13 +6,14 @@ import argparse
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import zmq
 
 from pmshared import paths, runtime, storage
 from pmshared.endpoints import ENDPOINTS
-from pmshared.workerio import FrameInput, one_frame
+from pmshared.workerio import FrameInput, one_frame, serve_frames
 from recorder.pruning import PruneSchedule
 from recorder.recovery import SetAside, check_at_start
 from recorder.writer import BatchWriter
@@ -47,6 +48,17 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(serve(db_path, config))
 
 
+def received(worker: runtime.Worker, codec) -> Callable[[list[bytes]], object]:
+    """The record decoder, counting every message received (``frames_received``), bad ones too."""
+    decode = one_frame(codec)
+
+    def count_and_decode(frames: list[bytes]) -> object:
+        worker.counters["frames_received"] += 1
+        return decode(frames)
+
+    return count_and_decode
+
+
 def open_writer(db_path: Path):
     return lambda: storage.connect(db_path, mode="create", busy_timeout_ms=BUSY_TIMEOUT_MS)
 
@@ -69,7 +81,9 @@ def serve(db_path: Path, config) -> int:
     writer = BatchWriter(open_writer(db_path), max_pending=config.transport.record_queue,
                          counters=worker.counters, log=log, set_aside=SetAside(db_path, log))
     pruner = PruneSchedule(config.retention, paths.events_dir(), counters=worker.counters, log=log)
-    records = FrameInput(sock, one_frame(ENDPOINTS["record"].codec()), writer.add, "frame on record")
+    # Back-pressure: while the writer is full, new records wait in ZeroMQ's queue.
+    records = FrameInput(sock, received(worker, ENDPOINTS["record"].codec()), writer.add, "frame on record",
+                         budget=DRAIN_MAX, paused=lambda: writer.full)
     code = 0
     try:
         check_at_start(db_path, writer.corrupt, log)
@@ -92,25 +106,15 @@ def serve(db_path: Path, config) -> int:
 
 
 def loop(worker: runtime.Worker, records: FrameInput, writer: BatchWriter, pruner: PruneSchedule) -> None:
-    poller = zmq.Poller()
-    poller.register(records.sock, zmq.POLLIN)
-    if worker.wakeup_fd is not None:
-        poller.register(worker.wakeup_fd, zmq.POLLIN)  # a signal wakes the loop: no timed polling
-    while worker.running:
+    def timeout_ms() -> int:
         wait_s = worker.poll_timeout_ms() / 1000
         retry_in = writer.seconds_until_retry()
         if retry_in is not None:
             wait_s = min(wait_s, retry_in)
-        if writer.full:
-            # Back-pressure: leave new records in ZeroMQ's queue until the database takes ours.
-            worker.sleep(wait_s)
-        else:
-            # Rounded up: waking a millisecond before a heartbeat or retry is due costs a turn.
-            ready = dict(poller.poll(math.ceil(wait_s * 1000)))
-            if worker.wakeup_fd in ready:
-                worker.drain_wakeup()
-            if records.sock in ready:
-                take(worker, records, writer, budget=DRAIN_MAX)
+        # Rounded up: waking a millisecond before a heartbeat or retry is due costs a turn.
+        return math.ceil(wait_s * 1000)
+
+    def write() -> None:
         writer.flush()
         if writer.conn is not None and not writer.pending:
             try:
@@ -118,7 +122,8 @@ def loop(worker: runtime.Worker, records: FrameInput, writer: BatchWriter, prune
             except storage.DatabaseCorrupt as exc:  # a prune reads old pages a write may not
                 writer.corrupt(exc)
         worker.counters["records_pending"] = len(writer.pending)
-        worker.heartbeat()
+
+    serve_frames(worker, [records], write, timeout_ms)
 
 
 def drain_at_shutdown(worker: runtime.Worker, records: FrameInput, writer: BatchWriter, *,
@@ -129,16 +134,5 @@ def drain_at_shutdown(worker: runtime.Worker, records: FrameInput, writer: Batch
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not records.sock.poll(int(min(SHUTDOWN_QUIET_S, remaining) * 1000), zmq.POLLIN):
             break
-        taken += take(worker, records, writer, deadline=deadline)
-    return taken
-
-
-def take(worker: runtime.Worker, records: FrameInput, writer: BatchWriter, *, budget: int = 1 << 62,
-         deadline: float | None = None) -> int:
-    """Take the frames already queued (up to ``budget`` / until ``deadline``) while the writer has room."""
-    def stop() -> bool:
-        return writer.full or (deadline is not None and time.monotonic() > deadline)
-
-    taken = records.drain(worker, stop, budget)
-    worker.counters["frames_received"] += taken
+        taken += records.drain(worker, budget=1 << 62, until=lambda: time.monotonic() > deadline)
     return taken
