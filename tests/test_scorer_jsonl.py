@@ -9,6 +9,7 @@ reader underneath it.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -274,3 +275,30 @@ def test_a_quiet_pipe_yields_idle_and_the_stop_flag_ends_it():
     finally:
         os.close(read_fd)
         os.close(write_fd)
+
+
+def line_within(child: subprocess.Popen, seconds: float) -> bytes:
+    """The child's next output line, failing (not hanging) if none comes within ``seconds``."""
+    assert select.select([child.stdout], [], [], seconds)[0], f"no output within {seconds} s"
+    return first_line(child)
+
+
+@pytest.mark.parametrize("name", ["scorer", "tiering", "forensics"])
+def test_sigterm_ends_jsonl_mode_in_the_middle_of_a_line(tmp_path, spawn, name):
+    """Half a line on stdin and no more: a reader blocked until the newline would never see the
+    stop flag (forensics' own readline did)."""
+    child = spawn(name, "--jsonl", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    # Handshake: another worker's message comes back out, passed on, once the worker reads.
+    heartbeat = ANY.encode(Stamper("x", "x")(m.Heartbeat, pid=1))
+    child.stdin.write(heartbeat)
+    child.stdin.flush()
+    while (line := line_within(child, 10)) != heartbeat:
+        assert isinstance(TIERING_OUT.decode(line), m.TieringStarted)  # tiering's own first line
+    line = SNAPSHOTS.encode(quiet_snapshot(Stamper("c", "c"), T0))
+    child.stdin.write(line[: len(line) // 2])
+    child.stdin.flush()
+    began = time.monotonic()
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=5) == 0
+    assert time.monotonic() - began < EXIT_LIMIT_S
+    assert "Traceback" not in stderr_of(tmp_path, name)
