@@ -278,7 +278,11 @@ def test_a_quiet_pipe_yields_idle_and_the_stop_flag_ends_it():
 
 
 def line_within(child: subprocess.Popen, seconds: float) -> bytes:
-    """The child's next output line, failing (not hanging) if none comes within ``seconds``."""
+    """The child's next output line, failing (not hanging) if none comes within ``seconds``.
+
+    The child must be spawned with ``bufsize=0``: a buffered reader may already hold the next
+    line (two written together), which select() on the descriptor would never report."""
+    assert not hasattr(child.stdout, "peek"), "spawn with bufsize=0"
     assert select.select([child.stdout], [], [], seconds)[0], f"no output within {seconds} s"
     return first_line(child)
 
@@ -287,7 +291,7 @@ def line_within(child: subprocess.Popen, seconds: float) -> bytes:
 def test_sigterm_ends_jsonl_mode_in_the_middle_of_a_line(tmp_path, spawn, name):
     """Half a line on stdin and no more: a reader blocked until the newline would never see the
     stop flag (forensics' own readline did)."""
-    child = spawn(name, "--jsonl", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    child = spawn(name, "--jsonl", stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
     # Handshake: another worker's message comes back out, passed on, once the worker reads.
     heartbeat = ANY.encode(Stamper("x", "x")(m.Heartbeat, pid=1))
     child.stdin.write(heartbeat)
