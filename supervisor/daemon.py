@@ -41,17 +41,17 @@ from typing import Any, Callable
 
 import zmq
 
-from cli import launch
-from cli.child import Child, describe_exit
-from cli.output import Printer
-from cli.procfile import ProcessEntry
-from cli.restart_policy import Fail, Policy, RestartTracker
-from cli.worker_reason import reason_in
 from pmshared import messages as m
 from pmshared.codec import BadMessage, Stamper
 from pmshared.config import Config
 from pmshared.endpoints import ENDPOINTS, Sockets, send_nowait
 from pmshared.runtime import HEARTBEAT_SLACK, POLL_MS, new_incarnation
+from supervisor import launch
+from supervisor.child import Child, describe_exit
+from supervisor.output import Printer
+from supervisor.procfile import ProcessEntry
+from supervisor.restart_policy import Fail, Policy, RestartTracker
+from supervisor.worker_reason import reason_in
 
 # Shortest poll the freeze rule may ask for: a config whose allowance is too tight for any sound
 # rule gets this floor (a heartbeat interval shorter than it still caps the poll, see _freeze_rule).
@@ -536,7 +536,7 @@ class Supervisor:
     # ============================================================================ children
     def _fork_workers(self) -> dict[int, Child]:
         """Preload and fork the Python workers (slot index -> child), where that is safe and
-        enabled; the rest, and every restart, are exec'd by ``_spawn``. See cli/launch.py."""
+        enabled; the rest, and every restart, are exec'd by ``_spawn``. See supervisor/launch.py."""
         if not self.cfg.fork_workers or not launch.fork_supported():
             return {}
         targets = {i: t for i, slot in enumerate(self.slots) if (t := launch.python_target(slot.entry.argv()))}

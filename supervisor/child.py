@@ -5,7 +5,7 @@ Two ways to start one (``Child.spawn`` / ``Child.fork``):
 - exec, for any command: without a shell, ``start_new_session``, and Linux ``PR_SET_PDEATHSIG``
   set between fork and exec;
 - fork from the supervisor's preloaded interpreter, for a ``python -m``/``python script`` line at
-  start-up on Linux (cli/launch.py: the workers then share the imported code's memory). The child
+  start-up on Linux (supervisor/launch.py: the workers then share the imported code's memory). The child
   sets up the same session, output pipe and PDEATHSIG itself.
 
 - Own process group: the worker leads it, so stopping it signals the worker *and* anything it
@@ -25,8 +25,8 @@ import subprocess
 import time
 from typing import IO, Protocol
 
-from cli import launch, prctl
-from cli.output import MAX_LINE
+from supervisor import launch, prctl
+from supervisor.output import MAX_LINE
 
 _READ_CHUNK = 65536
 
@@ -97,7 +97,7 @@ class Child:
 
     @classmethod
     def fork(cls, name: str, target: launch.PythonTarget, env: dict[str, str], cwd: str | None) -> Child:
-        """Fork a Python worker from this interpreter (see cli/launch.py for when that is safe)."""
+        """Fork a Python worker from this interpreter (see supervisor/launch.py for when that is safe)."""
         read_end, write_end = os.pipe()
         try:
             proc = launch.fork_target(target, name, env, cwd, write_end)
