@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import selectors
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -29,6 +28,7 @@ from typing import Callable
 import msgspec
 
 from pmshared import messages as m
+from pmshared import procgroup
 from pmshared.safetext import inert
 
 STDERR_KEEP = 8192
@@ -112,22 +112,6 @@ def resolve(program: str, search_path: str | None = None) -> str | None:
     return shutil.which(program, path=search_path)
 
 
-def kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _leader_exited(pid: int) -> bool:
-    """Has the group leader exited? Without reaping it: a zombie leader keeps its pid (= the group
-    id) reserved, so a later killpg cannot hit an unrelated process that reused the number."""
-    try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return True
-
-
 def run_command(spec: CommandCapture, ctx: CaptureContext) -> CaptureResult:
     started = time.monotonic()
     exe = resolve(spec.argv[0])
@@ -142,14 +126,8 @@ def run_command(spec: CommandCapture, ctx: CaptureContext) -> CaptureResult:
     out_path = ctx.bundle_dir / spec.stdout_file if spec.stdout_file else None
     produced = ctx.bundle_dir / spec.produces if spec.produces else None
     try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # own process group: one killpg takes its children too
-            close_fds=True,
-        )
+        # Own process group: one kill takes the command's children too.
+        proc = procgroup.start(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as exc:
         return failed(spec.name, f"cannot start {argv[0]}: {exc.strerror or exc}", started, **details)
 
@@ -189,15 +167,14 @@ def run_command(spec: CommandCapture, ctx: CaptureContext) -> CaptureResult:
                 truncated = True
                 stop_reason = f"{spec.produces} exceeded the cap of {ctx.max_bytes} bytes; killed"
         # Phase 2: pipes closed; wait for the leader to exit, still bounded by the limits.
-        while stop_reason is None and not _leader_exited(proc.pid):
+        while stop_reason is None and not procgroup.leader_exited(proc.pid):
             stop_reason = _check_limits(ctx, deadline, spec.timeout_s)
             if stop_reason is None:
                 ctx.stop.wait(0.02)
     finally:
-        # Kill before reaping (see _leader_exited); after a normal exit this only removes
-        # stragglers the command left in its group.
-        kill_group(proc.pid)
-        proc.wait()
+        # Kill before reaping (the leader is still unreaped here, see procgroup.leader_exited);
+        # after a normal exit this only removes stragglers the command left in its group.
+        procgroup.stop(proc)
         sel.close()
         proc.stdout.close()  # type: ignore[union-attr]
         proc.stderr.close()  # type: ignore[union-attr]

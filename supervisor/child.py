@@ -25,6 +25,7 @@ import subprocess
 import time
 from typing import IO, Protocol
 
+from pmshared import procgroup
 from supervisor import launch, prctl
 from supervisor.output import MAX_LINE
 
@@ -81,15 +82,12 @@ class Child:
     @classmethod
     def spawn(cls, name: str, argv: list[str], env: dict[str, str], cwd: str | None) -> Child:
         """Exec ``argv``. Raises OSError (e.g. FileNotFoundError) when it cannot be started."""
-        proc = subprocess.Popen(
+        proc = procgroup.start(
             argv,
-            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,
             cwd=cwd,
-            close_fds=True,
-            start_new_session=True,
             preexec_fn=_die_with_parent(os.getpid()),
         )
         assert proc.stdout is not None
@@ -164,7 +162,4 @@ class Child:
     def signal_group(self, sig: int) -> None:
         """Signal the worker's whole process group. Only while the leader is unreaped (or just
         reaped, in the same loop turn), so the group id cannot have been reused."""
-        try:
-            os.killpg(self.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+        procgroup.signal_group(self.pid, sig)
