@@ -150,10 +150,10 @@ class Startup:
             sockets.close()
 
     def supervisor(self, config: cfg.Config) -> None:
-        from cli.output import Printer
-        from cli.procfile import ProcessEntry
-        from cli.restart_policy import Policy, Restart, RestartTracker
-        from cli.supervisor import Supervisor
+        from supervisor.daemon import Supervisor
+        from supervisor.output import Printer
+        from supervisor.procfile import ProcessEntry
+        from supervisor.restart_policy import Policy, Restart, RestartTracker
 
         entry = ProcessEntry("probe", "python -m probe", 1)
         sup = Supervisor([entry], config, Printer(["probe"], stream=io.StringIO(), colour=False))
