@@ -131,7 +131,7 @@ IMPORT_LAYERS = [
     ("  of which apsw", "import zmq, msgspec, pmshared.runtime, apsw"),
     ("  + apsw.ext, apsw.bestpractice", "import zmq, msgspec, pmshared.runtime, apsw, apsw.ext, apsw.bestpractice"),
     ("forensics", "import forensics.main"),
-    ("supervisor (pmctl up)", "import cli.main, cli.up_cmd, cli.supervisor"),
+    ("supervisor (pmctl up)", "import cli.main, cli.up_cmd, supervisor.daemon"),
 ]
 
 _PROBE = """

@@ -75,7 +75,7 @@ def describe_db_error(exc: BaseException, path: Path) -> str:
 
 
 def _monitor_running() -> bool:
-    from cli.supervisor_lock import holder_pid
+    from supervisor.lock import holder_pid
 
     try:
         return holder_pid() is not None

@@ -56,7 +56,7 @@ def up(
     """Start the pipeline and keep it running (restarts, watchdog); Ctrl-C or `pmctl down` stops it."""
     # Hand over to the lean supervisor module, same pid: the long-running process then does not
     # keep typer, click and the other commands loaded. It checks the config, Procfile and --only.
-    argv = [sys.executable, "-m", "cli.supervise"]
+    argv = [sys.executable, "-m", "supervisor"]
     if procfile is not None:
         argv.append(f"--procfile={procfile}")  # one word: a path starting with "-" stays a value
     if only is not None:
@@ -83,7 +83,7 @@ def down(
     except BadMessage as exc:
         fail(f"the supervisor sent a reply that does not decode: {exc}")
     if reply is None:
-        from cli.supervisor_lock import holder_pid
+        from supervisor.lock import holder_pid
 
         holder = holder_pid()
         if holder is not None:
@@ -244,7 +244,7 @@ def _print_status(reply: m.ControlReply, tier: int | None, score: int | None, no
 def _not_running(as_json: bool) -> int:
     """Say that nothing answers; the exit code: 3 when nothing runs, 1 when a supervisor holds
     the lock but does not answer (hung, frozen, or stopping)."""
-    from cli.supervisor_lock import holder_pid
+    from supervisor.lock import holder_pid
 
     pid = holder_pid()
     event, note = last_recorded_event()

@@ -28,10 +28,12 @@ from typing import Callable
 from collector.macos_pressure import PressureReader
 from collector.macos_top import TOP_STATS, RateTracker, TopFormatError, TopSplitter, parse_sample
 from pmshared import messages as m
+from pmshared import procgroup
 
 log = logging.getLogger("collector.macos")
 
 TOP_ARGS = ("-l", "0", "-s", "1", "-stats", TOP_STATS)
+TOP_STOP_GRACE_S = 1.0  # after SIGTERM, before SIGKILL
 
 Result = tuple[list[m.ProcessInfo], m.SystemStats]
 
@@ -105,7 +107,7 @@ class MacBackend:
         with self._proc_lock:
             proc = self._proc
         if proc is not None:
-            _stop(proc)
+            procgroup.stop(proc, grace_s=TOP_STOP_GRACE_S)
         self._thread.join(timeout=2.0)
 
     # -- reader thread ---------------------------------------------------------------------------
@@ -132,9 +134,7 @@ class MacBackend:
                 return
             # Own session: a Ctrl-C to the worker's terminal must not kill top behind our back;
             # if the worker dies, top exits on its next write to the closed pipe.
-            proc = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, start_new_session=True
-            )
+            proc = procgroup.start(self.argv, stdout=subprocess.PIPE, stderr=None)
             self._proc = proc
             self.starts += 1
         self._tracker.reset()  # a new top: its first sample is a baseline again
@@ -169,7 +169,7 @@ class MacBackend:
                 log.warning("dropped a sample cut off by top's exit")
         finally:
             proc.stdout.close()
-            _stop(proc)
+            procgroup.stop(proc, grace_s=TOP_STOP_GRACE_S)
 
     def _complete(self, lines: list[str], now: float) -> None:
         try:
@@ -188,18 +188,3 @@ class MacBackend:
                 self._latest = result
                 self.published += 1
             self._cond.notify_all()
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate top and reap it (SIGKILL after a short grace)."""
-    if proc.poll() is None:
-        try:
-            proc.terminate()
-            proc.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        except ProcessLookupError:
-            pass
-    else:
-        proc.wait()

@@ -19,7 +19,6 @@ import argparse
 import collections
 import logging
 import math
-import os
 import select
 import sys
 import threading
@@ -32,9 +31,10 @@ from collector.backend import PLATFORM, Backend, UnsupportedPlatform, make_backe
 from collector.sentinel import DetectedPause, Sentinel
 from pmshared import messages as m
 from pmshared import paths
-from pmshared.codec import JsonLines, Stamper
+from pmshared.codec import Stamper
 from pmshared.endpoints import ENDPOINTS, Sockets, send_nowait
-from pmshared.runtime import POLL_MS, WakePipe, Worker, fail
+from pmshared.runtime import POLL_MS, WakePipe, Worker, drain_fd, fail
+from pmshared.workerio import LineOutput
 
 NAME = "collector"
 log = logging.getLogger(NAME)
@@ -88,17 +88,17 @@ class SocketOutputs:
 
 
 class JsonOutputs:
-    """JSON lines on a byte stream. A pause is printed once, without processes: the snapshot
-    whose interval spans it carries them — the line just before it when the regular snapshot
-    was taken after the stall, else the next line."""
+    """JSON lines on a byte stream (the kit's ``LineOutput``). A pause is printed once, without
+    processes: the snapshot whose interval spans it carries them — the line just before it when
+    the regular snapshot was taken after the stall, else the next line."""
 
     def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-        self._codec: JsonLines[m.Snapshot | m.Pause] = JsonLines(m.Snapshot | m.Pause)
+        self._out = LineOutput(m.Snapshot | m.Pause, stream)
 
     def _write(self, msg: m.Snapshot | m.Pause) -> bool:
-        self._stream.write(self._codec.encode(msg))
-        self._stream.flush()  # one line per interval: readers downstream see it at once
+        # One line per interval, flushed: readers downstream see it at once.
+        if not self._out.write([msg]):
+            raise BrokenPipeError("the reader of stdout went away")  # ends the run: see main()
         return True
 
     def snapshot(self, msg: m.Snapshot) -> bool:
@@ -257,11 +257,7 @@ class PauseInbox:
         """Until a pause is put, a signal arrives (signal_fd) or ``timeout`` passes."""
         readable, _, _ = select.select(self._fds, [], [], timeout)
         for fd in readable:  # the bytes carry nothing: the queue and the stop flag do
-            try:
-                while os.read(fd, 4096):
-                    pass
-            except (BlockingIOError, InterruptedError):
-                pass
+            drain_fd(fd)
 
     def close(self) -> None:
         self._wake.close()
@@ -435,10 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         run_loop(collector, inbox, interval_s, stopping=worker.stopping, heartbeat=heartbeat, count=args.count,
                  max_wait_s=lambda: worker.poll_timeout_ms() / 1000.0)
     except BrokenPipeError:
-        # The reader went away (e.g. `| head`): stop quietly. Point stdout at /dev/null so the
-        # interpreter's final flush does not raise again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        pass  # the reader went away (e.g. `| head`): stop quietly (LineOutput muted stdout)
     finally:
         sentinel.stop()
         inbox.close()

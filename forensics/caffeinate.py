@@ -13,6 +13,8 @@ import os
 import subprocess
 import sys
 
+from pmshared import procgroup
+
 CAFFEINATE = "/usr/bin/caffeinate"
 log = logging.getLogger("forensics")
 
@@ -31,13 +33,7 @@ class Caffeinate:
         if self.platform != "darwin":
             return False
         try:
-            self.proc = subprocess.Popen(
-                caffeinate_argv(os.getpid(), self.program),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            self.proc = procgroup.start(caffeinate_argv(os.getpid(), self.program))
         except OSError as exc:
             log.warning("caffeinate not started (%s): App Nap may slow sampling", exc.strerror or exc)
             return False
@@ -46,7 +42,5 @@ class Caffeinate:
     def stop(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
+        procgroup.stop(self.proc)
         self.proc = None

@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from pmshared import messages as m
+from pmshared import procgroup
 from pmshared.config import AlertsConfig
 from pmshared.safetext import inert
 
-from forensics.runner import kill_group, resolve
+from forensics.runner import resolve
 
 log = logging.getLogger("forensics")
 
@@ -150,13 +151,8 @@ class Sender:
             if self._closing:
                 return
             try:
-                proc = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,  # so close() and the timeout kill it with its children
-                )
+                # Own process group: close() and the timeout kill it with its children.
+                proc = procgroup.start(argv)
             except OSError as exc:
                 proc, error = None, str(exc)
             self._current = proc
@@ -168,7 +164,7 @@ class Sender:
             except subprocess.TimeoutExpired:
                 error = f"no answer within {SEND_TIMEOUT_S:g}s"
             finally:
-                kill_group(proc.pid)
+                procgroup.signal_group(proc.pid)  # what it left running in its group
                 proc.wait()
                 self._current = None
         if error:
@@ -191,7 +187,7 @@ class Sender:
             self._closing = True
             current = self._current
         if current is not None:
-            kill_group(current.pid)
+            procgroup.signal_group(current.pid)
         try:
             self._queue.put_nowait(None)  # wake the thread if it waits; if full it wakes anyway
         except queue.Full:

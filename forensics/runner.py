@@ -18,17 +18,17 @@ from __future__ import annotations
 import os
 import selectors
 import shutil
-import signal
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 import msgspec
 
 from pmshared import messages as m
+from pmshared import procgroup
 from pmshared.safetext import inert
 
 STDERR_KEEP = 8192
@@ -112,22 +112,6 @@ def resolve(program: str, search_path: str | None = None) -> str | None:
     return shutil.which(program, path=search_path)
 
 
-def kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _leader_exited(pid: int) -> bool:
-    """Has the group leader exited? Without reaping it: a zombie leader keeps its pid (= the group
-    id) reserved, so a later killpg cannot hit an unrelated process that reused the number."""
-    try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return True
-
-
 def run_command(spec: CommandCapture, ctx: CaptureContext) -> CaptureResult:
     started = time.monotonic()
     exe = resolve(spec.argv[0])
@@ -142,32 +126,50 @@ def run_command(spec: CommandCapture, ctx: CaptureContext) -> CaptureResult:
     out_path = ctx.bundle_dir / spec.stdout_file if spec.stdout_file else None
     produced = ctx.bundle_dir / spec.produces if spec.produces else None
     try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # own process group: one killpg takes its children too
-            close_fds=True,
-        )
+        # Own process group: one kill takes the command's children too.
+        proc = procgroup.start(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as exc:
         return failed(spec.name, f"cannot start {argv[0]}: {exc.strerror or exc}", started, **details)
 
-    deadline = started + spec.timeout_s
-    written = 0
-    truncated = False
-    stop_reason: str | None = None
-    stderr = bytearray()
     out = open(out_path, "wb") if out_path else None
+    try:
+        run = _watch(proc, spec, ctx, started + spec.timeout_s, out, produced)
+    finally:
+        # Kill before reaping (the leader is still unreaped here, see procgroup.leader_exited);
+        # after a normal exit this only removes stragglers the command left in its group.
+        procgroup.stop(proc)
+        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
+        if out is not None:
+            out.close()
+    return _result(spec, ctx, run, proc.returncode, started, details, produced)
+
+
+@dataclass
+class _Run:
+    """What watching a command found: its output's size, whether it was cut, why it was stopped."""
+
+    written: int = 0
+    truncated: bool = False
+    stop_reason: str | None = None
+    stderr: bytearray = field(default_factory=bytearray)
+
+
+def _watch(
+    proc: subprocess.Popen[bytes], spec: CommandCapture, ctx: CaptureContext, deadline: float,
+    out: BinaryIO | None, produced: Path | None,
+) -> _Run:
+    """Stream the command's pipes until both close (or a limit is hit), then wait for it to exit,
+    still bounded by the limits. Leaves the leader unreaped."""
+    run = _Run()
     sel = selectors.DefaultSelector()
     try:
         assert proc.stdout is not None and proc.stderr is not None
         sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
         sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
-        # Phase 1: stream the pipes until both close (or a limit is hit).
-        while sel.get_map() and stop_reason is None:
-            stop_reason = _check_limits(ctx, deadline, spec.timeout_s)
-            if stop_reason:
+        while sel.get_map() and run.stop_reason is None:
+            run.stop_reason = _check_limits(ctx, deadline, spec.timeout_s)
+            if run.stop_reason:
                 break
             for key, _ in sel.select(min(SELECT_S, max(deadline - time.monotonic(), 0.0))):
                 data = os.read(key.fd, READ_CHUNK)
@@ -175,45 +177,41 @@ def run_command(spec: CommandCapture, ctx: CaptureContext) -> CaptureResult:
                     sel.unregister(key.fileobj)
                     continue
                 if key.data == "stderr":
-                    stderr += data[: max(STDERR_KEEP - len(stderr), 0)]
+                    run.stderr += data[: max(STDERR_KEEP - len(run.stderr), 0)]
                     continue
-                room = ctx.max_bytes - written
+                room = ctx.max_bytes - run.written
                 if out is not None:
                     out.write(data[:room])
-                written += min(len(data), room)
+                run.written += min(len(data), room)
                 if len(data) > room:
-                    truncated = True
-                    stop_reason = f"output exceeded the cap of {ctx.max_bytes} bytes; truncated and killed"
+                    run.truncated = True
+                    run.stop_reason = f"output exceeded the cap of {ctx.max_bytes} bytes; truncated and killed"
                     break
-            if produced is not None and stop_reason is None and _size(produced) > ctx.max_bytes:
-                truncated = True
-                stop_reason = f"{spec.produces} exceeded the cap of {ctx.max_bytes} bytes; killed"
-        # Phase 2: pipes closed; wait for the leader to exit, still bounded by the limits.
-        while stop_reason is None and not _leader_exited(proc.pid):
-            stop_reason = _check_limits(ctx, deadline, spec.timeout_s)
-            if stop_reason is None:
+            if produced is not None and run.stop_reason is None and _size(produced) > ctx.max_bytes:
+                run.truncated = True
+                run.stop_reason = f"{spec.produces} exceeded the cap of {ctx.max_bytes} bytes; killed"
+        while run.stop_reason is None and not procgroup.leader_exited(proc.pid):
+            run.stop_reason = _check_limits(ctx, deadline, spec.timeout_s)
+            if run.stop_reason is None:
                 ctx.stop.wait(0.02)
     finally:
-        # Kill before reaping (see _leader_exited); after a normal exit this only removes
-        # stragglers the command left in its group.
-        kill_group(proc.pid)
-        proc.wait()
         sel.close()
-        proc.stdout.close()  # type: ignore[union-attr]
-        proc.stderr.close()  # type: ignore[union-attr]
-        if out is not None:
-            out.close()
+    return run
 
+
+def _result(
+    spec: CommandCapture, ctx: CaptureContext, run: _Run, code: int | None, started: float,
+    details: dict[str, object], produced: Path | None,
+) -> CaptureResult:
     if produced is not None and produced.exists():
-        if truncated:
+        if run.truncated:
             _truncate(produced, ctx.max_bytes)
         size = _size(produced)
     else:
-        size = written
-    err_text = inert(stderr.decode("utf-8", "replace").strip(), limit=2000)
+        size = run.written
+    err_text = inert(run.stderr.decode("utf-8", "replace").strip(), limit=2000)
     details["stderr"] = err_text
-    code = proc.returncode
-    error = stop_reason
+    error = run.stop_reason
     if error is None and code != 0:
         error = f"exit status {code}" + (f": {err_text[:300]}" if err_text else "")
     if error is None and produced is not None and not produced.exists():
@@ -227,7 +225,7 @@ def run_command(spec: CommandCapture, ctx: CaptureContext) -> CaptureResult:
         exit_code=code,
         duration_ms=ms_since(started),
         bytes=size,
-        truncated=truncated,
+        truncated=run.truncated,
         error=error,
     )
     return CaptureResult(artifact, details)

@@ -363,6 +363,9 @@ class ControlReply(Envelope, frozen=True, kw_only=True, tag="control_reply"):
 
 RECORD_TYPES = (TieringStarted, EventOpened, EventSample, EventClosed, Pause, ForensicsDone)
 Record = TieringStarted | EventOpened | EventSample | EventClosed | Pause | ForensicsDone
+# Every message there is: a ``--jsonl`` worker tells another worker's message from garbage with it.
+AnyMessage = (Snapshot | ProcessSamples | LiveSample | SnapshotRequest | SnapshotReply | Record | Heartbeat
+              | Lifecycle | ControlRequest | ControlReply)
 
 
 def to_builtins(msg: Struct) -> object:

@@ -47,6 +47,15 @@ STARTUP_HEARTBEAT_S = 1.0
 STARTUP_HEARTBEATS_FOR_S = 10.0
 
 
+def drain_fd(fd: int) -> None:
+    """Empty a non-blocking wake-up fd that a poll saw readable (its bytes carry nothing)."""
+    try:
+        while os.read(fd, 4096):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+
+
 class WakePipe:
     """A non-blocking pipe that wakes a loop polling ``fd``: ``poke()`` from a thread or a signal
     (signal.set_wakeup_fd), ``drain()`` in the loop once it saw ``fd`` readable. The bytes carry
@@ -65,11 +74,7 @@ class WakePipe:
             pass  # buffer full: a wake-up is already pending (or closed at exit)
 
     def drain(self) -> None:
-        try:
-            while os.read(self.fd, 4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
+        drain_fd(self.fd)
 
     def close(self) -> None:
         for fd in (self.fd, self.write_fd):

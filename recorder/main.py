@@ -6,13 +6,14 @@ import argparse
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import zmq
 
 from pmshared import paths, runtime, storage
 from pmshared.endpoints import ENDPOINTS
-from recorder.intake import Intake
+from pmshared.workerio import FrameInput, one_frame, serve_frames
 from recorder.pruning import PruneSchedule
 from recorder.recovery import SetAside, check_at_start
 from recorder.writer import BatchWriter
@@ -47,6 +48,17 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(serve(db_path, config))
 
 
+def received(worker: runtime.Worker, codec) -> Callable[[list[bytes]], object]:
+    """The record decoder, counting every message received (``frames_received``), bad ones too."""
+    decode = one_frame(codec)
+
+    def count_and_decode(frames: list[bytes]) -> object:
+        worker.counters["frames_received"] += 1
+        return decode(frames)
+
+    return count_and_decode
+
+
 def open_writer(db_path: Path):
     return lambda: storage.connect(db_path, mode="create", busy_timeout_ms=BUSY_TIMEOUT_MS)
 
@@ -69,7 +81,9 @@ def serve(db_path: Path, config) -> int:
     writer = BatchWriter(open_writer(db_path), max_pending=config.transport.record_queue,
                          counters=worker.counters, log=log, set_aside=SetAside(db_path, log))
     pruner = PruneSchedule(config.retention, paths.events_dir(), counters=worker.counters, log=log)
-    intake = Intake(ENDPOINTS["record"].codec(), worker.counters, log)
+    # Back-pressure: while the writer is full, new records wait in ZeroMQ's queue.
+    records = FrameInput(sock, received(worker, ENDPOINTS["record"].codec()), writer.add, "frame on record",
+                         budget=DRAIN_MAX, paused=lambda: writer.full)
     code = 0
     try:
         check_at_start(db_path, writer.corrupt, log)
@@ -78,8 +92,8 @@ def serve(db_path: Path, config) -> int:
         except storage.TRANSIENT as exc:
             log.warning("database not available yet (%s); will retry", exc)
         log.info("recording into %s", db_path)
-        loop(worker, sock, intake, writer, pruner)
-        taken = drain_at_shutdown(sock, intake, writer, deadline=time.monotonic() + SHUTDOWN_DRAIN_S)
+        loop(worker, records, writer, pruner)
+        taken = drain_at_shutdown(worker, records, writer, deadline=time.monotonic() + SHUTDOWN_DRAIN_S)
         log.info("stopping: %d frames taken at shutdown, %d records to write", taken, len(writer.pending))
     except storage.StorageError as exc:
         # Corrupt, too new or read-only: retrying cannot help; say it in one line and exit.
@@ -91,27 +105,16 @@ def serve(db_path: Path, config) -> int:
     return code
 
 
-def loop(worker: runtime.Worker, sock: zmq.Socket, intake: Intake, writer: BatchWriter,
-         pruner: PruneSchedule) -> None:
-    poller = zmq.Poller()
-    poller.register(sock, zmq.POLLIN)
-    if worker.wakeup_fd is not None:
-        poller.register(worker.wakeup_fd, zmq.POLLIN)  # a signal wakes the loop: no timed polling
-    while worker.running:
+def loop(worker: runtime.Worker, records: FrameInput, writer: BatchWriter, pruner: PruneSchedule) -> None:
+    def timeout_ms() -> int:
         wait_s = worker.poll_timeout_ms() / 1000
         retry_in = writer.seconds_until_retry()
         if retry_in is not None:
             wait_s = min(wait_s, retry_in)
-        if writer.full:
-            # Back-pressure: leave new records in ZeroMQ's queue until the database takes ours.
-            worker.sleep(wait_s)
-        else:
-            # Rounded up: waking a millisecond before a heartbeat or retry is due costs a turn.
-            ready = dict(poller.poll(math.ceil(wait_s * 1000)))
-            if worker.wakeup_fd in ready:
-                worker.drain_wakeup()
-            if sock in ready:
-                drain(sock, intake, writer, limit=DRAIN_MAX)
+        # Rounded up: waking a millisecond before a heartbeat or retry is due costs a turn.
+        return math.ceil(wait_s * 1000)
+
+    def write() -> None:
         writer.flush()
         if writer.conn is not None and not writer.pending:
             try:
@@ -119,33 +122,17 @@ def loop(worker: runtime.Worker, sock: zmq.Socket, intake: Intake, writer: Batch
             except storage.DatabaseCorrupt as exc:  # a prune reads old pages a write may not
                 writer.corrupt(exc)
         worker.counters["records_pending"] = len(writer.pending)
-        worker.heartbeat()
+
+    serve_frames(worker, [records], write, timeout_ms)
 
 
-def drain_at_shutdown(sock: zmq.Socket, intake: Intake, writer: BatchWriter, *, deadline: float) -> int:
+def drain_at_shutdown(worker: runtime.Worker, records: FrameInput, writer: BatchWriter, *,
+                      deadline: float) -> int:
     """Take frames until none has come for SHUTDOWN_QUIET_S (or ``deadline``, or the writer is full)."""
     taken = 0
     while not writer.full:
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or not sock.poll(int(min(SHUTDOWN_QUIET_S, remaining) * 1000), zmq.POLLIN):
+        if remaining <= 0 or not records.sock.poll(int(min(SHUTDOWN_QUIET_S, remaining) * 1000), zmq.POLLIN):
             break
-        taken += drain(sock, intake, writer, deadline=deadline)
-    return taken
-
-
-def drain(sock: zmq.Socket, intake: Intake, writer: BatchWriter, *, limit: int | None = None,
-          deadline: float | None = None) -> int:
-    """Take the frames already queued (up to ``limit`` / until ``deadline``) without blocking."""
-    taken = 0
-    while not writer.full and (limit is None or taken < limit):
-        if deadline is not None and time.monotonic() > deadline:
-            break
-        try:
-            frames = sock.recv_multipart(zmq.NOBLOCK)
-        except zmq.Again:
-            break
-        taken += 1
-        record = intake.decode_message(frames)
-        if record is not None:
-            writer.add(record)
+        taken += records.drain(worker, budget=1 << 62, until=lambda: time.monotonic() > deadline)
     return taken

@@ -1,4 +1,4 @@
-"""Drives cli.launch in a clean process (one thread, as in the supervisor at start-up).
+"""Drives supervisor.launch in a clean process (one thread, as in the supervisor at start-up).
 
 ``python tests/launch_driver.py SPEC_JSON``: forks the spec's argv with ``fork_target``, waits for it
 (at most spec["timeout"] s), prints one JSON line {pid, returncode, output}. With spec["hang"] it
@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cli import launch  # noqa: E402
+from supervisor import launch  # noqa: E402
 
 
 def main() -> int:

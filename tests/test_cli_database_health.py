@@ -52,7 +52,7 @@ def test_a_corrupt_database_is_named_with_what_to_do(tmp_path: Path):
 
 
 def test_no_database_while_the_monitor_runs_does_not_say_start_the_monitor():
-    from cli.supervisor_lock import InstanceLock
+    from supervisor.lock import InstanceLock
 
     assert "start the monitor with `pmctl up`" in one_line_error(pmctl("events"))
     lock = InstanceLock()
@@ -94,8 +94,8 @@ def test_a_database_set_aside_is_listed_by_doctor():
 
 OTHER_USERS_RUNTIME = """
 import contextlib, io, json, sys
-import cli.main, cli.clients, cli.up_cmd, cli.doctor, cli.doctor_cmd, cli.supervisor_lock, cli.supervise
-import cli.prctl, cli.procfile, cli.output, cli.supervisor, cli.format
+import cli.main, cli.clients, cli.up_cmd, cli.doctor, cli.doctor_cmd, supervisor.lock, supervisor.main
+import supervisor.prctl, supervisor.procfile, supervisor.output, supervisor.daemon, cli.format
 import zmq, msgspec, rich.console, rich.table, rich.text, apsw
 from pmshared import config, messages, storage, endpoints
 drop_privileges()
@@ -103,7 +103,7 @@ out = {}
 err = io.StringIO()
 with contextlib.redirect_stderr(err):
     try:  # `pmctl up` after its exec (the interpreter itself is not nobody's to exec)
-        cli.supervise.run(None, None)
+        supervisor.main.run(None, None)
     except SystemExit as exc:
         out["up"] = {"code": exc.code, "stderr": err.getvalue()}
 for command in (["status"], ["down"], ["doctor"], ["watch", "--once", "--timeout", "0.5"]):

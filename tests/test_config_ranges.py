@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,10 +150,10 @@ class Startup:
             sockets.close()
 
     def supervisor(self, config: cfg.Config) -> None:
-        from cli.output import Printer
-        from cli.procfile import ProcessEntry
-        from cli.restart_policy import Policy, Restart, RestartTracker
-        from cli.supervisor import Supervisor
+        from supervisor.daemon import Supervisor
+        from supervisor.output import Printer
+        from supervisor.procfile import ProcessEntry
+        from supervisor.restart_policy import Policy, Restart, RestartTracker
 
         entry = ProcessEntry("probe", "python -m probe", 1)
         sup = Supervisor([entry], config, Printer(["probe"], stream=io.StringIO(), colour=False))
@@ -215,9 +216,13 @@ class Startup:
 
     def recorder(self, config: cfg.Config) -> None:
         from pmshared import storage
-        from recorder.jsonl import LineSplitter
+        from pmshared.jsonlpipe import iter_lines
 
-        list(LineSplitter(config.transport.max_message_bytes).feed(b"{}\n"))
+        read_fd, write_fd = os.pipe()
+        os.write(write_fd, b"{}\n")
+        os.close(write_fd)
+        list(iter_lines(read_fd, lambda: False, max_line_bytes=config.transport.max_message_bytes))
+        os.close(read_fd)
         retention = config.retention
         storage.prune(self.db, events_days=retention.events_days, samples_days=retention.samples_days,
                       dry_run=True, now=time.time())

@@ -165,7 +165,7 @@ def test_jsonl_mode_standalone(tmp_path: Path) -> None:
     # The pause's own process list ranks the culprits (the ring only when it has none).
     assert done.pause_ids == ["c:5"] and done.culprits[0].command == "hog"
     assert json.loads((Path(done.bundle_path) / "metadata.json").read_text())["status"] == "complete"
-    assert b"dropped malformed input line" in proc.stderr
+    assert b"dropped malformed line 4" in proc.stderr
 
 
 def test_a_session_charges_exited_children_to_their_parent_and_names_its_cgroup(tmp_path: Path) -> None:

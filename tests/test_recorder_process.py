@@ -137,7 +137,7 @@ def test_bad_frames_are_dropped_and_counted_and_the_next_record_is_stored(home, 
     events = db_figure(home, storage.list_events)
     assert [e.event_key for e in events] == [key]
     assert recorder.proc.poll() is None
-    assert "dropped an undecodable frame" in recorder.log()
+    assert "dropped malformed frame on record" in recorder.log()
     integrity_ok(home)
 
 

@@ -16,8 +16,9 @@ import pytest
 from pmshared import messages as m
 from pmshared import storage
 from pmshared.config import RetentionConfig
+from pmshared.codec import BadMessage
 from pmshared.endpoints import ENDPOINTS
-from recorder.intake import Intake
+from pmshared.workerio import one_frame
 from recorder.pruning import PruneSchedule
 from recorder.ratelimit import RateLimitedLog
 from recorder.writer import BACKOFF_MAX_S, BatchWriter
@@ -168,17 +169,16 @@ def test_prune_schedule_runs_at_start_then_daily_and_removes_bundles(tmp_path: P
     assert schedule.run_if_due(conn) is not None and counters["prune_runs"] == 2
 
 
-def test_intake_drops_and_counts_garbage_truncated_and_wrong_type_frames() -> None:
-    counters: Counter = Counter()
+def test_record_frames_reject_garbage_truncated_wrong_type_and_multipart_messages() -> None:
     codec = ENDPOINTS["record"].codec()
-    intake = Intake(codec, counters, log)
+    decode = one_frame(codec)
     good = codec.encode(Tiering().started())
     heartbeat = msgspec.msgpack.encode(m.Heartbeat(sender="x", incarnation="i", seq=1, sent_at=0.0, pid=1))
     nested = b"\x91" * 100_000  # deeply nested arrays: RecursionError inside msgspec
-    for frame in (b"\xc1garbage", good[: len(good) // 2], heartbeat, nested, b""):
-        assert intake.decode(frame) is None
-    assert isinstance(intake.decode(good), m.TieringStarted)
-    assert counters["bad_input"] == 5 and counters["frames_received"] == 6
+    for frames in ([b"\xc1garbage"], [good[: len(good) // 2]], [heartbeat], [nested], [b""], [good, good], []):
+        with pytest.raises(BadMessage):
+            decode(frames)
+    assert isinstance(decode([good]), m.TieringStarted)
 
 
 def test_rate_limited_log_summarises_what_it_suppressed(caplog: pytest.LogCaptureFixture) -> None:

@@ -9,6 +9,7 @@ reader underneath it.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.slow
 SNAPSHOTS = JsonLines(m.Snapshot | m.Pause)
 SCORED = JsonLines(m.ProcessSamples)
 TIERING_OUT = JsonLines(m.LiveSample | m.Record)
+ANY = JsonLines(m.AnyMessage)
 EXIT_LIMIT_S = 1.0
 T0 = 1_700_000_000.0
 
@@ -61,6 +63,17 @@ def encode_lines(messages: list) -> bytes:
     return b"".join(SNAPSHOTS.encode(msg) for msg in messages)
 
 
+def collector_into_scorer(spawn) -> list[m.ProcessSamples]:
+    """``python -m collector --jsonl --count 3 | python -m scorer --jsonl``: the scorer's own
+    output (a pause the collector saw meanwhile is passed on beside it)."""
+    collector = spawn("collector", "--jsonl", "--count", "3", stdout=subprocess.PIPE)
+    scorer = spawn("scorer", "--jsonl", stdin=collector.stdout, stdout=subprocess.PIPE)
+    collector.stdout.close()
+    out, _ = scorer.communicate(timeout=30)
+    assert collector.wait(timeout=10) == 0 and scorer.returncode == 0
+    return [msg for line in out.splitlines() if isinstance(msg := ANY.decode(line), m.ProcessSamples)]
+
+
 def seed_model(tmp_path: Path, monkeypatch) -> None:
     """Children started from now on score with the seed model (the scripted burner's 55/65)."""
     config = tmp_path / "seed.toml"
@@ -89,8 +102,11 @@ def test_scorer_into_tiering_makes_one_event_on_sample_time(tmp_path, spawn, mon
 
     messages = [TIERING_OUT.decode(line) for line in out.splitlines()]
     assert isinstance(messages[0], m.TieringStarted)
+    # The pause is not for the scorer nor tiering: both pass it on, unchanged and in stream order.
+    passed = [msg for msg in messages if isinstance(msg, m.Pause)]
+    assert passed == [pause] and messages.index(pause) == 3  # after the two calm snapshots' samples
     live = [msg for msg in messages if isinstance(msg, m.LiveSample)]
-    records = [msg for msg in messages[1:] if not isinstance(msg, m.LiveSample)]
+    records = [msg for msg in messages[1:] if not isinstance(msg, m.LiveSample | m.Pause)]
 
     # Every snapshot scored once, in order; the de-escalation delay ran on the samples' clock
     # (the whole pipe takes far less than the 11 s of sample time it took to calm down).
@@ -118,7 +134,10 @@ def test_scorer_into_tiering_makes_one_event_on_sample_time(tmp_path, spawn, mon
 
     scorer_log = stderr_of(tmp_path, "scorer")
     assert scorer_log.count("dropped malformed") == 1 and "Traceback" not in scorer_log
-    assert "Traceback" not in stderr_of(tmp_path, "tiering")
+    assert "scorer: passed on 1 messages for other workers (pause 1); 1 bad lines dropped" in scorer_log
+    tiering_log = stderr_of(tmp_path, "tiering")
+    assert "tiering: passed on 1 messages for other workers (pause 1)" in tiering_log
+    assert "Traceback" not in tiering_log and "bad lines" not in tiering_log
 
 
 def test_tiering_clock_monotonic_ignores_sample_time(tmp_path, spawn):
@@ -136,13 +155,7 @@ def test_tiering_clock_monotonic_ignores_sample_time(tmp_path, spawn):
 @pytest.mark.skipif(sys.platform != "linux", reason="the collector's backend here is Linux /proc")
 def test_collector_into_scorer_seed_model(tmp_path, spawn, monkeypatch):
     seed_model(tmp_path, monkeypatch)
-    collector = spawn("collector", "--jsonl", "--count", "3", stdout=subprocess.PIPE)
-    scorer = spawn("scorer", "--jsonl", stdin=collector.stdout, stdout=subprocess.PIPE)
-    collector.stdout.close()
-    out, _ = scorer.communicate(timeout=30)
-    assert collector.wait(timeout=10) == 0 and scorer.returncode == 0
-
-    scored = [SCORED.decode(line) for line in out.splitlines()]
+    scored = collector_into_scorer(spawn)
     assert [s.seq for s in scored] == [1, 2, 3] and {s.sender for s in scored} == {"scorer"}
     assert scored[0].snapshot_seq < scored[1].snapshot_seq < scored[2].snapshot_seq
     for s in scored:
@@ -158,13 +171,7 @@ def test_collector_into_scorer_seed_model(tmp_path, spawn, monkeypatch):
 def test_collector_into_scorer_pressure_model(tmp_path, spawn):
     """The default model on this machine's real figures: the tiers follow the machine's stress,
     and only processes that account for some of it (or are stuck/zombie) are listed."""
-    collector = spawn("collector", "--jsonl", "--count", "3", stdout=subprocess.PIPE)
-    scorer = spawn("scorer", "--jsonl", stdin=collector.stdout, stdout=subprocess.PIPE)
-    collector.stdout.close()
-    out, _ = scorer.communicate(timeout=30)
-    assert collector.wait(timeout=10) == 0 and scorer.returncode == 0
-
-    scored = [SCORED.decode(line) for line in out.splitlines()]
+    scored = collector_into_scorer(spawn)
     assert len(scored) == 3
     for s in scored:
         assert s.model == "pressure"
@@ -268,3 +275,34 @@ def test_a_quiet_pipe_yields_idle_and_the_stop_flag_ends_it():
     finally:
         os.close(read_fd)
         os.close(write_fd)
+
+
+def line_within(child: subprocess.Popen, seconds: float) -> bytes:
+    """The child's next output line, failing (not hanging) if none comes within ``seconds``.
+
+    The child must be spawned with ``bufsize=0``: a buffered reader may already hold the next
+    line (two written together), which select() on the descriptor would never report."""
+    assert not hasattr(child.stdout, "peek"), "spawn with bufsize=0"
+    assert select.select([child.stdout], [], [], seconds)[0], f"no output within {seconds} s"
+    return first_line(child)
+
+
+@pytest.mark.parametrize("name", ["scorer", "tiering", "forensics"])
+def test_sigterm_ends_jsonl_mode_in_the_middle_of_a_line(tmp_path, spawn, name):
+    """Half a line on stdin and no more: a reader blocked until the newline would never see the
+    stop flag (forensics' own readline did)."""
+    child = spawn(name, "--jsonl", stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+    # Handshake: another worker's message comes back out, passed on, once the worker reads.
+    heartbeat = ANY.encode(Stamper("x", "x")(m.Heartbeat, pid=1))
+    child.stdin.write(heartbeat)
+    child.stdin.flush()
+    while (line := line_within(child, 10)) != heartbeat:
+        assert isinstance(TIERING_OUT.decode(line), m.TieringStarted)  # tiering's own first line
+    line = SNAPSHOTS.encode(quiet_snapshot(Stamper("c", "c"), T0))
+    child.stdin.write(line[: len(line) // 2])
+    child.stdin.flush()
+    began = time.monotonic()
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=5) == 0
+    assert time.monotonic() - began < EXIT_LIMIT_S
+    assert "Traceback" not in stderr_of(tmp_path, name)

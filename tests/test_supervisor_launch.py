@@ -1,4 +1,4 @@
-"""Forking Python workers from the supervisor's warm interpreter (cli/launch.py): real forks, run
+"""Forking Python workers from the supervisor's warm interpreter (supervisor/launch.py): real forks, run
 from a driver process that has one thread like the supervisor at start-up."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.launch import PythonTarget, python_target
+from supervisor.launch import PythonTarget, python_target
 from tests.procutil import pid_gone, wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork start is Linux-only")

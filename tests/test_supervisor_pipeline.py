@@ -381,7 +381,7 @@ def test_python_workers_are_forked_at_start_and_exec_d_on_restart(pipeline: Pipe
     for name, w in first.items():
         # Forked from the supervisor: named after the worker, its command line the supervisor's.
         assert comm(w.pid) == name
-        assert "cli.supervise" in " ".join(cmdline(w.pid))
+        assert "-m supervisor" in " ".join(cmdline(w.pid))
         assert os.getpgid(w.pid) == w.pid  # its own process group, as an exec'd worker
     assert "alpha started (pid " in pipeline.output() and ", forked)" in pipeline.output()
     os.kill(first["alpha"].pid, signal.SIGKILL)

@@ -16,16 +16,16 @@ from pathlib import Path
 import pytest
 import zmq
 
-from cli import procfile
-from cli import supervisor as supervisor_mod
-from cli.output import Printer
-from cli.restart_policy import Fail, Policy, Restart, RestartTracker
-from cli.supervisor import LATE_WAKE_MIN_S, MIN_TICK_S, Supervisor
-from cli.supervisor_lock import AlreadyRunning, InstanceLock, holder_pid
 from pmshared import messages as m
 from pmshared.codec import Stamper
 from pmshared.config import Config, SupervisorConfig
 from pmshared.endpoints import ENDPOINTS
+from supervisor import daemon as supervisor_mod
+from supervisor import procfile
+from supervisor.daemon import LATE_WAKE_MIN_S, MIN_TICK_S, Supervisor
+from supervisor.lock import AlreadyRunning, InstanceLock, holder_pid
+from supervisor.output import Printer
+from supervisor.restart_policy import Fail, Policy, Restart, RestartTracker
 
 # ================================================================================= Procfile
 
@@ -92,7 +92,7 @@ def test_procfile_is_found_in_a_checkout_and_when_installed(tmp_path: Path):
 
 
 def test_the_real_procfile_lists_producers_before_consumers_and_the_recorder_last():
-    # The supervisor stops workers in this order (see cli/supervisor.py).
+    # The supervisor stops workers in this order (see supervisor/daemon.py).
     entries = procfile.load(procfile.find_default())
     assert [e.name for e in entries] == ["collector", "scorer", "tiering", "forensics", "recorder"]
     assert all(e.argv()[:2] == [sys.executable, "-m"] for e in entries)
@@ -249,7 +249,7 @@ _PIDS = itertools.count(40000)
 
 
 class FakeChild:
-    """Stands in for cli.child.Child: records the signals it gets while alive."""
+    """Stands in for supervisor.child.Child: records the signals it gets while alive."""
 
     def __init__(self, harness: Harness, name: str) -> None:
         self.harness = harness

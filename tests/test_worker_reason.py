@@ -1,10 +1,10 @@
-"""cli.worker_reason: which line of a worker's output says why it is unhealthy (pure)."""
+"""supervisor.worker_reason: which line of a worker's output says why it is unhealthy (pure)."""
 
 from __future__ import annotations
 
 import pytest
 
-from cli.worker_reason import MAX_REASON, reason_in
+from supervisor.worker_reason import MAX_REASON, reason_in
 
 
 @pytest.mark.parametrize(

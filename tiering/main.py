@@ -4,38 +4,32 @@ In the pipeline it connects SUB "scored", binds PUB "live" (every sample with it
 "snapshot" (the ring buffer for joining viewers), and connects PUSH "record" (event records for
 the recorder, sent without blocking: a dead recorder costs records, counted and logged, never the
 live feed). One poller serves both inputs. With ``--jsonl`` it reads scored samples as JSON lines
-on stdin and writes live samples and records as JSON lines on stdout. The logic is the pure
+on stdin and writes live samples and records as JSON lines on stdout, passing other workers'
+messages on. The logic is the pure
 ``tiering.engine.Tiering``.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 
 import zmq
 
 from pmshared import messages as m
-from pmshared.codec import BadMessage, JsonLines
+from pmshared.codec import BadMessage
 from pmshared.endpoints import ENDPOINTS, send_nowait
-from pmshared.jsonlpipe import IDLE, iter_lines, write_lines
-from pmshared.paths import PathError
-from pmshared.runtime import POLL_MS, Worker, fail
+from pmshared.runtime import Worker
+from pmshared.workerio import (FrameInput, LineInput, LineOutput, jsonl_parser, one_frame, open_endpoints, running,
+                               serve_frames, serve_lines)
 
 from tiering.engine import Tiering
 
 NAME = "tiering"
-DRAIN_MAX = 64  # frames handled per wake-up before heartbeat and stop flag are looked at again
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tiering", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--jsonl",
-        action="store_true",
-        help="read scored samples as JSON lines on stdin, write live samples and records to stdout",
-    )
+def main(argv: list[str] | None = None) -> int:
+    parser = jsonl_parser(NAME, __doc__, "read scored samples as JSON lines on stdin, write live samples and "
+                          "records to stdout")
     parser.add_argument(
         "--clock",
         choices=("sample", "monotonic"),
@@ -43,22 +37,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="--jsonl only: measure the de-escalation delay on the samples' own timestamps "
         "(default, so a recorded stream replays with the same tiers) or on this process's clock",
     )
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parse_args(argv)
-    worker = Worker(NAME, sockets=not args.jsonl)
-    worker.install_signal_handlers()
-    engine = Tiering(worker.config, worker.incarnation)
-    try:
+    args = parser.parse_args(argv)
+    with running(NAME, jsonl=args.jsonl) as worker:
+        engine = Tiering(worker.config, worker.incarnation)
         if args.jsonl:
             run_jsonl(worker, engine, args.clock)
         else:
             run_pipeline(worker, engine)
-    finally:
-        worker.close()
-    worker.log.info("stopped; counters %s", dict(worker.counters))
     return 0
 
 
@@ -74,16 +59,7 @@ def log_records(worker: Worker, records: list[m.Record]) -> None:
 
 
 def run_pipeline(worker: Worker, engine: Tiering) -> None:
-    assert worker.sockets is not None
-    try:
-        live = worker.sockets.bind("live")
-        snapshot = worker.sockets.bind("snapshot")
-        scored = worker.sockets.connect("scored")
-        record = worker.sockets.connect("record")
-    except (PathError, zmq.ZMQError) as exc:
-        fail(f"tiering cannot open its endpoints: {exc}")
-    worker.start_heartbeat()
-    scored_codec = ENDPOINTS["scored"].codec()
+    live, snapshot, scored, record = open_endpoints(worker, bind=("live", "snapshot"), connect=("scored", "record"))
     live_codec = ENDPOINTS["live"].codec()
     snapshot_codec = ENDPOINTS["snapshot"].codec()
     record_codec = ENDPOINTS["record"].codec()
@@ -111,50 +87,23 @@ def run_pipeline(worker: Worker, engine: Tiering) -> None:
         send_nowait_multipart(snapshot, [*frames[:-1], reply])
         worker.counters["snapshots_served"] += 1
 
-    poller = zmq.Poller()
-    poller.register(scored, zmq.POLLIN)
-    poller.register(snapshot, zmq.POLLIN)
-    if worker.wakeup_fd is not None:
-        poller.register(worker.wakeup_fd, zmq.POLLIN)  # a signal wakes the loop: no timed polling
+    def tier(samples: m.ProcessSamples) -> None:
+        out = engine.handle(samples, time.monotonic())
+        send_nowait(live, live_codec.encode(out.live))
+        send_records(out.records)
+        log_records(worker, out.records)
+        worker.counters["samples"] += 1
+
     send_records(engine.start())
     worker.log.info("tiering samples from %s", worker.sockets.address("scored"))
     try:
-        while worker.running:
-            worker.heartbeat()
-            ready = dict(poller.poll(worker.poll_timeout_ms()))
-            if worker.wakeup_fd in ready:
-                worker.drain_wakeup()
-            if scored in ready:
-                for frames in _drain(scored):
-                    try:
-                        if len(frames) != 1:
-                            raise BadMessage(f"expected 1 frame, got {len(frames)}")
-                        samples = scored_codec.decode(frames[0])
-                    except BadMessage as exc:
-                        worker.drop_bad("frame on scored", exc)
-                        continue
-                    out = engine.handle(samples, time.monotonic())
-                    send_nowait(live, live_codec.encode(out.live))
-                    send_records(out.records)
-                    log_records(worker, out.records)
-                    worker.counters["samples"] += 1
-            if snapshot in ready:
-                for frames in _drain(snapshot):
-                    try:
-                        serve_snapshot(frames)
-                    except BadMessage as exc:
-                        worker.drop_bad("snapshot request", exc)
+        serve_frames(worker, [
+            FrameInput(scored, one_frame(ENDPOINTS["scored"].codec()), tier, "frame on scored"),
+            FrameInput(snapshot, lambda frames: frames, serve_snapshot, "snapshot request"),
+        ])
     finally:
         # Records the recorder never took hold the exit for at most the shared EXIT_LINGER_MS.
         record.close()
-
-
-def _drain(sock: zmq.Socket):
-    for _ in range(DRAIN_MAX):
-        try:
-            yield sock.recv_multipart(zmq.NOBLOCK)
-        except zmq.Again:
-            return
 
 
 def send_nowait_multipart(sock: zmq.Socket, frames: list[bytes]) -> bool:
@@ -166,27 +115,13 @@ def send_nowait_multipart(sock: zmq.Socket, frames: list[bytes]) -> bool:
 
 
 def run_jsonl(worker: Worker, engine: Tiering, clock: str) -> None:
-    reader = JsonLines(m.ProcessSamples)
-    writer = JsonLines(m.LiveSample | m.Record)
-    out = sys.stdout.buffer
+    output = LineOutput(m.LiveSample | m.Record)
 
-    def write(messages: list) -> bool:
-        """False once the reader has gone (e.g. `| head`): then the loop ends."""
-        return write_lines(out, [writer.encode(msg) for msg in messages])
-
-    if not write(engine.start()):
-        return
-    for line in iter_lines(sys.stdin.fileno(), lambda: not worker.running, POLL_MS):
-        if line is IDLE or not line.strip():
-            continue
-        try:
-            samples = reader.decode(line)
-        except BadMessage as exc:
-            worker.drop_bad("input line", exc)
-            continue
+    def tier(samples: m.ProcessSamples) -> list:
         now = samples.timestamp if clock == "sample" else time.monotonic()
         result = engine.handle(samples, now)
         log_records(worker, result.records)
-        if not write([result.live, *result.records]):
-            return
         worker.counters["samples"] += 1
+        return [result.live, *result.records]
+
+    serve_lines(worker, LineInput(worker, m.ProcessSamples, output), output, tier, start=engine.start())

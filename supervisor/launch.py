@@ -12,7 +12,7 @@ exec'd, 46.7 MB forked). This is the prefork pattern of gunicorn's ``--preload``
 Only where it is safe: Linux (macOS system libraries are not fork-safe without exec), a process
 with no other threads and no ZeroMQ context yet (the supervisor's initial start), and commands
 that run this very interpreter with no interpreter options. Everything else, restarts included,
-is exec'd as before (cli/child.py). The child does what ``subprocess`` does between fork and exec
+is exec'd as before (supervisor/child.py). The child does what ``subprocess`` does between fork and exec
 (own session, stdin from /dev/null, stdout+stderr into the supervisor's pipe, PDEATHSIG) plus
 what a fresh interpreter would have: default signal handlers, the Procfile's environment and
 working directory, ``sys.argv``, ``sys.path[0]``.
@@ -32,7 +32,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from cli import prctl
+from supervisor import prctl
 from pmshared.runtime import release_free_memory
 
 # Signals the supervisor handles itself; a fresh interpreter has these defaults.

@@ -105,7 +105,7 @@ def select(entries: list[ProcessEntry], only: list[str] | None) -> list[ProcessE
 def candidates(package_dir: Path | None = None, prefix: str | None = None) -> list[Path]:
     """Where the default Procfile may live, in the order they are tried.
 
-    A checkout has it next to the ``cli`` package; an installed package has it as a data file
+    A checkout has it next to this package; an installed package has it as a data file
     under the installation prefix (``pip install``: sys.prefix; ``pip install --user``: the user
     base). The parameters exist for tests.
     """

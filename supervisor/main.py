@@ -1,4 +1,4 @@
-"""The `pmctl up` process once its options are parsed: ``python -m cli.supervise [--procfile P] [--only N]``.
+"""The `pmctl up` process once its options are parsed: ``python -m supervisor [--procfile P] [--only N]``.
 
 `pmctl up` parses its options with typer, then execs this module (same pid, so service managers,
 `pmctl down` and the lock holder see one process throughout): the supervisor runs for days, and
@@ -28,13 +28,13 @@ def fail(message: str, code: int = FAILURE) -> NoReturn:
 
 
 def run(procfile: Path | None, only: str | None) -> int:
-    from cli import prctl
-    from cli import procfile as procfile_mod
-    from cli.output import Printer
-    from cli.supervisor import Supervisor
-    from cli.supervisor_lock import AlreadyRunning, InstanceLock
     from pmshared import config as config_mod
     from pmshared.endpoints import remove_stale_sockets
+    from supervisor import prctl
+    from supervisor import procfile as procfile_mod
+    from supervisor.daemon import Supervisor
+    from supervisor.lock import AlreadyRunning, InstanceLock
+    from supervisor.output import Printer
 
     # After the exec the kernel names us "python": top, ps and our own rogue list would show that.
     prctl.set_name("pmctl")
@@ -72,7 +72,7 @@ def run(procfile: Path | None, only: str | None) -> int:
             printer.system(f"removed stale socket {stale}")
         # No worker runs yet: the only moment the database can be checked, and moved aside if
         # corrupt, without pulling it from under the recorder.
-        from cli import preflight
+        from supervisor import preflight
 
         for note in preflight.prepare():
             printer.system(note)
@@ -96,6 +96,3 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     return run(args.procfile, args.only)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,10 +11,12 @@ the ones before it have exited (or been SIGKILLed), so the Procfile lists a prod
 consumers it feeds and the recorder last. What a producer sends on its way out (tiering's records,
 the collector's pause, a finished forensics bundle) then still finds its consumer running; stopped
 all at once, a record sent after the recorder had gone was lost, uncounted. The stop stays bounded
-by `supervisor.grace_period_s`: each worker, when its turn comes, gets an equal share of what is
-left of the grace period and is SIGKILLed when its share runs out; the next one is then signalled
-at once. A worker that is not running (dead, backing off, failed) is skipped; a second SIGTERM or
-Ctrl-C kills everything left at once. While stopping there are no restarts and no watchdog.
+by `supervisor.grace_period_s` (each worker gets an equal share of what is left; a second SIGTERM
+or Ctrl-C kills everything left at once): the sequence itself is supervisor/stop_order.py, a pure
+one; this loop carries it out. While stopping there are no restarts and no watchdog.
+
+A worker's state (starting, running, backoff, failed, stopping, stopped) changes only through its
+Slot's transitions (supervisor/slot.py).
 
 One thread does everything, driven by a zmq.Poller over the control ROUTER, the workers' output
 pipes, a wake-up pipe that signal handlers write to (signal.set_wakeup_fd) and — only while a
@@ -35,23 +37,23 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import zmq
 
-from cli import launch
-from cli.child import Child, describe_exit
-from cli.output import Printer
-from cli.procfile import ProcessEntry
-from cli.restart_policy import Fail, Policy, RestartTracker
-from cli.worker_reason import reason_in
 from pmshared import messages as m
 from pmshared.codec import BadMessage, Stamper
 from pmshared.config import Config
 from pmshared.endpoints import ENDPOINTS, Sockets, send_nowait
 from pmshared.runtime import HEARTBEAT_SLACK, POLL_MS, new_incarnation
+from supervisor import launch
+from supervisor.child import Child
+from supervisor.output import Printer
+from supervisor.procfile import ProcessEntry
+from supervisor.restart_policy import Fail, Policy, RestartTracker
+from supervisor.slot import Slot
+from supervisor.stop_order import KillAll, StopOrder, Term
 
 # Shortest poll the freeze rule may ask for: a config whose allowance is too tight for any sound
 # rule gets this floor (a heartbeat interval shorter than it still caps the poll, see _freeze_rule).
@@ -66,24 +68,6 @@ STARTUP_ALLOWANCE_S = 10.0
 # not wait for such a process forever on shutdown.
 KILL_WAIT_S = 5.0
 MAX_MESSAGES_PER_TURN = 1000  # a heartbeat/control flood cannot starve the rest of the loop
-
-
-@dataclass
-class Slot:
-    """One Procfile entry across all its incarnations."""
-
-    entry: ProcessEntry
-    tracker: RestartTracker
-    state: m.WorkerRunState = "stopped"
-    child: Child | None = None
-    restarts: int = 0
-    restart_at: float | None = None  # monotonic, while in back-off
-    heartbeat_at: float | None = None  # monotonic time the current child's last heartbeat was read
-    heartbeat_deadline: float = 0.0  # monotonic; past it the watchdog kills
-    kill_at: float | None = None  # monotonic: SIGKILL the group if still alive then
-    last_exit: str | None = None
-    detail: str = ""
-    reason: str | None = None  # the last error line of the current (or last) run
 
 
 @dataclass
@@ -116,6 +100,7 @@ class Supervisor:
         policy = Policy.from_config(self.cfg)
         self.slots = [Slot(entry=e, tracker=RestartTracker(policy)) for e in entries]
         self.by_pid: dict[int, Slot] = {}
+        self.by_name = {slot.entry.name: slot for slot in self.slots}
         self.env = dict(os.environ if env is None else env)
         # Workers' print() output should reach us line by line, not in 8 KiB blocks at exit.
         self.env["PYTHONUNBUFFERED"] = "1"
@@ -133,10 +118,7 @@ class Supervisor:
         self.exit_code = 0
         self._stopping = False
         self._stop_reason = ""
-        self._stop_queue: deque[Slot] = deque()  # still to be signalled, in Procfile order
-        self._stage: Slot | None = None  # the worker being waited for
-        self._stage_share_s = 0.0
-        self._stop_kill_at: float | None = None  # the end of the grace period (or now, on a 2nd signal)
+        self._stop: StopOrder | None = None  # once stopping
         self._give_up_at: float | None = None
         self._signals_seen = 0
         self._signals_handled = 0
@@ -196,30 +178,7 @@ class Supervisor:
 
     def statuses(self, now: float | None = None) -> list[m.WorkerStatus]:
         now = self.clock() if now is None else now
-        out = []
-        for slot in self.slots:
-            child = slot.child
-            unhealthy = slot.state in ("failed", "backoff")
-            out.append(
-                m.WorkerStatus(
-                    name=slot.entry.name,
-                    state=slot.state,
-                    pid=child.pid if child else None,
-                    started_at=child.started_wall if child else None,
-                    restarts=slot.restarts,
-                    last_heartbeat_age_s=(
-                        round(now - slot.heartbeat_at, 3) if child and slot.heartbeat_at is not None else None
-                    ),
-                    last_exit=slot.last_exit,
-                    uptime_s=round(max(now - child.started_mono, 0.0), 3) if child else None,
-                    reason=(slot.reason or (slot.detail if slot.state == "failed" else None)) if unhealthy else None,
-                    retry_in_s=(
-                        round(max(0.0, slot.restart_at - now), 1)
-                        if slot.state == "failed" and slot.restart_at is not None else None
-                    ),
-                )
-            )
-        return out
+        return [slot.status(now) for slot in self.slots]
 
     # ============================================================================ loop
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -309,16 +268,12 @@ class Supervisor:
         max_tick_s (which also drains the heartbeat socket at least once per interval)."""
         due = now + self.max_tick_s
         for slot in self.slots:
-            if slot.restart_at is not None:
-                due = min(due, slot.restart_at)
-            if slot.kill_at is not None:
-                due = min(due, slot.kill_at)
-            elif slot.child is not None and not self._stopping:
-                # The watchdog's deadline: a silent worker is acted on when its allowance runs out
-                # (not while stopping: the watchdog is off then, and a passed deadline would spin
-                # the loop).
-                due = min(due, slot.heartbeat_deadline)
-        for at in (self._stop_kill_at, self._give_up_at):
+            # Not the heartbeat deadline while stopping: the watchdog is off then, and a passed
+            # deadline would spin the loop.
+            at = slot.next_due(watchdog=not self._stopping)
+            if at is not None:
+                due = min(due, at)
+        for at in (self._stop.kill_all_at if self._stop else None, self._give_up_at):
             if at is not None:
                 due = min(due, at)
         return max(0.0, due - now)
@@ -359,8 +314,7 @@ class Supervisor:
             f"woke up {lateness:.1f} s late (machine paused?); forgiving missed heartbeats"
         )
         for slot in self.slots:
-            if slot.child is not None and slot.kill_at is None:
-                slot.heartbeat_deadline = max(slot.heartbeat_deadline, now + self.heartbeat_allowance)
+            slot.forgive(now + self.heartbeat_allowance)
 
     # ============================================================================ inputs
     def _read_heartbeats(self, now: float) -> None:
@@ -384,11 +338,7 @@ class Supervisor:
                 self.counters.foreign_heartbeats += 1
                 continue
             self.counters.heartbeats += 1
-            slot.heartbeat_at = now
-            if slot.kill_at is None:
-                slot.heartbeat_deadline = now + self.heartbeat_allowance
-                if slot.state == "starting":
-                    slot.state = "running"
+            slot.heartbeat(now, self.heartbeat_allowance)
 
     def _serve_control(self, now: float) -> None:
         for _ in range(MAX_MESSAGES_PER_TURN):
@@ -434,9 +384,7 @@ class Supervisor:
     def _show_lines(self, slot: Slot, lines: list[str]) -> None:
         for line in lines:
             self.printer.line(slot.entry.name, line)
-            reason = reason_in(line)
-            if reason is not None:
-                slot.reason = reason
+            slot.said(line)
 
     def _handle_signals(self) -> None:
         if self._signals_seen == self._signals_handled:
@@ -446,7 +394,8 @@ class Supervisor:
         if self._stopping:
             # A second Ctrl-C / SIGTERM while stopping: do not wait out the grace period.
             self.printer.system(f"{signal.Signals(sig).name} again: killing what is left now")
-            self._stop_kill_at = self.clock()
+            assert self._stop is not None
+            self._stop.hurry(self.clock())
             return
         self._request_stop(signal.Signals(sig).name, 128 + sig)
 
@@ -459,84 +408,64 @@ class Supervisor:
         self.exit_code = exit_code
         self.printer.system(f"stopping ({reason}): SIGTERM to each worker in turn, in Procfile order")
         self._publish("supervisor", "stop", detail=reason)
+        names = []
         for slot in self.slots:
-            slot.restart_at = None
-            # A worker the watchdog is already terminating waits for its turn like the others.
-            slot.kill_at = None
-            if slot.child is None:
-                if slot.state != "failed":
-                    slot.state = "stopped"
+            if not slot.stop_requested():
                 continue
+            assert slot.child is not None
             # Continue a stopped (SIGSTOP, debugger) worker now, not at its turn: a stopped
             # consumer could not take what its producers flush on their way out.
             slot.child.signal_group(signal.SIGCONT)
-            self._stop_queue.append(slot)
-        self._stop_kill_at = now + self.cfg.grace_period_s
+            names.append(slot.entry.name)
+        self._stop = StopOrder(names, now, self.cfg.grace_period_s)
         self._advance_stop(now)
 
     def _advance_stop(self, now: float) -> None:
-        """Signal the next worker once the one before it has exited, or has been SIGKILLed when
-        its share of the grace period ran out."""
-        if self._stop_kill_at is not None and now >= self._stop_kill_at:
-            self._kill_the_rest(now)
-            return
-        stage = self._stage
-        if stage is not None and stage.child is not None:
-            assert stage.kill_at is not None
-            if now < stage.kill_at:
-                return
-            self.printer.system(
-                f"{stage.entry.name} (pid {stage.child.pid}) did not stop within its "
-                f"{self._stage_share_s:.1f} s share of the grace period: SIGKILL"
-            )
-            stage.child.signal_group(signal.SIGKILL)
-            # Reaped when it is gone (SIGCHLD); one stuck in the kernel is left to the end of the
-            # grace period, where everything still alive is killed again, then given up on.
-            stage.kill_at = None
-        self._stage = None
-        while self._stop_queue:
-            slot = self._stop_queue.popleft()
-            if slot.child is None:
-                continue  # exited while it waited for its turn
-            self._stop_stage(slot, now)
-            return
+        """Carry out what the stop order says is due now (see supervisor/stop_order.py)."""
+        assert self._stop is not None
+        for action in self._stop.step(now, alive=lambda name: self._slot(name).child is not None):
+            if isinstance(action, KillAll):
+                self._kill_the_rest(action, now)
+                continue
+            slot = self._slot(action.name)
+            assert slot.child is not None
+            if isinstance(action, Term):
+                slot.stopping(kill_at=action.kill_at)
+                self._terminate(slot)
+                self._publish(slot.entry.name, "stop", pid=slot.child.pid, detail=self._stop_reason)
+            else:
+                self.printer.system(
+                    f"{slot.entry.name} (pid {slot.child.pid}) did not stop within its "
+                    f"{action.share_s:.1f} s share of the grace period: SIGKILL"
+                )
+                slot.child.signal_group(signal.SIGKILL)
+                # Reaped when it is gone (SIGCHLD); one stuck in the kernel is left to the end of
+                # the grace period, where everything still alive is killed again, then given up on.
+                slot.kill_by(None)
 
-    def _stop_stage(self, slot: Slot, now: float) -> None:
-        """SIGTERM ``slot``'s worker, with an equal share of what is left of the grace period."""
-        assert slot.child is not None and self._stop_kill_at is not None
-        stages = 1 + sum(queued.child is not None for queued in self._stop_queue)
-        left = self._stop_kill_at - now
-        self._stage_share_s = left / stages
-        # Written so that the last worker's share ends exactly with the grace period.
-        slot.kill_at = self._stop_kill_at - left * (stages - 1) / stages
-        slot.state = "stopping"
-        self._terminate(slot)
-        self._publish(slot.entry.name, "stop", pid=slot.child.pid, detail=self._stop_reason)
-        self._stage = slot
-
-    def _kill_the_rest(self, now: float) -> None:
+    def _kill_the_rest(self, action: KillAll, now: float) -> None:
         """The grace period is over (or a second signal came): SIGKILL every worker still alive,
         whether or not its turn had come."""
-        alive = [s for s in self.slots if s.child]
+        alive = [self._slot(name) for name in action.names]
         if alive:
             names = ", ".join(f"{s.entry.name} (pid {s.child.pid})" for s in alive if s.child)
             self.printer.system(f"grace period over: SIGKILL to {names}")
         for slot in alive:
             assert slot.child is not None
-            if any(slot is queued for queued in self._stop_queue):  # its turn had not come
-                slot.state = "stopping"
+            if slot.entry.name in action.unsignalled:
+                slot.stopping(kill_at=now)
                 self._publish(slot.entry.name, "stop", pid=slot.child.pid, detail=self._stop_reason)
             slot.child.signal_group(signal.SIGKILL)
-            slot.kill_at = None
-        self._stop_queue.clear()
-        self._stage = None
-        self._stop_kill_at = None
+            slot.kill_by(None)
         self._give_up_at = now + KILL_WAIT_S
+
+    def _slot(self, name: str) -> Slot:
+        return self.by_name[name]
 
     # ============================================================================ children
     def _fork_workers(self) -> dict[int, Child]:
         """Preload and fork the Python workers (slot index -> child), where that is safe and
-        enabled; the rest, and every restart, are exec'd by ``_spawn``. See cli/launch.py."""
+        enabled; the rest, and every restart, are exec'd by ``_spawn``. See supervisor/launch.py."""
         if not self.cfg.fork_workers or not launch.fork_supported():
             return {}
         targets = {i: t for i, slot in enumerate(self.slots) if (t := launch.python_target(slot.entry.argv()))}
@@ -552,24 +481,17 @@ class Supervisor:
 
     def _spawn(self, slot: Slot, now: float, forked: Child | None = None) -> None:
         """Start the slot's worker (exec), or take over the one ``_fork_workers`` started."""
-        slot.restart_at = None
-        slot.heartbeat_at = None
-        slot.kill_at = None
-        slot.reason = None
         name = slot.entry.name
         try:
             child = forked or Child.spawn(name, slot.entry.argv(), self.env, self.cwd)
         except OSError as exc:
-            # A command that cannot start counts as an exit, so a typo ends FAILED, not in a loop.
-            slot.last_exit = f"could not start: {exc.strerror or exc}"
-            self.printer.system(f"{name}: {slot.last_exit}")
-            self._publish(name, "exit", detail=slot.last_exit)
+            why = slot.could_not_start(f"{exc.strerror or exc}")
+            self.printer.system(f"{name}: {why}")
+            self._publish(name, "exit", detail=why)
             self._after_exit(slot, started_at=now, now=now)
             return
         self.counters.spawns += 1
-        slot.child = child
-        slot.state = "starting"
-        slot.heartbeat_deadline = now + STARTUP_ALLOWANCE_S + self.heartbeat_allowance
+        slot.spawned(child, first_heartbeat_by=now + STARTUP_ALLOWANCE_S + self.heartbeat_allowance)
         self.by_pid[child.pid] = slot
         self.printer.system(f"{name} started (pid {child.pid}{', forked' if child.forked else ''})")
         self._publish(name, "spawn", pid=child.pid)
@@ -588,39 +510,33 @@ class Supervisor:
             child.signal_group(signal.SIGKILL)
             child.close_output()
             self.by_pid.pop(child.pid, None)
-            slot.child = None
-            slot.kill_at = None
-            slot.last_exit = describe_exit(code)
+            how = slot.exited(code, stopping=self._stopping)
             self._publish(
                 slot.entry.name,
                 "exit",
                 pid=child.pid,
                 exit_code=code if code >= 0 else None,
                 signal=-code if code < 0 else None,
-                detail=slot.last_exit,
+                detail=how,
             )
             if self._stopping:
-                slot.state = "stopped"
-                self.printer.system(f"{slot.entry.name} (pid {child.pid}) stopped: {slot.last_exit}")
+                self.printer.system(f"{slot.entry.name} (pid {child.pid}) stopped: {how}")
                 continue
-            self.printer.system(f"{slot.entry.name} (pid {child.pid}) exited: {slot.last_exit}")
+            self.printer.system(f"{slot.entry.name} (pid {child.pid}) exited: {how}")
             self._after_exit(slot, started_at=child.started_mono, now=now)
 
     def _after_exit(self, slot: Slot, *, started_at: float, now: float) -> None:
         decision = slot.tracker.on_exit(started_at, now)
         name = slot.entry.name
         if isinstance(decision, Fail):
-            slot.state = "failed"
-            slot.detail = decision.reason
-            slot.restart_at = now + decision.retry_after_s
+            slot.failed(decision.reason, retry_at=now + decision.retry_after_s)
             why = f" (last error: {slot.reason})" if slot.reason else ""
             self.printer.system(
                 f"{name} FAILED: {decision.reason}{why}; trying it again in {decision.retry_after_s:g} s"
             )
             self._publish(name, "failed", detail=decision.reason)
             return
-        slot.state = "backoff"
-        slot.restart_at = now + decision.delay_s
+        slot.backing_off(restart_at=now + decision.delay_s)
         self.printer.system(f"{name}: restarting in {decision.delay_s:g} s")
         self._publish(name, "restart", detail=f"in {decision.delay_s:g} s")
 
@@ -629,20 +545,19 @@ class Supervisor:
             self._advance_stop(now)
             return
         for slot in self.slots:
-            child = slot.child
-            if child is not None and slot.kill_at is not None and now >= slot.kill_at:
-                self.printer.system(f"{slot.entry.name} (pid {child.pid}) still alive: SIGKILL")
-                child.signal_group(signal.SIGKILL)
+            if slot.kill_due(now):
+                assert slot.child is not None
+                self.printer.system(f"{slot.entry.name} (pid {slot.child.pid}) still alive: SIGKILL")
+                slot.child.signal_group(signal.SIGKILL)
                 # Stays set until the reap: no second watchdog kill meanwhile, and a process stuck
                 # in the kernel (D state) gets another SIGKILL now and then.
-                slot.kill_at = now + KILL_WAIT_S
-            elif child is not None and slot.kill_at is None and now >= slot.heartbeat_deadline:
+                slot.kill_by(now + KILL_WAIT_S)
+            elif slot.hung(now):
                 self._watchdog_kill(slot, now)
-            elif child is None and slot.restart_at is not None and now >= slot.restart_at:
+            elif slot.due(now):
                 if slot.state == "failed":
-                    slot.tracker.on_retry()
                     self.printer.system(f"{slot.entry.name}: retrying after FAILED ({slot.detail})")
-                slot.restarts += 1
+                slot.restarting()
                 self._spawn(slot, now)
 
     def _watchdog_kill(self, slot: Slot, now: float) -> None:
@@ -654,7 +569,7 @@ class Supervisor:
         self.printer.system(f"{slot.entry.name} (pid {slot.child.pid}) hung ({detail}): killing it")
         self._publish(slot.entry.name, "watchdog_kill", pid=slot.child.pid, detail=detail)
         self._terminate(slot)
-        slot.kill_at = now + self.cfg.grace_period_s
+        slot.kill_by(now + self.cfg.grace_period_s)
 
     def _terminate(self, slot: Slot) -> None:
         assert slot.child is not None
@@ -678,7 +593,7 @@ class Supervisor:
             else:
                 child.signal_group(signal.SIGKILL)
             child.close_output()
-            slot.child = None
+            slot.child = None  # we are on the way out: no state to keep
         self.by_pid.clear()
 
     # ============================================================================ events

@@ -5,7 +5,7 @@ Two ways to start one (``Child.spawn`` / ``Child.fork``):
 - exec, for any command: without a shell, ``start_new_session``, and Linux ``PR_SET_PDEATHSIG``
   set between fork and exec;
 - fork from the supervisor's preloaded interpreter, for a ``python -m``/``python script`` line at
-  start-up on Linux (cli/launch.py: the workers then share the imported code's memory). The child
+  start-up on Linux (supervisor/launch.py: the workers then share the imported code's memory). The child
   sets up the same session, output pipe and PDEATHSIG itself.
 
 - Own process group: the worker leads it, so stopping it signals the worker *and* anything it
@@ -25,8 +25,9 @@ import subprocess
 import time
 from typing import IO, Protocol
 
-from cli import launch, prctl
-from cli.output import MAX_LINE
+from pmshared import procgroup
+from supervisor import launch, prctl
+from supervisor.output import MAX_LINE
 
 _READ_CHUNK = 65536
 
@@ -81,15 +82,12 @@ class Child:
     @classmethod
     def spawn(cls, name: str, argv: list[str], env: dict[str, str], cwd: str | None) -> Child:
         """Exec ``argv``. Raises OSError (e.g. FileNotFoundError) when it cannot be started."""
-        proc = subprocess.Popen(
+        proc = procgroup.start(
             argv,
-            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,
             cwd=cwd,
-            close_fds=True,
-            start_new_session=True,
             preexec_fn=_die_with_parent(os.getpid()),
         )
         assert proc.stdout is not None
@@ -97,7 +95,7 @@ class Child:
 
     @classmethod
     def fork(cls, name: str, target: launch.PythonTarget, env: dict[str, str], cwd: str | None) -> Child:
-        """Fork a Python worker from this interpreter (see cli/launch.py for when that is safe)."""
+        """Fork a Python worker from this interpreter (see supervisor/launch.py for when that is safe)."""
         read_end, write_end = os.pipe()
         try:
             proc = launch.fork_target(target, name, env, cwd, write_end)
@@ -164,7 +162,4 @@ class Child:
     def signal_group(self, sig: int) -> None:
         """Signal the worker's whole process group. Only while the leader is unreaped (or just
         reaped, in the same loop turn), so the group id cannot have been reused."""
-        try:
-            os.killpg(self.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+        procgroup.signal_group(self.pid, sig)

@@ -1,0 +1,5 @@
+"""``python -m supervisor``: what `pmctl up` execs; see supervisor.main."""
+
+from supervisor.main import main
+
+raise SystemExit(main())
