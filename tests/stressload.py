@@ -6,6 +6,8 @@ its own (stress-ng forks its workers, and they fork again) and, leaving the cont
 the whole group and reaps the leader. ``MemoryCgroup`` makes a cgroup v1 memory group (root only),
 runs a load inside it and, leaving, kills whatever is left in it and removes it.
 
+Process groups are pmshared/procgroup.py's (the supervisor's and forensics' way).
+
 Memory pressure without swap: anonymous memory cannot be reclaimed, so ``stress-ng --vm`` in a
 small cgroup is OOM-killed again and again (measured here: 73 kills in 5 s, 0.17 s of memory
 stall). A *file-backed* working set larger than the limit makes the kernel reclaim the group's
@@ -19,10 +21,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import time
 import uuid
 from pathlib import Path
+
+from pmshared import procgroup
 
 STRESS_NG = shutil.which("stress-ng")
 MEMORY_CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
@@ -93,10 +96,7 @@ class Load:
 
     def __init__(self, argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> None:
         self.argv = argv
-        self.proc = subprocess.Popen(
-            argv, env=env, cwd=cwd, process_group=0,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        self.proc = procgroup.start(argv, env=env, cwd=cwd)
         self.pgid = self.proc.pid
         self.seen: set[int] = {self.proc.pid}
 
@@ -106,27 +106,20 @@ class Load:
         return members
 
     def stop(self) -> None:
-        """SIGTERM the leader first: stress-ng (and ``parallel``'s shell) then kill and reap their
-        own workers, so none is left an orphan for pid 1 to reap (a zombie meanwhile, and zombies
-        are rogues). Then SIGKILL whatever is left of the group until nothing is, and reap the
-        leader."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
+        """SIGTERM the leader alone first: stress-ng (and ``parallel``'s shell) then stop and reap
+        their own workers, so none is left an orphan for pid 1 to reap (a zombie meanwhile, and
+        zombies are rogues). Then procgroup.stop: SIGKILL for whatever is left of the group while
+        the leader is still unreaped (its pid, the group's id, cannot be anyone else's yet), and
+        reap it."""
+        if self.proc.returncode is None:
             try:
-                self.proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                pass
-        deadline = time.monotonic() + 5.0
-        while (group_pids(self.pgid) or self.proc.poll() is None) and time.monotonic() < deadline:
-            try:
-                os.killpg(self.pgid, signal.SIGKILL)
+                os.kill(self.proc.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-            time.sleep(0.02)
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
+            deadline = time.monotonic() + 3.0
+            while not procgroup.leader_exited(self.proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        procgroup.stop(self.proc)
 
     def __enter__(self) -> Load:
         return self
