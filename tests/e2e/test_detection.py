@@ -133,5 +133,6 @@ def test_a_half_second_stop_of_the_collector_opens_no_event_naming_the_pipeline_
     assert not impossible, f"more CPU than {CORES} cores allow: {impossible}"
     events = cli_json(pipeline, "events")
     print(f"\n[stop 0.5 s] {len(events)} events; highest tier after the stop {max(s.tier for s in seen)}")
-    naming_us = [e for e in events if e["top_culprit_pid"] in ours]
-    assert not naming_us, naming_us
+    naming_us = [(e["id"], e["top_culprit"], e["top_culprit_pid"], ours[e["top_culprit_pid"]], e["top_culprit_score"])
+                 for e in events if e["top_culprit_pid"] in ours]
+    assert not naming_us, f"events (id, top culprit, pid, which pipeline process, score): {naming_us}"
