@@ -24,7 +24,9 @@ from tests.livefeed import SampleWatch, Seen
 
 TARGET_TIER2_S = 3.0
 CALM_WAIT_S = 30.0
-CLOSE_SLACK_S = 8.0  # beyond the de-escalation delay, for an event to close after its load ends
+# An event closes at tier 1: from tier 3 the tiers step down one de-escalation delay at a time
+# (3 -> 2 -> 1), so a load that reached tier 3 closes two delays after its stress ended, plus slack.
+CLOSE_SLACK_S = 8.0
 MAX_CPU = 100.0 * CORES  # % of one core: no process can use more than every core
 
 
@@ -114,20 +116,20 @@ def measure_load(run: PipelineRun, watch: SampleWatch, row: LoadRow, seconds: fl
         while time.monotonic() - t0 < seconds:
             time.sleep(0.5)
             load.poll_members()  # a fork storm's members come and go
-    ended = time.monotonic()
+    ended, ended_wall = time.monotonic(), time.time()
     seen = watch.since(t0)
     first = next((s for s in seen if s.tier >= 2), None)
     res.to_tier2_s = None if first is None else first.received - t0
     res.peak = peak_text(seen)
     if len(seen) < seconds / 2:  # 1 Hz sampling: the monitor itself was starved
         res.misses.append(f"only {len(seen)} live samples during the {seconds:.0f} s load")
-    events = wait_closed(wall0 - 0.5, deescalation_s + CLOSE_SLACK_S)
-    judge_load(res, row, events, load.seen, seconds, time.monotonic() - ended)
+    events = wait_closed(wall0 - 0.5, 2 * deescalation_s + CLOSE_SLACK_S)
+    judge_load(res, row, events, load.seen, seconds, time.monotonic() - ended, ended_wall)
     return res
 
 
 def judge_load(res: Result, row: LoadRow, events: list[storage.EventSummary], load_pids: set[int],
-               seconds: float, waited_s: float) -> None:
+               seconds: float, waited_s: float, ended_wall: float) -> None:
     if res.to_tier2_s is None:
         res.misses.append(f"no tier ≥ 2 in {seconds:.0f} s (peak {res.peak})")
     elif res.to_tier2_s > TARGET_TIER2_S:
@@ -137,7 +139,8 @@ def judge_load(res: Result, row: LoadRow, events: list[storage.EventSummary], lo
         res.misses.append("no event recorded")
         return
     e = events[0]
-    closed = "closed" if e.end is not None else f"still open {waited_s:.0f} s after the load"
+    closed = (f"closed {e.end - ended_wall:.1f} s after the load" if e.end is not None
+              else f"still open {waited_s:.0f} s after the load")
     res.event = f"#{e.id} opened, {closed}" + (f" (+{len(events) - 1} more)" if len(events) > 1 else "")
     if e.end is None:
         res.misses.append(f"event #{e.id} still open {waited_s:.0f} s after the load ended")
