@@ -1,11 +1,13 @@
 """The pressure model: the machine's stress, charged to the processes that hold the resource.
 
     stress_r        machine stress of resource r (scorer.stress), 0..100
-    mult_r          stress_r; for cpu, io and memory at least their part of the stall
+    mult_r          stress_r; for cpu, io and memory at least their part of the stall, scaled by
+                    how contended they are (stress_r / the elevated threshold, up to 1)
     share_r(p)      p's part of what all processes consumed of r in the interval, 0..1
     charge_r(p)     mult_r * share_r(p): the points of r's stress that p accounts for
     score(p)        min(100, round(max over r of charge_r(p)))
-    max_score       max over r of stress_r (what the tiers follow)
+    max_score       max over r of mult_r (what the tiers follow: every resource's stress, the
+                    stall only as far as a contended resource explains it)
 
 A process's score is thus its portion of the machine's trouble: the shares of a resource add up
 to 1, so the charges of r add up to stress_r. Shares are of what was *consumed* (not of the
@@ -207,16 +209,19 @@ def _charge(use: _Use, factors: list[tuple[str, str, float]], stuck_io: float) -
 STALL_CAUSES = ("cpu", "io", "memory")
 
 
-def multipliers(stress: dict[str, float]) -> dict[str, float]:
+def multipliers(stress: dict[str, float], contended: float = 35.0) -> dict[str, float]:
     """Per resource, the points a process holding all of it is charged: charge = mult * share.
 
     Sentinel lateness (stall) is a symptom, not a resource: it is split among cpu, io and memory
     in proportion to their stress, and each part charged like that resource (a resource's
-    multiplier is the larger of its own stress and its part of the stall). A stall with no
-    contention to explain it (the hypervisor paused the VM, the collector was stopped) is charged
-    to nobody: the model does not invent a cause. A resource whose multiplier is under
-    MIN_CHARGE can charge nobody a point, not even a group of workers (shares add up to <= 1),
-    so it is left out: most resources of a calm machine, which keeps the per-process work small."""
+    multiplier is the larger of its own stress and its part of the stall). A resource explains
+    a stall only as far as it is contended: its part is scaled by its stress over ``contended``
+    (the tiers' elevated threshold), up to 1. So a stall with no contention to explain it (the
+    hypervisor paused the VM, the collector itself was stopped) is charged to nobody and raises
+    no tier, however busy a core was with everyday work: the model does not invent a cause, and
+    the pause is recorded as a pause. A resource whose multiplier is under MIN_CHARGE can charge
+    nobody a point, not even a group of workers (shares add up to <= 1), so it is left out: most
+    resources of a calm machine, which keeps the per-process work small."""
     mult = {r: v for r, v in stress.items() if r in CATEGORY}
     stall = stress.get("stall", 0.0)
     causes = {r: stress.get(r, 0.0) for r in STALL_CAUSES}
@@ -224,7 +229,8 @@ def multipliers(stress: dict[str, float]) -> dict[str, float]:
     if stall and total:
         for r, weight in causes.items():
             if weight:
-                mult[r] = max(mult.get(r, 0.0), stall * weight / total)
+                part = stall * weight / total * min(1.0, weight / contended)
+                mult[r] = max(mult.get(r, 0.0), part)
     return {r: v for r, v in mult.items() if v >= MIN_CHARGE}
 
 
@@ -346,7 +352,9 @@ def _rogues(charged: dict[int, tuple[ProcessInfo, dict[str, float]]], mult: dict
 def score_pressure(snapshot: Snapshot, rules: PressureRules) -> tuple[int, dict[str, int], list[ProcessScore]]:
     """``(max_score, stress per resource, rogues)`` of one snapshot under the pressure model."""
     stress = machine_stress(snapshot.system, snapshot.sentinel, run_delay_total(snapshot.processes), rules.stress)
-    mult = multipliers(stress)
+    mult = multipliers(stress, rules.stress.elevated)
     rogues = _rogues(_charge_all(snapshot, stress, mult), mult, snapshot.processes, rules)
-    max_score = round(max(stress.values(), default=0.0))
+    # The tiers follow what processes can be charged for: every resource's stress, the stall
+    # only through the contended resources that explain it (``multipliers``).
+    max_score = round(max(mult.values(), default=0.0))
     return max_score, {r: round(v) for r, v in stress.items()}, rogues

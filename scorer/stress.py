@@ -79,6 +79,7 @@ class StressRules:
     csw: dict[str, Ramp]
     own_running_tasks: int
     level_stress: dict[str, float]  # macOS memory pressure level -> stress
+    elevated: float = 35.0  # the tiers' elevated threshold: a resource this stressed is contended
 
     @classmethod
     def from_config(cls, config: Config) -> StressRules:
@@ -94,6 +95,7 @@ class StressRules:
             own_running_tasks=cfg.cpu.own_running_tasks,
             level_stress={"normal": 0.0, "warn": float(cfg.memory.level_warn),
                           "critical": float(cfg.memory.level_critical)},
+            elevated=float(max(low, 1)),
         )
 
 

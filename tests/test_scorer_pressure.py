@@ -198,6 +198,24 @@ def test_context_switches_are_charged_by_share():
     assert rogues == {1: (75, ["csw"]), 2: (25, ["csw"])}
 
 
+def test_a_stall_raises_the_tier_only_as_far_as_a_contended_resource_explains_it():
+    # The collector stopped for half a second on a machine doing everyday work (cores 30 % busy:
+    # cpu stress ~11): the stall is critical, but nothing was contended, so no tier is raised and
+    # the process that happened to use the CPU (here the monitor's own forensics) is charged
+    # only the small part of the stall its resource could explain (11/35 of it).
+    stopped = m.SentinelStats(tick_ms=20.0, window_s=60.0, ticks=3000, interval_late_pct=50.0)
+    worker = proc(7, cpu=50.0)
+    max_score, stress, rogues = score([worker], sentinel=stopped, cpu_busy_pct=30.0)
+    assert stress["stall"] >= 65 and stress["cpu"] == 11  # a critical stall, a calm cpu
+    assert max_score < 35 and rogues[7][0] == round(stress["stall"] * 11 / 35)
+    # The same stall while busy loops held every core (RT starvation: cpu PSI near 100 %): the
+    # cpu explains it in full.
+    hogs = [proc(1, cpu=100.0, state="running"), proc(2, cpu=100.0, state="running")]
+    max_score, stress, rogues = score(hogs, sentinel=stopped, cpu_busy_pct=100.0,
+                                      psi_cpu=m.PressureStall(some=95.0))
+    assert max_score >= 65 and rogues[1][0] == rogues[2][0] == round(max_score / 2)
+
+
 def test_a_stall_is_charged_through_the_contended_resources_and_never_invented():
     sentinel = m.SentinelStats(tick_ms=20.0, window_s=60.0, ticks=3000, interval_late_pct=40.0)  # stall 65
     hog = proc(1, cpu=200.0, mem_growth=1e6)
