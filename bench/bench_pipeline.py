@@ -21,10 +21,10 @@ home (tests' way: HOME, XDG_* and PAUSE_MONITOR_CONFIG point into a temp directo
    the threshold must stay below 100 ms − tick): the default tick (20 ms) with threshold 70 ms,
    and tick 50 ms / threshold 40 ms (a cheaper sentinel, less room above the scheduling noise,
    durations to ±25 ms). Both with the percentile window at 1 s (the live feed then gives the
-   worst lateness of every second) and the elevated threshold at 20 (one busy core opens an event):
+   worst lateness of every second) and the default tier thresholds:
    - the first: false pauses with every core busy for 2 min (``--long``: 10 min), counted as rows
-     and, for the other thresholds, from the worst lateness of each second; latency from a CPU
-     hog's start to its event in the database;
+     and, for the other thresholds, from the worst lateness of each second; latency from a busy
+     loop on every core to its event in the database;
    - both: detection of 60-200 ms stalls; latency from SIGCONT to the row being readable; the
      second also the duration error of 1 s stalls and the sentinel thread's CPU;
 3. scale: default config while the machine grows to 1,000 / 5,000 / 10,000 processes: collector
@@ -285,8 +285,6 @@ pause_threshold_ms = {threshold_ms}
 percentile_window_s = 1.0
 
 [tiers]
-elevated_threshold = 20
-critical_threshold = 95
 deescalation_delay_s = 1.0
 
 [alerts]
@@ -356,7 +354,7 @@ def phase_low(args: argparse.Namespace, tick_ms: float, threshold_ms: float, fir
                 f"{r.load_before} -> {r.load_after}")
 
         if first and "latency" in args.only:
-            say(f"\nhog → event latency, {args.hog_trials} trials (elevated threshold 20) ...")
+            say(f"\nhog → event latency, {args.hog_trials} trials (a busy loop on every core, default thresholds) ...")
             results = [hog_trial(run, i) for i in range(args.hog_trials)]
             got = [h.latency_s for h in results if h.latency_s is not None]
             for h in results:
