@@ -59,8 +59,8 @@ def test_a_stall_seen_by_the_waiter_does_not_give_up_on_a_command_that_times_out
     pids_file = tmp_path / "pids"
     spec = CommandCapture("hang", [str(FAKE_BIN / "hang"), str(pids_file)], 1.0, "hang.txt")
     out: list = []
-    t = threading.Thread(target=lambda: out.append(run_command(spec, CaptureContext(tmp_path, 1 << 20, threading.Event()))),
-                         daemon=True)
+    capture_ctx = CaptureContext(tmp_path, 1 << 20, threading.Event())
+    t = threading.Thread(target=lambda: out.append(run_command(spec, capture_ctx)), daemon=True)
     t.start()
     jumped = {"by": 0.0}
 
@@ -85,8 +85,9 @@ from forensics.capture_wait import join_all
 from forensics.runner import CaptureContext, CommandCapture, run_command
 bundle, hang = Path(sys.argv[1]), sys.argv[2]
 spec = CommandCapture("hang", [hang, str(bundle / "pids")], 1.0, "hang.txt")
+ctx = CaptureContext(bundle, 1 << 20, threading.Event())
 out = []
-t = threading.Thread(target=lambda: out.append(run_command(spec, CaptureContext(bundle, 1 << 20, threading.Event()))), daemon=True)
+t = threading.Thread(target=lambda: out.append(run_command(spec, ctx)), daemon=True)
 t.start()
 join_all([(t, spec.timeout_s + 0.5)])
 print(json.dumps(out[0].artifact.error if out else "gave up"), flush=True)
