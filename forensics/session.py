@@ -47,7 +47,7 @@ from typing import Callable
 from pmshared import messages as m
 from pmshared.config import Config
 
-from forensics import bundle, cause, culprits, stall_window
+from forensics import bundle, capture_wait, cause, culprits, stall_window
 from forensics.runner import Capture, CaptureContext, CaptureResult, failed
 
 log = logging.getLogger("forensics")
@@ -372,7 +372,7 @@ class CaptureSession:
     def _run_captures(self, plan: list[Capture], bundle_dir: Path) -> dict[str, CaptureResult]:
         ctx = CaptureContext(bundle_dir=bundle_dir, max_bytes=self.config.forensics.max_output_bytes, stop=self.stop)
         results: dict[str, CaptureResult] = {}
-        threads: list[tuple[Capture, threading.Thread, float]] = []
+        jobs: list[tuple[threading.Thread, float]] = []
         started = time.monotonic()
 
         for capture in plan:
@@ -381,9 +381,10 @@ class CaptureSession:
 
             t = threading.Thread(target=run, name=f"capture-{capture.name}", daemon=True)
             t.start()
-            threads.append((capture, t, started + capture.timeout_s + JOIN_GRACE_S))
-        for capture, t, deadline in threads:
-            t.join(max(deadline - time.monotonic(), 0.0))
+            jobs.append((t, capture.timeout_s + JOIN_GRACE_S))
+        # Limits in time this process ran (capture_wait): a machine stall is not a capture's overrun.
+        capture_wait.join_all(jobs)
+        for capture in plan:
             if capture.name not in results:
                 # Only an in-process capture can overrun (commands are killed at their timeout);
                 # its thread is a daemon and is abandoned, the bundle goes on without it.
