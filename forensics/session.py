@@ -234,18 +234,18 @@ class CaptureSession:
             if own is not None and not any(iv.system is own.system or iv == own for iv in intervals):
                 intervals.append(own)
         proc_state = results.get("proc_state")
-        across = proc_state.details.pop("across_pause", None) if proc_state else None
+        across = proc_state.across_pause if proc_state else None
         stuck = results.get("stuck_threads")
-        stuck_count = stuck.details.get("stuck_threads") if stuck and stuck.artifact.ok else None
+        stuck_count = stuck.stuck_threads if stuck and stuck.artifact.ok else None
         figures = cause.gather(
             [(p.start, p.end) for p in pauses],
             intervals,
             # forensics' own /proc readings across the pause: only when the collector's are missing
-            fallback=[across] if isinstance(across, stall_window.Interval) else [],
+            fallback=[across] if across is not None else [],
             thresholds=cfg,
             suspended_ms=max(p.suspended_ms for p in pauses),
             last_resume_ago_s=self.resume_ago_s,
-            stuck_threads=stuck_count if isinstance(stuck_count, int) else None,
+            stuck_threads=stuck_count,
         )
         label, evidence = cause.classify(figures, cfg)
         evidence["pauses"] = len(pauses)
@@ -341,7 +341,7 @@ class CaptureSession:
         meta = self._metadata(
             status=status,
             captures={
-                name: {**_artifact_dict(r.artifact), "details": r.details} for name, r in results.items()
+                name: {**_artifact_dict(r.artifact), "details": r.metadata_details()} for name, r in results.items()
             },
             cause_label=label,
             evidence=evidence,

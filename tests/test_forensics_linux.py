@@ -106,7 +106,7 @@ def test_stuck_capture_writes_json_and_counts(tmp_path: Path) -> None:
     bundle.mkdir()
     cap = linux_captures.stuck_threads_capture(5.0, root=root)
     result = cap.run(CaptureContext(bundle_dir=bundle, max_bytes=1 << 20, stop=threading.Event()))
-    assert result.artifact.ok and result.details["stuck_threads"] == 1
+    assert result.artifact.ok and result.stuck_threads == 1
     body = json.loads((bundle / "stuck_threads.json").read_text())
     assert body["rounds"] == linux_captures.STUCK_ROUNDS
     assert body["stuck"][0]["rounds_seen"] == linux_captures.STUCK_ROUNDS
