@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import msgspec
+
 from pmshared import messages as m
 from pmshared.config import Config
 
@@ -79,7 +81,7 @@ class SessionResult:
     artifacts: list[m.Artifact]
     culprits: list[m.Culprit]
     cause: m.PauseCause
-    evidence: dict[str, float | int | str | bool | None]
+    evidence: m.Evidence
     top_duration_ms: float = 0.0
     status: str = "complete"  # "complete", "interrupted", or "failed" (no bundle; see error)
     error: str | None = None  # why no bundle could be written
@@ -186,7 +188,7 @@ class CaptureSession:
             artifacts=[],
             culprits=self._rank("unknown")[0].culprits,  # known from memory: not lost with the disk
             cause="unknown",
-            evidence={"pauses": len(pauses), "attempts": self._attempts},
+            evidence=m.Evidence(pauses=len(pauses), attempts=self._attempts),
             top_duration_ms=max(p.duration_ms for p in pauses),
             status="failed",
             error=error,
@@ -218,7 +220,7 @@ class CaptureSession:
 
     def _cause(
         self, pauses: list[m.Pause], results: dict[str, CaptureResult]
-    ) -> tuple[m.PauseCause, dict[str, float | int | str | bool | None]]:
+    ) -> tuple[m.PauseCause, m.Evidence]:
         cfg = self.config.forensics.cause
         latest = self._latest_ring()
         if latest != self.ring_entries:
@@ -248,11 +250,8 @@ class CaptureSession:
             stuck_threads=stuck_count,
         )
         label, evidence = cause.classify(figures, cfg)
-        evidence["pauses"] = len(pauses)
-        evidence["stall"] = "; ".join(
-            f"{p.start - self.pause.start:+.2f}..{p.end - self.pause.start:+.2f} s" for p in pauses
-        )
-        return label, evidence
+        stall = "; ".join(f"{p.start - self.pause.start:+.2f}..{p.end - self.pause.start:+.2f} s" for p in pauses)
+        return label, msgspec.structs.replace(evidence, pauses=len(pauses), stall=stall)
 
     def _rank(self, label: str) -> tuple[culprits.CulpritReport, set[int]]:
         """The culprits (named with the cgroup the collector read) and the pipeline's own pids."""
@@ -321,7 +320,7 @@ class CaptureSession:
         started_mono = time.monotonic()
         self.bundle_dir = bundle_dir = bundle.create_bundle_dir(self.events_dir, self.pause.start)
         self._write_inputs(bundle_dir)
-        meta = self._metadata(status="capturing", captures={}, cause_label=None, evidence={})
+        meta = self._metadata(status="capturing", captures={}, cause_label=None, evidence=m.Evidence())
         bundle.write_json(bundle_dir / "metadata.json", meta)
 
         captures_started = time.time()
@@ -336,7 +335,7 @@ class CaptureSession:
         pauses = [self.pause, *coalesced]
         label, evidence = self._cause(pauses, results)
         report = self._culprits(label)
-        evidence["culprits_from"] = self._culprits_from(report.source)
+        evidence = msgspec.structs.replace(evidence, culprits_from=self._culprits_from(report.source))
         status = "interrupted" if self.stop.is_set() else "complete"
         meta = self._metadata(
             status=status,
@@ -398,7 +397,7 @@ class CaptureSession:
         status: str,
         captures: dict[str, object],
         cause_label: str | None,
-        evidence: dict[str, object],
+        evidence: m.Evidence,
         coalesced: list[m.Pause] | None = None,
         timing: dict[str, object] | None = None,
         culprit_list: list[m.Culprit] | None = None,

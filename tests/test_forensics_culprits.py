@@ -195,7 +195,7 @@ def test_a_session_charges_exited_children_to_their_parent_and_names_its_cgroup(
     assert result.cause == "cpu"
     assert [(c.pid, c.categories) for c in result.culprits] == [(parent, ["cpu", "fork"]), (me, ["cpu"])]
     assert (result.culprits[0].cgroup, result.culprits[0].ppid) == ("build.service", 1)
-    assert result.evidence["culprits_from"].endswith("exited children's CPU charged to their parent")
+    assert result.evidence.culprits_from.endswith("exited children's CPU charged to their parent")
     ranked = json.loads((Path(result.bundle_path) / "culprits.json").read_text())
     assert ranked["source"] == "stall" and ranked["culprits"][0]["cpu_children_note"] == culprits.CHILDREN_NOTE
     assert [c["pipeline"] for c in ranked["culprits"]] == [False, True]

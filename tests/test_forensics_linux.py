@@ -168,5 +168,5 @@ def test_delta_across_the_pause_feeds_the_cause(tmp_path: Path) -> None:
     across = Interval(before.taken_at, before.taken_at + 2.0, sys_stats, "proc")
     stall = (before.taken_at + 0.5, before.taken_at + 1.5)
     label, evidence = cause.classify(cause.gather([stall], [], fallback=[across]))
-    assert label == "memory" and evidence["psi_memory_full"] == 20.0
-    assert evidence["psi_memory_full_over"] == "-0.50..+1.50 s proc (whole sample)"
+    assert label == "memory" and evidence.psi_memory_full == 20.0
+    assert evidence.psi_memory_full_over == "-0.50..+1.50 s proc (whole sample)"
