@@ -339,18 +339,16 @@ class CaptureSession:
         status = "interrupted" if self.stop.is_set() else "complete"
         meta = self._metadata(
             status=status,
-            captures={
-                name: {**_artifact_dict(r.artifact), "details": r.metadata_details()} for name, r in results.items()
-            },
+            captures={name: bundle.capture_record(r.artifact, r.metadata_details()) for name, r in results.items()},
             cause_label=label,
             evidence=evidence,
             coalesced=coalesced,
-            timing={
-                "received_at": self._received_at,
-                "captures_started_at": captures_started,
-                "finished_at": time.time(),
-                "session_ms": round((time.monotonic() - started_mono) * 1000, 1),
-            },
+            timing=bundle.Timing(
+                received_at=self._received_at,
+                captures_started_at=captures_started,
+                finished_at=time.time(),
+                session_ms=round((time.monotonic() - started_mono) * 1000, 1),
+            ),
             culprit_list=report.culprits,
         )
         bundle.write_json(bundle_dir / "metadata.json", meta)
@@ -395,41 +393,35 @@ class CaptureSession:
         self,
         *,
         status: str,
-        captures: dict[str, object],
-        cause_label: str | None,
+        captures: dict[str, bundle.CaptureRecord],
+        cause_label: m.PauseCause | None,
         evidence: m.Evidence,
         coalesced: list[m.Pause] | None = None,
-        timing: dict[str, object] | None = None,
+        timing: bundle.Timing | None = None,
         culprit_list: list[m.Culprit] | None = None,
-    ) -> dict[str, object]:
+    ) -> bundle.BundleMetadata:
         coalesced = coalesced or []
-        return {
-            "schema": 1,
-            "status": status,
-            "bundle": self.bundle_dir.name if self.bundle_dir else None,
-            "pause": bundle.pause_record(self.pause),
-            "pause_ids": [self.pause.pause_id, *(p.pause_id for p in coalesced)],
-            "coalesced": [bundle.pause_record(p) for p in coalesced],
-            "coalescing": (
-                "pauses that arrived while this bundle's captures were running were recorded here "
-                "instead of starting another capture"
+        return bundle.BundleMetadata(
+            status=status,
+            bundle=self.bundle_dir.name if self.bundle_dir else None,
+            pause=bundle.pause_record(self.pause),
+            pause_ids=[self.pause.pause_id, *(p.pause_id for p in coalesced)],
+            coalesced=[bundle.pause_record(p) for p in coalesced],
+            host=bundle.host_info(),
+            versions=bundle.versions(),
+            cause=cause_label,
+            evidence=evidence,
+            top_culprits=list(culprit_list or []),
+            captures=captures,
+            ring_buffer=bundle.RingInfo(
+                entries=len(self.ring_entries), seconds=self.config.sentinel.ring_buffer_seconds
             ),
-            "host": bundle.host_info(),
-            "versions": bundle.versions(),
-            "cause": cause_label,
-            "evidence": evidence,
-            "top_culprits": [_culprit_dict(c) for c in (culprit_list or [])],
-            "captures": captures,
-            "ring_buffer": {
-                "entries": len(self.ring_entries),
-                "seconds": self.config.sentinel.ring_buffer_seconds,
-            },
-            "timing": timing or {"received_at": self._received_at},
-            "forensics": {"incarnation": self.incarnation},
-            **({"recovered": RECOVERED_NOTE} if self.recovered else {}),
-            **({"retries": {"attempts": self._attempts, "last_error": self._last_error}}
-               if self._attempts > 1 else {}),
-        }
+            timing=timing or bundle.Timing(received_at=self._received_at),
+            forensics=bundle.ForensicsInfo(incarnation=self.incarnation),
+            recovered=RECOVERED_NOTE if self.recovered else msgspec.UNSET,
+            retries=(bundle.Retries(attempts=self._attempts, last_error=self._last_error)
+                     if self._attempts > 1 else msgspec.UNSET),
+        )
 
 
 def _culprit_dict(c: m.Culprit) -> dict[str, object]:
@@ -449,10 +441,3 @@ def _supervisor_pid() -> int | None:
         return None
 
 
-
-
-def _artifact_dict(a: m.Artifact) -> dict[str, object]:
-    return {
-        "ok": a.ok, "ran": a.ran, "path": a.path, "exit_code": a.exit_code, "duration_ms": a.duration_ms,
-        "bytes": a.bytes, "truncated": a.truncated, "error": a.error, "skipped_reason": a.skipped_reason,
-    }

@@ -131,3 +131,36 @@ def test_an_old_bundle_is_adopted_with_its_evidence(tmp_path: Path) -> None:
     assert result.evidence == m.Evidence(psi_io_some=35.0, rule="io pressure")
     meta = json.loads((bundle / "metadata.json").read_text())
     assert meta["status"] == "interrupted" and meta["evidence"]["load1"] == 3.0  # the file keeps it all
+
+
+def test_metadata_json_is_a_bundle_metadata_and_back(tmp_path: Path) -> None:
+    """A fresh bundle's metadata.json decodes into BundleMetadata and encodes back to the same
+    object: every key it has is a typed field (none left over as a hand-made dict)."""
+    from forensics.bundle import BundleMetadata, CaptureRecord
+    from forensics.engine import Engine
+    from forensics.notify import Notifier
+    from forensics.runner import FunctionCapture, skipped
+    from pmshared.config import Config
+    from tests.forensics_helpers import live, processes, rogue
+    from tests.forensics_helpers import pause as fpause
+
+    config = Config()
+    plan = [FunctionCapture("nothing", lambda ctx: skipped("nothing", "not here", ["x"], note="n"), 5.0)]
+    engine = Engine(config, events_dir=tmp_path / "events", plan=lambda p, b, d: plan,
+                    notifier=Notifier(config.alerts, search_path=str(tmp_path)))
+    now = T0
+    for i in range(3):
+        engine.on_live(live(now - 3 + i, [rogue(4242, "hog", 70 + i, ["cpu"])], system(cpu_busy_pct=99.0)))
+    try:
+        assert engine.on_pause(fpause("c:1", now - 1.5, processes=processes(), sys_stats=system())) == "started"
+        assert engine.wait_idle(30)
+        (result,) = engine.take_done()
+    finally:
+        engine.shutdown()
+    raw = (Path(result.bundle_path) / "metadata.json").read_bytes()
+    meta = msgspec.json.decode(raw, type=BundleMetadata)
+    assert meta.status == "complete" and meta.evidence == result.evidence
+    assert meta.captures["nothing"].details == {"argv": ["x"], "note": "n"}
+    assert json.loads(msgspec.json.encode(meta)) == json.loads(raw)
+    # A capture's record is its Artifact without the name (recovery.adopt reads it back so).
+    assert set(CaptureRecord.__struct_fields__) == set(m.Artifact.__struct_fields__) - {"name"} | {"details"}
