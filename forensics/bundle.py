@@ -26,6 +26,8 @@ from msgspec import UNSET, UnsetType
 import pmshared
 from pmshared import messages as m
 
+from forensics.culprits import CulpritEntry, SuspectPresent
+
 _json = msgspec.json.Encoder()
 
 
@@ -156,6 +158,22 @@ class ForensicsInfo(msgspec.Struct, kw_only=True):
 class Retries(msgspec.Struct, kw_only=True):
     attempts: int
     last_error: str | None
+
+
+class CulpritsFile(msgspec.Struct, kw_only=True):
+    """culprits.json: the ranked culprits, how they were ranked, the suspects seen. Written before
+    the captures (``preliminary``, cause unknown) and again once the cause is known."""
+
+    source: str  # "stall", "ring" or "none" (culprits.py)
+    cause: m.PauseCause | None
+    preliminary: str | UnsetType = UNSET
+    ranking: str
+    processes_interval: str | UnsetType = UNSET  # which interval the process list's rates cover
+    processes_span_the_stall: bool | UnsetType = UNSET
+    culprits: list[CulpritEntry]
+    pipeline_pids: list[int]
+    suspect_patterns: list[str]
+    suspects_present: list[SuspectPresent]
 
 
 class BundleMetadata(msgspec.Struct, kw_only=True):

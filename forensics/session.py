@@ -273,24 +273,22 @@ class CaptureSession:
         still leaves a bundle with its culprits."""
         cfg = self.config
         report, pipeline = self._rank(label or "unknown")
+        span = self._processes_span()
         assert self.bundle_dir is not None
         bundle.write_json(
             self.bundle_dir / "culprits.json",
-            {
-                "source": report.source,
-                "cause": label,
-                **({} if label else {"preliminary": "written before the captures; the cause was not known yet"}),
-                "ranking": RANKING[report.source],
-                **self._processes_span(),
-                "culprits": [
-                    {**_culprit_dict(c), "samples_seen": report.seen.get(c.pid, 0),
-                     **report.details.get(c.pid, {})}
-                    for c in report.culprits
-                ],
-                "pipeline_pids": sorted(pipeline),
-                "suspect_patterns": cfg.suspects.patterns,
-                "suspects_present": report.suspects_present,
-            },
+            bundle.CulpritsFile(
+                source=report.source,
+                cause=label,  # type: ignore[arg-type]
+                preliminary=msgspec.UNSET if label else "written before the captures; the cause was not known yet",
+                ranking=RANKING[report.source],
+                processes_interval=span.interval if span else msgspec.UNSET,
+                processes_span_the_stall=span.spans if span else msgspec.UNSET,
+                culprits=report.entries(),
+                pipeline_pids=sorted(pipeline),
+                suspect_patterns=cfg.suspects.patterns,
+                suspects_present=report.suspects_present,
+            ),
         )
         return report
 
@@ -298,23 +296,23 @@ class CaptureSession:
         """One line of evidence: what the culprits were ranked from."""
         if source != "stall":
             return RANKING[source]
-        span = self._processes_span().get("processes_interval", "an unknown interval")
+        span = self._processes_span()
+        interval = span.interval if span else "an unknown interval"
         measured = any(p.cpu_children is not None for p in self.pause.processes or [])
         children = ("exited children's CPU charged to their parent" if measured
                     else "exited children's CPU not measured by this collector")
-        return f"what each process consumed over {span}; {children}"
+        return f"what each process consumed over {interval}; {children}"
 
-    def _processes_span(self) -> dict[str, object]:
+    def _processes_span(self) -> _Span | None:
         """Which interval the process list's rates cover, and whether it spans the stall (rates
         over a short sample taken after the stall would miss what ran inside it)."""
         iv = self._processes_interval
         if iv is None or not self.pause.processes:
-            return {}
+            return None
         origin = self.pause.start
         start = "?" if iv.start is None else f"{iv.start - origin:+.2f}"
         spans = iv.start is not None and iv.start <= self.pause.start + STALL_EDGE_S and iv.end >= self.pause.end
-        return {"processes_interval": f"{start}..{iv.end - origin:+.2f} s from the pause start",
-                "processes_span_the_stall": spans}
+        return _Span(f"{start}..{iv.end - origin:+.2f} s from the pause start", spans)
 
     def _run(self) -> None:
         started_mono = time.monotonic()
@@ -424,11 +422,10 @@ class CaptureSession:
         )
 
 
-def _culprit_dict(c: m.Culprit) -> dict[str, object]:
-    return {
-        "pid": c.pid, "ppid": c.ppid, "command": c.command, "cgroup": c.cgroup, "score": c.score,
-        "categories": list(c.categories), "suspect": c.suspect,
-    }
+@dataclass(frozen=True)
+class _Span:
+    interval: str  # the process list's interval, relative to the pause start (text)
+    spans: bool  # whether it covers the whole stall
 
 
 def _supervisor_pid() -> int | None:

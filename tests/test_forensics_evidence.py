@@ -133,10 +133,10 @@ def test_an_old_bundle_is_adopted_with_its_evidence(tmp_path: Path) -> None:
     assert meta["status"] == "interrupted" and meta["evidence"]["load1"] == 3.0  # the file keeps it all
 
 
-def test_metadata_json_is_a_bundle_metadata_and_back(tmp_path: Path) -> None:
-    """A fresh bundle's metadata.json decodes into BundleMetadata and encodes back to the same
-    object: every key it has is a typed field (none left over as a hand-made dict)."""
-    from forensics.bundle import BundleMetadata, CaptureRecord
+def test_metadata_and_culprits_json_are_structs_and_back(tmp_path: Path) -> None:
+    """A fresh bundle's metadata.json and culprits.json decode into their Structs and encode back
+    to the same objects: every key they have is a typed field (none left over as a hand-made dict)."""
+    from forensics.bundle import BundleMetadata, CaptureRecord, CulpritsFile
     from forensics.engine import Engine
     from forensics.notify import Notifier
     from forensics.runner import FunctionCapture, skipped
@@ -157,6 +157,11 @@ def test_metadata_json_is_a_bundle_metadata_and_back(tmp_path: Path) -> None:
         (result,) = engine.take_done()
     finally:
         engine.shutdown()
+    ranked = (Path(result.bundle_path) / "culprits.json").read_bytes()
+    file = msgspec.json.decode(ranked, type=CulpritsFile)
+    assert file.source == "stall" and file.cause == result.cause and file.culprits[0].command == "hog"
+    assert file.culprits[0].shares_pct and file.preliminary is msgspec.UNSET
+    assert json.loads(msgspec.json.encode(file)) == json.loads(ranked)
     raw = (Path(result.bundle_path) / "metadata.json").read_bytes()
     meta = msgspec.json.decode(raw, type=BundleMetadata)
     assert meta.status == "complete" and meta.evidence == result.evidence
