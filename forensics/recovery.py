@@ -40,6 +40,9 @@ RECOVER_MAX = 50  # per start; the newest first
 INTERRUPTED_NOTE = "forensics stopped while capturing; found and closed at its next start"
 
 
+# Lenient readers of bundles on disk (which older versions may have written): only the fields the
+# sweep needs, not forensics.bundle's BundleMetadata / CulpritsFile, so a bundle whose other
+# fields differ is still found and adopted.
 class _Meta(msgspec.Struct):
     pause_ids: list[str] = []
 

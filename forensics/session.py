@@ -267,7 +267,7 @@ class CaptureSession:
         )
         return report, pipeline
 
-    def _culprits(self, label: str | None) -> culprits.CulpritReport:
+    def _culprits(self, label: m.PauseCause | None) -> culprits.CulpritReport:
         """Rank and write culprits.json. ``None``: before the captures, the cause not known yet
         (ranked as for an unknown cause); rewritten once it is, so a worker killed meanwhile
         still leaves a bundle with its culprits."""
@@ -279,7 +279,7 @@ class CaptureSession:
             self.bundle_dir / "culprits.json",
             bundle.CulpritsFile(
                 source=report.source,
-                cause=label,  # type: ignore[arg-type]
+                cause=label,
                 preliminary=msgspec.UNSET if label else "written before the captures; the cause was not known yet",
                 ranking=RANKING[report.source],
                 processes_interval=span.interval if span else msgspec.UNSET,
