@@ -21,9 +21,12 @@ from datetime import datetime
 from pathlib import Path
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 import pmshared
 from pmshared import messages as m
+
+from forensics.culprits import CulpritEntry, SuspectPresent
 
 _json = msgspec.json.Encoder()
 
@@ -84,40 +87,162 @@ def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="milliseconds")
 
 
-def host_info() -> dict[str, object]:
-    return {
-        "hostname": os.uname().nodename,
-        "platform": sys.platform,
-        "system": platform.system(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-    }
+COALESCING_NOTE = (
+    "pauses that arrived while this bundle's captures were running were recorded here "
+    "instead of starting another capture"
+)
 
 
-def versions() -> dict[str, str]:
-    return {
-        "pause_monitor": pmshared.__version__,
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-        "kernel_version": platform.version(),
-    }
+class HostInfo(msgspec.Struct, kw_only=True):
+    hostname: str
+    platform: str
+    system: str
+    machine: str
+    cpu_count: int | None
 
 
-def pause_record(pause: m.Pause) -> dict[str, object]:
+class Versions(msgspec.Struct, kw_only=True):
+    pause_monitor: str
+    python: str
+    kernel: str
+    kernel_version: str
+
+
+class PauseTiming(msgspec.Struct, kw_only=True):
+    """The timing of one pause (the process list goes to processes.json)."""
+
+    pause_id: str
+    start: float
+    end: float
+    start_local: str
+    end_local: str
+    duration_ms: float
+    expected_ms: float
+    suspended_ms: float
+    sender: str
+    incarnation: str
+    seq: int
+
+
+class CaptureRecord(msgspec.Struct, kw_only=True):
+    """One capture in metadata.json: its m.Artifact (the name is the key) and its details."""
+
+    ok: bool
+    ran: bool
+    path: str | None
+    exit_code: int | None
+    duration_ms: float | None
+    bytes: int
+    truncated: bool
+    error: str | None
+    skipped_reason: str | None
+    details: dict[str, object]
+
+
+class RingInfo(msgspec.Struct, kw_only=True):
+    entries: int
+    seconds: float
+
+
+class Timing(msgspec.Struct, kw_only=True):
+    received_at: float
+    captures_started_at: float | UnsetType = UNSET  # the rest once the session has ended
+    finished_at: float | UnsetType = UNSET
+    session_ms: float | UnsetType = UNSET
+
+
+class ForensicsInfo(msgspec.Struct, kw_only=True):
+    incarnation: str
+
+
+class Retries(msgspec.Struct, kw_only=True):
+    attempts: int
+    last_error: str | None
+
+
+class CulpritsFile(msgspec.Struct, kw_only=True):
+    """culprits.json: the ranked culprits, how they were ranked, the suspects seen. Written before
+    the captures (``preliminary``, cause unknown) and again once the cause is known."""
+
+    source: str  # "stall", "ring" or "none" (culprits.py)
+    cause: m.PauseCause | None
+    preliminary: str | UnsetType = UNSET
+    ranking: str
+    processes_interval: str | UnsetType = UNSET  # which interval the process list's rates cover
+    processes_span_the_stall: bool | UnsetType = UNSET
+    culprits: list[CulpritEntry]
+    pipeline_pids: list[int]
+    suspect_patterns: list[str]
+    suspects_present: list[SuspectPresent]
+
+
+class BundleMetadata(msgspec.Struct, kw_only=True):
+    """metadata.json. Written "capturing" when a session starts and again when it ends; the
+    start-up sweep (recovery.py) marks one a killed worker left "capturing" as "interrupted"."""
+
+    schema: int = 1
+    status: str  # "capturing", "complete", "interrupted"
+    bundle: str | None
+    pause: PauseTiming
+    pause_ids: list[str]
+    coalesced: list[PauseTiming]
+    coalescing: str = COALESCING_NOTE
+    host: HostInfo
+    versions: Versions
+    cause: m.PauseCause | None
+    evidence: m.Evidence
+    top_culprits: list[m.Culprit]
+    captures: dict[str, CaptureRecord]
+    ring_buffer: RingInfo
+    timing: Timing
+    forensics: ForensicsInfo
+    recovered: str | UnsetType = UNSET  # written by the start-up sweep: what it could not capture
+    retries: Retries | UnsetType = UNSET  # only when the first write failed
+    interrupted: str | UnsetType = UNSET  # set by the sweep when it closes a "capturing" bundle
+
+
+def host_info() -> HostInfo:
+    return HostInfo(
+        hostname=os.uname().nodename,
+        platform=sys.platform,
+        system=platform.system(),
+        machine=platform.machine(),
+        cpu_count=os.cpu_count(),
+    )
+
+
+def versions() -> Versions:
+    return Versions(
+        pause_monitor=pmshared.__version__,
+        python=platform.python_version(),
+        kernel=platform.release(),
+        kernel_version=platform.version(),
+    )
+
+
+def pause_record(pause: m.Pause) -> PauseTiming:
     """The timing of one pause, for metadata.json (the process list goes to processes.json)."""
-    return {
-        "pause_id": pause.pause_id,
-        "start": pause.start,
-        "end": pause.end,
-        "start_local": iso(pause.start),
-        "end_local": iso(pause.end),
-        "duration_ms": pause.duration_ms,
-        "expected_ms": pause.expected_ms,
-        "suspended_ms": pause.suspended_ms,
-        "sender": pause.sender,
-        "incarnation": pause.incarnation,
-        "seq": pause.seq,
-    }
+    return PauseTiming(
+        pause_id=pause.pause_id,
+        start=pause.start,
+        end=pause.end,
+        start_local=iso(pause.start),
+        end_local=iso(pause.end),
+        duration_ms=pause.duration_ms,
+        expected_ms=pause.expected_ms,
+        suspended_ms=pause.suspended_ms,
+        sender=pause.sender,
+        incarnation=pause.incarnation,
+        seq=pause.seq,
+    )
+
+
+def capture_record(a: m.Artifact, details: dict[str, object]) -> CaptureRecord:
+    return CaptureRecord(
+        ok=a.ok, ran=a.ran, path=a.path, exit_code=a.exit_code, duration_ms=a.duration_ms,
+        bytes=a.bytes, truncated=a.truncated, error=a.error, skipped_reason=a.skipped_reason,
+        details=details,
+    )
 
 
 def ring_json(entries: list[m.LiveSample]) -> dict[str, object]:

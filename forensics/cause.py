@@ -30,6 +30,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 
+import msgspec
+
 from pmshared import messages as m
 from pmshared.config import CauseConfig
 
@@ -64,8 +66,14 @@ class Figures:
     # figure -> the interval it covers, as text relative to the pause start (evidence only)
     over: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def swap_pages_per_s(self) -> float | None:
+        return _add(self.swapins_per_s, self.swapouts_per_s)
 
-Evidence = dict[str, float | int | str | bool | None]
+    @property
+    def stuck(self) -> int | None:
+        """Tasks in D state: the stuck-thread capture's count or procs_blocked, the larger."""
+        return max((v for v in (self.stuck_threads, self.procs_blocked) if v is not None), default=None)
 
 
 def _ge(value: float | None, threshold: float) -> bool:
@@ -77,16 +85,16 @@ def _add(*values: float | None) -> float | None:
     return sum(known) if known else None
 
 
-def _evidence(f: Figures, t: CauseConfig) -> Evidence:
-    evidence: Evidence = {
-        fl.name: getattr(f, fl.name) for fl in fields(f) if fl.name != "over"
-    }
-    evidence.update({f"{name}_over": text for name, text in f.over.items()})
-    swap = _add(f.swapins_per_s, f.swapouts_per_s)
-    stuck = max((v for v in (f.stuck_threads, f.procs_blocked) if v is not None), default=None)
-    evidence.update({"swap_pages_per_s": swap, "stuck": stuck})
-    evidence.update({f"threshold_{k}": getattr(t, k) for k in t.__struct_fields__})
-    return evidence
+def _evidence(f: Figures, t: CauseConfig) -> m.Evidence:
+    """Every figure, the interval each covers and the thresholds (a figure or threshold without a
+    field of its own in m.Evidence is a TypeError here: tests build every kind)."""
+    return m.Evidence(
+        **{fl.name: getattr(f, fl.name) for fl in fields(f) if fl.name != "over"},
+        **{f"{name}_over": text for name, text in f.over.items()},
+        swap_pages_per_s=f.swap_pages_per_s,
+        stuck=f.stuck,
+        **{f"threshold_{k}": getattr(t, k) for k in t.__struct_fields__},
+    )
 
 
 Verdict = tuple[m.PauseCause, str, float]  # cause, rule, strength (PSI some; -1 when unknown)
@@ -140,15 +148,13 @@ def _cpu(f: Figures, t: CauseConfig) -> Verdict | None:
     return None
 
 
-def classify(f: Figures, t: CauseConfig = DEFAULTS) -> tuple[m.PauseCause, Evidence]:
+def classify(f: Figures, t: CauseConfig = DEFAULTS) -> tuple[m.PauseCause, m.Evidence]:
     """Label the pause and say why. Pure: same figures and thresholds, same answer."""
     evidence = _evidence(f, t)
-    swap, stuck = evidence["swap_pages_per_s"], evidence["stuck"]
-    assert not isinstance(swap, (str, bool)) and not isinstance(stuck, (str, bool))
+    swap, stuck = f.swap_pages_per_s, f.stuck
 
-    def decided(cause: m.PauseCause, rule: str) -> tuple[m.PauseCause, Evidence]:
-        evidence["rule"] = rule
-        return cause, evidence
+    def decided(cause: m.PauseCause, rule: str) -> tuple[m.PauseCause, m.Evidence]:
+        return cause, msgspec.structs.replace(evidence, rule=rule)
 
     if f.suspended_ms > 0:
         return decided("suspend-adjacent", f"suspended_ms={f.suspended_ms:g} > 0")

@@ -26,6 +26,9 @@ from __future__ import annotations
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
+import msgspec
+from msgspec import UNSET, UnsetType
+
 from pmshared import messages as m
 from pmshared.reaped import bound_reaped
 
@@ -153,29 +156,66 @@ def consumption(
     return sorted(out, key=lambda c: (-c.score, -c.cpu_pct, c.process.pid))
 
 
-def consumption_json(c: Consumption, pipeline: AbstractSet[int]) -> dict[str, object]:
-    """How a stall culprit's score came about, for culprits.json."""
-    p = c.process
-    out: dict[str, object] = {
-        "cpu_pct": round(c.cpu_pct, 1),
-        "cpu_own_pct": p.cpu,
-        "cpu_children_pct": p.cpu_children,
-        "cpu_children_counted_pct": round(c.children_pct, 1),
-        "read_bps": p.read_bps,
-        "write_bps": p.write_bps,
-        "pageins_per_s": p.pageins,
-        "mem_growth_bps": p.mem_growth,
-        "state": p.state,
-        "shares_pct": {r: round(v, 1) for r, v in c.shares.items()},
-        "pipeline": p.pid in pipeline,
-    }
+class CulpritEntry(msgspec.Struct, kw_only=True):
+    """One culprit in culprits.json: who, how often the ring saw it, and (ranked from the stall's
+    snapshot) what it consumed there and how its score came about."""
+
+    pid: int
+    ppid: int
+    command: str
+    cgroup: str | None
+    score: int
+    categories: list[m.Category]
+    suspect: bool
+    samples_seen: int  # samples it was rogue in (ranked from the ring)
+    cpu_pct: float | UnsetType = UNSET  # own + counted children, % of one core, clipped
+    cpu_own_pct: float | None | UnsetType = UNSET
+    cpu_children_pct: float | None | UnsetType = UNSET
+    cpu_children_counted_pct: float | UnsetType = UNSET
+    read_bps: float | None | UnsetType = UNSET
+    write_bps: float | None | UnsetType = UNSET
+    pageins_per_s: float | None | UnsetType = UNSET
+    mem_growth_bps: float | None | UnsetType = UNSET
+    state: str | None | UnsetType = UNSET
+    shares_pct: dict[str, float] | UnsetType = UNSET
+    pipeline: bool | UnsetType = UNSET
+    cpu_children_note: str | UnsetType = UNSET
+    clipped: str | UnsetType = UNSET
+
+
+def culprit_entry(
+    c: m.Culprit, seen: int, used: Consumption | None, pipeline: AbstractSet[int]
+) -> CulpritEntry:
+    """A culprit for culprits.json; ``used``: what it consumed in the stall (source "stall")."""
+    entry = CulpritEntry(pid=c.pid, ppid=c.ppid, command=c.command, cgroup=c.cgroup, score=c.score,
+                         categories=list(c.categories), suspect=c.suspect, samples_seen=seen)
+    if used is None:
+        return entry
+    p = used.process
+    entry.cpu_pct = round(used.cpu_pct, 1)
+    entry.cpu_own_pct, entry.cpu_children_pct = p.cpu, p.cpu_children
+    entry.cpu_children_counted_pct = round(used.children_pct, 1)
+    entry.read_bps, entry.write_bps, entry.pageins_per_s, entry.mem_growth_bps = (
+        p.read_bps, p.write_bps, p.pageins, p.mem_growth)
+    entry.state = p.state
+    entry.shares_pct = {r: round(v, 1) for r, v in used.shares.items()}
+    entry.pipeline = p.pid in pipeline
     if p.cpu_children is None:
-        out["cpu_children_note"] = "not measured by this collector: exited children are not charged"
-    elif c.children_pct > 0:
-        out["cpu_children_note"] = CHILDREN_NOTE
-    if c.clipped:
-        out["clipped"] = "CPU above what the cores allow, clipped to the machine"
-    return out
+        entry.cpu_children_note = "not measured by this collector: exited children are not charged"
+    elif used.children_pct > 0:
+        entry.cpu_children_note = CHILDREN_NOTE
+    if used.clipped:
+        entry.clipped = "CPU above what the cores allow, clipped to the machine"
+    return entry
+
+
+class SuspectPresent(msgspec.Struct, kw_only=True):
+    """A process matching a suspect pattern that is not among the culprits."""
+
+    pid: int
+    command: str
+    state: str | None
+    cpu: float | None
 
 
 def pipeline_pids(processes: list[m.ProcessInfo], own_pid: int, supervisor_pid: int | None) -> set[int]:
@@ -195,8 +235,14 @@ class CulpritReport:
     culprits: list[m.Culprit]
     source: str  # "stall" (the snapshot spanning it), "ring" or "none"
     seen: dict[int, int]  # pid -> samples it was rogue in (source "ring")
-    suspects_present: list[dict[str, object]]  # suspects running but not among the culprits
-    details: dict[int, dict[str, object]] = field(default_factory=dict)  # pid -> consumption
+    suspects_present: list[SuspectPresent]  # suspects running but not among the culprits
+    details: dict[int, Consumption] = field(default_factory=dict)  # pid -> what it consumed (source "stall")
+    pipeline: AbstractSet[int] = frozenset()  # the monitor's own pids (marked in culprits.json)
+
+    def entries(self) -> list[CulpritEntry]:
+        """The culprits as culprits.json lists them."""
+        return [culprit_entry(c, self.seen.get(c.pid, 0), self.details.get(c.pid), self.pipeline)
+                for c in self.culprits]
 
 
 def identify(
@@ -211,7 +257,7 @@ def identify(
     pipeline: AbstractSet[int] = frozenset(),
 ) -> CulpritReport:
     """Culprits from the stall's snapshot (``processes``), else from the ring buffer."""
-    details: dict[int, dict[str, object]] = {}
+    details: dict[int, Consumption] = {}
     if processes:
         ranked = consumption(processes, cpu_count, cause, busy_pct)[:count]
         chosen = [
@@ -219,7 +265,7 @@ def identify(
                       categories=c.categories, cgroup=c.process.cgroup, ppid=c.process.ppid)  # type: ignore[arg-type]
             for c in ranked
         ]
-        details = {c.process.pid: consumption_json(c, pipeline) for c in ranked}
+        details = {c.process.pid: c for c in ranked}
         source = "stall"
         seen: dict[int, int] = {}
     else:
@@ -236,8 +282,9 @@ def identify(
     ]
     chosen_pids = {c.pid for c in culprits}
     present = [
-        {"pid": p.pid, "command": p.command, "state": p.state, "cpu": p.cpu}
+        SuspectPresent(pid=p.pid, command=p.command, state=p.state, cpu=p.cpu)
         for p in (processes or [])
         if p.pid not in chosen_pids and is_suspect(p.command, patterns)
     ]
-    return CulpritReport(culprits=culprits, source=source, seen=seen, suspects_present=present, details=details)
+    return CulpritReport(culprits=culprits, source=source, seen=seen, suspects_present=present, details=details,
+                         pipeline=pipeline)

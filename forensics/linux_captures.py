@@ -142,8 +142,7 @@ def stuck_threads_capture(timeout_s: float, root: Path = PROC) -> FunctionCaptur
             error=f"only {rounds} of {STUCK_ROUNDS} scans within {timeout_s:g}s" if timed_out else None,
         )
         return CaptureResult(
-            artifact,
-            {"stuck_threads": len(seen), "rounds": rounds, "stacks_skipped_reason": stack_reason},
+            artifact, {"rounds": rounds, "stacks_skipped_reason": stack_reason}, stuck_threads=len(seen)
         )
 
     return FunctionCapture("stuck_threads", run, timeout_s)
@@ -178,15 +177,16 @@ def proc_state_capture(
             error=f"unreadable: {', '.join(missing)}" if missing else None,
         )
         details: dict[str, object] = {"unreadable": after.errors, "has_before": before is not None}
+        across = None
         if before is not None:
             # The figures across the pause also feed the cause classification (session.py).
-            details["across_pause"] = Interval(
+            across = Interval(
                 before.taken_at,
                 after.taken_at,
                 proc_files.delta_as_system(body["delta"], after, os.cpu_count() or 1),  # type: ignore[arg-type]
                 "proc",
             )
-        return CaptureResult(artifact, details)
+        return CaptureResult(artifact, details, across_pause=across)
 
     return FunctionCapture("proc_state", run, timeout_s)
 
@@ -206,7 +206,7 @@ def dmesg_argv(since: float) -> list[str]:
 
 def _journal_unusable(result: CaptureResult) -> str | None:
     art = result.artifact
-    stderr = str(result.details.get("stderr") or "")
+    stderr = result.stderr or ""
     if not art.ran:
         return art.skipped_reason
     for marker in NO_JOURNAL_MARKERS:
@@ -225,13 +225,13 @@ def kernel_log_capture(since: float, timeout_s: float) -> FunctionCapture:
             CommandCapture("kernel_log", journalctl_argv(since), timeout_s, "kernel_log.txt"), ctx
         )
         why_not = _journal_unusable(journal)
-        attempts.append({"argv": journal.details.get("argv"), "unusable": why_not, "error": journal.artifact.error})
+        attempts.append({"argv": journal.argv, "unusable": why_not, "error": journal.artifact.error})
         if why_not is None or ctx.stop.is_set():
             journal.details.update(source="journalctl", attempts=attempts)
             return journal
         remaining = max(timeout_s - (time.monotonic() - started), 0.5)
         dmesg = run_command(CommandCapture("kernel_log", dmesg_argv(since), remaining, "kernel_log.txt"), ctx)
-        attempts.append({"argv": dmesg.details.get("argv"), "error": dmesg.artifact.error})
+        attempts.append({"argv": dmesg.argv, "error": dmesg.artifact.error})
         dmesg.details.update(
             source="dmesg" if dmesg.artifact.ran else None,
             journalctl_not_used=why_not,

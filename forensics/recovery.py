@@ -40,6 +40,9 @@ RECOVER_MAX = 50  # per start; the newest first
 INTERRUPTED_NOTE = "forensics stopped while capturing; found and closed at its next start"
 
 
+# Lenient readers of bundles on disk (which older versions may have written): only the fields the
+# sweep needs, not forensics.bundle's BundleMetadata / CulpritsFile, so a bundle whose other
+# fields differ is still found and adopted.
 class _Meta(msgspec.Struct):
     pause_ids: list[str] = []
 
@@ -88,12 +91,27 @@ def adopt(path: Path) -> SessionResult | None:
         except msgspec.ValidationError:
             continue
     cause = meta.get("cause") if meta.get("cause") in get_args(m.PauseCause) else "unknown"
-    evidence = {k: v for k, v in (meta.get("evidence") or {}).items()
-                if v is None or isinstance(v, (bool, int, float, str))}
+    evidence = known_evidence(meta.get("evidence"))
     return SessionResult(
         pause_ids=[str(p) for p in meta.get("pause_ids", [])], bundle_path=str(path), artifacts=artifacts,
         culprits=found, cause=cause, evidence=evidence, status=meta["status"], recovered=True,
     )
+
+
+def known_evidence(raw: object) -> m.Evidence:
+    """The entries of a bundle's evidence this version knows, each of the type it expects; the
+    rest (keys of another version, a hand-edited value) are left out rather than losing all."""
+    if not isinstance(raw, dict):
+        return m.Evidence()
+    kept = {}
+    for key, value in raw.items():
+        try:
+            msgspec.convert({key: value}, m.Evidence)
+        except msgspec.ValidationError:
+            continue
+        if key in m.Evidence.__struct_fields__:
+            kept[key] = value
+    return msgspec.convert(kept, m.Evidence)
 
 
 def as_pause(record: storage.PauseRecord) -> m.Pause:

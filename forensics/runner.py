@@ -10,7 +10,9 @@ for the error message. The capture ends, and the whole process group is killed w
 After a normal exit the group is killed too, so helpers a capture left behind never outlive it.
 
 Every outcome is a ``CaptureResult``: the wire ``Artifact`` (ran, ok, exit code, duration, bytes,
-truncated, error / skipped reason) and a ``details`` dict for metadata.json (argv, stderr, notes).
+truncated, error / skipped reason), the typed fields other code reads back (argv, stderr, the
+stuck-thread count, the /proc figures across the pause) and a ``details`` dict of notes that only
+metadata.json shows (``metadata_details`` merges them).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from pmshared import messages as m
 from pmshared import procgroup
 from pmshared.safetext import inert
 
+from forensics.stall_window import Interval
+
 STDERR_KEEP = 8192
 READ_CHUNK = 65536
 SELECT_S = 0.1  # how often a waiting capture looks at its deadline and the stop flag
@@ -39,7 +43,18 @@ SELECT_S = 0.1  # how often a waiting capture looks at its deadline and the stop
 @dataclass
 class CaptureResult:
     artifact: m.Artifact
-    details: dict[str, object] = field(default_factory=dict)
+    details: dict[str, object] = field(default_factory=dict)  # notes for metadata.json only
+    argv: list[str] | None = None  # a command capture's resolved argument list
+    stderr: str | None = None  # a command's stderr (first STDERR_KEEP bytes, made inert)
+    stuck_threads: int | None = None  # the stuck_threads capture's count (feeds the cause)
+    # The proc_state capture's figures across the pause: the cause's fallback when the collector's
+    # samples do not cover the stall. Not written to metadata.json (proc_state.json has them).
+    across_pause: Interval | None = None
+
+    def metadata_details(self) -> dict[str, object]:
+        """What metadata.json shows under the capture's ``details``."""
+        typed = {"argv": self.argv, "stderr": self.stderr, "stuck_threads": self.stuck_threads}
+        return {**{k: v for k, v in typed.items() if v is not None}, **self.details}
 
 
 @dataclass(frozen=True)
@@ -91,17 +106,17 @@ def _replace(artifact: m.Artifact, **changes: object) -> m.Artifact:
     return msgspec.structs.replace(artifact, **changes)
 
 
-def skipped(name: str, reason: str, **details: object) -> CaptureResult:
+def skipped(name: str, reason: str, argv: list[str] | None = None, **details: object) -> CaptureResult:
     return CaptureResult(
         m.Artifact(name=name, ok=False, ran=False, skipped_reason=reason, duration_ms=0.0),
-        dict(details),
+        dict(details), argv=argv,
     )
 
 
-def failed(name: str, error: str, started: float, **details: object) -> CaptureResult:
+def failed(name: str, error: str, started: float, argv: list[str] | None = None, **details: object) -> CaptureResult:
     return CaptureResult(
         m.Artifact(name=name, ok=False, ran=True, error=error, duration_ms=ms_since(started)),
-        dict(details),
+        dict(details), argv=argv,
     )
 
 
@@ -116,12 +131,12 @@ def run_command(spec: CommandCapture, ctx: CaptureContext) -> CaptureResult:
     started = time.monotonic()
     exe = resolve(spec.argv[0])
     argv = [exe or spec.argv[0], *spec.argv[1:]]
-    details: dict[str, object] = {"argv": argv, "timeout_s": spec.timeout_s}
+    details: dict[str, object] = {"timeout_s": spec.timeout_s}
     if exe is None:
         where = "" if os.path.isabs(spec.argv[0]) else " on PATH"
-        return skipped(spec.name, f"{spec.argv[0]} not found{where}", **details)
+        return skipped(spec.name, f"{spec.argv[0]} not found{where}", argv, **details)
     if ctx.stop.is_set():
-        return skipped(spec.name, "worker stopping", **details)
+        return skipped(spec.name, "worker stopping", argv, **details)
 
     out_path = ctx.bundle_dir / spec.stdout_file if spec.stdout_file else None
     produced = ctx.bundle_dir / spec.produces if spec.produces else None
@@ -129,7 +144,7 @@ def run_command(spec: CommandCapture, ctx: CaptureContext) -> CaptureResult:
         # Own process group: one kill takes the command's children too.
         proc = procgroup.start(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as exc:
-        return failed(spec.name, f"cannot start {argv[0]}: {exc.strerror or exc}", started, **details)
+        return failed(spec.name, f"cannot start {argv[0]}: {exc.strerror or exc}", started, argv, **details)
 
     out = open(out_path, "wb") if out_path else None
     try:
@@ -142,7 +157,9 @@ def run_command(spec: CommandCapture, ctx: CaptureContext) -> CaptureResult:
         proc.stderr.close()  # type: ignore[union-attr]
         if out is not None:
             out.close()
-    return _result(spec, ctx, run, proc.returncode, started, details, produced)
+    result = _result(spec, ctx, run, proc.returncode, started, produced)
+    result.argv, result.details = argv, details
+    return result
 
 
 @dataclass
@@ -201,7 +218,7 @@ def _watch(
 
 def _result(
     spec: CommandCapture, ctx: CaptureContext, run: _Run, code: int | None, started: float,
-    details: dict[str, object], produced: Path | None,
+    produced: Path | None,
 ) -> CaptureResult:
     if produced is not None and produced.exists():
         if run.truncated:
@@ -210,7 +227,6 @@ def _result(
     else:
         size = run.written
     err_text = inert(run.stderr.decode("utf-8", "replace").strip(), limit=2000)
-    details["stderr"] = err_text
     error = run.stop_reason
     if error is None and code != 0:
         error = f"exit status {code}" + (f": {err_text[:300]}" if err_text else "")
@@ -228,7 +244,7 @@ def _result(
         truncated=run.truncated,
         error=error,
     )
-    return CaptureResult(artifact, details)
+    return CaptureResult(artifact, stderr=err_text)
 
 
 def _check_limits(ctx: CaptureContext, deadline: float, timeout_s: float) -> str | None:

@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import msgspec
+
 from pmshared import messages as m
 from pmshared.config import Config
 
@@ -79,7 +81,7 @@ class SessionResult:
     artifacts: list[m.Artifact]
     culprits: list[m.Culprit]
     cause: m.PauseCause
-    evidence: dict[str, float | int | str | bool | None]
+    evidence: m.Evidence
     top_duration_ms: float = 0.0
     status: str = "complete"  # "complete", "interrupted", or "failed" (no bundle; see error)
     error: str | None = None  # why no bundle could be written
@@ -186,7 +188,7 @@ class CaptureSession:
             artifacts=[],
             culprits=self._rank("unknown")[0].culprits,  # known from memory: not lost with the disk
             cause="unknown",
-            evidence={"pauses": len(pauses), "attempts": self._attempts},
+            evidence=m.Evidence(pauses=len(pauses), attempts=self._attempts),
             top_duration_ms=max(p.duration_ms for p in pauses),
             status="failed",
             error=error,
@@ -218,7 +220,7 @@ class CaptureSession:
 
     def _cause(
         self, pauses: list[m.Pause], results: dict[str, CaptureResult]
-    ) -> tuple[m.PauseCause, dict[str, float | int | str | bool | None]]:
+    ) -> tuple[m.PauseCause, m.Evidence]:
         cfg = self.config.forensics.cause
         latest = self._latest_ring()
         if latest != self.ring_entries:
@@ -234,25 +236,22 @@ class CaptureSession:
             if own is not None and not any(iv.system is own.system or iv == own for iv in intervals):
                 intervals.append(own)
         proc_state = results.get("proc_state")
-        across = proc_state.details.pop("across_pause", None) if proc_state else None
+        across = proc_state.across_pause if proc_state else None
         stuck = results.get("stuck_threads")
-        stuck_count = stuck.details.get("stuck_threads") if stuck and stuck.artifact.ok else None
+        stuck_count = stuck.stuck_threads if stuck and stuck.artifact.ok else None
         figures = cause.gather(
             [(p.start, p.end) for p in pauses],
             intervals,
             # forensics' own /proc readings across the pause: only when the collector's are missing
-            fallback=[across] if isinstance(across, stall_window.Interval) else [],
+            fallback=[across] if across is not None else [],
             thresholds=cfg,
             suspended_ms=max(p.suspended_ms for p in pauses),
             last_resume_ago_s=self.resume_ago_s,
-            stuck_threads=stuck_count if isinstance(stuck_count, int) else None,
+            stuck_threads=stuck_count,
         )
         label, evidence = cause.classify(figures, cfg)
-        evidence["pauses"] = len(pauses)
-        evidence["stall"] = "; ".join(
-            f"{p.start - self.pause.start:+.2f}..{p.end - self.pause.start:+.2f} s" for p in pauses
-        )
-        return label, evidence
+        stall = "; ".join(f"{p.start - self.pause.start:+.2f}..{p.end - self.pause.start:+.2f} s" for p in pauses)
+        return label, msgspec.structs.replace(evidence, pauses=len(pauses), stall=stall)
 
     def _rank(self, label: str) -> tuple[culprits.CulpritReport, set[int]]:
         """The culprits (named with the cgroup the collector read) and the pipeline's own pids."""
@@ -268,30 +267,28 @@ class CaptureSession:
         )
         return report, pipeline
 
-    def _culprits(self, label: str | None) -> culprits.CulpritReport:
+    def _culprits(self, label: m.PauseCause | None) -> culprits.CulpritReport:
         """Rank and write culprits.json. ``None``: before the captures, the cause not known yet
         (ranked as for an unknown cause); rewritten once it is, so a worker killed meanwhile
         still leaves a bundle with its culprits."""
         cfg = self.config
         report, pipeline = self._rank(label or "unknown")
+        span = self._processes_span()
         assert self.bundle_dir is not None
         bundle.write_json(
             self.bundle_dir / "culprits.json",
-            {
-                "source": report.source,
-                "cause": label,
-                **({} if label else {"preliminary": "written before the captures; the cause was not known yet"}),
-                "ranking": RANKING[report.source],
-                **self._processes_span(),
-                "culprits": [
-                    {**_culprit_dict(c), "samples_seen": report.seen.get(c.pid, 0),
-                     **report.details.get(c.pid, {})}
-                    for c in report.culprits
-                ],
-                "pipeline_pids": sorted(pipeline),
-                "suspect_patterns": cfg.suspects.patterns,
-                "suspects_present": report.suspects_present,
-            },
+            bundle.CulpritsFile(
+                source=report.source,
+                cause=label,
+                preliminary=msgspec.UNSET if label else "written before the captures; the cause was not known yet",
+                ranking=RANKING[report.source],
+                processes_interval=span.interval if span else msgspec.UNSET,
+                processes_span_the_stall=span.spans if span else msgspec.UNSET,
+                culprits=report.entries(),
+                pipeline_pids=sorted(pipeline),
+                suspect_patterns=cfg.suspects.patterns,
+                suspects_present=report.suspects_present,
+            ),
         )
         return report
 
@@ -299,29 +296,29 @@ class CaptureSession:
         """One line of evidence: what the culprits were ranked from."""
         if source != "stall":
             return RANKING[source]
-        span = self._processes_span().get("processes_interval", "an unknown interval")
+        span = self._processes_span()
+        interval = span.interval if span else "an unknown interval"
         measured = any(p.cpu_children is not None for p in self.pause.processes or [])
         children = ("exited children's CPU charged to their parent" if measured
                     else "exited children's CPU not measured by this collector")
-        return f"what each process consumed over {span}; {children}"
+        return f"what each process consumed over {interval}; {children}"
 
-    def _processes_span(self) -> dict[str, object]:
+    def _processes_span(self) -> _Span | None:
         """Which interval the process list's rates cover, and whether it spans the stall (rates
         over a short sample taken after the stall would miss what ran inside it)."""
         iv = self._processes_interval
         if iv is None or not self.pause.processes:
-            return {}
+            return None
         origin = self.pause.start
         start = "?" if iv.start is None else f"{iv.start - origin:+.2f}"
         spans = iv.start is not None and iv.start <= self.pause.start + STALL_EDGE_S and iv.end >= self.pause.end
-        return {"processes_interval": f"{start}..{iv.end - origin:+.2f} s from the pause start",
-                "processes_span_the_stall": spans}
+        return _Span(f"{start}..{iv.end - origin:+.2f} s from the pause start", spans)
 
     def _run(self) -> None:
         started_mono = time.monotonic()
         self.bundle_dir = bundle_dir = bundle.create_bundle_dir(self.events_dir, self.pause.start)
         self._write_inputs(bundle_dir)
-        meta = self._metadata(status="capturing", captures={}, cause_label=None, evidence={})
+        meta = self._metadata(status="capturing", captures={}, cause_label=None, evidence=m.Evidence())
         bundle.write_json(bundle_dir / "metadata.json", meta)
 
         captures_started = time.time()
@@ -336,22 +333,20 @@ class CaptureSession:
         pauses = [self.pause, *coalesced]
         label, evidence = self._cause(pauses, results)
         report = self._culprits(label)
-        evidence["culprits_from"] = self._culprits_from(report.source)
+        evidence = msgspec.structs.replace(evidence, culprits_from=self._culprits_from(report.source))
         status = "interrupted" if self.stop.is_set() else "complete"
         meta = self._metadata(
             status=status,
-            captures={
-                name: {**_artifact_dict(r.artifact), "details": r.details} for name, r in results.items()
-            },
+            captures={name: bundle.capture_record(r.artifact, r.metadata_details()) for name, r in results.items()},
             cause_label=label,
             evidence=evidence,
             coalesced=coalesced,
-            timing={
-                "received_at": self._received_at,
-                "captures_started_at": captures_started,
-                "finished_at": time.time(),
-                "session_ms": round((time.monotonic() - started_mono) * 1000, 1),
-            },
+            timing=bundle.Timing(
+                received_at=self._received_at,
+                captures_started_at=captures_started,
+                finished_at=time.time(),
+                session_ms=round((time.monotonic() - started_mono) * 1000, 1),
+            ),
             culprit_list=report.culprits,
         )
         bundle.write_json(bundle_dir / "metadata.json", meta)
@@ -397,48 +392,41 @@ class CaptureSession:
         self,
         *,
         status: str,
-        captures: dict[str, object],
-        cause_label: str | None,
-        evidence: dict[str, object],
+        captures: dict[str, bundle.CaptureRecord],
+        cause_label: m.PauseCause | None,
+        evidence: m.Evidence,
         coalesced: list[m.Pause] | None = None,
-        timing: dict[str, object] | None = None,
+        timing: bundle.Timing | None = None,
         culprit_list: list[m.Culprit] | None = None,
-    ) -> dict[str, object]:
+    ) -> bundle.BundleMetadata:
         coalesced = coalesced or []
-        return {
-            "schema": 1,
-            "status": status,
-            "bundle": self.bundle_dir.name if self.bundle_dir else None,
-            "pause": bundle.pause_record(self.pause),
-            "pause_ids": [self.pause.pause_id, *(p.pause_id for p in coalesced)],
-            "coalesced": [bundle.pause_record(p) for p in coalesced],
-            "coalescing": (
-                "pauses that arrived while this bundle's captures were running were recorded here "
-                "instead of starting another capture"
+        return bundle.BundleMetadata(
+            status=status,
+            bundle=self.bundle_dir.name if self.bundle_dir else None,
+            pause=bundle.pause_record(self.pause),
+            pause_ids=[self.pause.pause_id, *(p.pause_id for p in coalesced)],
+            coalesced=[bundle.pause_record(p) for p in coalesced],
+            host=bundle.host_info(),
+            versions=bundle.versions(),
+            cause=cause_label,
+            evidence=evidence,
+            top_culprits=list(culprit_list or []),
+            captures=captures,
+            ring_buffer=bundle.RingInfo(
+                entries=len(self.ring_entries), seconds=self.config.sentinel.ring_buffer_seconds
             ),
-            "host": bundle.host_info(),
-            "versions": bundle.versions(),
-            "cause": cause_label,
-            "evidence": evidence,
-            "top_culprits": [_culprit_dict(c) for c in (culprit_list or [])],
-            "captures": captures,
-            "ring_buffer": {
-                "entries": len(self.ring_entries),
-                "seconds": self.config.sentinel.ring_buffer_seconds,
-            },
-            "timing": timing or {"received_at": self._received_at},
-            "forensics": {"incarnation": self.incarnation},
-            **({"recovered": RECOVERED_NOTE} if self.recovered else {}),
-            **({"retries": {"attempts": self._attempts, "last_error": self._last_error}}
-               if self._attempts > 1 else {}),
-        }
+            timing=timing or bundle.Timing(received_at=self._received_at),
+            forensics=bundle.ForensicsInfo(incarnation=self.incarnation),
+            recovered=RECOVERED_NOTE if self.recovered else msgspec.UNSET,
+            retries=(bundle.Retries(attempts=self._attempts, last_error=self._last_error)
+                     if self._attempts > 1 else msgspec.UNSET),
+        )
 
 
-def _culprit_dict(c: m.Culprit) -> dict[str, object]:
-    return {
-        "pid": c.pid, "ppid": c.ppid, "command": c.command, "cgroup": c.cgroup, "score": c.score,
-        "categories": list(c.categories), "suspect": c.suspect,
-    }
+@dataclass(frozen=True)
+class _Span:
+    interval: str  # the process list's interval, relative to the pause start (text)
+    spans: bool  # whether it covers the whole stall
 
 
 def _supervisor_pid() -> int | None:
@@ -451,10 +439,3 @@ def _supervisor_pid() -> int | None:
         return None
 
 
-
-
-def _artifact_dict(a: m.Artifact) -> dict[str, object]:
-    return {
-        "ok": a.ok, "ran": a.ran, "path": a.path, "exit_code": a.exit_code, "duration_ms": a.duration_ms,
-        "bytes": a.bytes, "truncated": a.truncated, "error": a.error, "skipped_reason": a.skipped_reason,
-    }

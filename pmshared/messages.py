@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import msgspec
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 NonNeg = Annotated[float, Meta(ge=0)]
 NonNegInt = Annotated[int, Meta(ge=0)]
@@ -296,6 +296,81 @@ class Culprit(Struct, frozen=True, kw_only=True):
 
 PauseCause = Literal["cpu", "memory", "io", "suspend-adjacent", "unknown"]
 
+# An evidence entry is either absent (UNSET: not encoded at all) or present, possibly null (a
+# figure this platform does not know). Keeping the two apart keeps the JSON object exactly what it
+# was when evidence was a free-form dict: readers of stored rows and bundles see the same keys.
+_Fig = float | None | UnsetType
+_Count = int | None | UnsetType
+_Over = str | UnsetType  # the interval a figure covers, seconds from the pause start (text)
+_Threshold = float | UnsetType
+
+
+class Evidence(Struct, frozen=True, kw_only=True):
+    """Why forensics chose a pause's cause (forensics/cause.py): the worst figure of each kind over
+    the stall, the interval it covers (``<figure>_over``), the thresholds of [forensics.cause] it
+    was held against (``threshold_<name>``, one per CauseConfig field: tests pin the two lists)
+    and the rule that fired. Decoding ignores keys it does not know, so a ForensicsDone from an
+    older forensics, whose evidence was a free-form dict of the same keys, still decodes."""
+
+    # The figures (forensics/cause.py Figures, field for field)
+    suspended_ms: _Fig = UNSET
+    last_resume_ago_s: _Fig = UNSET
+    cpu_count: _Count = UNSET
+    cpu_busy_pct: _Fig = UNSET
+    cpu_steal_pct: _Fig = UNSET
+    cpu_iowait_pct: _Fig = UNSET
+    runq_per_core: _Fig = UNSET
+    psi_cpu_some: _Fig = UNSET
+    psi_memory_some: _Fig = UNSET
+    psi_memory_full: _Fig = UNSET
+    psi_io_some: _Fig = UNSET
+    psi_io_full: _Fig = UNSET
+    procs_blocked: _Count = UNSET
+    stuck_threads: _Count = UNSET
+    pageins_per_s: _Fig = UNSET
+    swapins_per_s: _Fig = UNSET
+    swapouts_per_s: _Fig = UNSET
+    samples: _Count = UNSET
+    # Derived from them
+    swap_pages_per_s: _Fig = UNSET
+    stuck: _Count = UNSET
+    # The interval each figure covers (only for the figures some sample measured)
+    cpu_busy_pct_over: _Over = UNSET
+    cpu_iowait_pct_over: _Over = UNSET
+    cpu_steal_pct_over: _Over = UNSET
+    psi_cpu_some_over: _Over = UNSET
+    psi_memory_some_over: _Over = UNSET
+    psi_memory_full_over: _Over = UNSET
+    psi_io_some_over: _Over = UNSET
+    psi_io_full_over: _Over = UNSET
+    pageins_per_s_over: _Over = UNSET
+    swapins_per_s_over: _Over = UNSET
+    swapouts_per_s_over: _Over = UNSET
+    runq_per_core_over: _Over = UNSET
+    procs_blocked_over: _Over = UNSET
+    # The thresholds (values and defaults live in pmshared.config.CauseConfig, nowhere else)
+    threshold_suspend_recent_s: _Threshold = UNSET
+    threshold_mem_psi_some_pct: _Threshold = UNSET
+    threshold_mem_psi_full_pct: _Threshold = UNSET
+    threshold_mem_pageins_per_s: _Threshold = UNSET
+    threshold_mem_swap_pages_per_s: _Threshold = UNSET
+    threshold_io_psi_some_pct: _Threshold = UNSET
+    threshold_io_psi_full_pct: _Threshold = UNSET
+    threshold_io_stuck: int | UnsetType = UNSET
+    threshold_io_iowait_pct: _Threshold = UNSET
+    threshold_cpu_busy_pct: _Threshold = UNSET
+    threshold_cpu_psi_some_pct: _Threshold = UNSET
+    threshold_cpu_steal_pct: _Threshold = UNSET
+    threshold_cpu_runq_per_core: _Threshold = UNSET
+    threshold_cpu_runq_min_busy_pct: _Threshold = UNSET
+    threshold_stall_share_min: _Threshold = UNSET
+    # The verdict and the session's own notes
+    rule: str | UnsetType = UNSET
+    pauses: int | UnsetType = UNSET  # how many pauses the bundle holds (coalesced)
+    stall: str | UnsetType = UNSET  # each pause's span, relative to the first one's start
+    culprits_from: str | UnsetType = UNSET
+    attempts: int | UnsetType = UNSET  # a failed bundle: how many writes were tried
+
 
 class ForensicsDone(Envelope, frozen=True, kw_only=True, tag="forensics_done"):
     pause_ids: list[str]  # the pause and any coalesced into the same capture
@@ -303,7 +378,7 @@ class ForensicsDone(Envelope, frozen=True, kw_only=True, tag="forensics_done"):
     artifacts: list[Artifact]
     culprits: list[Culprit]
     cause: PauseCause
-    evidence: dict[str, float | int | str | bool | None] = {}
+    evidence: Evidence = Evidence()
     # Set when no bundle could be written (bundle_path is "" then), e.g. "No space left on device".
     error: str | None = None
 

@@ -116,8 +116,8 @@ class DbBuilder:
                 artifacts=[m.Artifact(name="ps", ok=True, path="ps.txt", duration_ms=12.0, bytes=3),
                            m.Artifact(name="dmesg", ok=False, exit_code=1, error="permission denied")],
                 culprits=[m.Culprit(pid=4242, command=culprit, score=80, categories=["cpu"], suspect=True)],
-                cause=cause, evidence={"psi_cpu_some": 42.5, "cpu_busy_pct": 59.40594059405941,
-                                          "last_resume_ago_s": None, "note": culprit}))
+                cause=cause, evidence=m.Evidence(psi_cpu_some=42.5, cpu_busy_pct=59.40594059405941,
+                                                   last_resume_ago_s=None, rule=culprit)))
 
     def close(self) -> None:
         self.conn.close()

@@ -83,7 +83,7 @@ def forensics_done(pause_ids: list[str], bundle_path: str, seq: int = 1, sent_at
         artifacts=[m.Artifact(name="ps", ok=True, path="ps.txt", exit_code=0, duration_ms=12.5, bytes=2048),
                    m.Artifact(name="spindump", ok=False, ran=False, skipped_reason="not on Linux")],
         culprits=[m.Culprit(pid=42, command=culprit, score=90, categories=["cpu"])],
-        evidence={"cpu_busy_pct": 99.0},
+        evidence=m.Evidence(cpu_busy_pct=99.0),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from forensics import cause, stall_window
@@ -127,12 +128,12 @@ TABLE = [
 @pytest.mark.parametrize("name,figures,expected", TABLE, ids=[row[0] for row in TABLE])
 def test_classify_table(name: str, figures: Figures, expected: str) -> None:
     label, evidence = cause.classify(figures)
-    assert label == expected, evidence["rule"]
-    assert evidence["rule"]
+    assert label == expected, evidence.rule
+    assert evidence.rule
     # The evidence carries the figures that decided it and the thresholds they met.
-    assert evidence["threshold_cpu_busy_pct"] == CauseConfig().cpu_busy_pct
-    assert evidence["cpu_busy_pct"] == figures.cpu_busy_pct
-    assert all(isinstance(v, (int, float, str, bool, type(None))) for v in evidence.values())
+    assert evidence.threshold_cpu_busy_pct == CauseConfig().cpu_busy_pct
+    assert evidence.cpu_busy_pct == figures.cpu_busy_pct
+    assert all(isinstance(v, (int, float, str, bool, type(None))) for v in msgspec.to_builtins(evidence).values())
 
 
 def test_evidence_is_a_valid_forensics_done_field() -> None:
@@ -144,7 +145,7 @@ def test_evidence_is_a_valid_forensics_done_field() -> None:
     from pmshared.codec import Codec
 
     codec = Codec(m.ForensicsDone)
-    assert codec.decode(codec.encode(msg)).evidence["psi_memory_some"] == 38.0
+    assert codec.decode(codec.encode(msg)).evidence.psi_memory_some == 38.0
 
 
 def test_thresholds_come_from_the_config_section() -> None:
@@ -152,7 +153,7 @@ def test_thresholds_come_from_the_config_section() -> None:
     assert cause.classify(busy)[0] == "cpu"
     strict = config.parse("[forensics.cause]\ncpu_busy_pct = 95\n").forensics.cause
     label, evidence = cause.classify(busy, strict)
-    assert label == "unknown" and evidence["threshold_cpu_busy_pct"] == 95.0
+    assert label == "unknown" and evidence.threshold_cpu_busy_pct == 95.0
 
 
 @pytest.mark.parametrize("line", [
@@ -182,11 +183,11 @@ def test_a_load_that_ended_before_the_pause_does_not_explain_it() -> None:
                sample(1.3, 2.3, **quiet), sample(2.3, 1.0, **quiet)]
     figures = cause.gather([(T0, T0 + 1.2)], samples)
     label, evidence = cause.classify(figures)
-    assert label == "unknown", evidence["rule"]
+    assert label == "unknown", evidence.rule
     assert figures.samples == 1  # only the sample spanning the stall (also the first after it)
-    assert evidence["cpu_busy_pct"] == 2.7 and "load1" not in evidence
-    assert evidence["cpu_busy_pct_over"] == "+0.00..+1.20 s (stall estimate; sample -1.00..+1.30 s live)"
-    assert evidence["runq_per_core_over"] == "at +1.30 s (instant, live sample)"
+    assert evidence.cpu_busy_pct == 2.7 and "load1" not in msgspec.to_builtins(evidence)
+    assert evidence.cpu_busy_pct_over == "+0.00..+1.20 s (stall estimate; sample -1.00..+1.30 s live)"
+    assert evidence.runq_per_core_over == "at +1.30 s (instant, live sample)"
 
 
 def test_a_figure_is_estimated_over_the_stall_when_the_sample_is_longer() -> None:
@@ -199,7 +200,7 @@ def test_a_figure_is_estimated_over_the_stall_when_the_sample_is_longer() -> Non
     assert figures.cpu_busy_pct == 100.0 and figures.psi_cpu_some == 95.0
     label, evidence = cause.classify(figures)
     assert label == "cpu"
-    assert evidence["cpu_busy_pct_over"] == "+0.00..+0.95 s (stall estimate; sample -0.55..+0.95 s live)"
+    assert evidence.cpu_busy_pct_over == "+0.00..+0.95 s (stall estimate; sample -0.55..+0.95 s live)"
     # Without the sample before, nothing says what the rest of the interval was: as measured.
     alone = cause.gather([(T0, T0 + 0.95)], [spanning])
     assert alone.cpu_busy_pct == round((0.95 * 100 + 0.55 * 7) / 1.5, 2)
@@ -273,12 +274,12 @@ def test_evidence_is_a_valid_forensics_done_field_with_intervals() -> None:
     from pmshared.codec import Codec
 
     codec = Codec(m.ForensicsDone)
-    assert codec.decode(codec.encode(msg)).evidence["cpu_busy_pct_over"] == "-0.40..+1.20 s live (whole sample)"
+    assert codec.decode(codec.encode(msg)).evidence.cpu_busy_pct_over == "-0.40..+1.20 s live (whole sample)"
 
 
 def test_the_rule_names_the_other_contended_resources() -> None:
     f = Figures(cpu_count=2, cpu_busy_pct=100.0, psi_cpu_some=98.3, psi_io_some=48.1, procs_blocked=3)
     label, evidence = cause.classify(f)
     assert label == "cpu"
-    assert evidence["rule"] == ("psi_cpu_some=98.3 >= 50 (cores 100.0% busy); "
+    assert evidence.rule == ("psi_cpu_some=98.3 >= 50 (cores 100.0% busy); "
                                 "also io (io pressure (some=48.1, full=None) with 3 stuck task(s))")

@@ -48,7 +48,7 @@ def test_two_quick_pauses_share_one_capture(tmp_path: Path) -> None:
     assert "instead of starting another capture" in meta["coalescing"]
     assert len(json.loads((bundle / "processes-2.json").read_text())) == 2
     # The coalesced pause's figures count for the cause: its snapshot showed 98 % busy.
-    assert result.cause == "cpu" and result.evidence["pauses"] == 2
+    assert result.cause == "cpu" and result.evidence.pauses == 2
     assert len(list((tmp_path / "events").iterdir())) == 1
 
 

@@ -49,9 +49,15 @@ def test_the_busy_loops_of_a_cpu_stall_come_first_and_the_pipeline_by_what_it_us
     assert (top.categories, top.ppid, top.cgroup) == (["cpu"], 900, "/user.slice/loops")
     # Processes that consumed nothing are no culprits, whatever the ring said.
     assert {1, 903} & {c.pid for c in report.culprits} == set()
-    d = report.details
-    assert d[901]["cpu_pct"] == 97.6 and d[901]["pipeline"] is False and d[501]["pipeline"] is True
-    assert "not measured" in str(d[901]["cpu_children_note"])  # cpu_children None: said, not guessed
+    d = {e.pid: e for e in report.entries()}
+    assert d[901].cpu_pct == 97.6 and d[901].pipeline is False and d[501].pipeline is True
+    assert "not measured" in str(d[901].cpu_children_note)  # cpu_children None: said, not guessed
+
+
+def entry(c: culprits.Consumption) -> culprits.CulpritEntry:
+    """The culprits.json entry of one ranked process."""
+    culprit = m.Culprit(pid=c.process.pid, command=c.process.command, score=c.score, categories=[])
+    return culprits.culprit_entry(culprit, 0, c, set())
 
 
 def test_exited_children_are_charged_to_their_parent() -> None:
@@ -60,14 +66,14 @@ def test_exited_children_are_charged_to_their_parent() -> None:
     ranked = culprits.consumption([forker, worker], cpu_count=2, cause="cpu")
     assert [(c.process.pid, c.score) for c in ranked] == [(70, 77), (71, 20)]
     assert ranked[0].categories == ["cpu", "fork"] and ranked[1].categories == ["cpu"]
-    assert culprits.consumption_json(ranked[0], set())["cpu_children_note"] == culprits.CHILDREN_NOTE
+    assert entry(ranked[0]).cpu_children_note == culprits.CHILDREN_NOTE
 
 
 def test_cpu_above_the_hardware_is_clipped_to_the_machine() -> None:
     # The collector stopped for 0.5 s read 744 % on 2 cores (its rates over the wrong interval).
     (c,) = culprits.consumption([info(501, "collector", 744.0)], cpu_count=2, cause="unknown")
     assert (c.cpu_pct, c.score, c.clipped) == (200.0, 100, True)
-    assert "clipped" in culprits.consumption_json(c, set())
+    assert entry(c).clipped == "CPU above what the cores allow, clipped to the machine"
 
 
 def test_the_cause_decides_which_resource_ranks_first() -> None:
@@ -99,7 +105,7 @@ def test_suspects_keep_their_flag_and_are_listed_when_present_but_idle() -> None
     report = culprits.identify([], procs, ["codemeter"], 5, cause="cpu", cpu_count=2)
     flagged = {c.pid: c.suspect for c in report.culprits}
     assert flagged[950] is True and flagged[901] is False
-    assert [s["pid"] for s in report.suspects_present] == [951]
+    assert [s.pid for s in report.suspects_present] == [951]
 
 
 def test_suspect_match_is_case_insensitive_substring() -> None:
@@ -195,7 +201,7 @@ def test_a_session_charges_exited_children_to_their_parent_and_names_its_cgroup(
     assert result.cause == "cpu"
     assert [(c.pid, c.categories) for c in result.culprits] == [(parent, ["cpu", "fork"]), (me, ["cpu"])]
     assert (result.culprits[0].cgroup, result.culprits[0].ppid) == ("build.service", 1)
-    assert result.evidence["culprits_from"].endswith("exited children's CPU charged to their parent")
+    assert result.evidence.culprits_from.endswith("exited children's CPU charged to their parent")
     ranked = json.loads((Path(result.bundle_path) / "culprits.json").read_text())
     assert ranked["source"] == "stall" and ranked["culprits"][0]["cpu_children_note"] == culprits.CHILDREN_NOTE
     assert [c["pipeline"] for c in ranked["culprits"]] == [False, True]

@@ -106,7 +106,7 @@ def test_stuck_capture_writes_json_and_counts(tmp_path: Path) -> None:
     bundle.mkdir()
     cap = linux_captures.stuck_threads_capture(5.0, root=root)
     result = cap.run(CaptureContext(bundle_dir=bundle, max_bytes=1 << 20, stop=threading.Event()))
-    assert result.artifact.ok and result.details["stuck_threads"] == 1
+    assert result.artifact.ok and result.stuck_threads == 1
     body = json.loads((bundle / "stuck_threads.json").read_text())
     assert body["rounds"] == linux_captures.STUCK_ROUNDS
     assert body["stuck"][0]["rounds_seen"] == linux_captures.STUCK_ROUNDS
@@ -168,5 +168,5 @@ def test_delta_across_the_pause_feeds_the_cause(tmp_path: Path) -> None:
     across = Interval(before.taken_at, before.taken_at + 2.0, sys_stats, "proc")
     stall = (before.taken_at + 0.5, before.taken_at + 1.5)
     label, evidence = cause.classify(cause.gather([stall], [], fallback=[across]))
-    assert label == "memory" and evidence["psi_memory_full"] == 20.0
-    assert evidence["psi_memory_full_over"] == "-0.50..+1.50 s proc (whole sample)"
+    assert label == "memory" and evidence.psi_memory_full == 20.0
+    assert evidence.psi_memory_full_over == "-0.50..+1.50 s proc (whole sample)"

@@ -68,7 +68,7 @@ def test_failing_capture_records_exit_status_and_stderr(tmp_path: Path) -> None:
     art = result.artifact
     assert art.ran and not art.ok and art.exit_code == 7
     assert art.error == "exit status 7: fake failure: permission denied"
-    assert result.details["stderr"] == "fake failure: permission denied"
+    assert result.stderr == "fake failure: permission denied"
 
 
 def test_successful_capture(tmp_path: Path) -> None:
@@ -151,3 +151,15 @@ def test_session_with_hanging_and_flooding_captures_still_writes_a_complete_bund
     child, leader = (int(p) for p in pids_file.read_text().split())
     wait_for(lambda: pid_gone(child) and pid_gone(leader), timeout=5, what="group death")
     msgspec.json.decode((bundle / "culprits.json").read_bytes())
+
+
+def test_typed_results_reach_metadata_details(tmp_path: Path) -> None:
+    """argv and stderr are typed fields of the result; metadata.json still shows them (with the
+    notes) under the capture's details, as before they were typed."""
+    result = run_command(CommandCapture("f", [str(FAKE_BIN / "fail"), "7"], 5, "f.txt"), ctx(tmp_path))
+    assert result.argv == [str(FAKE_BIN / "fail"), "7"]
+    assert result.metadata_details() == {
+        "argv": result.argv, "stderr": "fake failure: permission denied", "timeout_s": 5,
+    }
+    missing = run_command(CommandCapture("y", ["no-such-tool-pm"], 5, "y.txt"), ctx(tmp_path))
+    assert missing.metadata_details() == {"argv": ["no-such-tool-pm"], "timeout_s": 5}

@@ -153,9 +153,9 @@ def test_a_pause_becomes_a_bundle_and_a_forensics_done(world, tmp_path: Path) ->
     # The synthetic feed says cpu; the real /proc deltas across the pause count too, so real
     # memory/io pressure from a busy test machine (or a VM resume) may legitimately win.
     assert done.cause in ("cpu", "memory", "io", "suspend-adjacent"), done.evidence
-    assert done.evidence["rule"] and done.evidence["cpu_busy_pct"] >= 99.5
-    assert done.evidence["threshold_cpu_busy_pct"] == 90.0
-    assert meta["evidence"]["rule"] == done.evidence["rule"]
+    assert done.evidence.rule and done.evidence.cpu_busy_pct >= 99.5
+    assert done.evidence.threshold_cpu_busy_pct == 90.0
+    assert meta["evidence"]["rule"] == done.evidence.rule
 
     # Culprits from the process list of the snapshot spanning the stall, suspects flagged.
     assert [c.pid for c in done.culprits] == [4242, 4243]
@@ -166,7 +166,7 @@ def test_a_pause_becomes_a_bundle_and_a_forensics_done(world, tmp_path: Path) ->
     assert "cgroup" in culprits["culprits"][0] and culprits["culprits"][0]["ppid"] == 0
     # The process list's interval: from the last live sample before the pause to when it was sent.
     assert culprits["processes_span_the_stall"] is True, culprits["processes_interval"]
-    assert done.evidence["culprits_from"].endswith("exited children's CPU not measured by this collector")
+    assert done.evidence.culprits_from.endswith("exited children's CPU not measured by this collector")
 
     ring = json.loads((bundle / "ring_buffer.json").read_text())
     assert ring["entries"] >= 3 and ring["samples"][0]["samples"]["rogues"][0]["command"] == "hog"

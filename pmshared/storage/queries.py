@@ -70,7 +70,10 @@ class PauseRecord(msgspec.Struct, frozen=True, kw_only=True):
     bundle_path: str | None
     cause: str | None
     culprits: list[m.Culprit]
-    evidence: dict
+    # The stored JSON object as written (m.Evidence today, a free-form dict before): rows of older
+    # versions carry keys m.Evidence no longer knows, and `pmctl pauses show` lists every key, so
+    # it stays an object here; msgspec.convert(evidence, m.Evidence) gives the typed view.
+    evidence: dict[str, object]
     artifacts: list[m.Artifact]  # filled by get_pause/get_event; empty in list_pauses
     forensics_error: str | None = None  # forensics could not write the bundle: why
 
