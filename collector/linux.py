@@ -66,6 +66,7 @@ import msgspec
 from pmshared.messages import ProcessInfo, SystemStats
 
 from .cgroup_name import cgroup_name
+from .procfs_errors import Gone, field_unknown
 from .procfs_files import FdBudget, read_path
 from .procfs_parse import (
     NO_IO,
@@ -79,6 +80,7 @@ from .procfs_parse import (
     schedstat_delay,
     status_tgid,
 )
+from .procfs_schedule import plan_reads
 from .procfs_system import SystemReader
 from .procfs_threads import count_stuck_threads, threads_switches
 
@@ -117,10 +119,6 @@ class _Rates(NamedTuple):
 def _zero(v: object, dt: float | None) -> float | None:
     """0.0 for a figure that is known (a previous count exists) over a real interval."""
     return 0.0 if dt and v is not None else None
-
-
-class _Gone(Exception):
-    """The process vanished between two reads of its files."""
 
 
 class _Proc:
@@ -303,7 +301,6 @@ class LinuxBackend:
         new: dict[str, _Proc] = {}
         out: list[ProcessInfo] = []
         append = out.append
-        pread = os.pread
         live = self._live
         cpu_clock = time.clock_gettime_ns
         names = self._names(old)
@@ -326,39 +323,10 @@ class LinuxBackend:
                         append(e.info)
                         continue
                     e.cpu_ns = ns
-                # One small pread and a bytes comparison for a process that did nothing.
-                fd = e.fd_sched
-                if fd >= 0:
-                    try:
-                        s = pread(fd, SCHED_SIZE, 0)
-                    except OSError:
-                        s = b""  # ESRCH: gone (its pid may already be someone else's)
-                    if s == e.sched and e.stat_at > n:
-                        if not e.idle:
-                            self._settle(e)
-                        new[name] = e
-                        append(e.info)
-                        continue
-                    if s and self._update(e, s, None, now, dt, n):
-                        new[name] = e
-                        append(e.info)
-                        continue
-                else:
-                    fd = e.fd_stat
-                    try:
-                        b = pread(fd, STAT_SIZE, 0) if fd >= 0 else read_path(e.path + "stat")
-                    except OSError:
-                        b = b""
-                    if b == e.stat and e.refresh_at > n:
-                        if not e.idle:
-                            self._settle(e)
-                        new[name] = e
-                        append(e.info)
-                        continue
-                    if b and self._update(e, None, b, now, dt, n):
-                        new[name] = e
-                        append(e.info)
-                        continue
+                if self._look(e, now, dt, n):
+                    new[name] = e
+                    append(e.info)
+                    continue
                 self._forget(e)
             elif not name.isdigit():
                 continue
@@ -454,16 +422,16 @@ class LinuxBackend:
             b = self._read_stat(e)
             st = parse_stat(b)
             if st is None:
-                raise _Gone
+                raise Gone
             self._baseline(e, b, st, now, n)
-        except (OSError, _Gone):
+        except (OSError, Gone):
             self._close_fds(e)
             return None
         self.counters["new"] += 1
         return e
 
     def _baseline(self, e: _Proc, b: bytes, st: StatFields, now: float, n: int) -> None:
-        """First sample of a process: counters remembered, no rates. Raises _Gone/OSError."""
+        """First sample of a process: counters remembered, no rates. Raises Gone/OSError."""
         e.stat = b
         e.start = st.starttime
         e.ticks = st.ticks
@@ -507,17 +475,49 @@ class LinuxBackend:
         )
         e.idle = False
 
+    def _look(self, e: _Proc, now: float, dt: float | None, n: int) -> bool:
+        """One small pread and a bytes comparison for a process that did nothing; else _update.
+
+        Reached for a process whose CPU clock moved (or whose stat read is due), and for every
+        process off a live /proc. False when the process is gone.
+        """
+        if e.fd_sched >= 0:
+            try:
+                s = os.pread(e.fd_sched, SCHED_SIZE, 0)
+            except OSError:
+                s = b""  # ESRCH: gone (its pid may already be someone else's)
+            if s == e.sched and e.stat_at > n:
+                self._keep_idle(e)
+                return True
+            if not s:
+                return False
+            try:
+                b = os.pread(e.fd_stat, STAT_SIZE, 0)  # (watched via schedstat: stat is kept open)
+            except OSError:
+                return False
+            return self._update(e, s, b, now, dt, n)
+        try:
+            b = os.pread(e.fd_stat, STAT_SIZE, 0) if e.fd_stat >= 0 else read_path(e.path + "stat")
+        except OSError:
+            b = b""
+        if b == e.stat and e.refresh_at > n:
+            self._keep_idle(e)
+            return True
+        return bool(b) and self._update(e, None, b, now, dt, n)
+
+    def _keep_idle(self, e: _Proc) -> None:
+        if not e.idle:
+            self._settle(e)
+
     def _update(
-        self, e: _Proc, sched: bytes | None, b: bytes | None, now: float, dt: float | None, n: int
+        self, e: _Proc, sched: bytes | None, b: bytes, now: float, dt: float | None, n: int
     ) -> bool:
         """Something may have changed (or a refresh is due). False when the process is gone.
 
-        ``sched``: the new schedstat of a process watched through it (then stat is read here);
-        ``b``: the new stat of a process watched through stat.
+        ``sched``: the new schedstat of a process watched through it (None: watched through
+        stat); ``b``: its stat line, just read.
         """
         try:
-            if b is None:
-                b = os.pread(e.fd_stat, STAT_SIZE, 0)  # (watched via schedstat: stat is kept open)
             e.stat_at = n + self._stat_period  # stat was read now
             st = None
             if b != e.stat:
@@ -542,27 +542,22 @@ class LinuxBackend:
             exec_ = st is not None and st.comm != e.comm and not e.kthread
             if exec_:
                 e.cgroup = self._read_cgroup(e)
-            refresh = e.refresh_at <= n or exec_
-            if refresh and self._live and e.cpu_ns == e.status_ns and n > self._swap_until:
-                # Its CPU clock has not moved since status was read: a process that did not run
-                # cannot have exec'd or changed its uid, and with no page moving to or from swap
-                # its VmSwap stands too. The periodic refresh is then skipped (a cold status
-                # read costs ~28 us; about 1 in refresh_every processes is due each sample).
+            plan = plan_reads(
+                ran=ran, stat_changed=st is not None, refresh_due=e.refresh_at <= n, exec_=exec_,
+                clock_still=self._live and e.cpu_ns == e.status_ns, swap_moving=n <= self._swap_until,
+                young=e.young, kthread=e.kthread, via_schedstat=sched is not None,
+            )  # fmt: skip
+            e.young = plan.young
+            if plan.reschedule:
                 e.refresh_at = n + self._period
-                refresh = False
-            if ran and e.young:
-                refresh = True
-                e.young = False
-            if not ran and not refresh and st is None:
+            if plan.settle:
                 self._settle(e)  # a stat refresh found nothing new
                 e.stat_at = min(e.stat_at, e.refresh_at)
                 return True
-            if refresh:
-                if not e.kthread:
-                    self._read_status(e)
-                e.refresh_at = n + self._period
-            rates = self._count_rates(e, sched, ran, refresh, now, dt)
-        except (OSError, _Gone):
+            if plan.status:
+                self._read_status(e)
+            rates = self._count_rates(e, sched, ran, plan.counters, now, dt)
+        except (OSError, Gone):
             return False
         e.stat_at = min(e.stat_at, e.refresh_at)
         e.info = self._info(e, st, rates, now, dt)
@@ -574,14 +569,15 @@ class LinuxBackend:
         return True
 
     def _count_rates(
-        self, e: _Proc, sched: bytes | None, ran: bool, refresh: bool, now: float, dt: float | None
+        self, e: _Proc, sched: bytes | None, ran: bool, read: bool, now: float, dt: float | None
     ) -> _Rates:
         """Rates of the counters read when a process ran (context switches, system calls, storage
         bytes, run delay); zero rates, without a read, for one that did not."""
         old = e.counts
-        # Watched through schedstat, "did not run" is exact: its counters cannot have moved.
-        # Through stat it means "less than a clock tick": a refresh collects what trickled.
-        if not (ran or (refresh and sched is None)):
+        # ``read`` (see plan_reads): watched through schedstat, "did not run" is exact, its
+        # counters cannot have moved; through stat it means "less than a clock tick": a refresh
+        # collects what trickled.
+        if not read:
             return _Rates(
                 _zero(old.csw, dt), _zero(old.syscalls, dt), _zero(old.read_bytes, dt),
                 _zero(old.write_bytes, dt), _zero(old.delay_ns, dt),
@@ -728,21 +724,18 @@ class LinuxBackend:
                 e.fd_sched = self._fds.open(e.path + "schedstat")
                 if e.fd_sched >= 0:
                     e.sched = os.pread(e.fd_sched, SCHED_SIZE, 0)
-            except PermissionError:
-                pass  # stat-watched then
             except OSError as exc:
-                raise _Gone from exc
+                field_unknown(exc)  # denied: stat-watched then
 
     def _read_status(self, e: _Proc) -> None:
         """uid and VmSwap from status (read by path: rarely needed, so no descriptor kept)."""
         self.counters["status_reads"] += 1
         try:
             status = parse_status(read_path(e.path + "status", STATUS_SIZE))
-        except PermissionError:  # hidepid and friends: the process is there, its status is not
+        except OSError as exc:
+            field_unknown(exc)  # hidepid and friends: the process is there, its status is not
             e.uid, e.swap = None, None
             return
-        except OSError as exc:
-            raise _Gone from exc
         e.uid, e.swap = status.euid, status.swap_bytes
         e.status_ns = e.cpu_ns
 
@@ -755,7 +748,7 @@ class LinuxBackend:
             return None
 
     def _counters(self, e: _Proc, sched: bytes | None) -> _Counts:
-        """Counters now: context switches, syscalls, storage bytes, run delay. Raises _Gone when
+        """Counters now: context switches, syscalls, storage bytes, run delay. Raises Gone when
         the process vanished.
 
         ``io`` denied (another user's process without privileges) gives None for its three,
@@ -770,10 +763,9 @@ class LinuxBackend:
         else:  # no schedstat (or not summing threads): the main thread's status counters
             try:
                 b = read_path(e.path + "status", STATUS_SIZE)
-            except PermissionError:
-                b = b""
             except OSError as exc:
-                raise _Gone from exc
+                field_unknown(exc)
+                b = b""
             csw = parse_status(b).csw if b else None
         if not self._run_delay:
             delay = None
@@ -785,12 +777,9 @@ class LinuxBackend:
                 e.fd_io = self._fds.open(e.path + "io")
             b = os.pread(e.fd_io, IO_SIZE, 0) if e.fd_io >= 0 else read_path(e.path + "io", IO_SIZE)
             io: IoCounters = parse_io(b)
-        except PermissionError:
+        except OSError as exc:
+            field_unknown(exc, unsupported=True)  # no io accounting in this kernel: as denied
             io = NO_IO
-        except (ProcessLookupError, FileNotFoundError) as exc:
-            raise _Gone from exc
-        except OSError:
-            io = NO_IO  # no io accounting in this kernel: same as denied
         return _Counts(csw, io.syscalls, io.read_bytes, io.write_bytes, delay)
 
     def _swap_moving(self, n: int) -> None:
