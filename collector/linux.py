@@ -59,7 +59,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import NamedTuple
 
 import msgspec
 
@@ -80,6 +79,19 @@ from .procfs_parse import (
     schedstat_delay,
     status_tgid,
 )
+from .procfs_record import (
+    Before,
+    Counts,
+    Rates,
+    counter_rates,
+    cpu_percent,
+    growth_rate,
+    is_idle,
+    same_stat_record,
+    settled,
+    stat_record,
+    still_rates,
+)
 from .procfs_schedule import plan_reads
 from .procfs_system import SystemReader
 from .procfs_threads import count_stuck_threads, threads_switches
@@ -96,29 +108,6 @@ LIST_EVERY = 60  # samples: /proc is listed at least this often whatever the cou
 
 _replace = msgspec.structs.replace
 log = logging.getLogger("collector")
-
-
-class _Counts(NamedTuple):
-    """Cumulative counters read when a process ran (rates are their deltas over the interval)."""
-
-    csw: int | None = None
-    syscalls: int | None = None
-    read_bytes: int | None = None
-    write_bytes: int | None = None
-    delay_ns: int | None = None  # schedstat run delay (of all threads, where they are summed)
-
-
-class _Rates(NamedTuple):
-    csw: float | None
-    sysbsd: float | None
-    read_bps: float | None
-    write_bps: float | None
-    run_delay: float | None  # ms/s
-
-
-def _zero(v: object, dt: float | None) -> float | None:
-    """0.0 for a figure that is known (a previous count exists) over a real interval."""
-    return 0.0 if dt and v is not None else None
 
 
 class _Proc:
@@ -561,16 +550,12 @@ class LinuxBackend:
             return False
         e.stat_at = min(e.stat_at, e.refresh_at)
         e.info = self._info(e, st, rates, now, dt)
-        i = e.info
-        e.idle = (
-            i.cpu == 0.0 and not i.pageins and not i.csw and not i.sysbsd and not i.cpu_children
-            and not i.run_delay and not i.read_bps and not i.write_bps and not i.mem_growth
-        )  # fmt: skip
+        e.idle = is_idle(e.info)
         return True
 
     def _count_rates(
         self, e: _Proc, sched: bytes | None, ran: bool, read: bool, now: float, dt: float | None
-    ) -> _Rates:
+    ) -> Rates:
         """Rates of the counters read when a process ran (context switches, system calls, storage
         bytes, run delay); zero rates, without a read, for one that did not."""
         old = e.counts
@@ -578,10 +563,7 @@ class LinuxBackend:
         # counters cannot have moved; through stat it means "less than a clock tick": a refresh
         # collects what trickled.
         if not read:
-            return _Rates(
-                _zero(old.csw, dt), _zero(old.syscalls, dt), _zero(old.read_bytes, dt),
-                _zero(old.write_bytes, dt), _zero(old.delay_ns, dt),
-            )  # fmt: skip
+            return still_rates(old, dt)
         if ran:
             self.counters["ran"] += 1
         c = self._counters(e, sched)
@@ -589,72 +571,27 @@ class LinuxBackend:
         # spreads them over the whole time since the last read.
         window = dt if ran else now - e.t_counters
         e.counts, e.t_counters = c, now
-        delay = _rate(c.delay_ns, old.delay_ns, window)
-        if delay is not None:
-            # ms per second, at most every thread waiting all the time. (The kernel credits a
-            # wait when the task gets a CPU: a task starved longer than the interval is capped.)
-            delay = min(delay / 1e6, 1000.0 * max(e.threads, 1))
-        return _Rates(
-            _rate(c.csw, old.csw, window),
-            _rate(c.syscalls, old.syscalls, window),
-            _rate(c.read_bytes, old.read_bytes, window),
-            _rate(c.write_bytes, old.write_bytes, window),
-            delay,
-        )
+        return counter_rates(old, c, window, e.threads)
 
-    def _info(self, e: _Proc, st: StatFields | None, r: _Rates, now: float, dt: float | None) -> ProcessInfo:
+    def _info(self, e: _Proc, st: StatFields | None, r: Rates, now: float, dt: float | None) -> ProcessInfo:
         """The process over this interval, from a stat line that changed (``st``) or did not."""
         cpu = self._cpu(e, st, dt)
-        if st is None:  # stat unchanged: same state, rss, parent, faults and reaped children
-            return _replace(
-                e.info,
-                cpu=cpu,
-                pageins=0.0 if dt else None,
-                csw=r.csw,
-                sysbsd=r.sysbsd,
-                cmprs=e.swap,
-                uid=e.uid,
-                cpu_children=0.0 if dt else None,
-                run_delay=r.run_delay,
-                read_bps=r.read_bps,
-                write_bps=r.write_bps,
-                mem_growth=self._growth(e, e.info.mem, now, dt),
-                cgroup=e.cgroup,
-            )
-        if dt:
-            # Reaped children's CPU arrives all at once: capped at every core for the interval.
-            children = max(st.child_ticks - e.child_ticks, 0) * 100.0 / (CLK_TCK * dt)
-            children = min(children, 100.0 * self._ncpu)
-            pageins = max(st.majflt - e.majflt, 0) / dt
-        else:
-            children = pageins = None
+        if st is None:
+            growth = self._growth(e, e.info.mem, now, dt)
+            return same_stat_record(e.info, cpu, r, dt, e.uid, e.swap, growth, e.cgroup)
         if st.comm != e.comm:
             e.comm = st.comm
             command = st.comm.decode("utf-8", "replace")
         else:
             command = e.info.command
+        before = Before(e.child_ticks, e.majflt)
         e.ticks, e.child_ticks, e.majflt = st.ticks, st.child_ticks, st.majflt
         mem = st.rss_pages * PAGE_SIZE
-        return ProcessInfo(
-            pid=e.pid,
-            ppid=st.ppid,
-            command=command,
-            state=STATE_NAMES.get(st.state, "unknown"),
-            cpu=cpu,
-            mem=mem,
-            cmprs=e.swap,
-            threads=st.threads,
-            csw=r.csw,
-            sysbsd=r.sysbsd,
-            pageins=pageins,
-            uid=e.uid,
-            cpu_children=children,
-            run_delay=r.run_delay,
-            read_bps=r.read_bps,
-            write_bps=r.write_bps,
-            mem_growth=self._growth(e, mem, now, dt),
-            cgroup=e.cgroup,
-        )
+        growth = self._growth(e, mem, now, dt)
+        return stat_record(
+            e.pid, st, before, command, cpu, r, dt, CLK_TCK, self._ncpu, mem, e.uid, e.swap,
+            growth, e.cgroup,
+        )  # fmt: skip
 
     def _cpu(self, e: _Proc, st: StatFields | None, dt: float | None) -> float | None:
         """% of one core over the interval, never above what its threads could use on this
@@ -674,7 +611,7 @@ class LinuxBackend:
         else:
             return 0.0  # stat unchanged: not a tick more
         threads = max(st.threads if st is not None else 1, e.info.threads, 1)
-        return min(max(used, 0.0) * 100.0 / dt, 100.0 * min(threads, self._ncpu))
+        return cpu_percent(used, dt, threads, self._ncpu)
 
     @staticmethod
     def _growth(e: _Proc, mem: int, now: float, dt: float | None) -> float | None:
@@ -682,25 +619,11 @@ class LinuxBackend:
         total = mem + (e.swap or 0)
         before, t = e.memsw, e.mem_t
         e.memsw, e.mem_t = total, now
-        if not dt or now <= t:
-            return None
-        return (total - before) / (now - t)
+        return growth_rate(before, t, total, now, dt)
 
     def _settle(self, e: _Proc) -> None:
         """Nothing changed since the last sample: the same process with zero rates."""
-        c = e.counts
-        e.info = _replace(
-            e.info,
-            cpu=0.0,
-            pageins=0.0,
-            csw=None if c.csw is None else 0.0,
-            sysbsd=None if c.syscalls is None else 0.0,
-            cpu_children=0.0,
-            run_delay=None if c.delay_ns is None else 0.0,
-            read_bps=None if c.read_bytes is None else 0.0,
-            write_bps=None if c.write_bytes is None else 0.0,
-            mem_growth=0.0,
-        )
+        e.info = settled(e.info, e.counts)
         e.idle = True
 
     def _read_stat(self, e: _Proc) -> bytes:
@@ -747,7 +670,7 @@ class LinuxBackend:
         except OSError:
             return None
 
-    def _counters(self, e: _Proc, sched: bytes | None) -> _Counts:
+    def _counters(self, e: _Proc, sched: bytes | None) -> Counts:
         """Counters now: context switches, syscalls, storage bytes, run delay. Raises Gone when
         the process vanished.
 
@@ -770,7 +693,7 @@ class LinuxBackend:
         if not self._run_delay:
             delay = None
         if e.kthread:
-            return _Counts(csw, 0, 0, 0, delay)  # kernel threads make no system calls
+            return Counts(csw, 0, 0, 0, delay)  # kernel threads make no system calls
         self.counters["io_reads"] += 1
         try:
             if e.fd_io < 0:
@@ -780,7 +703,7 @@ class LinuxBackend:
         except OSError as exc:
             field_unknown(exc, unsupported=True)  # no io accounting in this kernel: as denied
             io = NO_IO
-        return _Counts(csw, io.syscalls, io.read_bytes, io.write_bytes, delay)
+        return Counts(csw, io.syscalls, io.read_bytes, io.write_bytes, delay)
 
     def _swap_moving(self, n: int) -> None:
         """Pages moved to or from swap: bring every process's next status read forward."""
@@ -846,8 +769,3 @@ class LinuxBackend:
                 if p.pid in pids:
                     out[i] = _replace(p, state="stuck")
 
-
-def _rate(now: int | None, before: int | None, window: float | None) -> float | None:
-    if now is None or before is None or not window or window <= 0:
-        return None
-    return max(now - before, 0) / window
