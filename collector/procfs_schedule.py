@@ -53,6 +53,8 @@ def plan_reads(
     ``kthread``: a kernel thread; ``via_schedstat``: watched through schedstat (single-threaded).
     """
     refresh = refresh_due or exec_
+    # A cold status read costs ~28 us and about 1 in refresh_every processes is due each sample:
+    # a refresh that cannot find anything new is put off instead.
     put_off = refresh and clock_still and not swap_moving
     if put_off:
         refresh = False
