@@ -58,12 +58,12 @@ def test_cpu_is_capped_at_what_its_threads_could_use_on_this_machine() -> None:
 def test_a_new_stat_line_gives_deltas_and_caps_reaped_children_at_every_core() -> None:
     before = Before(child_ticks=50, majflt=10)
     p = stat_record(
-        42, ST, before, "job", 12.5, RATES, 2.0, clk_tck=100, ncpu=1, mem=40960, uid=1000,
+        42, ST, before, "job", 12.5, RATES, 1.0, clk_tck=100, ncpu=1, mem=40960, uid=1000,
         swap=0, growth=8.0, cgroup="x.service",
     )  # fmt: skip
     assert (p.pid, p.ppid, p.command, p.state, p.threads) == (42, 1, "job", "running", 2)
-    assert p.pageins == 10.0  # 20 faults over 2 s
-    assert p.cpu_children == 100.0  # 2 s of children's CPU in 2 s, on a 1-core machine: capped
+    assert p.pageins == 20.0  # 20 faults over 1 s
+    assert p.cpu_children == 100.0  # 2 s of children's CPU reaped in 1 s, on 1 core: capped
     assert (p.cpu, p.csw, p.sysbsd, p.read_bps, p.write_bps, p.run_delay) == (12.5, 5.0, 7.0, 100.0, 200.0, 3.0)
     assert (p.mem, p.cmprs, p.uid, p.mem_growth, p.cgroup) == (40960, 0, 1000, 8.0, "x.service")
     first = stat_record(42, ST, before, "job", None, RATES, None, 100, 1, 0, None, None, None, None)
