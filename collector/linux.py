@@ -59,13 +59,13 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import NamedTuple
 
 import msgspec
 
 from pmshared.messages import ProcessInfo, SystemStats
 
 from .cgroup_name import cgroup_name
+from .procfs_errors import Gone, field_unknown
 from .procfs_files import FdBudget, read_path
 from .procfs_parse import (
     NO_IO,
@@ -79,6 +79,20 @@ from .procfs_parse import (
     schedstat_delay,
     status_tgid,
 )
+from .procfs_record import (
+    Before,
+    Counts,
+    Rates,
+    counter_rates,
+    cpu_percent,
+    growth_rate,
+    is_idle,
+    same_stat_record,
+    settled,
+    stat_record,
+    still_rates,
+)
+from .procfs_schedule import plan_reads
 from .procfs_system import SystemReader
 from .procfs_threads import count_stuck_threads, threads_switches
 
@@ -94,33 +108,6 @@ LIST_EVERY = 60  # samples: /proc is listed at least this often whatever the cou
 
 _replace = msgspec.structs.replace
 log = logging.getLogger("collector")
-
-
-class _Counts(NamedTuple):
-    """Cumulative counters read when a process ran (rates are their deltas over the interval)."""
-
-    csw: int | None = None
-    syscalls: int | None = None
-    read_bytes: int | None = None
-    write_bytes: int | None = None
-    delay_ns: int | None = None  # schedstat run delay (of all threads, where they are summed)
-
-
-class _Rates(NamedTuple):
-    csw: float | None
-    sysbsd: float | None
-    read_bps: float | None
-    write_bps: float | None
-    run_delay: float | None  # ms/s
-
-
-def _zero(v: object, dt: float | None) -> float | None:
-    """0.0 for a figure that is known (a previous count exists) over a real interval."""
-    return 0.0 if dt and v is not None else None
-
-
-class _Gone(Exception):
-    """The process vanished between two reads of its files."""
 
 
 class _Proc:
@@ -303,7 +290,6 @@ class LinuxBackend:
         new: dict[str, _Proc] = {}
         out: list[ProcessInfo] = []
         append = out.append
-        pread = os.pread
         live = self._live
         cpu_clock = time.clock_gettime_ns
         names = self._names(old)
@@ -326,39 +312,10 @@ class LinuxBackend:
                         append(e.info)
                         continue
                     e.cpu_ns = ns
-                # One small pread and a bytes comparison for a process that did nothing.
-                fd = e.fd_sched
-                if fd >= 0:
-                    try:
-                        s = pread(fd, SCHED_SIZE, 0)
-                    except OSError:
-                        s = b""  # ESRCH: gone (its pid may already be someone else's)
-                    if s == e.sched and e.stat_at > n:
-                        if not e.idle:
-                            self._settle(e)
-                        new[name] = e
-                        append(e.info)
-                        continue
-                    if s and self._update(e, s, None, now, dt, n):
-                        new[name] = e
-                        append(e.info)
-                        continue
-                else:
-                    fd = e.fd_stat
-                    try:
-                        b = pread(fd, STAT_SIZE, 0) if fd >= 0 else read_path(e.path + "stat")
-                    except OSError:
-                        b = b""
-                    if b == e.stat and e.refresh_at > n:
-                        if not e.idle:
-                            self._settle(e)
-                        new[name] = e
-                        append(e.info)
-                        continue
-                    if b and self._update(e, None, b, now, dt, n):
-                        new[name] = e
-                        append(e.info)
-                        continue
+                if self._look(e, now, dt, n):
+                    new[name] = e
+                    append(e.info)
+                    continue
                 self._forget(e)
             elif not name.isdigit():
                 continue
@@ -454,16 +411,16 @@ class LinuxBackend:
             b = self._read_stat(e)
             st = parse_stat(b)
             if st is None:
-                raise _Gone
+                raise Gone
             self._baseline(e, b, st, now, n)
-        except (OSError, _Gone):
+        except (OSError, Gone):
             self._close_fds(e)
             return None
         self.counters["new"] += 1
         return e
 
     def _baseline(self, e: _Proc, b: bytes, st: StatFields, now: float, n: int) -> None:
-        """First sample of a process: counters remembered, no rates. Raises _Gone/OSError."""
+        """First sample of a process: counters remembered, no rates. Raises Gone/OSError."""
         e.stat = b
         e.start = st.starttime
         e.ticks = st.ticks
@@ -507,17 +464,49 @@ class LinuxBackend:
         )
         e.idle = False
 
+    def _look(self, e: _Proc, now: float, dt: float | None, n: int) -> bool:
+        """One small pread and a bytes comparison for a process that did nothing; else _update.
+
+        Reached for a process whose CPU clock moved (or whose stat read is due), and for every
+        process off a live /proc. False when the process is gone.
+        """
+        if e.fd_sched >= 0:
+            try:
+                s = os.pread(e.fd_sched, SCHED_SIZE, 0)
+            except OSError:
+                s = b""  # ESRCH: gone (its pid may already be someone else's)
+            if s == e.sched and e.stat_at > n:
+                self._keep_idle(e)
+                return True
+            if not s:
+                return False
+            try:
+                b = os.pread(e.fd_stat, STAT_SIZE, 0)  # (watched via schedstat: stat is kept open)
+            except OSError:
+                return False
+            return self._update(e, s, b, now, dt, n)
+        try:
+            b = os.pread(e.fd_stat, STAT_SIZE, 0) if e.fd_stat >= 0 else read_path(e.path + "stat")
+        except OSError:
+            b = b""
+        if b == e.stat and e.refresh_at > n:
+            self._keep_idle(e)
+            return True
+        return bool(b) and self._update(e, None, b, now, dt, n)
+
+    def _keep_idle(self, e: _Proc) -> None:
+        if not e.idle:
+            self._settle(e)
+
     def _update(
-        self, e: _Proc, sched: bytes | None, b: bytes | None, now: float, dt: float | None, n: int
+        self, e: _Proc, sched: bytes | None, b: bytes, now: float, dt: float | None, n: int
     ) -> bool:
         """Something may have changed (or a refresh is due). False when the process is gone.
 
-        ``sched``: the new schedstat of a process watched through it (then stat is read here);
-        ``b``: the new stat of a process watched through stat.
+        ``sched``: the new schedstat of a process watched through it (None: watched through
+        stat); ``b``: its stat line, just read.
         """
         try:
-            if b is None:
-                b = os.pread(e.fd_stat, STAT_SIZE, 0)  # (watched via schedstat: stat is kept open)
             e.stat_at = n + self._stat_period  # stat was read now
             st = None
             if b != e.stat:
@@ -542,50 +531,39 @@ class LinuxBackend:
             exec_ = st is not None and st.comm != e.comm and not e.kthread
             if exec_:
                 e.cgroup = self._read_cgroup(e)
-            refresh = e.refresh_at <= n or exec_
-            if refresh and self._live and e.cpu_ns == e.status_ns and n > self._swap_until:
-                # Its CPU clock has not moved since status was read: a process that did not run
-                # cannot have exec'd or changed its uid, and with no page moving to or from swap
-                # its VmSwap stands too. The periodic refresh is then skipped (a cold status
-                # read costs ~28 us; about 1 in refresh_every processes is due each sample).
+            plan = plan_reads(
+                ran=ran, stat_changed=st is not None, refresh_due=e.refresh_at <= n, exec_=exec_,
+                clock_still=self._live and e.cpu_ns == e.status_ns, swap_moving=n <= self._swap_until,
+                young=e.young, kthread=e.kthread, via_schedstat=sched is not None,
+            )  # fmt: skip
+            e.young = plan.young
+            if plan.reschedule:
                 e.refresh_at = n + self._period
-                refresh = False
-            if ran and e.young:
-                refresh = True
-                e.young = False
-            if not ran and not refresh and st is None:
+            if plan.settle:
                 self._settle(e)  # a stat refresh found nothing new
                 e.stat_at = min(e.stat_at, e.refresh_at)
                 return True
-            if refresh:
-                if not e.kthread:
-                    self._read_status(e)
-                e.refresh_at = n + self._period
-            rates = self._count_rates(e, sched, ran, refresh, now, dt)
-        except (OSError, _Gone):
+            if plan.status:
+                self._read_status(e)
+            rates = self._count_rates(e, sched, ran, plan.counters, now, dt)
+        except (OSError, Gone):
             return False
         e.stat_at = min(e.stat_at, e.refresh_at)
         e.info = self._info(e, st, rates, now, dt)
-        i = e.info
-        e.idle = (
-            i.cpu == 0.0 and not i.pageins and not i.csw and not i.sysbsd and not i.cpu_children
-            and not i.run_delay and not i.read_bps and not i.write_bps and not i.mem_growth
-        )  # fmt: skip
+        e.idle = is_idle(e.info)
         return True
 
     def _count_rates(
-        self, e: _Proc, sched: bytes | None, ran: bool, refresh: bool, now: float, dt: float | None
-    ) -> _Rates:
+        self, e: _Proc, sched: bytes | None, ran: bool, read: bool, now: float, dt: float | None
+    ) -> Rates:
         """Rates of the counters read when a process ran (context switches, system calls, storage
         bytes, run delay); zero rates, without a read, for one that did not."""
         old = e.counts
-        # Watched through schedstat, "did not run" is exact: its counters cannot have moved.
-        # Through stat it means "less than a clock tick": a refresh collects what trickled.
-        if not (ran or (refresh and sched is None)):
-            return _Rates(
-                _zero(old.csw, dt), _zero(old.syscalls, dt), _zero(old.read_bytes, dt),
-                _zero(old.write_bytes, dt), _zero(old.delay_ns, dt),
-            )  # fmt: skip
+        # ``read`` (see plan_reads): watched through schedstat, "did not run" is exact, its
+        # counters cannot have moved; through stat it means "less than a clock tick": a refresh
+        # collects what trickled.
+        if not read:
+            return still_rates(old, dt)
         if ran:
             self.counters["ran"] += 1
         c = self._counters(e, sched)
@@ -593,72 +571,27 @@ class LinuxBackend:
         # spreads them over the whole time since the last read.
         window = dt if ran else now - e.t_counters
         e.counts, e.t_counters = c, now
-        delay = _rate(c.delay_ns, old.delay_ns, window)
-        if delay is not None:
-            # ms per second, at most every thread waiting all the time. (The kernel credits a
-            # wait when the task gets a CPU: a task starved longer than the interval is capped.)
-            delay = min(delay / 1e6, 1000.0 * max(e.threads, 1))
-        return _Rates(
-            _rate(c.csw, old.csw, window),
-            _rate(c.syscalls, old.syscalls, window),
-            _rate(c.read_bytes, old.read_bytes, window),
-            _rate(c.write_bytes, old.write_bytes, window),
-            delay,
-        )
+        return counter_rates(old, c, window, e.threads)
 
-    def _info(self, e: _Proc, st: StatFields | None, r: _Rates, now: float, dt: float | None) -> ProcessInfo:
+    def _info(self, e: _Proc, st: StatFields | None, r: Rates, now: float, dt: float | None) -> ProcessInfo:
         """The process over this interval, from a stat line that changed (``st``) or did not."""
         cpu = self._cpu(e, st, dt)
-        if st is None:  # stat unchanged: same state, rss, parent, faults and reaped children
-            return _replace(
-                e.info,
-                cpu=cpu,
-                pageins=0.0 if dt else None,
-                csw=r.csw,
-                sysbsd=r.sysbsd,
-                cmprs=e.swap,
-                uid=e.uid,
-                cpu_children=0.0 if dt else None,
-                run_delay=r.run_delay,
-                read_bps=r.read_bps,
-                write_bps=r.write_bps,
-                mem_growth=self._growth(e, e.info.mem, now, dt),
-                cgroup=e.cgroup,
-            )
-        if dt:
-            # Reaped children's CPU arrives all at once: capped at every core for the interval.
-            children = max(st.child_ticks - e.child_ticks, 0) * 100.0 / (CLK_TCK * dt)
-            children = min(children, 100.0 * self._ncpu)
-            pageins = max(st.majflt - e.majflt, 0) / dt
-        else:
-            children = pageins = None
+        if st is None:
+            growth = self._growth(e, e.info.mem, now, dt)
+            return same_stat_record(e.info, cpu, r, dt, e.uid, e.swap, growth, e.cgroup)
         if st.comm != e.comm:
             e.comm = st.comm
             command = st.comm.decode("utf-8", "replace")
         else:
             command = e.info.command
+        before = Before(e.child_ticks, e.majflt)
         e.ticks, e.child_ticks, e.majflt = st.ticks, st.child_ticks, st.majflt
         mem = st.rss_pages * PAGE_SIZE
-        return ProcessInfo(
-            pid=e.pid,
-            ppid=st.ppid,
-            command=command,
-            state=STATE_NAMES.get(st.state, "unknown"),
-            cpu=cpu,
-            mem=mem,
-            cmprs=e.swap,
-            threads=st.threads,
-            csw=r.csw,
-            sysbsd=r.sysbsd,
-            pageins=pageins,
-            uid=e.uid,
-            cpu_children=children,
-            run_delay=r.run_delay,
-            read_bps=r.read_bps,
-            write_bps=r.write_bps,
-            mem_growth=self._growth(e, mem, now, dt),
-            cgroup=e.cgroup,
-        )
+        growth = self._growth(e, mem, now, dt)
+        return stat_record(
+            e.pid, st, before, command, cpu, r, dt, CLK_TCK, self._ncpu, mem, e.uid, e.swap,
+            growth, e.cgroup,
+        )  # fmt: skip
 
     def _cpu(self, e: _Proc, st: StatFields | None, dt: float | None) -> float | None:
         """% of one core over the interval, never above what its threads could use on this
@@ -678,7 +611,7 @@ class LinuxBackend:
         else:
             return 0.0  # stat unchanged: not a tick more
         threads = max(st.threads if st is not None else 1, e.info.threads, 1)
-        return min(max(used, 0.0) * 100.0 / dt, 100.0 * min(threads, self._ncpu))
+        return cpu_percent(used, dt, threads, self._ncpu)
 
     @staticmethod
     def _growth(e: _Proc, mem: int, now: float, dt: float | None) -> float | None:
@@ -686,25 +619,11 @@ class LinuxBackend:
         total = mem + (e.swap or 0)
         before, t = e.memsw, e.mem_t
         e.memsw, e.mem_t = total, now
-        if not dt or now <= t:
-            return None
-        return (total - before) / (now - t)
+        return growth_rate(before, t, total, now, dt)
 
     def _settle(self, e: _Proc) -> None:
         """Nothing changed since the last sample: the same process with zero rates."""
-        c = e.counts
-        e.info = _replace(
-            e.info,
-            cpu=0.0,
-            pageins=0.0,
-            csw=None if c.csw is None else 0.0,
-            sysbsd=None if c.syscalls is None else 0.0,
-            cpu_children=0.0,
-            run_delay=None if c.delay_ns is None else 0.0,
-            read_bps=None if c.read_bytes is None else 0.0,
-            write_bps=None if c.write_bytes is None else 0.0,
-            mem_growth=0.0,
-        )
+        e.info = settled(e.info, e.counts)
         e.idle = True
 
     def _read_stat(self, e: _Proc) -> bytes:
@@ -728,21 +647,18 @@ class LinuxBackend:
                 e.fd_sched = self._fds.open(e.path + "schedstat")
                 if e.fd_sched >= 0:
                     e.sched = os.pread(e.fd_sched, SCHED_SIZE, 0)
-            except PermissionError:
-                pass  # stat-watched then
             except OSError as exc:
-                raise _Gone from exc
+                field_unknown(exc)  # denied: stat-watched then
 
     def _read_status(self, e: _Proc) -> None:
         """uid and VmSwap from status (read by path: rarely needed, so no descriptor kept)."""
         self.counters["status_reads"] += 1
         try:
             status = parse_status(read_path(e.path + "status", STATUS_SIZE))
-        except PermissionError:  # hidepid and friends: the process is there, its status is not
+        except OSError as exc:
+            field_unknown(exc)  # hidepid and friends: the process is there, its status is not
             e.uid, e.swap = None, None
             return
-        except OSError as exc:
-            raise _Gone from exc
         e.uid, e.swap = status.euid, status.swap_bytes
         e.status_ns = e.cpu_ns
 
@@ -754,8 +670,8 @@ class LinuxBackend:
         except OSError:
             return None
 
-    def _counters(self, e: _Proc, sched: bytes | None) -> _Counts:
-        """Counters now: context switches, syscalls, storage bytes, run delay. Raises _Gone when
+    def _counters(self, e: _Proc, sched: bytes | None) -> Counts:
+        """Counters now: context switches, syscalls, storage bytes, run delay. Raises Gone when
         the process vanished.
 
         ``io`` denied (another user's process without privileges) gives None for its three,
@@ -770,28 +686,24 @@ class LinuxBackend:
         else:  # no schedstat (or not summing threads): the main thread's status counters
             try:
                 b = read_path(e.path + "status", STATUS_SIZE)
-            except PermissionError:
-                b = b""
             except OSError as exc:
-                raise _Gone from exc
+                field_unknown(exc)
+                b = b""
             csw = parse_status(b).csw if b else None
         if not self._run_delay:
             delay = None
         if e.kthread:
-            return _Counts(csw, 0, 0, 0, delay)  # kernel threads make no system calls
+            return Counts(csw, 0, 0, 0, delay)  # kernel threads make no system calls
         self.counters["io_reads"] += 1
         try:
             if e.fd_io < 0:
                 e.fd_io = self._fds.open(e.path + "io")
             b = os.pread(e.fd_io, IO_SIZE, 0) if e.fd_io >= 0 else read_path(e.path + "io", IO_SIZE)
             io: IoCounters = parse_io(b)
-        except PermissionError:
+        except OSError as exc:
+            field_unknown(exc, unsupported=True)  # no io accounting in this kernel: as denied
             io = NO_IO
-        except (ProcessLookupError, FileNotFoundError) as exc:
-            raise _Gone from exc
-        except OSError:
-            io = NO_IO  # no io accounting in this kernel: same as denied
-        return _Counts(csw, io.syscalls, io.read_bytes, io.write_bytes, delay)
+        return Counts(csw, io.syscalls, io.read_bytes, io.write_bytes, delay)
 
     def _swap_moving(self, n: int) -> None:
         """Pages moved to or from swap: bring every process's next status read forward."""
@@ -857,8 +769,3 @@ class LinuxBackend:
                 if p.pid in pids:
                     out[i] = _replace(p, state="stuck")
 
-
-def _rate(now: int | None, before: int | None, window: float | None) -> float | None:
-    if now is None or before is None or not window or window <= 0:
-        return None
-    return max(now - before, 0) / window
