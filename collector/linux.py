@@ -262,6 +262,11 @@ class LinuxBackend:
         self._memory_until = 0  # sample number until which stat_every applies
         self._gone: set[int] = set()  # pids that vanished this sample (their children move)
         self._t: float | None = None
+        # CLOCK_BOOTTIME at the previous sample (live /proc only): a process whose stat starttime
+        # (ticks after boot) is later was born in this interval, so all its counters are too.
+        self._boot: float | None = None
+        self._born_after: float | None = None
+        self._dt: float | None = None
         self._n = 0
         # Work done, cumulative: the benchmark and the worker's heartbeat can report these.
         self.counters = {
@@ -277,6 +282,9 @@ class LinuxBackend:
         system = self._system.read(now)
         self._ncpu = system.cpu_count
         dt = now - self._t if self._t is not None and now > self._t else None
+        if self._live:
+            self._born_after, self._boot = self._boot, time.clock_gettime(time.CLOCK_BOOTTIME)
+        self._dt = dt
         self._n = n = self._n + 1
         self.counters["samples"] += 1
         if self._system.swap_moved:
@@ -463,6 +471,24 @@ class LinuxBackend:
             cgroup=e.cgroup,
         )
         e.idle = False
+        dt = self._dt
+        if dt and self._born_after is not None and st.starttime >= (self._born_after - 0.02) * CLK_TCK:
+            e.info = self._birth_record(e, st, dt)
+
+    def _birth_record(self, e: _Proc, st: StatFields, dt: float) -> ProcessInfo:
+        """A process born in this interval: every counter counted from zero, over the interval.
+
+        Without this a new process had no rates in its first sample, and what it used then (a
+        whole core, for a load just started) was unexplained busy time that the model could
+        only lay at the door of a parent reaping children, such as a shell or a test runner."""
+        used = e.cpu_ns / 1e9 if self._live and e.cpu_ns >= 0 else st.ticks / CLK_TCK
+        cpu = cpu_percent(used, dt, st.threads, self._ncpu)
+        zero = Counts(*(None if v is None else 0 for v in e.counts))
+        r = counter_rates(zero, e.counts, dt, st.threads)
+        return stat_record(
+            e.pid, st, Before(0, 0), e.info.command, cpu, r, dt, CLK_TCK, self._ncpu, e.info.mem,
+            e.uid, e.swap, None, e.cgroup,
+        )  # fmt: skip
 
     def _look(self, e: _Proc, now: float, dt: float | None, n: int) -> bool:
         """One small pread and a bytes comparison for a process that did nothing; else _update.

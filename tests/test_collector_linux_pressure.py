@@ -181,3 +181,23 @@ def test_process_in_a_cgroup_is_named_by_it(test_cgroup: Path, children: Childre
         procs = by_pid(b.sample()[0])
     assert procs[sleeper.pid].cgroup == test_cgroup.name
     assert procs[os.getpid()].cgroup != test_cgroup.name
+
+
+def test_a_process_born_in_the_interval_has_its_figures_in_its_first_sample(children: Children) -> None:
+    """A load just started has used a core before the collector first sees it; its first sample
+    carries that (counted from zero over the interval), instead of no figure at all, which left
+    the busy time unexplained and the model charging it to whoever had reaped children."""
+    b = LinuxBackend()
+    try:
+        b.sample()
+        b.sample()
+        burner = children.python(
+            "import time\nt = time.process_time()\nwhile time.process_time() - t < 30:\n    pass\n"
+        )
+        time.sleep(0.7)  # the interval the load is born in
+        first = by_pid(b.sample()[0]).get(burner.pid)
+        assert first is not None, "the new process is listed in the sample after its birth"
+        assert first.cpu is not None and first.cpu > 30, first  # it burned most of the interval
+        assert first.csw is not None and first.pageins is not None, first
+    finally:
+        b.close()
