@@ -81,6 +81,9 @@ def test_stop_with_grace_kills_a_leader_that_ignores_sigterm_after_the_grace() -
         assert procgroup.stop(proc, grace_s=0.3) == -signal.SIGKILL
         assert 0.3 <= time.monotonic() - started < 5.0
     finally:
+        if proc.returncode is None:  # a failed assertion above: the loop must not outlive the test
+            procgroup.signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
         proc.stdout.close()  # type: ignore[union-attr]
 
 
