@@ -129,6 +129,12 @@ def machine_stress(
         used_pct = 100.0 * (1.0 - system.mem_available / system.mem_total)
     if system.run_delay_known is False:
         run_delay_ms = None
+    if psi_cpu is not None and psi_cpu.some is not None:
+        # PSI is the kernel's own sum of the same waits, per interval. Per-task run delay is
+        # credited only when a starved task next gets a CPU, so after a storm it arrives in lumps
+        # seconds later (measured: cpu stress 65 five seconds after a context-switch storm ended,
+        # which reopened its event): it stands in only where PSI is missing.
+        run_delay_ms = None
     parts = {
         "cpu": _max_known((
             c["busy_pct"](system.cpu_busy_pct),

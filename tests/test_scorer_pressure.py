@@ -85,6 +85,14 @@ def test_every_signal_of_every_resource_reaches_elevated_at_its_default_anchor()
     assert stress_of(run_delay=1000.0, cpu_count=2)["cpu"] == 35.0  # 1 s/s on 2 cores = 50 %
 
 
+def test_run_delay_stands_in_only_where_psi_is_missing():
+    # After a context-switch storm the starved tasks' waits were credited in lumps seconds later
+    # (run delay 3 s/s on 2 cores: critical) while PSI, the kernel's own per-interval sum, read 0.
+    lump = dict(run_delay=3000.0, cpu_count=2, cpu_busy_pct=1.0)
+    assert stress_of(**lump, psi_cpu=m.PressureStall(some=0.0, full=0.0))["cpu"] < 5
+    assert stress_of(**lump)["cpu"] == 65.0  # no PSI on this kernel: run delay is the sign
+
+
 def test_resource_stress_is_the_max_of_its_signals():
     got = stress_of(cpu_busy_pct=50.0, psi_cpu=m.PressureStall(some=60.0), procs_running=2, cpu_count=2)
     assert got["cpu"] == 65.0
