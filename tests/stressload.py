@@ -71,9 +71,9 @@ def stress_ng(*args: str, seconds: float, temp_dir: str | os.PathLike) -> list[s
             "--quiet"]
 
 
-def group_pids(pgid: int) -> set[int]:
-    """Live members of process group ``pgid`` (from /proc/PID/stat)."""
-    found = set()
+def group_members(pgid: int) -> list[tuple[int, str]]:
+    """(pid, state letter) of every member of process group ``pgid``, zombies included."""
+    found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -83,9 +83,14 @@ def group_pids(pgid: int) -> set[int]:
         except OSError:
             continue
         fields = stat[stat.rfind(")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            found.add(int(entry))
+        if int(fields[2]) == pgid:
+            found.append((int(entry), fields[0]))
     return found
+
+
+def group_pids(pgid: int) -> set[int]:
+    """Live members of process group ``pgid`` (from /proc/PID/stat)."""
+    return {pid for pid, state in group_members(pgid) if state not in ("Z", "X")}
 
 
 class Load:

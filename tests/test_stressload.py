@@ -3,7 +3,6 @@ even a zombie), no cgroup. Real processes, a real cgroup, real signals."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 
@@ -13,6 +12,7 @@ from tests.procutil import wait_for
 from tests.stressload import (
     Load,
     MemoryCgroup,
+    group_members,
     memory_cgroup_missing,
     parallel,
     stress_ng,
@@ -22,22 +22,6 @@ from tests.stressload import (
 SLEEP = shutil.which("sleep") or "/bin/sleep"
 
 
-def _group_including_zombies(pgid: int) -> list[tuple[int, str]]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if int(fields[2]) == pgid:
-            found.append((int(entry), fields[0]))
-    return found
-
-
 def test_a_parallel_load_stops_with_every_child_killed_and_reaped_by_its_own_shell():
     load = Load(parallel(3, [SLEEP, "60"]))
     try:
@@ -45,7 +29,7 @@ def test_a_parallel_load_stops_with_every_child_killed_and_reaped_by_its_own_she
     finally:
         load.stop()
     # Reaped by the shell before it exited, not orphans left as zombies for pid 1.
-    assert _group_including_zombies(load.pgid) == []
+    assert group_members(load.pgid) == []
     assert load.proc.returncode is not None
 
 
@@ -57,10 +41,10 @@ def test_a_fork_storm_stops_with_nothing_of_its_group_left(tmp_path):
         wait_for(lambda: len(load.poll_members()) >= 3, 10, "stress-ng and its fork workers")
     finally:
         load.stop()
-    left = _group_including_zombies(load.pgid)
+    left = group_members(load.pgid)
     if left:  # an orphan SIGKILLed last is pid 1's to reap: give it a moment, then judge
         time.sleep(1.0)
-        left = _group_including_zombies(load.pgid)
+        left = group_members(load.pgid)
     assert left == []
 
 

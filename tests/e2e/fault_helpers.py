@@ -15,12 +15,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
+
+import pytest
 
 from pmshared import paths
 from tests.livefeed import Live, LiveWatch  # noqa: F401 - re-exported to the fault tests
@@ -297,3 +300,16 @@ def fill(directory: Path, name: str = "filler") -> tuple[Path, int]:
                 except OSError:
                     break
     return path, written
+
+
+@pytest.fixture
+def tmpfs_pipeline(tmp_path: Path):
+    """A pipeline whose data dir is a private 4 MiB tmpfs (a disk that can fill up)."""
+    if not sys.platform.startswith("linux") or os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("nsenter")):
+        pytest.skip("needs Linux, root, unshare and nsenter for a private tmpfs mount")
+    pipe = TmpfsPipeline(tmp_path, size="4m")
+    try:
+        yield pipe
+    finally:
+        leftovers = pipe.cleanup()
+    assert not leftovers, f"processes left behind: {leftovers}"

@@ -9,31 +9,19 @@ bundle directory, and — once there is room — the pause with its bundle in `p
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from pmshared import paths
-from tests.e2e.fault_helpers import HOG_TIERS, WORKERS, TmpfsPipeline, cli_json, fill, log_lines
+from tests.e2e.fault_helpers import (  # noqa: F401 - tmpfs_pipeline is a fixture
+    HOG_TIERS, WORKERS, TmpfsPipeline, cli_json, fill, log_lines, tmpfs_pipeline,
+)
 from tests.supervisor_helpers import wait_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def tmpfs_pipeline(tmp_path: Path):
-    if not sys.platform.startswith("linux") or os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("nsenter")):
-        pytest.skip("needs Linux, root, unshare and nsenter for a private tmpfs mount")
-    pipe = TmpfsPipeline(tmp_path, size="4m")
-    try:
-        yield pipe
-    finally:
-        leftovers = pipe.cleanup()
-    assert not leftovers, f"processes left behind: {leftovers}"
 
 
 def test_a_pause_on_a_full_disk_gets_its_bundle_once_space_returns(tmpfs_pipeline: TmpfsPipeline, request, capsys):

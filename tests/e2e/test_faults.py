@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -47,6 +45,7 @@ from tests.e2e.fault_helpers import (
     missing_tier3,
     run_cli,
     runtime_leftovers,
+    tmpfs_pipeline,  # noqa: F401 - a fixture
     wait_hog_event,
     worker_pids,
 )
@@ -394,18 +393,6 @@ def test_a_database_locked_for_10_s_delays_records_but_loses_none(pipeline: Pipe
 
 
 # ================================================================================ full disk
-@pytest.fixture
-def tmpfs_pipeline(tmp_path: Path):
-    if not sys.platform.startswith("linux") or os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("nsenter")):
-        pytest.skip("needs Linux, root, unshare and nsenter for a private tmpfs mount")
-    pipe = TmpfsPipeline(tmp_path, size="4m")
-    try:
-        yield pipe
-    finally:
-        leftovers = pipe.cleanup()
-    assert not leftovers, f"processes left behind: {leftovers}"
-
-
 def test_a_full_disk_is_logged_survived_and_caught_up(tmpfs_pipeline: TmpfsPipeline, request, capsys):
     pipe = tmpfs_pipeline
     _start(pipe)
