@@ -10,6 +10,9 @@ API (all functions are synchronous and safe to call from any command):
     request(endpoint, msg, reply_type, timeout_s) -> reply | None
         The general form both use.
 
+With ``target`` (a pmshared.remote.Target, `--connect`) they ask that machine over CURVE and a
+timeout raises ``pmshared.remote.RemoteError`` (one line: why nothing came) instead.
+
 ``None`` always means "nobody answered within the timeout" (not running, starting, or hung) —
 callers print "not running"/"unknown" instead of waiting. With the ipc transport a missing socket
 file answers that at once, without waiting for the timeout. A reply that does not decode as the
@@ -27,7 +30,7 @@ import zmq
 
 from pmshared import config as config_mod
 from pmshared import messages as m
-from pmshared import paths
+from pmshared import paths, remote
 from pmshared.codec import BadMessage, Stamper
 from pmshared.endpoints import ENDPOINTS, Sockets
 from pmshared.runtime import new_incarnation
@@ -60,32 +63,60 @@ def request(
     reply_type: type[T],
     timeout_s: float,
     transport: config_mod.TransportConfig | None = None,
+    target: remote.Target | None = None,
 ) -> T | None:
-    """Send ``msg`` on a DEALER connected to ``endpoint``; the first reply, or None on timeout."""
+    """Send ``msg`` on a DEALER connected to ``endpoint``; the first reply, or None on timeout.
+
+    With ``target`` (remote watch) the endpoint is that machine's, over CURVE, and a timeout
+    raises ``remote.RemoteError`` saying why nothing came (refused key, no server, wrong key).
+    """
     transport = transport or config_mod.TransportConfig()
-    if _endpoint_absent(endpoint, transport):
+    if target is None and _endpoint_absent(endpoint, transport):
         return None
     codec = ENDPOINTS[endpoint].codec()
-    sockets = Sockets(transport)
+    sockets = Sockets(transport, target=target)
+    monitor = None
     try:
         sock = sockets.connect(endpoint)
         sock.setsockopt(zmq.LINGER, 0)
+        if target is not None:
+            monitor = sock.get_monitor_socket()
         sock.send(codec.encode(msg), zmq.NOBLOCK)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not sock.poll(remaining * 1000, zmq.POLLIN):
-                return None
-            frames = sock.recv_multipart(zmq.NOBLOCK)
-            # A ROUTER replying to a DEALER may or may not add an empty delimiter frame.
-            reply = codec.decode(frames[-1])
-            if isinstance(reply, reply_type):
-                return reply
-            raise BadMessage(f"expected {reply_type.__name__}, got {type(reply).__name__}")
+        reply = _await_reply(sock, codec, reply_type, timeout_s)
+        if reply is None and target is not None:
+            raise remote.RemoteError(remote.diagnose(target, sockets.address(endpoint), _events(monitor), timeout_s))
+        return reply
     except zmq.Again:
         return None  # could not even queue the request (no peer): same as no answer
     finally:
+        if monitor is not None:  # an inproc socket of this context: closed before ctx.term()
+            sock.disable_monitor()
+            monitor.close(0)
         sockets.close()
+
+
+def _await_reply(sock: zmq.Socket, codec, reply_type: type[T], timeout_s: float) -> T | None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not sock.poll(remaining * 1000, zmq.POLLIN):
+            return None
+        frames = sock.recv_multipart(zmq.NOBLOCK)
+        # A ROUTER replying to a DEALER may or may not add an empty delimiter frame.
+        reply = codec.decode(frames[-1])
+        if isinstance(reply, reply_type):
+            return reply
+        raise BadMessage(f"expected {reply_type.__name__}, got {type(reply).__name__}")
+
+
+def _events(monitor: zmq.Socket | None) -> list[int]:
+    """The socket monitor's events so far (what became of the connection and its handshake)."""
+    from zmq.utils.monitor import recv_monitor_message
+
+    events = []
+    while monitor is not None and monitor.poll(0):
+        events.append(recv_monitor_message(monitor, zmq.NOBLOCK)["event"])
+    return events
 
 
 def _stamp() -> Stamper:
@@ -96,19 +127,21 @@ def control(
     command: str,
     timeout_s: float = CONTROL_TIMEOUT_S,
     transport: config_mod.TransportConfig | None = None,
+    target: remote.Target | None = None,
 ) -> m.ControlReply | None:
     """Ask the supervisor for ``status`` or to go ``down``; None when it does not answer."""
     req = _stamp()(m.ControlRequest, command=command)
-    return request("control", req, m.ControlReply, timeout_s, transport)
+    return request("control", req, m.ControlReply, timeout_s, transport, target)
 
 
 def snapshot(
     timeout_s: float = SNAPSHOT_TIMEOUT_S,
     transport: config_mod.TransportConfig | None = None,
+    target: remote.Target | None = None,
 ) -> m.SnapshotReply | None:
     """Ask tiering for its ring buffer and tier state; None when it does not answer."""
     req = _stamp()(m.SnapshotRequest)
-    return request("snapshot", req, m.SnapshotReply, timeout_s, transport)
+    return request("snapshot", req, m.SnapshotReply, timeout_s, transport, target)
 
 
 def current_tier(reply: m.SnapshotReply) -> tuple[int, int | None]:

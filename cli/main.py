@@ -52,6 +52,10 @@ app.add_typer(config_cmd.app, name="config")
 app.command()(service_cmd.install)
 app.command()(service_cmd.uninstall)
 
+from cli import keys_cmd  # noqa: E402 - remote watch's CURVE keys
+
+app.add_typer(keys_cmd.app, name="keys")
+
 
 def run() -> None:
     """`pmctl`: typer's own handling, except that a usage mistake (a bad option value, an unknown

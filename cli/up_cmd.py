@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from cli import remote_opts
 from cli.errors import USAGE, fail
 from cli.format import human_seconds
 from pmshared import paths
@@ -120,6 +121,8 @@ def _alive(pid: int) -> bool:
 # ================================================================================= status
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    connect: remote_opts.Connect = None,
+    server_key: remote_opts.ServerKey = None,
 ) -> None:
     """Each worker's state, pid, uptime, restarts and heartbeat; the current tier and score.
 
@@ -129,26 +132,32 @@ def status(
     "restarts", "last_heartbeat_age_s", "last_exit", "reason", "retry_in_s"}]}; when nothing
     answers: {"running": false, "unresponsive_pid", "last_event", "note"}. Uptimes are measured on
     the supervisor's monotonic clock (a clock change does not move them); started_at is a label.
-    Exit codes: see above.
+    Exit codes: see above; with --connect, a machine that does not answer is one line on stderr
+    and exit code 1 (why: refused key, nothing listening, wrong server key).
     """
     from cli import clients
     from pmshared.codec import BadMessage
+    from pmshared.remote import RemoteError
 
     config = _config()
+    target = remote_opts.resolve(connect, server_key)
     try:
-        reply = clients.control("status", transport=config.transport)
+        reply = clients.control("status", transport=config.transport, target=target)
     except BadMessage as exc:
         fail(f"the supervisor sent a reply that does not decode: {exc}")
+    except RemoteError as exc:
+        fail(str(exc))
     if reply is None:
         raise typer.Exit(_not_running(as_json))
     try:
-        snap = clients.snapshot(transport=config.transport)
-    except BadMessage:
-        snap = None  # a tiering that answers garbage tells us no tier: "unknown"
+        snap = clients.snapshot(transport=config.transport, target=target)
+    except (BadMessage, RemoteError):
+        snap = None  # a tiering that answers garbage (or not at all) tells us no tier: "unknown"
     tier, score = clients.current_tier(snap) if snap is not None else (None, None)
     now = time.time()
     healthy = not any(w.state in UNHEALTHY_STATES for w in reply.workers)
-    set_aside = [str(p) for p in _set_aside()]
+    # The database checked for moved-aside copies is this machine's: not the remote one's.
+    set_aside = [str(p) for p in _set_aside()] if target is None else []
     if as_json:
         typer.echo(json.dumps(status_doc(reply, tier, score, now, healthy, set_aside)))
     else:

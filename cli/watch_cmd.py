@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cli import remote_opts
 from cli.errors import fail
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ MAX_MESSAGES_PER_TURN = 500  # a flood on one socket cannot starve keys and draw
 class Watcher:
     """The sockets and state behind the view; ``pump()`` handles whatever has arrived."""
 
-    def __init__(self, config, *, clock=time.monotonic, wall=time.time) -> None:
+    def __init__(self, config, *, clock=time.monotonic, wall=time.time, target=None) -> None:
         import zmq
 
         from cli.watch_feed import FeedState, Link
@@ -45,7 +46,8 @@ class Watcher:
         self.config = config
         self.clock = clock
         self.wall = wall
-        self.sockets = Sockets(config.transport)
+        self.target = target  # a pmshared.remote.Target with --connect
+        self.sockets = Sockets(config.transport, target=target)
         self.stamp = Stamper(SENDER, new_incarnation())
         self.live_codec = ENDPOINTS["live"].codec()
         self.snap_codec = ENDPOINTS["snapshot"].codec()
@@ -215,7 +217,7 @@ class Watcher:
 
     # -- the database ----------------------------------------------------------------------------
     def read_db(self) -> None:
-        self.events, self.last_pause, self.events_note = read_recent(limit=20)
+        self.events, self.last_pause, self.events_note = read_recent(limit=20, target=self.target)
         self.changed = True
 
     # -- the picture -----------------------------------------------------------------------------
@@ -224,7 +226,7 @@ class Watcher:
 
         now = self.clock()
         try:
-            endpoint = _address(self.config)
+            endpoint = _address(self.config, self.target)
         except Exception as exc:  # a runtime dir path too long to be a socket, say
             endpoint = str(exc)
         return WatchView(
@@ -250,8 +252,12 @@ class Watcher:
         self.sockets.close()
 
 
-def read_recent(limit: int) -> tuple[list | None, object | None, str | None]:
+def read_recent(limit: int, target=None) -> tuple[list | None, object | None, str | None]:
     """(recent events, last pause, note) from the database; a DB problem is a note, not a crash."""
+    if target is not None:
+        from cli.remote_opts import REMOTE_DB_NOTE
+
+        return None, None, REMOTE_DB_NOTE
     from cli.errors import describe_db_error, storage_exceptions
     from pmshared import paths, storage
 
@@ -280,6 +286,8 @@ def _load_config():
 def watch(
     once: Annotated[bool, typer.Option("--once", help="Print one frame and exit (non-zero if the pipeline is not running).")] = False,
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="With --once: seconds to wait for the pipeline.")] = 3.0,
+    connect: remote_opts.Connect = None,
+    server_key: remote_opts.ServerKey = None,
 ) -> None:
     """Live view: score gauge, tier, rogue processes, pauses, recent events and workers.
 
@@ -287,34 +295,49 @@ def watch(
     frame (as --once).
     """
     config = _load_config()
+    target = remote_opts.resolve(connect, server_key)
     if once or not sys.stdout.isatty():
-        raise typer.Exit(_once(config, timeout))
-    raise typer.Exit(_interactive(config))
+        raise typer.Exit(_once(config, timeout, target))
+    raise typer.Exit(_interactive(config, target))
 
 
-def _once(config, timeout: float) -> int:
+def _ask(ask, target):
+    """A bounded request; a reply that does not decode is no reply. With --connect, tiering's
+    silence is one line on stderr (why: refused key, nothing listening, ...), never a frame."""
+    from pmshared.codec import BadMessage
+    from pmshared.remote import RemoteError
+
+    try:
+        return ask()
+    except BadMessage:
+        return None
+    except RemoteError as exc:
+        fail(str(exc))
+
+
+def _once(config, timeout: float, target=None) -> int:
     """One frame: ask tiering and the supervisor once each (bounded waits), read the DB, print."""
     from cli import clients
     from cli import format as fmt
     from cli.watch_feed import FeedState
     from cli.watch_view import WatchView, render
     from pmshared.codec import BadMessage
+    from pmshared.remote import RemoteError
 
     console = fmt.console()
     feed = FeedState()
-    try:
-        reply = clients.snapshot(timeout_s=timeout, transport=config.transport)
-    except BadMessage:
-        reply = None
+    reply = _ask(lambda: clients.snapshot(timeout_s=timeout, transport=config.transport, target=target), target)
     if reply is not None:
         feed.apply_snapshot(reply)
     try:
-        status = clients.control("status", timeout_s=min(timeout, STATUS_TIMEOUT_S), transport=config.transport)
-    except BadMessage:
+        status = clients.control(
+            "status", timeout_s=min(timeout, STATUS_TIMEOUT_S), transport=config.transport, target=target
+        )
+    except (BadMessage, RemoteError):  # tiering answered: the supervisor's silence is a note
         status = None
-    events, last_pause, events_note = read_recent(limit=5)
+    events, last_pause, events_note = read_recent(limit=5, target=target)
     try:
-        endpoint = _address(config)
+        endpoint = _address(config, target)
     except Exception as exc:
         endpoint = str(exc)
     view = WatchView(
@@ -336,10 +359,13 @@ def _once(config, timeout: float) -> int:
     return 0 if reply is not None else 1
 
 
-def _address(config) -> str:
+def _address(config, target=None) -> str:
     """The snapshot endpoint's address, as the user would look for it (no sockets opened)."""
     from pmshared import paths
     from pmshared.endpoints import ENDPOINTS
+
+    if target is not None:
+        return target.address("snapshot")
 
     transport = config.transport
     if transport.kind == "tcp":
@@ -347,7 +373,7 @@ def _address(config) -> str:
     return f"ipc://{paths.socket_path('snapshot')}"
 
 
-def _interactive(config) -> int:
+def _interactive(config, target=None) -> int:
     from rich.live import Live
 
     from cli import format as fmt
@@ -364,8 +390,12 @@ def _interactive(config) -> int:
     from pmshared.paths import PathError
 
     console = fmt.console()
+    if target is not None:  # first contact: a refused key is one line, not a screen that waits forever
+        from cli import clients
+
+        _ask(lambda: clients.snapshot(timeout_s=3.0, transport=config.transport, target=target), target)
     try:
-        watcher = Watcher(config)
+        watcher = Watcher(config, target=target)
     except (PathError, zmq.ZMQError) as exc:
         fail(f"cannot connect to the pipeline: {exc}")
     old_term = signal.signal(signal.SIGTERM, on_term)

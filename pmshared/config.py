@@ -362,6 +362,22 @@ class TransportConfig(_Section):
     max_message_bytes: Annotated[int, Meta(ge=1 << 20, le=1 << 30)] = 64 * 1024 * 1024
 
 
+# Remote watch publishes this many endpoints on consecutive tcp ports from port_base
+# (pmshared.remote.REMOTE_PORTS: live, snapshot, control, lifecycle).
+REMOTE_PORT_COUNT = 4
+_TRANSPORT_PORT_COUNT = 9  # pmshared.endpoints' table (a test pins the two equal)
+
+
+class RemoteConfig(_Section):
+    """[remote]: publish the live feed, snapshot, control and lifecycle endpoints on tcp too, with
+    CURVE authentication (keys: `pmctl keys`). Off unless enabled; ipc stays as it is."""
+
+    enabled: bool = False
+    # An address of this machine's interfaces (or 0.0.0.0 for all); loopback until you choose.
+    listen_host: Annotated[str, Meta(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9_.:\[\]*-]+$")] = "127.0.0.1"
+    port_base: Annotated[int, Meta(ge=1024, le=65535 - REMOTE_PORT_COUNT + 1)] = 47300
+
+
 class Config(_Section):
     sampling: SamplingConfig = msgspec.field(default_factory=SamplingConfig)
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
@@ -374,6 +390,20 @@ class Config(_Section):
     forensics: ForensicsConfig = msgspec.field(default_factory=ForensicsConfig)
     supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
     transport: TransportConfig = msgspec.field(default_factory=TransportConfig)
+    remote: RemoteConfig = msgspec.field(default_factory=RemoteConfig)
+
+    def __post_init__(self) -> None:
+        # With the tcp transport every endpoint has a port from transport.tcp_port_base on (the
+        # endpoint table's 9 indices); remote's own ports must not land on one of them.
+        t, r = self.transport, self.remote
+        if r.enabled and t.kind == "tcp":
+            ours = range(r.port_base, r.port_base + REMOTE_PORT_COUNT)
+            theirs = range(t.tcp_port_base, t.tcp_port_base + _TRANSPORT_PORT_COUNT)
+            if ours.start < theirs.stop and theirs.start < ours.stop:
+                raise ValueError(
+                    f"remote.port_base: ports {ours.start}-{ours.stop - 1} overlap the tcp transport's "
+                    f"{theirs.start}-{theirs.stop - 1}"
+                )
 
 
 _PATH_RE = re.compile(r" - at `\$(?P<path>[^`]*)`$")

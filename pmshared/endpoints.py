@@ -18,7 +18,7 @@ import zmq
 from pmshared import messages as m
 from pmshared import paths
 from pmshared.codec import Codec
-from pmshared.config import TransportConfig
+from pmshared.config import RemoteConfig, TransportConfig
 
 
 # How long a closing PUSH socket keeps trying to deliver queued records and pauses.
@@ -61,17 +61,29 @@ ENDPOINTS: dict[str, Endpoint] = {e.name: e for e in _TABLE}
 
 
 class Sockets:
-    """Creates every socket a process uses, from one context, and closes them in order."""
+    """Creates every socket a process uses, from one context, and closes them in order.
 
-    def __init__(self, transport: TransportConfig | None = None) -> None:
+    ``remote`` (the [remote] config): when enabled, the endpoints remote watch serves are also
+    bound on tcp with CURVE (pmshared.remote.Publisher). ``target`` (a pmshared.remote.Target):
+    connect to that remote machine's endpoints with CURVE instead of the local ones.
+    """
+
+    def __init__(
+        self, transport: TransportConfig | None = None, *, remote: RemoteConfig | None = None, target: Any = None
+    ) -> None:
         self.transport = transport or TransportConfig()
         self.ctx = zmq.Context()
         self._sockets: list[zmq.Socket] = []
         self._bound_files: list[Path] = []
+        self._remote = remote if remote is not None and remote.enabled else None
+        self._publisher: Any = None
+        self.target = target
 
     # -- addresses -------------------------------------------------------------------------------
     def address(self, name: str) -> str:
         ep = ENDPOINTS[name]
+        if self.target is not None:
+            return self.target.address(name)
         if self.transport.kind == "tcp":
             return f"tcp://{self.transport.tcp_host}:{self.transport.tcp_port_base + ep.index}"
         return f"ipc://{paths.socket_path(name)}"
@@ -107,7 +119,22 @@ class Sockets:
             self._bound_files.append(path)
         else:
             sock.bind(address)
+        self._publish(sock, name)
         return sock
+
+    def _publish(self, sock: zmq.Socket, name: str) -> None:
+        """Remote watch: bind ``sock`` on tcp too (CURVE), after its local bind (see pmshared.remote)."""
+        from pmshared import remote
+
+        if self._remote is None or name not in remote.REMOTE_PORTS:
+            return
+        if self._publisher is None:
+            self._publisher = remote.Publisher(self.ctx, self._remote)
+        try:
+            self._publisher.bind(sock, name)
+        except BaseException:
+            sock.close(0)
+            raise
 
     def connect(self, name: str) -> zmq.Socket:
         ep = ENDPOINTS[name]
@@ -119,6 +146,8 @@ class Sockets:
         # so it takes any size and leaves the verdict to the decoder.
         try:
             sock.setsockopt(zmq.MAXMSGSIZE, -1)
+            if self.target is not None:
+                self.target.secure(sock)
             sock.connect(self.address(name))
         except BaseException:
             sock.close(0)
@@ -130,6 +159,9 @@ class Sockets:
             if not sock.closed:
                 sock.close()
         self._sockets.clear()
+        if self._publisher is not None:  # its ZAP thread holds a socket of this context
+            self._publisher.stop()
+            self._publisher = None
         self.ctx.term()
         # libzmq leaves ipc files behind on close; a clean exit leaves none.
         for path in self._bound_files:

@@ -150,7 +150,7 @@ class Worker:
         self.log = setup_logging(name)
         self.stopping = threading.Event()
         self.counters: Counter[str] = Counter()
-        self.sockets = Sockets(self.config.transport) if sockets else None
+        self.sockets = Sockets(self.config.transport, remote=self.config.remote) if sockets else None
         self._heartbeat_sock = None
         self._heartbeat_stamp = Stamper(name, self.incarnation)
         self._heartbeat_codec = ENDPOINTS["health"].codec()

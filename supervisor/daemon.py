@@ -137,7 +137,7 @@ class Supervisor:
         # Fork the Python workers first: now this process has one thread and no ZeroMQ context
         # (Sockets creates both), which is what makes a fork without exec safe.
         forked = self._fork_workers()
-        sockets = Sockets(self.config.transport)
+        sockets = Sockets(self.config.transport, remote=self.config.remote)
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)

@@ -42,6 +42,15 @@ def run(procfile: Path | None, only: str | None) -> int:
         config = config_mod.load()
     except config_mod.ConfigError as exc:
         fail(str(exc), config_mod.CONFIG_ERROR_EXIT)
+    if config.remote.enabled:
+        # Tiering and this process serve tcp with the server key: a missing or world-readable
+        # one is a clear line now, not a worker failing over and over after the start.
+        from pmshared import curve_keys
+
+        try:
+            curve_keys.load_pair("server")
+        except curve_keys.KeyFileError as exc:
+            fail(f"[remote] is enabled but {exc}", USAGE)
     try:
         path = procfile if procfile is not None else procfile_mod.find_default()
         entries = procfile_mod.load(path)
