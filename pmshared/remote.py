@@ -74,12 +74,24 @@ class Publisher:
         sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
         sock.setsockopt(zmq.CURVE_SERVER, 1)
         sock.setsockopt(zmq.CURVE_SECRETKEY, self._server.secret.encode("ascii"))
-        sock.bind(self.address(name))
+        try:
+            sock.bind(self.address(name))
+        except zmq.ZMQError as exc:  # in use, no such interface: the [remote] config's to fix
+            raise RemoteError(f"cannot serve remote watch on {self.address(name)}: {exc} (see [remote] in the config)") from None
 
     def stop(self) -> None:
         if self._auth is not None:
             self._auth.stop()
             self._auth = None
+
+
+def remote_client(frame: zmq.Frame) -> str | None:
+    """The public key of the remote watch client that sent ``frame`` (received with copy=False),
+    None for a local (ipc) peer. The ZAP handler sets it as the connection's User-Id."""
+    try:
+        return frame.get("User-Id") or None
+    except zmq.ZMQError:  # no ZAP on this connection: a local peer
+        return None
 
 
 # ------------------------------------------------------------------------------- viewing

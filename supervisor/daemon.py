@@ -46,6 +46,7 @@ from pmshared import messages as m
 from pmshared.codec import BadMessage, Stamper
 from pmshared.config import Config
 from pmshared.endpoints import ENDPOINTS, Sockets, send_nowait
+from pmshared.remote import remote_client
 from pmshared.runtime import HEARTBEAT_SLACK, POLL_MS, new_incarnation
 from supervisor import launch
 from supervisor.child import Child
@@ -68,6 +69,7 @@ STARTUP_ALLOWANCE_S = 10.0
 # not wait for such a process forever on shutdown.
 KILL_WAIT_S = 5.0
 MAX_MESSAGES_PER_TURN = 1000  # a heartbeat/control flood cannot starve the rest of the loop
+REMOTE_DOWN_REFUSED = "`down` is not accepted over remote watch; run `pmctl down` on that machine"
 
 
 @dataclass
@@ -343,11 +345,12 @@ class Supervisor:
     def _serve_control(self, now: float) -> None:
         for _ in range(MAX_MESSAGES_PER_TURN):
             try:
-                frames = self.control.recv_multipart(zmq.NOBLOCK)
+                frames = self.control.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
             # ROUTER: [identity, (empty delimiter from REQ peers), payload]; reply on the same route.
-            route, payload = frames[:-1], frames[-1]
+            route, payload = [f.bytes for f in frames[:-1]], frames[-1].bytes
+            viewer = remote_client(frames[-1])  # a remote watch client's key, None for ipc
             try:
                 req = self.control_codec.decode(payload)
                 if not isinstance(req, m.ControlRequest):
@@ -358,6 +361,9 @@ class Supervisor:
                 continue
             if req.command == "status":
                 self._reply(route, ok=True, now=now)
+            elif req.command == "down" and viewer is not None:
+                # Remote watch is for looking: stopping a machine's monitor is done on it.
+                self._reply(route, ok=False, now=now, error=REMOTE_DOWN_REFUSED)
             elif req.command == "down":
                 self._reply(route, ok=True, now=now)
                 self._request_stop("pmctl down", 0)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import zmq
 
+from cli import clients
 from pmshared import curve_keys, remote
 from pmshared import messages as m
 from pmshared.codec import Stamper
@@ -168,6 +169,11 @@ def test_allowed_client_watches_others_get_nothing_and_a_clear_line(pipeline: Pi
     table = friend.pmctl("status", "--connect", url)
     assert table.returncode == 0 and "tiering" in table.stdout and "running" in table.stdout
 
+    # Remote watch looks, it does not stop: `down` from an allowed client is refused.
+    reply = as_machine(friend, lambda: clients.control("down", target=remote.target(url, server_key)))
+    assert reply is not None and not reply.ok and "not accepted over remote watch" in reply.error
+    assert pipeline.proc.poll() is None and pipeline.status() is not None
+
     # A client whose key was never allowed: refused, and told which key to allow, in seconds.
     stranger = machines("stranger")
     stranger_key = stranger.generate_keys()
@@ -223,11 +229,15 @@ def no_curve_client_gets_nothing(base: int) -> bool:
         ctx.destroy(linger=0)
 
 
-def allowed_subscriber_gets_a_sample(friend: Machine, url: str, server_key: str) -> bool:
+def as_machine(machine: Machine, action):
+    """Run ``action`` in this process with ``machine``'s key files (its data home)."""
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("XDG_DATA_HOME", friend.env["XDG_DATA_HOME"])  # the friend's client keypair
-        target = remote.target(url, server_key)
-    sockets = Sockets(target=target)
+        env.setenv("XDG_DATA_HOME", machine.env["XDG_DATA_HOME"])
+        return action()
+
+
+def allowed_subscriber_gets_a_sample(friend: Machine, url: str, server_key: str) -> bool:
+    sockets = Sockets(target=as_machine(friend, lambda: remote.target(url, server_key)))
     try:
         live = sockets.connect("live")
         assert live.poll(10_000), "no live sample for an allowed CURVE subscriber"
@@ -266,3 +276,16 @@ def test_up_refuses_remote_with_a_world_readable_server_key(pipeline: Pipeline):
     os.unlink(curve_keys.secret_path("server"))
     proc = pipeline.cli("up")
     assert proc.returncode == 2 and "pmctl keys generate" in proc.stderr
+
+
+def test_up_with_a_remote_port_in_use_is_one_line_and_leaves_nothing_running(pipeline: Pipeline):
+    base = free_port_base()
+    curve_keys.generate("server")
+    pipeline.config.write_text(f"[remote]\nenabled = true\nport_base = {base}\n")
+    with socket.socket() as squatter:  # someone else holds the control port
+        squatter.bind(("127.0.0.1", base + remote.REMOTE_PORTS["control"]))
+        squatter.listen()
+        proc = pipeline.cli("up")
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and f"tcp://127.0.0.1:{base + 2}" in errors[0] and "Traceback" not in proc.stderr
