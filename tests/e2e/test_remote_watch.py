@@ -11,6 +11,8 @@ sockets or database) run `pmctl watch --once --connect` and `pmctl status --conn
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
 import os
 import socket
 import subprocess
@@ -289,3 +291,44 @@ def test_up_with_a_remote_port_in_use_is_one_line_and_leaves_nothing_running(pip
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and f"tcp://127.0.0.1:{base + 2}" in errors[0] and "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+def test_interactive_remote_watch_shows_the_feed_and_a_refused_one_exits_with_one_line(pipeline: Pipeline, machines):
+    url = start_serving(pipeline, free_port_base())
+    server_key = curve_keys.load_public("server")
+    friend, stranger = machines("friend"), machines("stranger")
+    curve_keys.allow(friend.generate_keys(), "friend")
+    stranger.generate_keys()
+    for each in (friend, stranger):
+        assert each.pmctl("keys", "trust", "127.0.0.1", server_key).returncode == 0
+    tmux = ["tmux", "-L", f"pmremote{os.getpid()}"]
+
+    def run_in_tmux(machine: Machine, window: str, done: Path) -> None:
+        env = " ".join(f"{k}={shlex.quote(machine.env[k])}" for k in
+                       ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR", "PATH"))
+        command = (f"cd {shlex.quote(str(REPO))} && env -u NO_COLOR -u PAUSE_MONITOR_CONFIG {env} TERM=xterm-256color "
+                   f"{shlex.quote(sys.executable)} -m cli watch --connect {url} 2>{done}.err; echo $? > {done}")
+        first = window == "friend"
+        start = ["new-session", "-d", "-s", "remote", "-x", "160", "-y", "50"] if first else ["new-window", "-d", "-t", "remote"]
+        subprocess.run([*tmux, *start, "-n", window, command], check=True)
+
+    def screen(window: str) -> str:
+        return subprocess.run([*tmux, "capture-pane", "-p", "-t", f"remote:{window}"],
+                              capture_output=True, text=True).stdout
+
+    friend_done, stranger_done = pipeline.tmp / "friend-exit", pipeline.tmp / "stranger-exit"
+    try:
+        run_in_tmux(friend, "friend", friend_done)
+        wait_for(lambda: "rogue processes" in screen("friend"), 20, lambda: f"the remote frame:\n{screen('friend')}")
+        assert "live" in screen("friend") and "not running" not in screen("friend")
+        run_in_tmux(stranger, "stranger", stranger_done)
+        wait_for(lambda: stranger_done.exists() and stranger_done.read_text().strip(), 10, "the refused watch to exit")
+        assert stranger_done.read_text().strip() == "1"
+        err = Path(f"{stranger_done}.err").read_text()
+        assert err.count("\n") == 1 and "refused this client's key" in err
+        subprocess.run([*tmux, "send-keys", "-t", "remote:friend", "q"], check=True)
+        wait_for(lambda: friend_done.exists() and friend_done.read_text().strip(), 10, "watch to quit on q")
+        assert friend_done.read_text().strip() == "0"
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
