@@ -36,7 +36,8 @@ def _or_fail(action):
 
 @app.command()
 def generate(
-    force: Annotated[bool, typer.Option("--force", help="Replace existing keypairs (clients and servers must be told the new keys).")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace existing keypairs (clients and servers must be told the new keys).")] = False,
 ) -> None:
     """Create this machine's server and client keypairs (kept if they exist; files 0600)."""
     curve_keys = _keys()
@@ -62,7 +63,8 @@ def show(role: Role = None) -> None:
 @app.command()
 def allow(
     key: Annotated[str, typer.Argument(help="The client's public key (`pmctl keys show --role client` there).")],
-    name: Annotated[Optional[str], typer.Option("--name", help="File name for it in allowed_clients/ (default from the key).")] = None,
+    name: Annotated[Optional[str], typer.Option(
+        "--name", help="File name for it in allowed_clients/ (default from the key).")] = None,
 ) -> None:
     """Allow a client to watch this machine over remote watch (takes effect at its next connection)."""
     path = _or_fail(lambda: _keys().allow(key, name))

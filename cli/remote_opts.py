@@ -22,7 +22,7 @@ Connect = Annotated[
     Optional[str],
     typer.Option(
         "--connect", metavar="tcp://HOST:PORT",
-        help="Watch another machine over CURVE-authenticated tcp (PORT: its [remote] port_base; see `pmctl keys`).",
+        help="Watch another machine over CURVE-authenticated tcp (PORT: its remote.port_base; see `pmctl keys`).",
     ),
 ]
 ServerKey = Annotated[

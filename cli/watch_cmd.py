@@ -301,7 +301,7 @@ def watch(
     raise typer.Exit(_interactive(config, target))
 
 
-def _ask(ask, target):
+def _ask(ask):
     """A bounded request; a reply that does not decode is no reply. With --connect, tiering's
     silence is one line on stderr (why: refused key, nothing listening, ...), never a frame."""
     from pmshared.codec import BadMessage
@@ -326,7 +326,7 @@ def _once(config, timeout: float, target=None) -> int:
 
     console = fmt.console()
     feed = FeedState()
-    reply = _ask(lambda: clients.snapshot(timeout_s=timeout, transport=config.transport, target=target), target)
+    reply = _ask(lambda: clients.snapshot(timeout_s=timeout, transport=config.transport, target=target))
     if reply is not None:
         feed.apply_snapshot(reply)
     try:
@@ -393,7 +393,7 @@ def _interactive(config, target=None) -> int:
     if target is not None:  # first contact: a refused key is one line, not a screen that waits forever
         from cli import clients
 
-        _ask(lambda: clients.snapshot(timeout_s=3.0, transport=config.transport, target=target), target)
+        _ask(lambda: clients.snapshot(timeout_s=3.0, transport=config.transport, target=target))
     try:
         watcher = Watcher(config, target=target)
     except (PathError, zmq.ZMQError) as exc:

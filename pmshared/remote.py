@@ -77,7 +77,8 @@ class Publisher:
         try:
             sock.bind(self.address(name))
         except zmq.ZMQError as exc:  # in use, no such interface: the [remote] config's to fix
-            raise RemoteError(f"cannot serve remote watch on {self.address(name)}: {exc} (see [remote] in the config)") from None
+            where = self.address(name)
+            raise RemoteError(f"cannot serve remote watch on {where}: {exc} (see [remote] in the config)") from None
 
     def stop(self) -> None:
         if self._auth is not None:
