@@ -64,13 +64,14 @@ class Publisher:
         self._auth = auth
 
     def address(self, name: str) -> str:
-        return f"tcp://{self.config.listen_host}:{self.config.port_base + REMOTE_PORTS[name]}"
+        return f"tcp://{_bracketed(self.config.listen_host)}:{self.config.port_base + REMOTE_PORTS[name]}"
 
     def bind(self, sock: zmq.Socket, name: str) -> None:
         """Also bind ``sock`` (already bound to its ipc address) on tcp, CURVE only."""
         if self._auth is None:
             self._start()
         assert self._server is not None
+        sock.setsockopt(zmq.IPV6, _is_ipv6(self.config.listen_host))
         sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
         sock.setsockopt(zmq.CURVE_SERVER, 1)
         sock.setsockopt(zmq.CURVE_SECRETKEY, self._server.secret.encode("ascii"))
@@ -84,6 +85,15 @@ class Publisher:
         if self._auth is not None:
             self._auth.stop()
             self._auth = None
+
+
+def _is_ipv6(host: str) -> bool:
+    return ":" in host  # an IPv6 literal ("::", "[::1]"); zmq resolves names to IPv4 unless told
+
+
+def _bracketed(host: str) -> str:
+    """zmq wants an IPv6 literal in brackets in a tcp:// address."""
+    return f"[{host}]" if _is_ipv6(host) and not host.startswith("[") else host
 
 
 def remote_client(frame: zmq.Frame) -> str | None:
@@ -115,6 +125,7 @@ class Target:
         return f"tcp://{self.host}:{self.port_base + REMOTE_PORTS[name]}"
 
     def secure(self, sock: zmq.Socket) -> None:
+        sock.setsockopt(zmq.IPV6, _is_ipv6(self.host))
         sock.setsockopt(zmq.CURVE_SERVERKEY, self.server_key.encode("ascii"))
         sock.setsockopt(zmq.CURVE_PUBLICKEY, self.client.public.encode("ascii"))
         sock.setsockopt(zmq.CURVE_SECRETKEY, self.client.secret.encode("ascii"))

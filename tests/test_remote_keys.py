@@ -17,8 +17,9 @@ import zmq.auth
 
 from pmshared import config as cfg
 from pmshared import curve_keys, remote
-from pmshared.endpoints import ENDPOINTS
+from pmshared.endpoints import ENDPOINTS, Sockets
 from tests.conftest import REPO
+from tests.remote_helpers import free_port_base
 
 
 def pmctl(*args: str) -> subprocess.CompletedProcess:
@@ -209,3 +210,37 @@ def test_a_target_only_reaches_the_published_endpoints():
         f"tcp://db1:{47300 + i}" for i in range(4)]
     with pytest.raises(remote.RemoteError):
         target.address("record")
+
+
+# ------------------------------------------------------------------------------- one socket, two doors
+def _reaches(router: zmq.Socket, client: Sockets, name: str) -> bool:
+    dealer = client.connect(name)
+    dealer.send(b"hello")
+    return bool(router.poll(3000))
+
+
+@pytest.mark.parametrize("host,url_host", [("127.0.0.1", "127.0.0.1"), ("::1", "[::1]"), ("::", "[::1]")])
+def test_a_published_socket_serves_ipc_plain_and_tcp_only_with_an_allowed_curve_key(host, url_host):
+    curve_keys.generate("server")
+    curve_keys.generate("client")
+    curve_keys.allow(curve_keys.load_public("client"), "me")
+    base = free_port_base()
+    server = Sockets(remote=cfg.RemoteConfig(enabled=True, listen_host=host, port_base=base))
+    try:
+        router = server.bind("snapshot")
+        assert server.address("snapshot").startswith("ipc://")
+        local = Sockets()  # a local worker or pmctl: ipc, no CURVE, as before
+        try:
+            assert _reaches(router, local, "snapshot")
+            assert remote.remote_client(router.recv_multipart(copy=False)[-1]) is None
+        finally:
+            local.close()
+        target = remote.target(f"tcp://{url_host}:{base}", curve_keys.load_public("server"))
+        viewer = Sockets(target=target)
+        try:
+            assert _reaches(router, viewer, "snapshot")
+            assert remote.remote_client(router.recv_multipart(copy=False)[-1]) == target.client.public
+        finally:
+            viewer.close()
+    finally:
+        server.close()

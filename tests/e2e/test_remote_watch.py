@@ -30,35 +30,13 @@ from pmshared import messages as m
 from pmshared.codec import Stamper
 from pmshared.endpoints import ENDPOINTS, Sockets
 from tests.conftest import REPO
+from tests.remote_helpers import free_port_base
 from tests.supervisor_helpers import Pipeline, pipeline, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
 WORKERS = ["collector", "scorer", "tiering", "recorder", "forensics"]
 SILENCE_S = 2.0  # how long a refused client listens for anything at all
-
-
-def free_port_base(count: int = 4) -> int:
-    """A port from which ``count`` consecutive loopback ports are free now."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + count > 65535:
-            continue
-        held = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                held.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in held:
-                s.close()
-    raise AssertionError("no free run of loopback ports")
 
 
 class Machine:
