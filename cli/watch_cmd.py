@@ -3,7 +3,9 @@
 One thread, one zmq.Poller over: the "live" SUB, a DEALER to tiering's snapshot ROUTER, a DEALER
 to the supervisor's control ROUTER, the supervisor's "lifecycle" SUB, and stdin for keys. Nothing
 blocks, so keys answer at once and a dead pipeline only changes what is drawn. Data gathering is
-here; the picture is ``watch_view.render``; the resync policy is ``watch_feed``.
+here; the picture is ``watch_view.render``; the resync policy is ``watch_feed``. With
+``--connect`` the same sockets reach another machine over CURVE (pmshared.remote); its database
+is not reachable, so the events panel says where they are.
 """
 
 from __future__ import annotations
