@@ -51,7 +51,7 @@ from supervisor import launch
 from supervisor.child import Child
 from supervisor.output import Printer
 from supervisor.procfile import ProcessEntry
-from supervisor.restart_policy import Fail, Policy, RestartTracker
+from supervisor.restart_policy import Fail, RestartTracker
 from supervisor.slot import Slot
 from supervisor.stop_order import KillAll, StopOrder, Term
 
@@ -97,8 +97,7 @@ class Supervisor:
         self.printer = printer
         self.cwd = cwd
         self.clock = clock
-        policy = Policy.from_config(self.cfg)
-        self.slots = [Slot(entry=e, tracker=RestartTracker(policy)) for e in entries]
+        self.slots = [Slot(entry=e, tracker=RestartTracker(self.cfg)) for e in entries]
         self.by_pid: dict[int, Slot] = {}
         self.by_name = {slot.entry.name: slot for slot in self.slots}
         self.env = dict(os.environ if env is None else env)
