@@ -44,6 +44,18 @@ def _config() -> config_mod.Config:
     return load_config()
 
 
+def _ask_supervisor(command: str, config: config_mod.Config) -> m.ControlReply | None:
+    """The supervisor's reply to ``command`` (None when nothing answers); a reply that does not
+    decode is one line and exit 1."""
+    from cli import clients
+    from pmshared.codec import BadMessage
+
+    try:
+        return clients.control(command, transport=config.transport)
+    except BadMessage as exc:
+        fail(f"the supervisor sent a reply that does not decode: {exc}")
+
+
 # ================================================================================= up
 def up(
     procfile: Annotated[
@@ -74,14 +86,8 @@ def down(
     ] = None,
 ) -> None:
     """Stop a running `pmctl up` and wait until it has exited."""
-    from cli import clients
-    from pmshared.codec import BadMessage
-
     config = _config()
-    try:
-        reply = clients.control("down", transport=config.transport)
-    except BadMessage as exc:
-        fail(f"the supervisor sent a reply that does not decode: {exc}")
+    reply = _ask_supervisor("down", config)
     if reply is None:
         from supervisor.lock import holder_pid
 
@@ -135,10 +141,7 @@ def status(
     from pmshared.codec import BadMessage
 
     config = _config()
-    try:
-        reply = clients.control("status", transport=config.transport)
-    except BadMessage as exc:
-        fail(f"the supervisor sent a reply that does not decode: {exc}")
+    reply = _ask_supervisor("status", config)
     if reply is None:
         raise typer.Exit(_not_running(as_json))
     try:

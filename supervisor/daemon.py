@@ -46,7 +46,7 @@ from pmshared import messages as m
 from pmshared.codec import BadMessage, Stamper
 from pmshared.config import Config
 from pmshared.endpoints import ENDPOINTS, Sockets, send_nowait
-from pmshared.runtime import HEARTBEAT_SLACK, POLL_MS, new_incarnation
+from pmshared.runtime import HEARTBEAT_SLACK, POLL_MS, drain_fd, new_incarnation
 from supervisor import launch
 from supervisor.child import Child
 from supervisor.output import Printer
@@ -205,7 +205,7 @@ class Supervisor:
                 self._forgive(now, lateness)
             last_turn, last_timeout = now, timeout
             if wake_r in events:
-                _drain(wake_r)
+                drain_fd(wake_r)
             if self._turn(events, now):
                 return
 
@@ -611,12 +611,4 @@ class Supervisor:
         )
         if not send_nowait(self.lifecycle, self.lifecycle_codec.encode(msg)):
             self.counters.lifecycle_dropped += 1
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 512):
-            pass
-    except (BlockingIOError, InterruptedError):
-        pass
 

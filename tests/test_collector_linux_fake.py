@@ -23,10 +23,10 @@ from collector.procfs_parse import (
     parse_io_syscalls,
     parse_pressure,
     parse_proc_stat,
+    parse_schedstat,
     parse_stat,
     parse_status,
     schedstat_delay,
-    schedstat_switches,
 )
 from collector.procfs_threads import count_stuck_threads
 from tests.as_nobody import run_python_as_nobody
@@ -199,8 +199,8 @@ def test_status_io_schedstat_and_pressure_parsers() -> None:
     assert parse_io_syscalls(b"rchar: 1\nwchar: 2\nsyscr: 30\nsyscw: 12\nread_bytes: 0\n") == 42
     assert parse_io_syscalls(b"syscw: 2\nsyscr: 3\n") == 5  # any order
     assert parse_io_syscalls(b"rchar: 1\n") is None
-    assert schedstat_switches(b"123 456 789\n") == 789
-    assert schedstat_switches(b"") is None
+    assert parse_schedstat(b"123 456 789\n") == (456, 789)
+    assert parse_schedstat(b"") == (None, None)
     assert parse_pressure(b"some avg10=1.00 avg60=0 avg300=0 total=100\nfull avg10=0 avg60=0 avg300=0 total=7\n") == (100, 7)
     assert parse_pressure(b"some avg10=1.00 avg60=0 avg300=0 total=100\n") == (100, None)
     ps = parse_proc_stat(b"cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 1\ncpu1 1\ncpu2 1\nprocs_running 3\nprocs_blocked 2\n")
