@@ -17,6 +17,7 @@ metadata.json shows (``metadata_details`` merges them).
 
 from __future__ import annotations
 
+import json
 import os
 import selectors
 import shutil
@@ -118,6 +119,14 @@ def failed(name: str, error: str, started: float, argv: list[str] | None = None,
         m.Artifact(name=name, ok=False, ran=True, error=error, duration_ms=ms_since(started)),
         dict(details), argv=argv,
     )
+
+
+def json_artifact(ctx: CaptureContext, name: str, body: object, started: float, error: str | None = None) -> m.Artifact:
+    """Write ``body`` to the bundle as ``<name>.json``: a function capture's artifact."""
+    data = json.dumps(body, indent=2).encode()
+    (ctx.bundle_dir / f"{name}.json").write_bytes(data)
+    return m.Artifact(name=name, ok=True, path=f"{name}.json", duration_ms=ms_since(started), bytes=len(data),
+                      error=error)
 
 
 def resolve(program: str, search_path: str | None = None) -> str | None:
