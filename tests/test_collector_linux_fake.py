@@ -514,36 +514,35 @@ def test_absent_pressure_files_give_none(fake: FakeProc) -> None:
 # --------------------------------------------------------------------------- swap and idle refresh
 
 
-def test_vmswap_of_a_sleeping_process_is_reread_when_swap_moves(fake: FakeProc) -> None:
+# A sleeping process's files are not re-read (schedstat unchanged), so a figure the kernel changes
+# behind its back (swapped out, pages reclaimed) is re-read once the system counter that moves it
+# moves: until then the old figure stands (by design).
+@pytest.mark.parametrize(
+    ("figure", "then", "now", "every", "counter", "stale", "fresh"),
+    [
+        ("cmprs", {"swap_kb": 0}, {"swap_kb": 4096}, {"swap_refresh_every": 2}, "pswpout", 0, 4096 * 1024),
+        ("mem", {"rss_pages": 1000}, {"rss_pages": 10}, {"stat_every": 2}, "pgsteal_kswapd",
+         1000 * PAGE_SIZE, 10 * PAGE_SIZE),
+    ],
+    ids=["vmswap-when-swap-moves", "rss-when-the-kernel-reclaims"],
+)
+def test_a_figure_of_a_sleeping_process_is_reread_when_its_system_counter_moves(
+    fake: FakeProc, figure: str, then: dict[str, int], now: dict[str, int], every: dict[str, int], counter: str,
+    stale: int, fresh: int,
+) -> None:
     clock = FakeClock()
-    fake.process(500, swap_kb=0)
-    with backend(fake, clock, refresh_every=1000, swap_refresh_every=2) as b:
+    fake.process(500, **then)
+    with backend(fake, clock, refresh_every=1000, **every) as b:
         b.sample()
         clock.t += 1.0
-        fake.process(500, swap_kb=4096)  # swapped out while asleep: only status changed
-        assert by_pid(b.sample()[0])[500].cmprs == 0  # no swap traffic seen: not re-read (by design)
+        fake.process(500, **now)  # changed while it slept
+        assert getattr(by_pid(b.sample()[0])[500], figure) == stale  # the counter did not move
         seen = []
         for i in range(3):
             clock.t += 1.0
-            fake.system(vm={"pswpout": 100 + i})
-            seen.append(by_pid(b.sample()[0])[500].cmprs)
-        assert 4096 * 1024 in seen
-
-
-def test_rss_of_a_sleeping_process_is_reread_when_the_kernel_reclaims(fake: FakeProc) -> None:
-    clock = FakeClock()
-    fake.process(600, rss_pages=1000)
-    with backend(fake, clock, refresh_every=1000, stat_every=2) as b:
-        b.sample()
-        clock.t += 1.0
-        fake.process(600, rss_pages=10)  # pages taken while it slept (schedstat unchanged)
-        assert by_pid(b.sample()[0])[600].mem == 1000 * PAGE_SIZE
-        seen = []
-        for i in range(3):
-            clock.t += 1.0
-            fake.system(vm={"pgsteal_kswapd": 500 + i})
-            seen.append(by_pid(b.sample()[0])[600].mem)
-        assert 10 * PAGE_SIZE in seen
+            fake.system(vm={counter: 100 + i})
+            seen.append(getattr(by_pid(b.sample()[0])[500], figure))
+        assert fresh in seen
 
 
 def test_orphan_gets_its_new_parent_at_the_next_sample(fake: FakeProc) -> None:
