@@ -159,7 +159,7 @@ def run_command(spec: CommandCapture, ctx: CaptureContext) -> CaptureResult:
     try:
         run = _watch(proc, spec, ctx, started + spec.timeout_s, out, produced)
     finally:
-        # Kill before reaping (the leader is still unreaped here, see procgroup.leader_exited);
+        # Kill before reaping (the leader is still unreaped here, see procgroup.exited);
         # after a normal exit this only removes stragglers the command left in its group.
         procgroup.stop(proc)
         proc.stdout.close()  # type: ignore[union-attr]
@@ -216,7 +216,7 @@ def _watch(
             if produced is not None and run.stop_reason is None and _size(produced) > ctx.max_bytes:
                 run.truncated = True
                 run.stop_reason = f"{spec.produces} exceeded the cap of {ctx.max_bytes} bytes; killed"
-        while run.stop_reason is None and not procgroup.leader_exited(proc.pid):
+        while run.stop_reason is None and not procgroup.exited(proc):
             run.stop_reason = _check_limits(ctx, deadline, spec.timeout_s)
             if run.stop_reason is None:
                 ctx.stop.wait(0.02)
