@@ -161,10 +161,12 @@ class Sender:
         if not self._wait_exited(proc):
             error = f"no answer within {SEND_TIMEOUT_S:g}s"
         with self._lock:
-            # The leader is still unreaped here: its group (what it left running) is killed before
-            # it is reaped, never after, when its pid and group id may be someone else's.
-            code = procgroup.stop(proc)
-            self._current = None
+            self._current = None  # close() leaves it alone from here: it is about to be reaped
+            if proc.returncode is None:
+                # Still unreaped: kill what it left running in its group now, never after the
+                # reaping, when its pid (the group's id) may be someone else's.
+                procgroup.signal_group(proc.pid)
+        code = proc.wait()
         if error is None and code != 0:
             error = f"exit status {code}"
         if error:
