@@ -27,16 +27,9 @@ if str(REPO) not in sys.path:
 
 from cli import clients  # noqa: E402
 from pmshared import paths  # noqa: E402
-from tests.procutil import tagged_pids as _tagged_pids  # noqa: E402
-from tests.procutil import wait_for  # noqa: E402
+from tests.procutil import kill_tagged, wait_for  # noqa: E402
 
 TAG_VAR = "PM_BENCH_TAG"
-
-
-def tagged_pids(tag: str) -> list[int]:
-    return _tagged_pids(TAG_VAR, tag)
-
-
 WORKERS = ("collector", "scorer", "tiering", "recorder", "forensics")
 
 
@@ -133,16 +126,7 @@ class PipelineRun:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
-        deadline = time.monotonic() + 3.0
-        left = tagged_pids(self.tag)
-        while left and time.monotonic() < deadline:
-            time.sleep(0.05)
-            left = tagged_pids(self.tag)
-        for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_tagged(TAG_VAR, self.tag)
 
     # -- the database, read-only, as any reader would ---------------------------------------------
     def db(self) -> sqlite3.Connection:

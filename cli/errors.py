@@ -8,9 +8,9 @@ into a sentence that says what to do next.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 
@@ -18,6 +18,9 @@ from pmshared.safetext import inert
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+K = TypeVar("K")
+T = TypeVar("T")
 
 USAGE = 2  # bad input on the command line (as click uses for usage errors)
 FAILURE = 1  # the command could not do its job (no database, unknown id, ...)
@@ -130,6 +133,15 @@ def open_db(*, readonly: bool = True, path: Path | None = None) -> Iterator[Any]
             db.close()
         except Exception:  # closing after a failure must not hide the first error
             pass
+
+
+def read_one(get: Callable[[Any, K], T | None], key: K, missing: str) -> T:
+    """``get(db, key)`` on the database (as ``open_db``); ``fail(missing)`` when it finds nothing."""
+    with open_db() as db:
+        found = get(db, key)
+    if found is None:
+        fail(missing)
+    return found
 
 
 def _translate(exc: BaseException) -> BaseException:

@@ -115,13 +115,10 @@ def show(
     """One event: score timeline, peak and continuous samples' top processes, pauses, notes."""
     ident = parse_id(event_id)
     from cli import format as fmt
-    from cli.errors import open_db
+    from cli.errors import read_one
     from pmshared import storage
 
-    with open_db() as db:
-        detail = storage.get_event(db, ident)
-    if detail is None:
-        fail(f"no event with id {ident} (see `pmctl events`)")
+    detail = read_one(storage.get_event, ident, f"no event with id {ident} (see `pmctl events`)")
     if as_json:
         print(fmt.to_json(detail))
         return
@@ -162,15 +159,12 @@ def export(
     ident = parse_id(event_id)
     from cli import event_export
     from cli import format as fmt
-    from cli.errors import open_db
+    from cli.errors import read_one
     from pmshared import paths, storage
 
     if output.exists() and not force:
         fail(f"{output} already exists; pass --force to overwrite it")
-    with open_db() as db:
-        detail = storage.get_event(db, ident)
-    if detail is None:
-        fail(f"no event with id {ident} (see `pmctl events`)")
+    detail = read_one(storage.get_event, ident, f"no event with id {ident} (see `pmctl events`)")
     try:
         summary = event_export.write_archive(detail, output, bundle_root=paths.events_dir())
     except OSError as exc:

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from cli.errors import fail
 from cli.events_cmd import JsonOpt, SinceOpt, levels, parse_since_opt
 
 app = typer.Typer(help="List and inspect recorded pauses.", invoke_without_command=True, no_args_is_help=False)
@@ -53,14 +52,11 @@ def show(
 ) -> None:
     """One pause: duration, suspended time, cause and evidence, culprits, captures and bundle path."""
     from cli import format as fmt
-    from cli.errors import open_db
+    from cli.errors import read_one
     from pmshared import storage
 
     key: int | str = int(pause_id) if pause_id.strip().isdigit() else pause_id
-    with open_db() as db:
-        pause = storage.get_pause(db, key)
-    if pause is None:
-        fail(f"no pause with id {pause_id!r} (see `pmctl pauses`)")
+    pause = read_one(storage.get_pause, key, f"no pause with id {pause_id!r} (see `pmctl pauses`)")
     if as_json:
         print(fmt.to_json(pause))
         return

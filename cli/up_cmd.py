@@ -45,6 +45,21 @@ def _config() -> config_mod.Config:
     return load_config()
 
 
+def _ask_supervisor(command: str, config: config_mod.Config, target=None) -> m.ControlReply | None:
+    """The supervisor's reply to ``command`` (None when nothing answers), locally or at a remote
+    ``target``; a reply that does not decode, or a remote that refuses us, is one line and exit 1."""
+    from cli import clients
+    from pmshared.codec import BadMessage
+    from pmshared.remote import RemoteError
+
+    try:
+        return clients.control(command, transport=config.transport, target=target)
+    except BadMessage as exc:
+        fail(f"the supervisor sent a reply that does not decode: {exc}")
+    except RemoteError as exc:
+        fail(str(exc))
+
+
 # ================================================================================= up
 def up(
     procfile: Annotated[
@@ -75,14 +90,8 @@ def down(
     ] = None,
 ) -> None:
     """Stop a running `pmctl up` and wait until it has exited."""
-    from cli import clients
-    from pmshared.codec import BadMessage
-
     config = _config()
-    try:
-        reply = clients.control("down", transport=config.transport)
-    except BadMessage as exc:
-        fail(f"the supervisor sent a reply that does not decode: {exc}")
+    reply = _ask_supervisor("down", config)
     if reply is None:
         from supervisor.lock import holder_pid
 
@@ -141,12 +150,7 @@ def status(
 
     config = _config()
     target = remote_opts.resolve(connect, server_key)
-    try:
-        reply = clients.control("status", transport=config.transport, target=target)
-    except BadMessage as exc:
-        fail(f"the supervisor sent a reply that does not decode: {exc}")
-    except RemoteError as exc:
-        fail(str(exc))
+    reply = _ask_supervisor("status", config, target)
     if reply is None:
         raise typer.Exit(_not_running(as_json))
     try:

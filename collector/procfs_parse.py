@@ -138,24 +138,13 @@ def status_csw(b: bytes) -> int | None:
     return None if invol is None else vol + invol
 
 
-def schedstat_switches(b: bytes) -> int | None:
-    """Context switches from /proc/PID[/task/TID]/schedstat: ``runtime_ns wait_ns switches``.
+def parse_schedstat(b: bytes) -> tuple[int | None, int | None]:
+    """(run delay in ns, context switches) from /proc/PID[/task/TID]/schedstat: ``runtime_ns wait_ns
+    switches``, split once: what the backend takes from it every time a task ran.
 
     The third number counts the task's arrivals on a CPU, which equals voluntary + involuntary
     context switches (status' two counters) — in a file a fraction of status's cost.
     """
-    words = b.split()
-    if len(words) < 3:
-        return None
-    try:
-        return int(words[2])
-    except ValueError:
-        return None
-
-
-def parse_schedstat(b: bytes) -> tuple[int | None, int | None]:
-    """(run delay in ns, context switches) from one schedstat read, split once: what the backend
-    takes from it every time a task ran."""
     words = b.split()
     if len(words) < 3:
         return None, None
@@ -169,13 +158,7 @@ def schedstat_delay(b: bytes) -> int | None:
     """Nanoseconds spent runnable but waiting for a CPU: schedstat's second number (run_delay).
 
     Credited when the task gets a CPU, so a task starved for 3 s shows it when it next runs."""
-    words = b.split()
-    if len(words) < 3:
-        return None
-    try:
-        return int(words[1])
-    except ValueError:
-        return None
+    return parse_schedstat(b)[0]
 
 
 class IoCounters(NamedTuple):

@@ -19,6 +19,7 @@ import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -27,6 +28,8 @@ import pmshared
 from pmshared import messages as m
 
 from forensics.culprits import CulpritEntry, SuspectPresent
+
+S = TypeVar("S", bound=msgspec.Struct)
 
 _json = msgspec.json.Encoder()
 
@@ -220,29 +223,20 @@ def versions() -> Versions:
     )
 
 
+def _copied(source: object, target: type[S], **extra: object) -> S:
+    """A ``target`` record: ``extra``, and every other field of it read from ``source`` by name
+    (each record below is a message's fields as metadata.json shows them, plus a few)."""
+    names = [name for name in target.__struct_fields__ if name not in extra]
+    return target(**{name: getattr(source, name) for name in names}, **extra)
+
+
 def pause_record(pause: m.Pause) -> PauseTiming:
     """The timing of one pause, for metadata.json (the process list goes to processes.json)."""
-    return PauseTiming(
-        pause_id=pause.pause_id,
-        start=pause.start,
-        end=pause.end,
-        start_local=iso(pause.start),
-        end_local=iso(pause.end),
-        duration_ms=pause.duration_ms,
-        expected_ms=pause.expected_ms,
-        suspended_ms=pause.suspended_ms,
-        sender=pause.sender,
-        incarnation=pause.incarnation,
-        seq=pause.seq,
-    )
+    return _copied(pause, PauseTiming, start_local=iso(pause.start), end_local=iso(pause.end))
 
 
 def capture_record(a: m.Artifact, details: dict[str, object]) -> CaptureRecord:
-    return CaptureRecord(
-        ok=a.ok, ran=a.ran, path=a.path, exit_code=a.exit_code, duration_ms=a.duration_ms,
-        bytes=a.bytes, truncated=a.truncated, error=a.error, skipped_reason=a.skipped_reason,
-        details=details,
-    )
+    return _copied(a, CaptureRecord, details=details)
 
 
 def ring_json(entries: list[m.LiveSample]) -> dict[str, object]:

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from datetime import datetime
@@ -31,6 +30,7 @@ from forensics.runner import (
     CaptureResult,
     CommandCapture,
     FunctionCapture,
+    json_artifact,
     ms_since,
     run_command,
 )
@@ -130,17 +130,9 @@ def stuck_threads_capture(timeout_s: float, root: Path = PROC) -> FunctionCaptur
             "stuck": list(seen.values()),
             "stacks_skipped_reason": stack_reason,
         }
-        data = json.dumps(body, indent=2).encode()
-        (ctx.bundle_dir / "stuck_threads.json").write_bytes(data)
         timed_out = rounds < STUCK_ROUNDS and not ctx.stop.is_set()
-        artifact = m.Artifact(
-            name="stuck_threads",
-            ok=True,
-            path="stuck_threads.json",
-            duration_ms=ms_since(started),
-            bytes=len(data),
-            error=f"only {rounds} of {STUCK_ROUNDS} scans within {timeout_s:g}s" if timed_out else None,
-        )
+        artifact = json_artifact(ctx, "stuck_threads", body, started,
+                                 f"only {rounds} of {STUCK_ROUNDS} scans within {timeout_s:g}s" if timed_out else None)
         return CaptureResult(
             artifact, {"rounds": rounds, "stacks_skipped_reason": stack_reason}, stuck_threads=len(seen)
         )
@@ -165,17 +157,9 @@ def proc_state_capture(
         else:
             body["before"] = None
             body["delta_skipped_reason"] = "no reading from before the pause (worker just started)"
-        data = json.dumps(body, indent=2).encode()
-        (ctx.bundle_dir / "proc_state.json").write_bytes(data)
         missing = sorted(after.errors)
-        artifact = m.Artifact(
-            name="proc_state",
-            ok=True,
-            path="proc_state.json",
-            duration_ms=ms_since(started),
-            bytes=len(data),
-            error=f"unreadable: {', '.join(missing)}" if missing else None,
-        )
+        artifact = json_artifact(ctx, "proc_state", body, started,
+                                 f"unreadable: {', '.join(missing)}" if missing else None)
         details: dict[str, object] = {"unreadable": after.errors, "has_before": before is not None}
         across = None
         if before is not None:

@@ -11,8 +11,9 @@ ends, running captures' process groups are killed, and the worker exits within a
 record socket's linger is shortened to fit).
 
 ``--jsonl``: standalone for debugging, with no sockets: LiveSample and Pause JSON lines on stdin,
-ForensicsDone JSON lines on stdout (other workers' messages passed on); at end of input it waits
-for the running capture.
+passed on to stdout with every other line (the recorder downstream records the pauses), and
+ForensicsDone JSON lines added as bundles are written; at end of input it waits for the running
+capture.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def run_sockets(worker: Worker, engine: Engine) -> None:
 
 
 def run_jsonl(worker: Worker, engine: Engine) -> None:
-    output = LineOutput(m.ForensicsDone)
+    output = LineOutput(m.ForensicsDone | m.LiveSample | m.Pause)
     lines = LineInput(worker, m.LiveSample | m.Pause, output)
     stamp = worker.stamper()
 
@@ -86,10 +87,14 @@ def run_jsonl(worker: Worker, engine: Engine) -> None:
         output.write([done_message(stamp, result) for result in engine.take_done()])
 
     for msg in lines:
-        if isinstance(msg, m.LiveSample):
-            engine.on_live(msg)
-        elif msg is not IDLE:
-            engine.on_pause(msg)
+        if msg is not IDLE:
+            # In the pipeline forensics only listens in (the live feed is a PUB, the collector sends
+            # the recorder its own copy of each pause): in a pipe it passes its input on too.
+            output.write([msg])
+            if isinstance(msg, m.LiveSample):
+                engine.on_live(msg)
+            else:
+                engine.on_pause(msg)
         engine.tick()
         emit()
     # End of input: let the running capture finish (bounded by its own timeouts), then report.

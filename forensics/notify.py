@@ -40,6 +40,7 @@ from forensics.runner import resolve
 log = logging.getLogger("forensics")
 
 SEND_TIMEOUT_S = 5.0
+EXIT_POLL_S = 0.01  # how often the sender looks whether the command has exited
 NOTIFY_SEND = "notify-send"
 OSASCRIPT = "/usr/bin/osascript"
 APP_NAME = "pause-monitor"
@@ -146,7 +147,6 @@ class Sender:
                 self._queue.task_done()
 
     def _run(self, argv: list[str]) -> None:
-        error = None
         with self._lock:
             if self._closing:
                 return
@@ -154,25 +154,42 @@ class Sender:
                 # Own process group: close() and the timeout kill it with its children.
                 proc = procgroup.start(argv)
             except OSError as exc:
-                proc, error = None, str(exc)
+                self._failed(argv, str(exc))
+                return
             self._current = proc
-        if proc is not None:
-            try:
-                code = proc.wait(SEND_TIMEOUT_S)
-                if code != 0:
-                    error = f"exit status {code}"
-            except subprocess.TimeoutExpired:
-                error = f"no answer within {SEND_TIMEOUT_S:g}s"
-            finally:
-                procgroup.signal_group(proc.pid)  # what it left running in its group
-                proc.wait()
-                self._current = None
+        error = None
+        if not self._wait_exited(proc):
+            error = f"no answer within {SEND_TIMEOUT_S:g}s"
+        with self._lock:
+            self._current = None  # close() leaves it alone from here: it is about to be reaped
+            if proc.returncode is None:
+                # Still unreaped: kill what it left running in its group now, never after the
+                # reaping, when its pid (the group's id) may be someone else's.
+                procgroup.signal_group(proc.pid)
+        code = proc.wait()
+        if error is None and code != 0:
+            error = f"exit status {code}"
         if error:
-            self.failed += 1
-            # e.g. notify-send without a desktop session: say so once, not every pause.
-            level = logging.DEBUG if self._failure_logged else logging.WARNING
-            log.log(level, "notification via %s failed: %s", argv[0], error)
-            self._failure_logged = True
+            self._failed(argv, error)
+
+    def _wait_exited(self, proc: subprocess.Popen[bytes]) -> bool:
+        """Until the command exits (left unreaped) or SEND_TIMEOUT_S passes; whether it exited.
+        Looked at under the lock, so close() never signals a group whose leader was reaped."""
+        deadline = time.monotonic() + SEND_TIMEOUT_S
+        while True:
+            with self._lock:
+                if procgroup.exited(proc):
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(EXIT_POLL_S)
+
+    def _failed(self, argv: list[str], error: str) -> None:
+        self.failed += 1
+        # e.g. notify-send without a desktop session: say so once, not every pause.
+        level = logging.DEBUG if self._failure_logged else logging.WARNING
+        log.log(level, "notification via %s failed: %s", argv[0], error)
+        self._failure_logged = True
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted has run (tests, shutdown)."""
@@ -186,8 +203,8 @@ class Sender:
         with self._lock:
             self._closing = True
             current = self._current
-        if current is not None:
-            procgroup.signal_group(current.pid)
+            if current is not None and current.returncode is None:  # unreaped: its group is its own
+                procgroup.signal_group(current.pid)
         try:
             self._queue.put_nowait(None)  # wake the thread if it waits; if full it wakes anyway
         except queue.Full:

@@ -17,6 +17,7 @@ metadata.json shows (``metadata_details`` merges them).
 
 from __future__ import annotations
 
+import json
 import os
 import selectors
 import shutil
@@ -120,6 +121,14 @@ def failed(name: str, error: str, started: float, argv: list[str] | None = None,
     )
 
 
+def json_artifact(ctx: CaptureContext, name: str, body: object, started: float, error: str | None = None) -> m.Artifact:
+    """Write ``body`` to the bundle as ``<name>.json``: a function capture's artifact."""
+    data = json.dumps(body, indent=2).encode()
+    (ctx.bundle_dir / f"{name}.json").write_bytes(data)
+    return m.Artifact(name=name, ok=True, path=f"{name}.json", duration_ms=ms_since(started), bytes=len(data),
+                      error=error)
+
+
 def resolve(program: str, search_path: str | None = None) -> str | None:
     """An absolute path that exists and is executable, or a name found on PATH; else None."""
     if os.path.isabs(program):
@@ -150,7 +159,7 @@ def run_command(spec: CommandCapture, ctx: CaptureContext) -> CaptureResult:
     try:
         run = _watch(proc, spec, ctx, started + spec.timeout_s, out, produced)
     finally:
-        # Kill before reaping (the leader is still unreaped here, see procgroup.leader_exited);
+        # Kill before reaping (the leader is still unreaped here, see procgroup.exited);
         # after a normal exit this only removes stragglers the command left in its group.
         procgroup.stop(proc)
         proc.stdout.close()  # type: ignore[union-attr]
@@ -207,7 +216,7 @@ def _watch(
             if produced is not None and run.stop_reason is None and _size(produced) > ctx.max_bytes:
                 run.truncated = True
                 run.stop_reason = f"{spec.produces} exceeded the cap of {ctx.max_bytes} bytes; killed"
-        while run.stop_reason is None and not procgroup.leader_exited(proc.pid):
+        while run.stop_reason is None and not procgroup.exited(proc):
             run.stop_reason = _check_limits(ctx, deadline, spec.timeout_s)
             if run.stop_reason is None:
                 ctx.stop.wait(0.02)

@@ -43,11 +43,24 @@ def signal_group(pgid: int, sig: int = signal.SIGKILL) -> None:
 
 def leader_exited(pid: int) -> bool:
     """Has the group leader ``pid`` (our child) exited? Without reaping it, so its pid, the group's
-    id, stays reserved and a later ``signal_group`` cannot hit an unrelated process."""
+    id, stays reserved and a later ``signal_group`` cannot hit an unrelated process. Needs
+    ``os.waitid`` (Linux; macOS from Python 3.13): use ``exited`` where it may be missing."""
     try:
         return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     except ChildProcessError:
         return True
+
+
+def exited(proc: subprocess.Popen[bytes]) -> bool:
+    """Has ``proc``, a group leader we started, exited? Left unreaped where ``os.waitid`` can look
+    without reaping; without it (macOS before Python 3.13) reaped by ``proc.poll()``, which keeps
+    its exit status, after which ``stop`` no longer signals the group (stragglers the leader left
+    in it are not killed there)."""
+    if proc.returncode is not None:
+        return True
+    if getattr(os, "waitid", None) is None:
+        return proc.poll() is not None
+    return leader_exited(proc.pid)
 
 
 def stop(proc: subprocess.Popen[bytes], grace_s: float = 0.0) -> int:

@@ -47,12 +47,12 @@ from pmshared.codec import BadMessage, Stamper
 from pmshared.config import Config
 from pmshared.endpoints import ENDPOINTS, Sockets, send_nowait
 from pmshared.remote import remote_client
-from pmshared.runtime import HEARTBEAT_SLACK, POLL_MS, new_incarnation
+from pmshared.runtime import HEARTBEAT_SLACK, POLL_MS, drain_fd, new_incarnation
 from supervisor import launch
 from supervisor.child import Child
 from supervisor.output import Printer
 from supervisor.procfile import ProcessEntry
-from supervisor.restart_policy import Fail, Policy, RestartTracker
+from supervisor.restart_policy import Fail, RestartTracker
 from supervisor.slot import Slot
 from supervisor.stop_order import KillAll, StopOrder, Term
 
@@ -99,8 +99,7 @@ class Supervisor:
         self.printer = printer
         self.cwd = cwd
         self.clock = clock
-        policy = Policy.from_config(self.cfg)
-        self.slots = [Slot(entry=e, tracker=RestartTracker(policy)) for e in entries]
+        self.slots = [Slot(entry=e, tracker=RestartTracker(self.cfg)) for e in entries]
         self.by_pid: dict[int, Slot] = {}
         self.by_name = {slot.entry.name: slot for slot in self.slots}
         self.env = dict(os.environ if env is None else env)
@@ -208,7 +207,7 @@ class Supervisor:
                 self._forgive(now, lateness)
             last_turn, last_timeout = now, timeout
             if wake_r in events:
-                _drain(wake_r)
+                drain_fd(wake_r)
             if self._turn(events, now):
                 return
 
@@ -618,12 +617,4 @@ class Supervisor:
         )
         if not send_nowait(self.lifecycle, self.lifecycle_codec.encode(msg)):
             self.counters.lifecycle_dropped += 1
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 512):
-            pass
-    except (BlockingIOError, InterruptedError):
-        pass
 

@@ -24,27 +24,6 @@ from pmshared.config import SupervisorConfig
 
 
 @dataclass(frozen=True)
-class Policy:
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
-    stable_after_s: float = 10.0
-    max_restarts: int = 5
-    restart_window_s: float = 60.0
-    failed_retry_s: float = 300.0
-
-    @classmethod
-    def from_config(cls, cfg: SupervisorConfig) -> Policy:
-        return cls(
-            backoff_initial_s=cfg.backoff_initial_s,
-            backoff_max_s=max(cfg.backoff_max_s, cfg.backoff_initial_s),
-            stable_after_s=cfg.stable_after_s,
-            max_restarts=cfg.max_restarts,
-            restart_window_s=cfg.restart_window_s,
-            failed_retry_s=cfg.failed_retry_s,
-        )
-
-
-@dataclass(frozen=True)
 class Restart:
     """Start the worker again ``delay_s`` seconds after its exit."""
 
@@ -65,8 +44,9 @@ Decision = Restart | Fail
 class RestartTracker:
     """The restart history of one worker (one per Procfile entry, kept across its restarts)."""
 
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
+    def __init__(self, policy: SupervisorConfig) -> None:
+        self.policy = policy  # the [supervisor] section: its back-off and restart-limit keys
+        self._backoff_max_s = max(policy.backoff_max_s, policy.backoff_initial_s)
         self._next_delay = policy.backoff_initial_s
         # Times of the exits that led to a restart, pruned to the window: bounded by max_restarts.
         self._recent: deque[float] = deque()
@@ -99,7 +79,7 @@ class RestartTracker:
             )
         self._recent.append(exited_at)
         delay = self._next_delay
-        self._next_delay = min(delay * 2, p.backoff_max_s)
+        self._next_delay = min(delay * 2, self._backoff_max_s)
         return Restart(delay)
 
     def on_retry(self) -> None:

@@ -8,6 +8,7 @@ state) in the message.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -30,14 +31,20 @@ def wait_for(
         time.sleep(interval)
 
 
-def pid_gone(pid: int) -> bool:
-    """Gone, or a zombie (exited, waiting for its parent to collect it): it runs nothing."""
+def proc_state(pid: int) -> str | None:
+    """The one-letter state of ``pid`` from /proc (R, S, Z, T, ...), None when it is gone."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
-        return True
-    return stat[stat.rfind(")") + 2 :].split()[0] in ("Z", "X")
+        return None
+    # The state follows the parenthesised command (which may itself contain parentheses).
+    return chr(stat[stat.rfind(b")") + 2])
+
+
+def pid_gone(pid: int) -> bool:
+    """Gone, or a zombie (exited, waiting for its parent to collect it): it runs nothing."""
+    return proc_state(pid) in (None, "Z", "X")
 
 
 def tagged_pids(var: str, tag: str) -> list[int]:
@@ -55,6 +62,22 @@ def tagged_pids(var: str, tag: str) -> list[int]:
         if needle in env.split(b"\0"):
             found.append(int(entry))
     return found
+
+
+def kill_tagged(var: str, tag: str, settle_s: float = 3.0) -> list[int]:
+    """SIGKILL the processes still tagged ``var=tag`` once ``settle_s`` has passed (those killed a
+    moment ago, e.g. by PDEATHSIG, may still be on their way out); return the pids it killed."""
+    deadline = time.monotonic() + settle_s
+    left = tagged_pids(var, tag)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = tagged_pids(var, tag)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left
 
 
 def comm(pid: int) -> str:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ import pytest
 from cli import clients
 from pmshared import messages as m
 from pmshared import paths
-from tests.procutil import pid_gone, wait_for  # noqa: F401 - re-exported to the tests
+from tests.procutil import kill_tagged, pid_gone, wait_for  # noqa: F401 - re-exported to the tests
 from tests.procutil import tagged_pids as _tagged_pids
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,6 +120,20 @@ def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def wait_bundled_pauses(read_pauses: Callable[[], list[dict]], timeout: float, output: Callable[[], str],
+                        interval: float = 0.2) -> list[dict]:
+    """Poll ``read_pauses`` (`pmctl pauses --json`) until there is a pause and every pause has its
+    bundle; a timeout names the last list read and the supervisor's ``output()``."""
+    last: list[list[dict]] = [[]]
+
+    def bundled() -> list[dict] | None:
+        last[0] = pauses = read_pauses()
+        return pauses if pauses and all(p["bundle_path"] for p in pauses) else None
+
+    return wait_for(bundled, timeout, lambda: f"pauses with their bundles; pauses: {last[0]}\noutput:\n{output()}",
+                    interval=interval)
+
+
 class Pipeline:
     """A `pmctl up` under test, with its Procfile and config in ``tmp_path``."""
 
@@ -203,18 +218,7 @@ class Pipeline:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
-        # Processes killed a moment ago (PDEATHSIG) may still be on their way out.
-        deadline = time.monotonic() + 3.0
-        left = tagged_pids(self.tag)
-        while left and time.monotonic() < deadline:
-            time.sleep(0.05)
-            left = tagged_pids(self.tag)
-        for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        return left
+        return kill_tagged(TAG_VAR, self.tag)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import pytest
 import collector.linux
 from collector.linux import PAGE_SIZE, LinuxBackend, cpu_clock_id, live_proc
 from tests.as_nobody import run_python_as_nobody
-from tests.procutil import wait_for
+from tests.procutil import proc_state, wait_for
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux /proc backend")
 PS = shutil.which("ps")
@@ -69,14 +69,6 @@ def children() -> Iterator[Children]:
         yield c
     finally:
         c.cleanup()
-
-
-def proc_state(pid: int) -> str:
-    try:
-        b = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return ""
-    return chr(b[b.rfind(b")") + 2])
 
 
 def wait_ready(path: Path) -> None:

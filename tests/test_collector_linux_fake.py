@@ -23,10 +23,10 @@ from collector.procfs_parse import (
     parse_io_syscalls,
     parse_pressure,
     parse_proc_stat,
+    parse_schedstat,
     parse_stat,
     parse_status,
     schedstat_delay,
-    schedstat_switches,
 )
 from collector.procfs_threads import count_stuck_threads
 from tests.as_nobody import run_python_as_nobody
@@ -199,8 +199,8 @@ def test_status_io_schedstat_and_pressure_parsers() -> None:
     assert parse_io_syscalls(b"rchar: 1\nwchar: 2\nsyscr: 30\nsyscw: 12\nread_bytes: 0\n") == 42
     assert parse_io_syscalls(b"syscw: 2\nsyscr: 3\n") == 5  # any order
     assert parse_io_syscalls(b"rchar: 1\n") is None
-    assert schedstat_switches(b"123 456 789\n") == 789
-    assert schedstat_switches(b"") is None
+    assert parse_schedstat(b"123 456 789\n") == (456, 789)
+    assert parse_schedstat(b"") == (None, None)
     assert parse_pressure(b"some avg10=1.00 avg60=0 avg300=0 total=100\nfull avg10=0 avg60=0 avg300=0 total=7\n") == (100, 7)
     assert parse_pressure(b"some avg10=1.00 avg60=0 avg300=0 total=100\n") == (100, None)
     ps = parse_proc_stat(b"cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 1\ncpu1 1\ncpu2 1\nprocs_running 3\nprocs_blocked 2\n")
@@ -514,36 +514,35 @@ def test_absent_pressure_files_give_none(fake: FakeProc) -> None:
 # --------------------------------------------------------------------------- swap and idle refresh
 
 
-def test_vmswap_of_a_sleeping_process_is_reread_when_swap_moves(fake: FakeProc) -> None:
+# A sleeping process's files are not re-read (schedstat unchanged), so a figure the kernel changes
+# behind its back (swapped out, pages reclaimed) is re-read once the system counter that moves it
+# moves: until then the old figure stands (by design).
+@pytest.mark.parametrize(
+    ("figure", "then", "now", "every", "counter", "stale", "fresh"),
+    [
+        ("cmprs", {"swap_kb": 0}, {"swap_kb": 4096}, {"swap_refresh_every": 2}, "pswpout", 0, 4096 * 1024),
+        ("mem", {"rss_pages": 1000}, {"rss_pages": 10}, {"stat_every": 2}, "pgsteal_kswapd",
+         1000 * PAGE_SIZE, 10 * PAGE_SIZE),
+    ],
+    ids=["vmswap-when-swap-moves", "rss-when-the-kernel-reclaims"],
+)
+def test_a_figure_of_a_sleeping_process_is_reread_when_its_system_counter_moves(
+    fake: FakeProc, figure: str, then: dict[str, int], now: dict[str, int], every: dict[str, int], counter: str,
+    stale: int, fresh: int,
+) -> None:
     clock = FakeClock()
-    fake.process(500, swap_kb=0)
-    with backend(fake, clock, refresh_every=1000, swap_refresh_every=2) as b:
+    fake.process(500, **then)
+    with backend(fake, clock, refresh_every=1000, **every) as b:
         b.sample()
         clock.t += 1.0
-        fake.process(500, swap_kb=4096)  # swapped out while asleep: only status changed
-        assert by_pid(b.sample()[0])[500].cmprs == 0  # no swap traffic seen: not re-read (by design)
+        fake.process(500, **now)  # changed while it slept
+        assert getattr(by_pid(b.sample()[0])[500], figure) == stale  # the counter did not move
         seen = []
         for i in range(3):
             clock.t += 1.0
-            fake.system(vm={"pswpout": 100 + i})
-            seen.append(by_pid(b.sample()[0])[500].cmprs)
-        assert 4096 * 1024 in seen
-
-
-def test_rss_of_a_sleeping_process_is_reread_when_the_kernel_reclaims(fake: FakeProc) -> None:
-    clock = FakeClock()
-    fake.process(600, rss_pages=1000)
-    with backend(fake, clock, refresh_every=1000, stat_every=2) as b:
-        b.sample()
-        clock.t += 1.0
-        fake.process(600, rss_pages=10)  # pages taken while it slept (schedstat unchanged)
-        assert by_pid(b.sample()[0])[600].mem == 1000 * PAGE_SIZE
-        seen = []
-        for i in range(3):
-            clock.t += 1.0
-            fake.system(vm={"pgsteal_kswapd": 500 + i})
-            seen.append(by_pid(b.sample()[0])[600].mem)
-        assert 10 * PAGE_SIZE in seen
+            fake.system(vm={counter: 100 + i})
+            seen.append(getattr(by_pid(b.sample()[0])[500], figure))
+        assert fresh in seen
 
 
 def test_orphan_gets_its_new_parent_at_the_next_sample(fake: FakeProc) -> None:

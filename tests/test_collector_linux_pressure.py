@@ -19,26 +19,17 @@ import pytest
 
 from collector.linux import LinuxBackend, cpu_clock_id, run_delay_accounted
 from pmshared import messages as m
-from tests.procutil import wait_for
-from tests.test_collector_linux import (
+from tests.procutil import proc_state, wait_for
+from tests.test_collector_linux import (  # noqa: F401 - children: the fixture
     Children,
     _run_once,
     _sleeper_that_runs_on_request,
     _tree_of,
     by_pid,
-    proc_state,
+    children,
 )
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux /proc backend")
-
-
-@pytest.fixture
-def children() -> Iterator[Children]:
-    c = Children()
-    try:
-        yield c
-    finally:
-        c.cleanup()
 
 
 def _sampled(b: LinuxBackend, pid: int, ok, what: str, timeout: float = 15.0) -> m.ProcessInfo:

@@ -153,7 +153,7 @@ class Startup:
         from supervisor.daemon import Supervisor
         from supervisor.output import Printer
         from supervisor.procfile import ProcessEntry
-        from supervisor.restart_policy import Policy, Restart, RestartTracker
+        from supervisor.restart_policy import Restart, RestartTracker
 
         entry = ProcessEntry("probe", "python -m probe", 1)
         sup = Supervisor([entry], config, Printer(["probe"], stream=io.StringIO(), colour=False))
@@ -166,7 +166,7 @@ class Startup:
         slot.heartbeat_deadline = now + sup.heartbeat_allowance
         timeout = sup._next_timeout(now)
         assert 0 <= int(timeout * 1000) < 2**31, timeout  # what zmq_poll is given
-        tracker = RestartTracker(Policy.from_config(config.supervisor))
+        tracker = RestartTracker(config.supervisor)
         started = now
         for _ in range(min(config.supervisor.max_restarts + 1, 50)):
             decision = tracker.on_exit(started, started + 0.001)

@@ -147,8 +147,12 @@ def test_ring_keeps_only_the_configured_seconds() -> None:
     assert len(ring) == 1
 
 
+def decode(line: bytes) -> object:
+    return msgspec.json.decode(line, type=m.AnyMessage)
+
+
 def test_jsonl_mode_standalone(tmp_path: Path) -> None:
-    """`python -m forensics --jsonl`: Pause/LiveSample lines in, ForensicsDone lines out."""
+    """`python -m forensics --jsonl`: Pause/LiveSample lines in, passed on, and ForensicsDone out."""
     now = time.time()
     enc = msgspec.json.Encoder()
     lines = [enc.encode(live(now - 2 + i * 0.5, [rogue(77, "spinner", 90, ["cpu"])], system(cpu_busy_pct=100.0)))
@@ -166,7 +170,9 @@ def test_jsonl_mode_standalone(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr.decode()
-    (out,) = proc.stdout.splitlines()
+    *passed_on, out = proc.stdout.splitlines()
+    # Its input goes on to the stages after it (the recorder records the pause).
+    assert [decode(line) for line in passed_on] == [decode(line) for line in lines if line != b"not json at all"]
     done = msgspec.json.decode(out, type=m.ForensicsDone)
     # The pause's own process list ranks the culprits (the ring only when it has none).
     assert done.pause_ids == ["c:5"] and done.culprits[0].command == "hog"

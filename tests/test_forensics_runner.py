@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -69,6 +70,16 @@ def test_failing_capture_records_exit_status_and_stderr(tmp_path: Path) -> None:
     assert art.ran and not art.ok and art.exit_code == 7
     assert art.error == "exit status 7: fake failure: permission denied"
     assert result.stderr == "fake failure: permission denied"
+
+
+def test_without_os_waitid_a_capture_still_ends_with_its_exit_status(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """macOS before Python 3.13 has no os.waitid: the runner waits for the command portably."""
+    monkeypatch.delattr(os, "waitid", raising=False)
+    result = run_command(CommandCapture("f", [str(FAKE_BIN / "fail"), "7"], 5, "f.txt"), ctx(tmp_path))
+    art = result.artifact
+    assert art.ran and not art.ok and art.exit_code == 7
+    assert art.error == "exit status 7: fake failure: permission denied"
 
 
 def test_successful_capture(tmp_path: Path) -> None:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from forensics.notify import Notifier, RateLimiter, build_argv, osascript_argv
+from pmshared import procgroup
 from pmshared.config import AlertsConfig
 from tests.forensics_helpers import FAKE_BIN, live, pause, read_json_lines, rogue, wait_for
+from tests.procutil import pid_gone, proc_state
 
 
 class FakeClock:
@@ -183,3 +188,38 @@ def test_a_slow_notifier_does_not_block_the_caller(tmp_path: Path, calls: Path) 
     wait_for(lambda: n.sent == 3, timeout=2, what="3 submitted")
     n.close()  # kills the running "sleep 3" with its group, drops the two queued
     assert not n.sender._thread.is_alive()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_notifier_group_is_killed_before_its_leader_is_reaped(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """What notify-send leaves running in its group is killed while the exited leader is still an
+    unreaped zombie: once reaped, its pid (the group's id) may already be another process's."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    straggler_file = tmp_path / "straggler"
+    script = bin_dir / "notify-send"
+    script.write_text(f"#!/bin/sh\nsleep 30 &\necho $! > {straggler_file}\n")
+    script.chmod(0o755)
+    states: list[str | None] = []
+    real_signal_group = procgroup.signal_group
+
+    def spy(pgid: int, sig: int = signal.SIGKILL) -> None:
+        states.append(proc_state(pgid))  # "Z": exited, unreaped; None: reaped already
+        real_signal_group(pgid, sig)
+
+    monkeypatch.setattr(procgroup, "signal_group", spy)
+    n = Notifier(AlertsConfig(rate_limit_s=0), platform="linux", search_path=str(bin_dir), clock=FakeClock())
+    try:
+        n.pause_detected(pause("c:1", time.time(), duration_ms=5000))
+        assert n.sender.flush(10)
+        assert states == ["Z"] and n.sender.failed == 0
+        straggler = int(straggler_file.read_text())
+        wait_for(lambda: pid_gone(straggler), timeout=5, what="the notifier's straggler to die")
+    finally:
+        n.close()
+        if straggler_file.exists():
+            try:
+                os.kill(int(straggler_file.read_text()), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass

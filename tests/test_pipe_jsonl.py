@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from pmshared import storage
+from tests.forensics_helpers import child_env, live, pause, processes, rogue, system
 from tests.tiering_helpers import REPO
 
 pytestmark = [pytest.mark.slow,
@@ -72,3 +75,46 @@ def test_the_documented_pipe_fills_the_database(tmp_path: Path) -> None:
         assert storage.integrity_check(conn) == ["ok"]
     finally:
         conn.close()
+
+
+def test_a_forensics_stage_passes_its_input_on_to_the_recorder(tmp_path: Path) -> None:
+    """``... | python -m forensics --jsonl | python -m recorder --jsonl --db X``: forensics only
+    listens in on the live feed and the pauses (in the pipeline the recorder gets its own copy),
+    so in a pipe it passes them on: the recorder stores the pause, and the bundle forensics wrote
+    for it, and skips the live samples as another worker's."""
+    db = tmp_path / "pipe.db"
+    config = tmp_path / "config.toml"
+    config.write_text("[forensics]\nproc_timeout = 2\nlogs_timeout = 3\n[alerts]\nenabled = false\n")
+    now = time.time()
+    enc = msgspec.json.Encoder()
+    lines = [enc.encode(live(now - 2 + i * 0.5, [rogue(77, "spinner", 90, ["cpu"])], system(cpu_busy_pct=100.0)))
+             for i in range(3)]
+    lines.append(enc.encode(pause("c:5", now - 0.5, 1200, processes=processes())))
+    env = child_env(PAUSE_MONITOR_CONFIG=str(config))
+    forensics = subprocess.Popen([sys.executable, "-m", "forensics", "--jsonl"], cwd=REPO, env=env,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=open(tmp_path / "forensics.err", "wb"))
+    recorder = subprocess.Popen([sys.executable, "-m", "recorder", "--jsonl", "--db", str(db)], cwd=REPO, env=env,
+                                stdin=forensics.stdout, stdout=subprocess.DEVNULL,
+                                stderr=open(tmp_path / "recorder.err", "wb"))
+    assert forensics.stdout is not None and forensics.stdin is not None
+    forensics.stdout.close()  # the recorder holds it now
+    try:
+        forensics.stdin.write(b"\n".join(lines) + b"\n")
+        forensics.stdin.close()
+        codes = [forensics.wait(timeout=60), recorder.wait(timeout=60)]
+    finally:
+        for child in (forensics, recorder):
+            if child.poll() is None:
+                child.kill()
+                child.wait(timeout=10)
+    logs = {name: (tmp_path / f"{name}.err").read_text(errors="replace") for name in ("forensics", "recorder")}
+    assert codes == [0, 0], logs
+    assert "skipped 3 messages for other workers (live_sample 3)" in logs["recorder"], logs
+    conn = storage.open_readonly(db)
+    try:
+        recorded = storage.get_pause(conn, "c:5")
+    finally:
+        conn.close()
+    assert recorded is not None and recorded.duration_ms == 1200
+    assert recorded.bundle_path and (Path(recorded.bundle_path) / "metadata.json").is_file()

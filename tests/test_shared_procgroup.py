@@ -97,3 +97,17 @@ def test_signalling_a_group_that_does_not_exist_is_no_error() -> None:
     with open("/proc/sys/kernel/pid_max") as f:
         never_a_pid = int(f.read())  # pids stay below pid_max: no group has this id
     procgroup.signal_group(never_a_pid)  # ESRCH, swallowed
+
+
+def test_without_os_waitid_exited_reaps_keeping_the_status_and_stop_signals_no_reaped_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """macOS before Python 3.13 has no os.waitid: ``exited`` reaps through Popen (the exit status
+    kept), and the reaped leader's pid, perhaps someone else's by now, is never signalled."""
+    monkeypatch.delattr(os, "waitid", raising=False)
+    signalled: list[int] = []
+    monkeypatch.setattr(procgroup, "signal_group", lambda pgid, sig=signal.SIGKILL: signalled.append(pgid))
+    proc = procgroup.start(["sh", "-c", "exit 3"])
+    wait_for(lambda: procgroup.exited(proc), timeout=10, what="the leader to exit")
+    assert proc.returncode == 3
+    assert procgroup.stop(proc) == 3 and signalled == []

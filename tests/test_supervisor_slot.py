@@ -6,13 +6,14 @@ from types import SimpleNamespace
 
 import pytest
 
+from pmshared.config import SupervisorConfig
 from supervisor.procfile import ProcessEntry
-from supervisor.restart_policy import Policy, RestartTracker
+from supervisor.restart_policy import RestartTracker
 from supervisor.slot import Slot
 
 
 def new_slot() -> Slot:
-    return Slot(entry=ProcessEntry("w", "python -m w", 1), tracker=RestartTracker(Policy()))
+    return Slot(entry=ProcessEntry("w", "python -m w", 1), tracker=RestartTracker(SupervisorConfig()))
 
 
 def child(pid: int = 4242, started: float = 100.0) -> SimpleNamespace:

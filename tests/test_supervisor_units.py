@@ -25,7 +25,7 @@ from supervisor import procfile
 from supervisor.daemon import LATE_WAKE_MIN_S, MIN_TICK_S, Supervisor
 from supervisor.lock import AlreadyRunning, InstanceLock, holder_pid
 from supervisor.output import Printer
-from supervisor.restart_policy import Fail, Policy, Restart, RestartTracker
+from supervisor.restart_policy import Fail, Restart, RestartTracker
 
 # ================================================================================= Procfile
 
@@ -100,7 +100,8 @@ def test_the_real_procfile_lists_producers_before_consumers_and_the_recorder_las
 
 # ================================================================================= restart policy
 
-POLICY = Policy(backoff_initial_s=0.5, backoff_max_s=4.0, stable_after_s=10.0, max_restarts=5, restart_window_s=60.0)
+POLICY = SupervisorConfig(backoff_initial_s=0.5, backoff_max_s=4.0, stable_after_s=10.0, max_restarts=5,
+                          restart_window_s=60.0)
 
 
 def run_history(tracker: RestartTracker, runs: list[float], start: float = 1000.0):
@@ -118,21 +119,23 @@ def run_history(tracker: RestartTracker, runs: list[float], start: float = 1000.
 
 
 def test_backoff_doubles_up_to_the_cap():
-    tracker = RestartTracker(Policy(backoff_initial_s=0.5, backoff_max_s=4.0, max_restarts=100, restart_window_s=60))
+    tracker = RestartTracker(SupervisorConfig(backoff_initial_s=0.5, backoff_max_s=4.0, max_restarts=100,
+                                              restart_window_s=60))
     decisions = run_history(tracker, [0.1] * 7)
     assert [d.delay_s for d in decisions] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0]
 
 
 def test_backoff_keeps_growing_for_a_worker_that_passed_any_start_window():
     # Dies after 2 s each time: supervisord would call it "started" and restart it at full speed.
-    tracker = RestartTracker(Policy(backoff_initial_s=0.5, backoff_max_s=30, stable_after_s=10, max_restarts=100))
+    tracker = RestartTracker(SupervisorConfig(backoff_initial_s=0.5, backoff_max_s=30, stable_after_s=10,
+                                              max_restarts=100))
     decisions = run_history(tracker, [2.0] * 5)
     assert [d.delay_s for d in decisions] == [0.5, 1.0, 2.0, 4.0, 8.0]
 
 
 def test_a_stable_run_resets_the_backoff():
-    tracker = RestartTracker(Policy(backoff_initial_s=0.5, backoff_max_s=30, stable_after_s=10, max_restarts=100,
-                                    restart_window_s=30))
+    tracker = RestartTracker(SupervisorConfig(backoff_initial_s=0.5, backoff_max_s=30, stable_after_s=10,
+                                              max_restarts=100, restart_window_s=30))
     decisions = run_history(tracker, [1, 1, 1, 10.0, 1, 9.99, 1])
     assert [d.delay_s for d in decisions] == [0.5, 1.0, 2.0, 0.5, 1.0, 2.0, 4.0]
 
@@ -146,8 +149,8 @@ def test_too_many_restarts_in_the_window_fail():
 
 
 def test_restarts_spread_beyond_the_window_never_fail():
-    tracker = RestartTracker(Policy(backoff_initial_s=0.5, backoff_max_s=1, stable_after_s=100, max_restarts=2,
-                                    restart_window_s=60))
+    tracker = RestartTracker(SupervisorConfig(backoff_initial_s=0.5, backoff_max_s=1, stable_after_s=100,
+                                              max_restarts=2, restart_window_s=60))
     # An exit every ~31 s: never more than 2 inside any 60 s window.
     decisions = run_history(tracker, [30.0] * 20)
     assert all(isinstance(d, Restart) for d in decisions)
@@ -158,8 +161,8 @@ def test_restarts_spread_beyond_the_window_never_fail():
 
 
 def test_a_failed_worker_is_retried_after_failed_retry_s_on_probation():
-    policy = Policy(backoff_initial_s=0.5, backoff_max_s=30, stable_after_s=10, max_restarts=2,
-                    restart_window_s=60, failed_retry_s=300)
+    policy = SupervisorConfig(backoff_initial_s=0.5, backoff_max_s=30, stable_after_s=10, max_restarts=2,
+                              restart_window_s=60, failed_retry_s=300)
     tracker = RestartTracker(policy)
     decisions = run_history(tracker, [0.1, 0.1, 0.1])
     assert isinstance(decisions[-1], Fail) and decisions[-1].retry_after_s == 300
@@ -175,11 +178,9 @@ def test_a_failed_worker_is_retried_after_failed_retry_s_on_probation():
     assert [type(d) for d in run_history(tracker, [0.1, 0.1, 0.1], start=3000.0)] == [Restart, Restart, Fail]
 
 
-def test_policy_from_config_uses_the_supervisor_section():
-    from pmshared.config import SupervisorConfig
-
-    p = Policy.from_config(SupervisorConfig(backoff_initial_s=2, backoff_max_s=1, max_restarts=7, failed_retry_s=90))
-    assert (p.backoff_initial_s, p.backoff_max_s, p.max_restarts, p.failed_retry_s) == (2, 2, 7, 90)
+def test_a_backoff_cap_below_the_first_delay_is_raised_to_it():
+    tracker = RestartTracker(SupervisorConfig(backoff_initial_s=2, backoff_max_s=1, max_restarts=7))
+    assert [d.delay_s for d in run_history(tracker, [0.1] * 3)] == [2, 2, 2]
 
 
 # ================================================================================= output

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.procutil import proc_state  # noqa: F401 - re-exported to the scenarios
+
 # Grows in steps to a target, touching every page (so the memory is really resident), then keeps
 # allocating: each step frees the oldest chunk and allocates and touches a fresh one.
 MEM_HOG = (
@@ -69,15 +71,6 @@ IDLER = (
     "while True:\n"
     "    signal.pause()\n"
 )
-
-
-def proc_state(pid: int) -> str | None:
-    """The one-letter state of ``pid`` from /proc (R, S, Z, T, ...), None when it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat[stat.rfind(")") + 2]
 
 
 def comm(pid: int) -> str | None:

@@ -19,7 +19,7 @@ from pmshared import paths
 from tests.e2e.fault_helpers import (  # noqa: F401 - tmpfs_pipeline is a fixture
     HOG_TIERS, WORKERS, TmpfsPipeline, cli_json, fill, log_lines, tmpfs_pipeline,
 )
-from tests.supervisor_helpers import wait_for
+from tests.supervisor_helpers import wait_bundled_pauses, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -46,15 +46,7 @@ def test_a_pause_on_a_full_disk_gets_its_bundle_once_space_returns(tmpfs_pipelin
 
     filler.unlink()
     freed = time.monotonic()
-    last: dict = {"pauses": []}
-
-    def pause_with_bundle():
-        last["pauses"] = pauses = cli_json(pipe, "pauses")
-        return pauses if pauses and all(p["bundle_path"] for p in pauses) else None
-
-    pauses = wait_for(pause_with_bundle, 60,
-                      lambda: f"the pause with its bundle; pauses: {last['pauses']}\n{pipe.output()[-3000:]}",
-                      interval=0.5)
+    pauses = wait_bundled_pauses(lambda: cli_json(pipe, "pauses"), 60, lambda: pipe.output()[-3000:], interval=0.5)
     caught_up = time.monotonic() - freed
     bundle = pipe.view(Path(pauses[0]["bundle_path"]))
     assert (bundle / "metadata.json").exists() and (bundle / "processes.json").exists()

@@ -29,6 +29,7 @@ import pytest
 
 from pmshared.safetext import inert
 from tests.hostile_helpers import unsafe_chars
+from tests.procutil import proc_state
 from tests.supervisor_helpers import REPO, Pipeline, pipeline, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -121,14 +122,6 @@ proc_timeout = 3
 """
 
 
-def _state(pid: int) -> str:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return "gone"
-    return chr(stat[stat.rfind(b")") + 2])
-
-
 def _decoded(name: bytes) -> str:
     return name.decode("utf-8", "replace")  # what the collector reports
 
@@ -191,7 +184,7 @@ def test_hostile_process_names_are_inert_in_every_view(pipeline: Pipeline, tmp_p
                                             name.decode("latin-1")], env=pipeline.env))
         actors.append(subprocess.Popen([str(exe), "-c", ACTOR, "", "stop", str(ACTOR_MIB), EXE_NAME[0]],
                                        env=pipeline.env))
-        wait_for(lambda: all(_state(a.pid) == "T" for a in actors), 20, "the actors to stop themselves")
+        wait_for(lambda: all(proc_state(a.pid) == "T" for a in actors), 20, "the actors to stop themselves")
         hog = subprocess.Popen([sys.executable, "-c", ACTOR, HOG[0].hex(), "busy", str(HOG_MIB), HOG[0].decode()],
                                env=pipeline.env)
         actors.append(hog)

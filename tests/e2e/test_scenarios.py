@@ -35,7 +35,7 @@ from tests.e2e.scenario_helpers import (
     rogue_rows,
     rss_mib,
 )
-from tests.supervisor_helpers import REPO, Pipeline, pipeline, wait_for  # noqa: F401
+from tests.supervisor_helpers import REPO, Pipeline, pipeline, wait_bundled_pauses, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -226,15 +226,7 @@ def test_a_pause_is_recorded_once_and_notified_through_the_desktop_notifier(pipe
     stall_ms = _stop_collector(collector, 1.5).ms
     resumed = time.monotonic()
 
-    last: dict = {"pauses": []}
-
-    def pause_with_bundle():
-        last["pauses"] = pauses = _json(pipeline, "pauses")
-        return pauses if pauses and all(p["bundle_path"] for p in pauses) else None
-
-    pauses = wait_for(pause_with_bundle, 30,
-                      lambda: f"a pause with its bundle; pauses: {last['pauses']}\noutput:\n{pipeline.output()}",
-                      interval=0.2)
+    pauses = wait_bundled_pauses(lambda: _json(pipeline, "pauses"), 30, pipeline.output)
     assert len(pauses) == 1, pauses
     pause = pauses[0]
     error_ms = pause["duration_ms"] - stall_ms
