@@ -34,7 +34,6 @@ from pmshared.storage.queries import select_events
 from recorder.event_entries import entry_for, journal_fields, json_line
 from recorder.rotating_file import RotatingFile
 
-FILE_NAME = "events.jsonl"
 MAX_QUEUED = 1000  # lines kept while the file cannot be written
 MAX_REMEMBERED = 10_000  # ids already logged, for resends
 RETRY_INITIAL_S = 1.0
@@ -43,7 +42,7 @@ RETRY_MAX_S = 60.0
 
 def log_path(db_path: Path) -> Path:
     """The event log beside the database: <data>/logs/events.jsonl for the default data.db."""
-    return db_path.parent / "logs" / FILE_NAME
+    return db_path.parent / "logs" / paths.EVENT_LOG_NAME
 
 
 def _identity(record: m.Record) -> tuple[str, str] | None:

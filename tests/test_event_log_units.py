@@ -341,3 +341,42 @@ def test_no_journald_is_counted_and_nothing_else(tmp_path):
     elog.stored(None, [pause("coll:1", T0)])
     elog.close()
     assert counters["journal_absent"] == 1 and counters["event_log_lines"] == 1
+
+
+# ------------------------------------------------------------------------------------ pmctl doctor
+def doctor_lines(topic: str) -> list[str]:
+    import subprocess
+    import sys
+
+    from tests.supervisor_helpers import REPO
+
+    out = subprocess.run([sys.executable, "-m", "cli", "doctor"], cwd=REPO, capture_output=True, text=True,
+                         timeout=60)
+    assert "Traceback" not in out.stderr, out.stderr
+    return [line for line in out.stdout.splitlines() if line.split(None, 1)[1].startswith(topic)]
+
+
+def test_pmctl_doctor_says_where_the_event_log_is_and_whether_journald_gets_it(monkeypatch, tmp_path):
+    from pmshared import journald, paths
+
+    where = paths.event_log_path()
+    [line] = doctor_lines("event log")
+    assert line.startswith(f"ok    event log {where} (not written yet")
+    [line] = doctor_lines("journald")
+    assert line == f"ok    journald  {journald.socket_path()}: no journald socket here: skipped"
+
+    paths.ensure_private_dir(where.parent)
+    where.write_text('{"kind":"pause"}\n')
+    where.with_name("events.jsonl.1").write_text("")
+    os.chmod(where, 0o644)
+    [line] = doctor_lines("event log")
+    assert line.startswith(f"WARN  event log {where} is readable by other users (mode 0644)")
+    os.chmod(where, 0o600)
+    [line] = doctor_lines("event log")
+    assert line.startswith(f"ok    event log {where} (0.0 MB, 1 rotated; rotated at 10 MiB, 5 kept)")
+
+    config = tmp_path / "c.toml"
+    config.write_text("[event_log]\nenabled = false\njournald = false\n")
+    monkeypatch.setenv("PAUSE_MONITOR_CONFIG", str(config))
+    assert doctor_lines("event log") == [f"ok    event log off ([event_log] enabled = false); it would be {where}"]
+    assert doctor_lines("journald") == []
