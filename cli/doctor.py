@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pmshared import paths
+from pmshared import journald, paths
 
 Level = Literal["ok", "note", "warn", "error"]
 
@@ -151,8 +151,6 @@ def check_pipeline(config) -> list[Finding]:
 
 def check_event_log(config) -> list[Finding]:
     """Where the event log for log shippers is (README "Event log"), and whether journald gets it."""
-    from pmshared import journald
-
     if config is None:
         return []
     settings = config.event_log
