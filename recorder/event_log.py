@@ -86,11 +86,20 @@ class EventLog:
             if identity is None or identity in self._seen:
                 continue
             self._remember(identity)
-            entry = entry_for(record, self.host, self._event(conn, record))
+            try:
+                entry = entry_for(record, self.host, self._event(conn, record))
+                line = json_line(entry) if entry is not None else None
+            except (ValueError, TypeError, OverflowError) as exc:
+                # A record the database took but the formatter cannot (a value JSON refuses):
+                # no line for it, and recording goes on.
+                self.counters["event_log_bad_records"] += 1
+                self.log.error("event log: no line for %s %s: %s", type(record).__name__,
+                               inert(identity[1], 80), inert(str(exc), 200))
+                continue
             if entry is None:
                 continue
             if self.enabled:
-                self._enqueue(json_line(entry))
+                self._enqueue(line)
             if self.journal is not None:
                 self._send_journal(entry)
         if self.queued and self.clock() >= self._retry_at:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pmshared import messages as m
 from pmshared import storage
 from pmshared.config import EventLogConfig
 from pmshared.journald import JournalSender
@@ -380,3 +381,19 @@ def test_pmctl_doctor_says_where_the_event_log_is_and_whether_journald_gets_it(m
     monkeypatch.setenv("PAUSE_MONITOR_CONFIG", str(config))
     assert doctor_lines("event log") == [f"ok    event log off ([event_log] enabled = false); it would be {where}"]
     assert doctor_lines("journald") == []
+
+
+def test_a_record_the_formatter_cannot_encode_is_counted_and_the_rest_still_logged(tmp_path, caplog):
+    """msgspec does not check ranges when a Struct is built in-process, so a NaN can reach the
+    hook; JSON (allow_nan=False) refuses it. Times are nulled; a NaN in a counted field is not."""
+    counters = Counter()
+    elog, _ = event_log(tmp_path, counters)
+    done = forensics_done(["coll:1"], "/b")
+    bad = type(done)(**{**{f: getattr(done, f) for f in done.__struct_fields__},
+                        "culprits": [m.Culprit(pid=1, command="x", score=float("nan"), categories=[])]})
+    with caplog.at_level(logging.ERROR, logger="t-eventlog"):
+        elog.stored(None, [bad, pause("coll:1", float("nan"), duration_ms=float("inf"))])
+    elog.close()
+    [line] = read_lines(tmp_path)
+    assert line["pause_id"] == "coll:1" and line["time"] is None and line["duration_ms"] is None
+    assert counters["event_log_bad_records"] == 1 and "no line for ForensicsDone" in caplog.text
