@@ -397,3 +397,54 @@ def test_a_record_the_formatter_cannot_encode_is_counted_and_the_rest_still_logg
     [line] = read_lines(tmp_path)
     assert line["pause_id"] == "coll:1" and line["time"] is None and line["duration_ms"] is None
     assert counters["event_log_bad_records"] == 1 and "no line for ForensicsDone" in caplog.text
+
+
+FULL_DISK = r"""
+import errno, os, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from recorder.rotating_file import RotatingFile
+d = Path(sys.argv[1])
+log = RotatingFile(d / "events.jsonl", 1 << 20, 2)
+log.write_line(b'{"n":1}\n')
+with open(d / "filler", "wb", buffering=0) as f:  # the rest of the disk, to the last byte
+    for size in (65536, 4096, 512, 1):
+        while True:
+            try:
+                f.write(b"\0" * size)
+            except OSError:
+                break
+# Two pages free again: the 20 KB line below starts to go in, and the write comes back short.
+os.truncate(d / "filler", (d / "filler").stat().st_size - 8192)
+try:
+    log.write_line(b'{"n":2,"pad":"' + b"x" * 20000 + b'"}\n')
+    print("written")
+except OSError as exc:
+    print("refused", errno.errorcode[exc.errno])
+print("size", (d / "events.jsonl").stat().st_size)
+os.remove(d / "filler")
+log.write_line(b'{"n":3}\n')
+log.close()
+print("lines", (d / "events.jsonl").read_bytes().decode().splitlines())
+"""
+
+
+def test_a_full_disk_leaves_no_partial_line(tmp_path):
+    """On a real full filesystem (a private 256 KiB tmpfs with two pages left): a line that does not
+    fit goes in partly (a short write), is cut back off and refused whole (ENOSPC), the file keeps
+    only complete lines, and writing resumes once there is room."""
+    import shutil
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare for a private tmpfs mount")
+    from tests.supervisor_helpers import REPO
+
+    d = tmp_path / "small"
+    d.mkdir()
+    script = 'mount -t tmpfs -o size=256k tmpfs "$1" && exec "$2" -c "$3" "$1" "$4"'
+    out = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(d),
+                          sys.executable, FULL_DISK, str(REPO)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["refused ENOSPC", "size 8", "lines ['{\"n\":1}', '{\"n\":3}']"], out.stdout
