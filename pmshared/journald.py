@@ -74,7 +74,7 @@ class JournalSender:
         data = format_entry(fields)
         try:
             if self._sock is None:
-                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # close-on-exec by default (PEP 446)
                 self._sock.setblocking(False)
             self._sock.sendto(data, self.path)
         except OSError as exc:
