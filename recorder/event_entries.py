@@ -101,17 +101,31 @@ def _pause(record: m.Pause, host: str) -> dict[str, object]:
 
 
 def _event_closed(record: m.EventClosed, host: str, event: object | None) -> dict[str, object]:
+    return _closed(host, record.event_key, record.start, record.end, record.duration_ms, record.peak_tier,
+                   record.peak_score, event, interrupted=False)
+
+
+def interrupted_close(event: object, host: str) -> dict[str, object]:
+    """The close line of an event tiering never closed (it died or restarted): the recorder ended
+    it at its last sample when the next tiering started. ``event``: a storage.EventSummary."""
+    return _closed(host, event.event_key, event.start, event.end, event.duration_ms, event.peak_tier,
+                   event.peak_score, event, interrupted=True)
+
+
+def _closed(host: str, key: str, start: float, end: float, duration_ms: float | None, peak_tier: int,
+            peak_score: int, event: object | None, *, interrupted: bool) -> dict[str, object]:
     top = _name(getattr(event, "top_culprit", None))
     pid = getattr(event, "top_culprit_pid", None)
-    length = f" after {record.duration_ms / 1000:.1f} s" if record.duration_ms is not None else ""
+    length = f" after {duration_ms / 1000:.1f} s" if duration_ms is not None else ""
     blame = f"; top culprit {top} (pid {pid})" if top is not None else ""
-    entry = _head("event_closed", host, record.end,
-                  f"stress event closed{length}: peak tier {record.peak_tier}, score {record.peak_score}{blame}")
+    how = "ended at its last sample (tiering restarted)" if interrupted else "closed"
+    entry = _head("event_closed", host, end,
+                  f"stress event {how}{length}: peak tier {peak_tier}, score {peak_score}{blame}")
     return entry | {
-        "event_key": record.event_key, **_times("start", record.start), **_times("end", record.end),
-        "duration_ms": _num(record.duration_ms), "peak_tier": record.peak_tier, "peak_score": record.peak_score,
+        "event_key": key, **_times("start", start), **_times("end", end),
+        "duration_ms": _num(duration_ms), "peak_tier": peak_tier, "peak_score": peak_score,
         "event_id": getattr(event, "id", None), "top_culprit": top, "top_culprit_pid": pid,
-        "pause_count": getattr(event, "pause_count", None),
+        "pause_count": getattr(event, "pause_count", None), "interrupted": interrupted,
     }
 
 

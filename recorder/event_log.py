@@ -5,7 +5,8 @@ Why the recorder writes it: it receives every one of these records already, and 
 record is durably stored. ``stored`` is called by the BatchWriter after a batch committed, with
 the records that went in (rejected ones left out), so a line never claims what the database lost.
 A record stored twice (a resend) gives one line per recorder run: ids already logged are
-remembered (a bounded set). A resend after a recorder restart may repeat a line with the same
+remembered (a bounded set). An event tiering never closed (it died; the database ends such events
+at their last sample when the next tiering starts) gets its close line then, ``interrupted``. A resend after a recorder restart may repeat a line with the same
 ``pause_id``/``event_key``; shippers can deduplicate on those.
 
 Faults never stop recording: a log directory that cannot be written (full, read-only, owned by
@@ -31,7 +32,7 @@ from pmshared import messages as m
 from pmshared.config import EventLogConfig
 from pmshared.safetext import inert
 from pmshared.storage.queries import select_events
-from recorder.event_entries import entry_for, journal_fields, json_line
+from recorder.event_entries import entry_for, interrupted_close, journal_fields, json_line
 from recorder.rotating_file import RotatingFile
 
 MAX_QUEUED = 1000  # lines kept while the file cannot be written
@@ -58,6 +59,14 @@ def _identity(record: m.Record) -> tuple[str, str] | None:
     return None
 
 
+def _new_tiering(records: list[m.Record], open_events: dict[str, str]) -> bool:
+    """Does the batch hold a tiering start, or a record of a tiering other than an open event's?"""
+    incarnations = set(open_events.values())
+    return any(isinstance(r, m.TieringStarted)
+               or (isinstance(r, (m.EventOpened, m.EventSample, m.EventClosed)) and r.incarnation not in incarnations)
+               for r in records)
+
+
 class EventLog:
     def __init__(self, config: EventLogConfig, path: Path, *, counters: Counter, log: logging.Logger,
                  journal: journald.JournalSender | None = None, host: str | None = None,
@@ -73,6 +82,7 @@ class EventLog:
         self.clock = clock
         self.queued: deque[bytes] = deque()
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._open: dict[str, str] = {}  # event_key -> incarnation of tiering that opened it
         self._retry_at = 0.0
         self._backoff = RETRY_INITIAL_S
         self._failing = False
@@ -83,25 +93,11 @@ class EventLog:
         """Log the records of a committed batch (called by BatchWriter; never raises for I/O)."""
         for record in records:
             identity = _identity(record)
-            if identity is None or identity in self._seen:
-                continue
-            self._remember(identity)
-            try:
-                entry = entry_for(record, self.host, self._event(conn, record))
-                line = json_line(entry) if entry is not None else None
-            except (ValueError, TypeError, OverflowError) as exc:
-                # A record the database took but the formatter cannot (a value JSON refuses):
-                # no line for it, and recording goes on.
-                self.counters["event_log_bad_records"] += 1
-                self.log.error("event log: no line for %s %s: %s", type(record).__name__,
-                               inert(identity[1], 80), inert(str(exc), 200))
-                continue
-            if entry is None:
-                continue
-            if self.enabled:
-                self._enqueue(line)
-            if self.journal is not None:
-                self._send_journal(entry)
+            if identity is not None and identity not in self._seen:
+                self._emit(identity, lambda: entry_for(record, self.host, self._event(conn, record)))  # noqa: B023
+            self._track(record)
+        if self._open and _new_tiering(records, self._open):
+            self._log_interrupted(conn)
         if self.queued and self.clock() >= self._retry_at:
             self._write_queued()
 
@@ -122,6 +118,52 @@ class EventLog:
             self.journal.close()
 
     # -- internals ---------------------------------------------------------------------------------
+    def _emit(self, identity: tuple[str, str], build: Callable[[], dict[str, object] | None]) -> None:
+        self._remember(identity)
+        try:
+            entry = build()
+            line = json_line(entry) if entry is not None else None
+        except (ValueError, TypeError, OverflowError) as exc:
+            # A record the database took but the formatter cannot (a value JSON refuses): no line
+            # for it, and recording goes on.
+            self.counters["event_log_bad_records"] += 1
+            self.log.error("event log: no %s line for %s: %s", identity[0], inert(identity[1], 80),
+                           inert(str(exc), 200))
+            return
+        if entry is None:
+            return
+        if self.enabled:
+            self._enqueue(line)
+        if self.journal is not None:
+            self._send_journal(entry)
+
+    def _track(self, record: m.Record) -> None:
+        """Events this run logged as open and not (yet) as closed, with their tiering incarnation."""
+        if isinstance(record, m.EventOpened):
+            self._open[record.event_key] = record.incarnation
+            if len(self._open) > MAX_REMEMBERED:
+                self._open.pop(next(iter(self._open)))
+        elif isinstance(record, m.EventClosed):
+            self._open.pop(record.event_key, None)
+
+    def _log_interrupted(self, conn: apsw.Connection | None) -> None:
+        """A new tiering incarnation: the events the old one left open were ended by the database
+        (storage close_interrupted); give each its close line."""
+        if conn is None:
+            return
+        keys = list(self._open)
+        try:
+            ended = select_events(conn, f"WHERE end_at IS NOT NULL AND event_key IN ({','.join('?' * len(keys))})",
+                                  tuple(keys), "")
+        except (storage.StorageError, apsw.Error) as exc:
+            self.log.warning("event log: cannot read the events a tiering restart ended: %s", exc)
+            return
+        for event in ended:
+            self._open.pop(event.event_key, None)
+            identity = ("event_closed", event.event_key)
+            if identity not in self._seen:
+                self._emit(identity, lambda: interrupted_close(event, self.host))  # noqa: B023
+
     def _remember(self, identity: tuple[str, str]) -> None:
         self._seen[identity] = None
         if len(self._seen) > MAX_REMEMBERED:

@@ -41,7 +41,8 @@ FIELDS = {  # the contract with log pipelines (README "Event log"): add, never r
                        "suspended_ms"},
     "event_opened": COMMON | {"event_key", "start", "start_ts", "tier", "score"},
     "event_closed": COMMON | {"event_key", "start", "start_ts", "end", "end_ts", "duration_ms", "peak_tier",
-                              "peak_score", "event_id", "top_culprit", "top_culprit_pid", "pause_count"},
+                              "peak_score", "event_id", "top_culprit", "top_culprit_pid", "pause_count",
+                              "interrupted"},
     "forensics": COMMON | {"pause_id", "pause_ids", "bundle_path", "cause", "top_culprit", "top_culprit_pid",
                            "culprits", "error"},
 }
@@ -70,6 +71,7 @@ def test_event_lines_open_and_close_and_the_close_names_the_stored_top_culprit()
     assert set(closed) == FIELDS["event_closed"]
     assert closed["event_id"] == 7 and closed["top_culprit_pid"] == 4242 and closed["pause_count"] == 1
     assert closed["time"] == closed["end"] and closed["message_id"] == ee.MESSAGE_IDS["event_closed"]
+    assert closed["interrupted"] is False
     unread = decoded(ee.json_line(ee.entry_for(tiering.closed(key, T0, T0 + 12, 80), "h", None)))
     assert unread["top_culprit"] is None and unread["event_id"] is None
 
@@ -265,6 +267,34 @@ def test_the_writer_tells_the_log_only_what_it_committed(tmp_path):
     assert lines[2]["top_culprit"] == "hog" and lines[2]["top_culprit_pid"] == 4242 and lines[2]["event_id"] == 1
 
 
+def test_an_event_its_tiering_never_closed_gets_its_close_line_when_the_next_tiering_starts(tmp_path):
+    """Tiering A dies with an event open; tiering B starts: the database ends the event at its last
+    sample (storage close_interrupted) and the log says so, once, with ``interrupted``."""
+    counters = Counter()
+    elog, _ = event_log(tmp_path, counters)
+    db = storage.connect(tmp_path / "data.db", mode="create")
+    writer = BatchWriter(lambda: db, max_pending=100, counters=counters, log=logging.getLogger("t-writer"),
+                         on_stored=elog.stored)
+    a, b = Tiering("tiering-A", T0), Tiering("tiering-B", T0 + 100)
+    key = a.new_key()
+    for batch in ([a.started(), a.opened(key, T0, tier=3, score=70)],
+                  [a.sample(key, T0, T0 + 1, [rogue(4242, "hog", 80)])],
+                  [a.sample(key, T0, T0 + 2, [rogue(4242, "hog", 85)])],  # same tiering: no look-up
+                  [b.started()],
+                  [b.started()]):  # a resend: nothing more
+        for record in batch:
+            writer.add(record)
+        writer.flush()
+    writer.close()
+    elog.close()
+    lines = read_lines(tmp_path)
+    assert [e["kind"] for e in lines] == ["event_opened", "event_closed"]
+    closed = lines[1]
+    assert closed["interrupted"] is True and closed["event_key"] == key and closed["end_ts"] == T0 + 2
+    assert closed["top_culprit"] == "hog" and closed["peak_score"] == 85
+    assert closed["message"].startswith("stress event ended at its last sample (tiering restarted)")
+
+
 def test_an_unwritable_log_directory_is_counted_logged_once_and_retried_later(tmp_path, caplog):
     counters = Counter()
     elog, clock = event_log(tmp_path, counters)
@@ -396,7 +426,7 @@ def test_a_record_the_formatter_cannot_encode_is_counted_and_the_rest_still_logg
     elog.close()
     [line] = read_lines(tmp_path)
     assert line["pause_id"] == "coll:1" and line["time"] is None and line["duration_ms"] is None
-    assert counters["event_log_bad_records"] == 1 and "no line for ForensicsDone" in caplog.text
+    assert counters["event_log_bad_records"] == 1 and "no forensics line for forensics-inc:1" in caplog.text
 
 
 FULL_DISK = r"""
