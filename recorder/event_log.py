@@ -5,9 +5,10 @@ Why the recorder writes it: it receives every one of these records already, and 
 record is durably stored. ``stored`` is called by the BatchWriter after a batch committed, with
 the records that went in (rejected ones left out), so a line never claims what the database lost.
 A record stored twice (a resend) gives one line per recorder run: ids already logged are
-remembered (a bounded set). An event tiering never closed (it died; the database ends such events
-at their last sample when the next tiering starts) gets its close line then, ``interrupted``. A resend after a recorder restart may repeat a line with the same
-``pause_id``/``event_key``; shippers can deduplicate on those.
+remembered (a bounded set); a resend after a recorder restart may repeat a line with the same
+``pause_id``/``event_key``, which shippers can deduplicate on. An event whose tiering died before
+closing it (the database ends it at its last sample when the next tiering starts) gets its close
+line then, marked ``interrupted``.
 
 Faults never stop recording: a log directory that cannot be written (full, read-only, owned by
 someone else, a symlink planted in the file's place) is counted (``event_log_failures``) and
