@@ -179,3 +179,22 @@ def test_an_unwritable_log_directory_does_not_stop_recording_and_is_caught_up_la
     assert {p["pause_id"] for p in lines} >= {p["pause_id"] for p in pauses}
     assert "writable again" in pipeline.output()
     assert pipeline.output().count("cannot be written") == 1  # once per outage, however often retried
+
+
+def test_an_event_left_open_by_a_killed_tiering_gets_its_close_line_marked_interrupted(pipeline: Pipeline):
+    pipeline.config.write_text("[supervisor]\ngrace_period_s = 3.0\n" + HOG_TIERS)
+    pipeline.start(default_procfile=True)
+    pipeline.wait_running(WORKERS, timeout=30)
+    with Hog(pipeline):
+        [opened] = wait_for(lambda: of_kind("event_opened"), 40,
+                            lambda: f"an event_opened line; output:\n{pipeline.output()}", interval=0.3)
+        tiering = pipeline.workers()["tiering"].pid
+        os.kill(tiering, signal.SIGKILL)  # no EventClosed can be sent
+        wait_for(lambda: (w := pipeline.workers().get("tiering")) and w.pid != tiering and w.state == "running",
+                 30, lambda: f"tiering restarted; output:\n{pipeline.output()}")
+        closed = wait_for(lambda: [e for e in of_kind("event_closed") if e["event_key"] == opened["event_key"]],
+                          30, lambda: f"the interrupted close line; lines: {log_lines()}", interval=0.3)
+    assert len(closed) == 1 and closed[0]["interrupted"] is True
+    [shown] = [e for e in cli_json(pipeline, "events", "--limit", "0") if e["event_key"] == opened["event_key"]]
+    assert shown["interrupted"] is True and closed[0]["event_id"] == shown["id"]
+    assert closed[0]["end_ts"] == shown["end"]
