@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pmshared import paths
+from pmshared import journald, paths
 
 Level = Literal["ok", "note", "warn", "error"]
 
@@ -32,6 +32,7 @@ def diagnose() -> list[Finding]:
     found += check_data_dir()
     found += check_database()
     found += check_runtime_dir()
+    found += check_event_log(config)
     found += check_pipeline(config)
     return found
 
@@ -146,3 +147,28 @@ def check_pipeline(config) -> list[Finding]:
                                  f"{w.reason or w.last_exit or 'no reason given'}{retry}",
                                  "fix the cause above; the supervisor retries it by itself"))
     return found or [Finding("ok", "pipeline", f"running (supervisor pid {reply.supervisor_pid}), every worker healthy")]
+
+
+def check_event_log(config) -> list[Finding]:
+    """Where the event log for log shippers is (README "Event log"), and whether journald gets it."""
+    if config is None:
+        return []
+    settings = config.event_log
+    where = paths.event_log_path()
+    if not settings.enabled:
+        found = [Finding("ok", "event log", f"off ([event_log] enabled = false); it would be {where}")]
+    else:
+        try:
+            exists = where.exists()
+            problems = _private(where, 0o600, "event log") if exists else []
+        except OSError as exc:
+            return [Finding("warn", "event log", f"cannot look at {where}: {exc.strerror or exc}")]
+        rotated = sum(where.with_name(f"{where.name}.{n}").exists() for n in range(1, settings.keep + 1))
+        state = (f"{_size(where)}, {rotated} rotated" if exists else "not written yet: one line per pause and event")
+        found = problems or [Finding("ok", "event log", f"{where} ({state}; rotated at "
+                                     f"{settings.max_bytes / 2**20:g} MiB, {settings.keep} kept)")]
+    if settings.journald:
+        sock = journald.socket_path()
+        said = "each line is also sent there" if os.path.exists(sock) else "no journald socket here: skipped"
+        found.append(Finding("ok", "journald", f"{sock}: {said}"))
+    return found

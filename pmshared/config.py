@@ -378,6 +378,19 @@ class RemoteConfig(_Section):
     port_base: Annotated[int, Meta(ge=1024, le=65535 - REMOTE_PORT_COUNT + 1)] = 47300
 
 
+class EventLogConfig(_Section):
+    """[event_log]: every pause, event open/close and forensics bundle as one JSON line in
+    <data>/logs/events.jsonl (recorder/event_log.py), and as a journald entry where journald runs."""
+
+    enabled: bool = True
+    # The file is rotated before a line would take it past this size; `keep` rotated files
+    # (events.jsonl.1 ... .keep) are kept, so the log takes at most (keep + 1) x max_bytes. A line
+    # is a few hundred bytes (culprit lists are capped), so 4 KiB still holds several.
+    max_bytes: Annotated[int, Meta(ge=4096, le=1 << 30)] = 10 * 1024 * 1024
+    keep: Annotated[int, Meta(ge=1, le=100)] = 5
+    journald: bool = True  # also send each line to journald's native socket, when there is one
+
+
 class Config(_Section):
     sampling: SamplingConfig = msgspec.field(default_factory=SamplingConfig)
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
@@ -391,6 +404,7 @@ class Config(_Section):
     supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
     transport: TransportConfig = msgspec.field(default_factory=TransportConfig)
     remote: RemoteConfig = msgspec.field(default_factory=RemoteConfig)
+    event_log: EventLogConfig = msgspec.field(default_factory=EventLogConfig)
 
     def __post_init__(self) -> None:
         # With the tcp transport every endpoint has a port from transport.tcp_port_base on (the

@@ -1,7 +1,8 @@
 """Where pause-monitor keeps its files (XDG base directories, overridable for tests).
 
 config   $PAUSE_MONITOR_CONFIG, else $XDG_CONFIG_HOME/pause-monitor/config.toml (~/.config/...)
-data     $XDG_DATA_HOME/pause-monitor/ (~/.local/share/...; mode 0700): data.db (0600), events/, logs/
+data     $XDG_DATA_HOME/pause-monitor/ (~/.local/share/...; mode 0700): data.db (0600), events/,
+         logs/ (events.jsonl: the event log, 0600)
 runtime  $XDG_RUNTIME_DIR/pause-monitor/ (mode 0700), else <data>/run/; sockets and the lock
 """
 
@@ -49,6 +50,13 @@ def events_dir() -> Path:
 
 def logs_dir() -> Path:
     return data_dir() / "logs"
+
+
+EVENT_LOG_NAME = "events.jsonl"  # the recorder's event log (recorder/event_log.py), under logs/
+
+
+def event_log_path() -> Path:
+    return logs_dir() / EVENT_LOG_NAME
 
 
 def runtime_dir() -> Path:

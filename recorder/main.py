@@ -14,6 +14,7 @@ import zmq
 from pmshared import paths, runtime, storage
 from pmshared.endpoints import ENDPOINTS
 from pmshared.workerio import FrameInput, one_frame, serve_frames
+from recorder.event_log import EventLog, log_path
 from recorder.pruning import PruneSchedule
 from recorder.recovery import SetAside, check_at_start
 from recorder.writer import BatchWriter
@@ -78,8 +79,10 @@ def serve(db_path: Path, config) -> int:
             paths.ensure_data_dir()  # private (0700), also for an install from before it was
         except OSError as exc:  # opening the database below names the cause
             log.warning("cannot prepare the data directory: %s", exc)
+    event_log = EventLog(config.event_log, log_path(db_path), counters=worker.counters, log=log)
     writer = BatchWriter(open_writer(db_path), max_pending=config.transport.record_queue,
-                         counters=worker.counters, log=log, set_aside=SetAside(db_path, log))
+                         counters=worker.counters, log=log, set_aside=SetAside(db_path, log),
+                         on_stored=event_log.stored)
     pruner = PruneSchedule(config.retention, paths.events_dir(), counters=worker.counters, log=log)
     # Back-pressure: while the writer is full, new records wait in ZeroMQ's queue.
     records = FrameInput(sock, received(worker, ENDPOINTS["record"].codec()), writer.add, "frame on record",
@@ -92,7 +95,7 @@ def serve(db_path: Path, config) -> int:
         except storage.TRANSIENT as exc:
             log.warning("database not available yet (%s); will retry", exc)
         log.info("recording into %s", db_path)
-        loop(worker, records, writer, pruner)
+        loop(worker, records, writer, pruner, event_log)
         taken = drain_at_shutdown(worker, records, writer, deadline=time.monotonic() + SHUTDOWN_DRAIN_S)
         log.info("stopping: %d frames taken at shutdown, %d records to write", taken, len(writer.pending))
     except storage.StorageError as exc:
@@ -101,11 +104,13 @@ def serve(db_path: Path, config) -> int:
         code = 1
     finally:
         writer.close()
+        event_log.close()
         worker.close()
     return code
 
 
-def loop(worker: runtime.Worker, records: FrameInput, writer: BatchWriter, pruner: PruneSchedule) -> None:
+def loop(worker: runtime.Worker, records: FrameInput, writer: BatchWriter, pruner: PruneSchedule,
+         event_log: EventLog | None = None) -> None:
     def timeout_ms() -> int:
         wait_s = worker.poll_timeout_ms() / 1000
         retry_in = writer.seconds_until_retry()
@@ -122,6 +127,8 @@ def loop(worker: runtime.Worker, records: FrameInput, writer: BatchWriter, prune
             except storage.DatabaseCorrupt as exc:  # a prune reads old pages a write may not
                 writer.corrupt(exc)
         worker.counters["records_pending"] = len(writer.pending)
+        if event_log is not None:
+            event_log.retry_if_due()  # lines held back while the log directory was unwritable
 
     serve_frames(worker, [records], write, timeout_ms)
 

@@ -46,8 +46,11 @@ class BatchWriter:
         batch_max: int = BATCH_MAX,
         clock: Callable[[], float] = time.monotonic,
         set_aside: Callable[[storage.StorageError], bool] | None = None,
+        on_stored: Callable[[apsw.Connection, list[m.Record]], None] | None = None,
     ) -> None:
         self._open_db = open_db
+        # Told the records of each committed batch (rejected ones left out): the event log.
+        self._on_stored = on_stored
         self._set_aside = set_aside
         self.max_pending = max_pending
         self.batch_max = batch_max
@@ -117,7 +120,7 @@ class BatchWriter:
             batch = list(islice(self.pending, self.batch_max))
             try:
                 conn = self.connection()
-                rejected = self._write(conn, batch)
+                kept = self._write(conn, batch)
             except storage.TRANSIENT as exc:
                 self._failed(exc, now)
                 return stored
@@ -126,24 +129,28 @@ class BatchWriter:
                 continue  # the batch rolled back: write it again, into the fresh database
             for _ in batch:
                 self.pending.popleft()
-            stored += len(batch) - rejected
-            self.counters["records_stored"] += len(batch) - rejected
+            stored += len(kept)
+            self.counters["records_stored"] += len(kept)
             self.counters["batches_written"] += 1
+            if self._on_stored is not None:
+                self._on_stored(conn, kept)
         self._recovered(now)
         return stored
 
-    def _write(self, conn: apsw.Connection, batch: list[m.Record]) -> int:
-        rejected = 0
+    def _write(self, conn: apsw.Connection, batch: list[m.Record]) -> list[m.Record]:
+        """Commit ``batch`` in one transaction; the records stored (rejected ones left out)."""
+        kept = []
         with storage.translate_errors(conn.filename), conn:  # one transaction for the batch
             for record in batch:
                 try:
                     storage.apply(conn, record)
                 except storage.RecordRejected as exc:
                     # Only this record's savepoint rolled back; retrying would fail the same way.
-                    rejected += 1
                     self.counters["records_rejected"] += 1
                     self.log.error("%s", inert(str(exc), 300))
-        return rejected
+                else:
+                    kept.append(record)
+        return kept
 
     def _failed(self, exc: storage.StorageError, now: float) -> None:
         self.counters["write_failures"] += 1

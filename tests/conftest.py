@@ -31,5 +31,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     monkeypatch.delenv("PAUSE_MONITOR_CONFIG", raising=False)
+    # No test sends to the machine's journald (the event log's entries): a path nobody binds.
+    monkeypatch.setenv("PAUSE_MONITOR_JOURNAL_SOCKET", str(runtime / "no-journald"))
     yield home
     shutil.rmtree(runtime, ignore_errors=True)

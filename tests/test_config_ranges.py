@@ -226,6 +226,27 @@ class Startup:
         retention = config.retention
         storage.prune(self.db, events_days=retention.events_days, samples_days=retention.samples_days,
                       dry_run=True, now=time.time())
+        self.event_log(config)
+
+    def event_log(self, config: cfg.Config) -> None:
+        """The recorder's event log at these bounds: a line written, the file rotated (keep)."""
+        import logging
+        from collections import Counter
+
+        from pmshared.journald import JournalSender
+        from recorder.event_log import EventLog, log_path
+        from tests.hostile_helpers import Valid
+
+        path = log_path(Path(self.db.filename))
+        counters = Counter()
+        elog = EventLog(config.event_log, path, counters=counters, log=logging.getLogger("ranges"),
+                        journal=JournalSender(str(path.parent / "no-journal"), counters))
+        elog.stored(None, [Valid().pause()])
+        if config.event_log.enabled:
+            assert counters["event_log_lines"] == 1, counters
+            elog.file.rotate()
+            assert len(elog.file.files()) <= config.event_log.keep + 1
+        elog.close()
 
 
 @pytest.fixture(scope="module")

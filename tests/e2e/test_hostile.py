@@ -269,6 +269,7 @@ def _check_views(pipeline: Pipeline, hog: subprocess.Popen, actors: list[subproc
         assert not unsafe_chars(raw), (path.name, unsafe_chars(raw))
     culprits = json.loads((bundle / "culprits.json").read_text())["culprits"]
     assert hog_name in {c["command"] for c in culprits}, culprits
+    _check_event_log(hog_name)
 
     # The supervisor's output: the chatter's hostile lines, prefixed and inert. (A newline in a
     # name ends the line there: the supervisor reads lines.)
@@ -287,6 +288,33 @@ def _check_views(pipeline: Pipeline, hog: subprocess.Popen, actors: list[subproc
     # The forensics notification names the top culprit: inert, and HTML-escaped for libnotify.
     body = next(call["argv"][-1] for call in sent if "Forensics captured" in call["argv"])
     assert f"top culprit: {inert(hog_name).replace('<', '&lt;').replace('>', '&gt;')}" in body, body
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _strings(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def _check_event_log(hog_name: str) -> None:
+    """The event log for log shippers: printable ASCII lines, values inert once decoded too."""
+    from pmshared import paths
+
+    log = paths.event_log_path()
+
+    def with_bundle_line():
+        lines = log.read_bytes().splitlines(keepends=True) if log.exists() else []
+        return lines if any(b'"kind":"forensics"' in line for line in lines) else None
+
+    lines = wait_for(with_bundle_line, 20, lambda: f"the bundle's line in {log}: {_read(log)}")
+    for raw in lines:
+        assert raw.endswith(b"\n") and all(0x20 <= b <= 0x7E for b in raw[:-1]), raw
+        bad = [t for t in _strings(json.loads(raw)) if unsafe_chars(t)]
+        assert not bad, bad
+    bundle = next(json.loads(raw) for raw in lines if b'"kind":"forensics"' in raw)
+    assert inert(hog_name, 200) in {c["command"] for c in bundle["culprits"]}, bundle
 
 
 def _read(path: Path) -> str:
