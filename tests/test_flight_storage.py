@@ -154,3 +154,84 @@ def test_migration_from_v2_keeps_data_and_adds_the_flight_tables(tmp_path: Path)
     write_seconds(rec, T0, 3)
     assert len(storage.FlightReader(rec.conn).frames(T0, T0 + 3)) == 3
     rec.conn.close()
+
+
+# --------------------------------------------------------------------------- retention
+
+DAY = 86400.0
+
+
+def sparse_record(rec: Recorder, start: float, days: int, every_s: float = 600.0) -> list[float]:
+    """One sample every ``every_s`` over ``days``: each lands in a minute (a block) of its own."""
+    times = [start + i * every_s for i in range(int(days * DAY / every_s))]
+    for t in times:
+        rec.record(t)
+    rec.record(times[-1] + every_s)  # packs the last one
+    rec.flush()
+    return times
+
+
+def pin_event(rec: Recorder, start: float, end: float) -> int:
+    tiering = Tiering(start=start)
+    key = tiering.new_key()
+    rec.writer.add(tiering.opened(key, start))
+    rec.writer.add(tiering.closed(key, start, end, 60))
+    rec.flush()
+    event_id = rec.conn.execute("SELECT id FROM events WHERE event_key = ?", (key,)).get
+    storage.set_status(rec.conn, event_id, "pinned")
+    return event_id
+
+
+def kept_days(rec: Recorder, start: float) -> set[int]:
+    return {int((t - start) // DAY) for (t,) in rec.conn.execute("SELECT start_at FROM flight_blocks")}
+
+
+def test_prune_by_age_removes_the_oldest_and_keeps_a_pinned_event(rec: Recorder) -> None:
+    start = T0
+    times = sparse_record(rec, start, days=10)
+    pinned_at = start + DAY + 3600 + 30  # day 1, between two samples: the one before it is in its lead
+    pin_event(rec, pinned_at, pinned_at + 120)
+    now = times[-1] + 600
+    result = storage.prune_flight(rec.conn, max_age_days=7, max_bytes=10**9, now=now)
+    assert result.blocks_by_age > 0 and result.blocks_by_size == 0
+    reader = storage.FlightReader(rec.conn)
+    first_kept = reader.frames(start + DAY * 2.5, now)[0].timestamp
+    assert first_kept >= now - 7 * DAY - 600
+    # Nothing older than 7 days is left except the pinned event's lead-in (up to 5 minutes before it).
+    old = [f.timestamp for f in reader.frames(start, now - 7 * DAY - 600)]
+    assert old and all(pinned_at - 300 <= t <= pinned_at + 120 for t in old)
+    assert reader.frame_at(pinned_at).timestamp == pinned_at - 30
+
+
+def test_prune_by_size_removes_the_oldest_until_it_fits_and_keeps_a_pinned_event(rec: Recorder) -> None:
+    start = T0
+    times = sparse_record(rec, start, days=4)
+    pinned_at = start + 600 * 3 + 30  # one of the very first minutes
+    pin_event(rec, pinned_at, pinned_at + 60)
+    total = rec.conn.execute("SELECT sum(bytes) FROM flight_blocks").get
+    budget = total // 2
+    result = storage.prune_flight(rec.conn, max_age_days=30, max_bytes=budget, now=times[-1])
+    assert result.blocks_by_age == 0 and result.blocks_by_size > 0
+    assert result.bytes_kept <= budget
+    kept = sorted(t for (t,) in rec.conn.execute("SELECT start_at FROM flight_blocks"))
+    # The newest half stayed, the pinned event's minute too; the rest of the oldest went.
+    assert kept[-1] == times[-1] and kept[0] == start + 600 * 3
+    assert kept[1] > start + 2 * DAY - 600
+    again = storage.prune_flight(rec.conn, max_age_days=30, max_bytes=budget, now=times[-1])
+    assert again.blocks_by_size == 0  # nothing more to do
+
+
+def test_flight_retention_runs_at_start_then_every_minute(rec: Recorder) -> None:
+    from pmshared.config import RetentionConfig
+    from recorder.flight_retention import FlightRetention
+
+    times = sparse_record(rec, T0, days=9)
+    clock = [100.0]
+    counters: Counter = Counter()
+    retention = FlightRetention(RetentionConfig(flight_days=7, flight_max_mb=500), counters=counters, log=log,
+                                clock=lambda: clock[0], wall_clock=lambda: times[-1])
+    assert retention.run_if_due(rec.conn).blocks_by_age > 0
+    assert retention.run_if_due(rec.conn) is None  # not due yet
+    clock[0] += 60
+    assert retention.run_if_due(rec.conn).blocks_by_age == 0
+    assert counters["flight_minutes_pruned"] > 0 and counters["flight_bytes"] > 0
