@@ -13,41 +13,13 @@ from pathlib import Path
 import apsw
 import pytest
 
-from pmshared import messages as m
 from pmshared import storage
-from pmshared.codec import Stamper
 from pmshared.storage.flight_writes import minute_of
-from recorder.writer import BatchWriter
-from tests.recorder_helpers import Tiering, pause, rogue
+from tests.flight_helpers import Recorder
+from tests.recorder_helpers import Tiering, pause
 
 T0 = 1_700_000_020.0  # 40 s into a minute: the first minute is partial
 log = logging.getLogger("test.flight")
-
-
-def sample(t: float, busy: str = "hog", table: bool = False) -> m.ProcessSamples:
-    proc = m.ProcessInfo(pid=7, command="idle-top", state="sleeping", cpu=0.5, mem=1 << 20)
-    return m.ProcessSamples(
-        sender="scorer", incarnation="s", seq=int(t), sent_at=t, timestamp=t, elapsed_ms=1000.0,
-        process_count=3, max_score=40, rogues=[rogue(42, busy, 40)], top=[proc],
-        system=m.SystemStats(cpu_count=2, load1=1.5, procs_blocked=0),
-        sentinel=m.SentinelStats(tick_ms=50, window_s=60, p99_ms=2.5),
-        table=[proc, m.ProcessInfo(pid=8, command="other", state="sleeping")] if table else None,
-    )
-
-
-class Recorder:
-    """The recorder's write path on a real file: BatchWriter over storage.apply."""
-
-    def __init__(self, db: Path) -> None:
-        self.conn = storage.connect(db, mode="create")
-        self.writer = BatchWriter(lambda: self.conn, max_pending=10_000, counters=Counter(), log=log)
-        self.stamp = Stamper("tiering", "tiering-A")
-
-    def record(self, t: float, tier: int = 2, **kw) -> None:
-        self.writer.add(self.stamp(m.FlightSample, samples=sample(t, **kw), state=m.TierState(tier=tier)))
-
-    def flush(self) -> None:
-        assert self.writer.flush() >= 0 and not self.writer.pending
 
 
 @pytest.fixture
