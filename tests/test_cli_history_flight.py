@@ -94,3 +94,20 @@ def test_a_window_with_nothing_recorded_says_so(runner, flight):
     out = ok(runner.invoke(app, ["history", "--since", "2h", "--until", "1h"])).stdout
     assert "no samples recorded between" in out
     assert json.loads(ok(runner.invoke(app, ["history", "--since", "2h", "--until", "1h", "-f", "json"])).stdout) == []
+
+
+def test_events_export_includes_the_history_covering_the_event(runner, flight, tmp_path):
+    import tarfile
+
+    target = tmp_path / "event.tar.gz"
+    out = ok(runner.invoke(app, ["events", "export", str(flight["event"]), "-o", str(target)])).stdout
+    with tarfile.open(target) as tar:
+        name = next(n for n in tar.getnames() if n.endswith("/history.json"))
+        rows = json.loads(tar.extractfile(name).read())
+        readme = tar.extractfile(next(n for n in tar.getnames() if n.endswith("README.txt"))).read().decode()
+    # From 300 s before the event (120 s ago, lasting 20 s) to 60 s after it.
+    event_start = flight["now"] - 120
+    assert rows[0]["timestamp"] >= event_start - 300 and rows[-1]["timestamp"] <= event_start + 20 + 60
+    assert 379 <= len(rows) <= 381 and f"{len(rows)} s of history" in out
+    assert rows[0]["rogues"][0]["command"] == HOSTILE["title"]
+    assert "history.json" in readme and "300 s" in readme
