@@ -207,3 +207,44 @@ def test_flight_retention_runs_at_start_then_every_minute(rec: Recorder) -> None
     clock[0] += 60
     assert retention.run_if_due(rec.conn).blocks_by_age == 0
     assert counters["flight_minutes_pruned"] > 0 and counters["flight_bytes"] > 0
+
+
+# --------------------------------------------------------------------------- the layout on disk
+
+
+def test_a_frame_comes_back_in_the_wire_types_with_figures_rounded_and_times_exact() -> None:
+    import msgspec
+
+    from pmshared import messages as m
+    from pmshared.storage.flight_codec import Frame, decode_frame, encode_frame
+
+    t = 1_700_000_000.123456
+    proc = m.ProcessInfo(pid=4_194_303, command="big", state="running", cpu=23.456, mem=1_536_454_827,
+                         csw=1.000016027, read_bps=123456.7, cgroup="user.slice")
+    samples = m.ProcessSamples(
+        sender="scorer", incarnation="s", seq=9, sent_at=t + 0.001, timestamp=t, elapsed_ms=1000.37,
+        process_count=600, max_score=55, model="pressure", stress={"cpu": 55},
+        rogues=[m.ProcessScore(pid=7, command="hog", cpu=187.654, state="running", mem=2_147_483_648, cmprs=None,
+                               pageins=0.123, csw=5.55, sysbsd=None, threads=4, score=55, categories=["cpu"],
+                               io_bps=None, cgroup="x.service")],
+        system=m.SystemStats(cpu_count=2, load1=3.14159, mem_total=16 << 30, psi_cpu=m.PressureStall(some=12.345),
+                             psi_io=m.PressureStall(some=0.0, full=0.004), memory_pressure=None),
+        sentinel=m.SentinelStats(tick_ms=50.0, window_s=60.0, p99_ms=2.345, max_ms=250.6),
+        top=[proc], table=[proc],
+    )
+    frame = decode_frame(encode_frame(Frame(samples=samples, state=m.TierState(tier=3, tier_since=t - 5,
+                                                                               peak_score=70, event_key="a:1"))))
+    s = frame.samples
+    assert type(s) is m.ProcessSamples and type(s.rogues[0]) is m.ProcessScore and type(s.system) is m.SystemStats
+    assert type(s.system.psi_cpu) is m.PressureStall and type(s.sentinel) is m.SentinelStats
+    assert s.timestamp == t and s.sent_at == t + 0.001 and frame.state.tier_since == t - 5  # times exact
+    assert (s.rogues[0].cpu, s.rogues[0].pageins, s.rogues[0].csw, s.rogues[0].mem) == (188, 0.12, 5.5, 2_150_000_000)
+    assert s.rogues[0].command == "hog" and s.rogues[0].categories == ["cpu"] and s.rogues[0].io_bps is None
+    assert (s.system.load1, s.system.psi_cpu.some, s.system.psi_io.full, s.system.mem_total) == (3.1, 12, 0.0, 17_200_000_000)
+    assert (s.sentinel.p99_ms, s.sentinel.max_ms, s.elapsed_ms) == (2.3, 251, 1000)
+    top = s.top[0]
+    assert (top.pid, top.cpu, top.mem, top.read_bps, top.cgroup) == (4_194_303, 23, 1_540_000_000, 123457, "user.slice")
+    assert top.csw is None  # a busiest-few entry keeps what it was picked by; the table keeps all
+    assert s.table[0].csw == 1.0 and s.table[0].mem == top.mem and frame.state == m.TierState(tier=3, tier_since=t - 5, peak_score=70, event_key="a:1")
+    # The JSON of a frame is maps again (what `pmctl history --format json` and bundles show).
+    assert msgspec.to_builtins(s.rogues[0])["command"] == "hog"
