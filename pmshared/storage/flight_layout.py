@@ -5,7 +5,7 @@ Readers get the wire's own shapes back (``messages.ProcessSamples``, ``ProcessSc
 things differ, both measured in bench/flight_size.py:
 - figures are rounded to the precision worth keeping (``_q``, ``_q_bytes``): the collector's rates
   carry noise in every digit, which no compressor can shrink;
-- the busiest-few processes keep only what they are picked by (``_TOP``);
+- the busiest-few processes keep only what they are picked by (``_plans()['top']``);
 - every struct is written as an array in field order (the ``_Stored*`` mirrors below), not as a map:
   a second's ten rogues and its system figures would otherwise repeat ~60 field names, which cost
   more after compression than the figures themselves.
@@ -15,6 +15,7 @@ fields, decodes with their defaults.
 
 from __future__ import annotations
 
+import functools
 import typing
 
 import msgspec
@@ -109,10 +110,12 @@ class _Layout:
     """Where a struct's rounded figures are in its array: (float indices, byte-size indices)."""
 
     def __init__(self, cls: type, drop: tuple[str, ...] = ()) -> None:
-        hints = typing.get_type_hints(cls)
+        # msgspec's own view of the annotations (typing.get_type_hints would compile every one
+        # of them again: ~40 ms on each pmctl start).
+        types = {f.name: f.type for f in msgspec.structs.fields(cls)}
         self.names = cls.__struct_fields__
-        self.floats = tuple(i for i, k in enumerate(self.names) if float in (typing.get_args(hints[k]) or (hints[k],))
-                            and k not in ("timestamp", "sent_at", "tier_since") and k not in drop)
+        self.floats = tuple(i for i, k in enumerate(self.names) if float in (typing.get_args(types[k]) or (types[k],))
+                            and k not in drop)
         self.sizes = tuple(i for i, k in enumerate(self.names) if k in _BYTES)
         self.drop = tuple(i for i, k in enumerate(self.names) if k in drop)
 
@@ -141,12 +144,14 @@ class _Layout:
 # A busiest-few entry answers "who was running": its identity and the figures it is picked by
 # (cpu, memory, io, page-ins) are kept; its other rates, noise in every second's row, are not
 # (None: not recorded). Rogues and the minute's whole table keep every figure.
-_TOP = _Layout(m.ProcessInfo, drop=("csw", "sysbsd", "cpu_children", "run_delay", "mem_growth"))
-_TABLE = _Layout(m.ProcessInfo)
-_SCORE = _Layout(_Score)
-_STALL = _Layout(_Stall)
-_SYSTEM = _Layout(_System)
-_SENTINEL = _Layout(_Sentinel)
+@functools.cache
+def _plans() -> dict[str, _Layout]:
+    """Built on first use (the recorder's): readers, every pmctl command, never pay for them."""
+    return {
+        "top": _Layout(m.ProcessInfo, drop=("csw", "sysbsd", "cpu_children", "run_delay", "mem_growth")),
+        "table": _Layout(m.ProcessInfo), "score": _Layout(_Score), "stall": _Layout(_Stall),
+        "system": _Layout(_System), "sentinel": _Layout(_Sentinel),
+    }
 
 
 _IDX = {k: i for i, k in enumerate(_Samples.__struct_fields__)}
@@ -160,20 +165,21 @@ def _array(obj) -> list:
 def stored_plain(frame: Frame) -> list:
     """``frame`` as the nested arrays ``StoredFrame`` decodes, figures rounded (times exact).
     Built from the structs' tuples (``astuple``, in C): cheaper than ``to_builtins`` and maps."""
+    plans = _plans()
     src = frame.samples
     s = _array(src)
-    s[_IDX["rogues"]] = [_SCORE.row(_array(r)) for r in src.rogues]
-    s[_IDX["top"]] = [_TOP.row(_array(p)) for p in src.top]
+    s[_IDX["rogues"]] = [plans["score"].row(_array(r)) for r in src.rogues]
+    s[_IDX["top"]] = [plans["top"].row(_array(p)) for p in src.top]
     if src.table is not None:
-        s[_IDX["table"]] = [_TABLE.row(_array(p)) for p in src.table]
+        s[_IDX["table"]] = [plans["table"].row(_array(p)) for p in src.table]
     if src.system is not None:
         system = _array(src.system)
         for i in _PSI_IDX:
             if system[i] is not None:
-                system[i] = _STALL.row(_array(system[i]))
-        s[_IDX["system"]] = _SYSTEM.row(system)
+                system[i] = plans["stall"].row(_array(system[i]))
+        s[_IDX["system"]] = plans["system"].row(system)
     if src.sentinel is not None:
-        s[_IDX["sentinel"]] = _SENTINEL.row(_array(src.sentinel))
+        s[_IDX["sentinel"]] = plans["sentinel"].row(_array(src.sentinel))
     s[_IDX["elapsed_ms"]] = _q(src.elapsed_ms)
     return [s, _array(frame.state)]
 
@@ -181,22 +187,7 @@ def stored_plain(frame: Frame) -> list:
 # --------------------------------------------------------------------------- back to messages
 
 
-def _as(cls, obj, **changes):
-    fields = {k: getattr(obj, k) for k in obj.__struct_fields__}
-    fields.update(changes)
-    return cls(**fields)
-
-
-def _system(stored: _System | None) -> m.SystemStats | None:
-    if stored is None:
-        return None
-    return _as(m.SystemStats, stored, **{k: _as(m.PressureStall, getattr(stored, k))
-                                         for k in _PSI if getattr(stored, k) is not None})
-
-
 def message_frame(stored: StoredFrame) -> Frame:
-    """The stored frame in the wire's own types (what watch renders and JSON shows as maps)."""
-    s = stored.samples
-    samples = _as(m.ProcessSamples, s, rogues=[_as(m.ProcessScore, r) for r in s.rogues],
-                  system=_system(s.system), sentinel=None if s.sentinel is None else _as(m.SentinelStats, s.sentinel))
-    return Frame(samples=samples, state=_as(m.TierState, stored.state))
+    """The stored frame in the wire's own types (what watch renders and JSON shows as maps):
+    msgspec copies it over attribute by attribute, in C."""
+    return msgspec.convert(stored, Frame, from_attributes=True)
