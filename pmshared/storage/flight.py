@@ -14,7 +14,7 @@ flight_writes.py and flight_codec.py. This module hides that split. Usage::
     frame.ring_entry()                 # messages.RingEntry, what cli.watch_feed.FeedState.ring holds
     rec.next_frame(frame.timestamp)    # the next sample strictly after (None at the end)
     rec.prev_frame(frame.timestamp)    # the one strictly before (None at the start)
-    rec.frames(since, until)           # every frame with since <= timestamp <= until, oldest first
+    rec.frames(since, until[, limit])  # every frame with since <= timestamp <= until, oldest first
     rec.span()                         # (first, last) timestamps recorded, or None
     rec.table_at(t)                    # the latest whole process table at or before t (one a minute)
     rec.next_mark(t) / rec.prev_mark(t)  # the next/previous pause or event START strictly after/before t
@@ -91,8 +91,8 @@ class FlightReader:
                 best = (block.times[i], block.raws[i])
         return self._decode(best)
 
-    def frames(self, since: float, until: float) -> list[Frame]:
-        """Every frame with ``since <= timestamp <= until``, oldest first."""
+    def frames(self, since: float, until: float, limit: int | None = None) -> list[Frame]:
+        """Every frame with ``since <= timestamp <= until``, oldest first (the first ``limit``)."""
         found: dict[float, bytes | msgspec.Raw] = {}
         for block in self._blocks("end_at >= ? AND start_at <= ? ORDER BY start_at", since, until):
             lo, hi = bisect.bisect_left(block.times, since), bisect.bisect_right(block.times, until)
@@ -100,7 +100,8 @@ class FlightReader:
         with translate_errors(self.conn.filename):
             found.update(self.conn.execute(
                 "SELECT ts, data FROM flight_recent WHERE ts >= ? AND ts <= ? ORDER BY ts", (since, until)))
-        return [f for f in (self._decode(item) for item in sorted(found.items(), key=lambda kv: kv[0])) if f]
+        items = sorted(found.items(), key=lambda kv: kv[0])[:limit]  # only these are decoded
+        return [f for f in (self._decode(item) for item in items) if f]
 
     def span(self) -> tuple[float, float] | None:
         """(first, last) timestamp recorded, or None when nothing is."""
