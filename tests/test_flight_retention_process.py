@@ -1,5 +1,5 @@
 """The recorder process keeps the flight record within retention.flight_days and flight_max_mb on
-its own (at start, then every minute), oldest minutes first, a pinned event's minutes never.
+its own (at start, then every 10 minutes), oldest minutes first, a pinned event's minutes never.
 
 A real recorder child on a real database, written beforehand through the recorder's write path
 (ten days, one sample a minute: every sample a minute block of its own).

@@ -193,9 +193,9 @@ def test_prune_by_size_removes_the_oldest_until_it_fits_and_keeps_a_pinned_event
     assert again.blocks_by_size == 0  # nothing more to do
 
 
-def test_flight_retention_runs_at_start_then_every_minute(rec: Recorder) -> None:
+def test_flight_retention_runs_at_start_then_every_ten_minutes(rec: Recorder) -> None:
     from pmshared.config import RetentionConfig
-    from recorder.flight_retention import FlightRetention
+    from recorder.flight_retention import EVERY_S, FlightRetention
 
     times = sparse_record(rec, T0, days=9)
     clock = [100.0]
@@ -204,7 +204,9 @@ def test_flight_retention_runs_at_start_then_every_minute(rec: Recorder) -> None
                                 clock=lambda: clock[0], wall_clock=lambda: times[-1])
     assert retention.run_if_due(rec.conn).blocks_by_age > 0
     assert retention.run_if_due(rec.conn) is None  # not due yet
-    clock[0] += 60
+    clock[0] += EVERY_S - 1
+    assert retention.run_if_due(rec.conn) is None
+    clock[0] += 1
     assert retention.run_if_due(rec.conn).blocks_by_age == 0
     assert counters["flight_minutes_pruned"] > 0 and counters["flight_bytes"] > 0
 
