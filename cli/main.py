@@ -52,6 +52,10 @@ app.add_typer(config_cmd.app, name="config")
 app.command()(service_cmd.install)
 app.command()(service_cmd.uninstall)
 
+from cli import replay_cmd  # noqa: E402 - the flight record, stepped through like watch (issue 19)
+
+app.command()(replay_cmd.replay)
+
 
 def run() -> None:
     """`pmctl`: typer's own handling, except that a usage mistake (a bad option value, an unknown

@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -25,12 +25,12 @@ PROMPT_MAX = 40  # characters: any accepted time fits
 
 
 class Mark(NamedTuple):
-    """A pause or an event start on the timeline. Ordered by (time, kind, row id)."""
+    """A pause or an event start on the timeline."""
 
     time: float
     kind: str  # "event" | "pause"
-    row: int  # storage row id: orders marks at the same time
-    label: str  # what the header shows: "pause 7f3a…" / "event 12"
+    ident: str  # what `pmctl pauses show` / `pmctl events show` take
+    label: str  # what the header shows: "pause 7" / "event 12"
 
 
 class RecordError(LookupError):
@@ -42,13 +42,14 @@ class Timeline(Protocol):
     def last(self) -> float | None: ...
     def at_or_before(self, t: float) -> float | None: ...
     def at_or_after(self, t: float) -> float | None: ...
-    def marks(self) -> Sequence[Mark]: ...  # sorted
+    def next_mark(self, t: float) -> Mark | None: ...  # the first starting strictly after t
+    def prev_mark(self, t: float) -> Mark | None: ...  # the last starting strictly before t
     def resolve(self, marker: Marker) -> Mark: ...  # raises RecordError for an unknown id
 
 
 @dataclass
 class ListTimeline:
-    """A timeline from sorted lists (tests, and small windows)."""
+    """A timeline from sorted lists (the tests' record)."""
 
     times: list[float]
     mark_list: list[Mark] = field(default_factory=list)
@@ -67,12 +68,15 @@ class ListTimeline:
         i = bisect.bisect_left(self.times, t)
         return self.times[i] if i < len(self.times) else None
 
-    def marks(self) -> Sequence[Mark]:
-        return self.mark_list
+    def next_mark(self, t: float) -> Mark | None:
+        return next((mk for mk in self.mark_list if mk.time > t), None)
+
+    def prev_mark(self, t: float) -> Mark | None:
+        return next((mk for mk in reversed(self.mark_list) if mk.time < t), None)
 
     def resolve(self, marker: Marker) -> Mark:
         for mark in self.mark_list:
-            if mark.kind == marker.kind and marker.ident in (str(mark.row), mark.label.split()[-1]):
+            if mark.kind == marker.kind and mark.ident == marker.ident:
                 return mark
         raise RecordError(f"no {marker.kind} {marker.ident} in the record")
 
@@ -180,19 +184,16 @@ class ReplayState:
             found = self.timeline.at_or_before(self.pos - MINUTE_S)
             self._move(found if found is not None else self.timeline.first(), "start of the record")
 
+    def _anchor(self) -> float:
+        # From a mark: the marks after it (two marks can share a sample, and the sample shown is
+        # after its mark). From anywhere else: the sample shown.
+        return self.mark.time if self.mark is not None else self.pos
+
     def _next_mark(self) -> Mark | None:
-        marks = self.timeline.marks()
-        # From a mark: the one after it (two marks can share a sample). From anywhere else: the
-        # first mark after the sample shown.
-        anchor = tuple(self.mark) if self.mark is not None else (self.pos, "\uffff")
-        i = bisect.bisect_right(marks, anchor)  # type: ignore[arg-type]
-        return marks[i] if i < len(marks) else None
+        return self.timeline.next_mark(self._anchor())
 
     def _prev_mark(self) -> Mark | None:
-        marks = self.timeline.marks()
-        anchor = tuple(self.mark) if self.mark is not None else (self.pos,)
-        i = bisect.bisect_left(marks, anchor)  # type: ignore[arg-type]
-        return marks[i - 1] if i else None
+        return self.timeline.prev_mark(self._anchor())
 
     def _jump(self, mark: Mark | None, none_note: str) -> None:
         if mark is None:

@@ -68,10 +68,10 @@ def timeline() -> ListTimeline:
     # Samples each second for 10 minutes, with a 5-minute hole (the machine was off) at 300..600.
     times = [T0 + s for s in range(300)] + [T0 + s for s in range(600, 900)]
     marks = [
-        Mark(T0 + 10.4, "pause", 1, "pause aa11"),
-        Mark(T0 + 10.4, "pause", 2, "pause bb22"),  # two pauses in the same second
-        Mark(T0 + 100.0, "event", 5, "event 5"),
-        Mark(T0 + 700.2, "pause", 3, "pause cc33"),
+        Mark(T0 + 10.4, "pause", "1", "pause aa11"),
+        Mark(T0 + 10.7, "pause", "2", "pause bb22"),  # two pauses reported by the same sample
+        Mark(T0 + 100.0, "event", "5", "event 5"),
+        Mark(T0 + 700.2, "pause", "3", "pause cc33"),
     ]
     return ListTimeline(times, marks)
 
@@ -152,4 +152,4 @@ def test_a_time_in_a_hole_shows_the_last_sample_before_it_and_outside_the_record
         position_for(tl, T0 - 5, lambda t: f"+{t - T0:g}")
     with pytest.raises(RecordError, match="nothing recorded yet"):
         position_for(ListTimeline([]), T0, str)
-    assert position_for_mark(tl, Mark(T0 + 950, "pause", 9, "pause late")) == T0 + 899
+    assert position_for_mark(tl, Mark(T0 + 950, "pause", "9", "pause late")) == T0 + 899
