@@ -183,6 +183,11 @@ class ProcessSamples(Envelope, frozen=True, kw_only=True, tag="process_samples")
     sentinel: SentinelStats | None = None
     model: Literal["seed", "pressure"] = "seed"
     stress: dict[str, Score] = {}  # pressure model: machine stress per resource (cpu, memory, ...)
+    # For the flight recorder (issue 19): the few busiest processes by cpu, memory, io and page-ins
+    # that are not rogues (so "who was running" has an answer when nothing is scored), and, about
+    # once a minute, the whole process table (None otherwise).
+    top: list[ProcessInfo] = []
+    table: list[ProcessInfo] | None = None
 
 
 # --------------------------------------------------------------------------- tiering -> viewers
@@ -436,8 +441,16 @@ class ControlReply(Envelope, frozen=True, kw_only=True, tag="control_reply"):
     uptime_s: float | None = None  # the supervisor's, on its monotonic clock
 
 
-RECORD_TYPES = (TieringStarted, EventOpened, EventSample, EventClosed, Pause, ForensicsDone)
-Record = TieringStarted | EventOpened | EventSample | EventClosed | Pause | ForensicsDone
+class FlightSample(Envelope, frozen=True, kw_only=True, tag="flight_sample"):
+    """Every sample with its tier, for the flight recorder's continuous record (tiering ->
+    recorder, once a sample). On PUSH "record" because it must arrive: the PUB feed drops."""
+
+    samples: ProcessSamples
+    state: TierState
+
+
+RECORD_TYPES = (TieringStarted, EventOpened, EventSample, EventClosed, Pause, ForensicsDone, FlightSample)
+Record = TieringStarted | EventOpened | EventSample | EventClosed | Pause | ForensicsDone | FlightSample
 # Every message there is: a ``--jsonl`` worker tells another worker's message from garbage with it.
 AnyMessage = (Snapshot | ProcessSamples | LiveSample | SnapshotRequest | SnapshotReply | Record | Heartbeat
               | Lifecycle | ControlRequest | ControlReply)

@@ -27,6 +27,7 @@ from pmshared.codec import Stamper
 from pmshared.config import Config, ScoringWeights
 from pmshared.messages import ProcessInfo, ProcessSamples, ProcessScore, Snapshot
 
+from scorer.flight_pick import busiest, table_due
 from scorer.pressure import PressureRules, score_pressure
 from scorer.selection import SelectionRules, select_rogues
 
@@ -42,6 +43,7 @@ class ScoringRules:
     selection: SelectionRules
     model: str = "seed"
     pressure: PressureRules | None = None  # set when model == "pressure"
+    interval_s: float = 1.0  # the sampling interval: how often the flight recorder gets the table
 
     @classmethod
     def from_config(cls, config: Config) -> ScoringRules:
@@ -51,6 +53,7 @@ class ScoringRules:
             selection=SelectionRules.from_config(config.rogue_selection),
             model=model,
             pressure=PressureRules.from_config(config) if model == "pressure" else None,
+            interval_s=config.sampling.interval_s,
         )
 
 
@@ -128,4 +131,6 @@ def build_samples(snapshot: Snapshot, rules: ScoringRules, stamp: Stamper) -> Pr
         sentinel=snapshot.sentinel,
         model=rules.model,
         stress=stress,
+        top=busiest(snapshot.processes, {r.pid for r in rogues}),
+        table=snapshot.processes if table_due(snapshot.seq, rules.interval_s) else None,
     )

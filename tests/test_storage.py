@@ -47,7 +47,7 @@ def count(conn, table: str) -> int:
 def test_create_makes_the_current_schema_in_wal_mode(db_path: Path) -> None:
     conn = storage.connect(db_path, mode="create")
     try:
-        assert storage.schema_version(conn) == storage.SCHEMA_VERSION == 2
+        assert storage.schema_version(conn) == storage.SCHEMA_VERSION == 3
         assert conn.pragma("journal_mode") == "wal"
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
         assert {"events", "event_samples", "pauses", "bundles", "bundle_pauses", "artifacts", "meta"} <= tables

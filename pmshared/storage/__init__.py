@@ -22,7 +22,9 @@ Writing (recorder)::
 
 Reading (pmctl): ``list_events``, ``get_event``, ``last_event``, ``list_pauses``, ``get_pause``,
 ``samples_in_window``, ``db_stats``; triage: ``set_status``, ``prune`` (+ ``remove_bundle_dirs``);
-forensics' start-up sweep: ``pending_pauses``.
+forensics' start-up sweep: ``pending_pauses``. The flight record (every sample, kept for days):
+``FlightReader`` (frames at/around a time, next/previous pause or event; see ``flight``), kept
+within its limits by ``prune_flight``.
 Every result is a frozen msgspec Struct, so ``msgspec.json.encode(result)`` gives ``--json`` output.
 Times are wall-clock epoch seconds (float); durations in the names' units.
 
@@ -78,6 +80,8 @@ from pmshared.storage.errors import (
     StorageError,
     translate_errors,
 )
+from pmshared.storage.flight import FlightReader, Frame, Mark, mark_window
+from pmshared.storage.flight_writes import FlightPruneResult, prune_flight
 from pmshared.storage.files import access_problem, make_private, quarantine, quarantined
 from pmshared.storage.health import CHECK_BUDGET_S, CheckResult, check
 from pmshared.storage.queries import (
@@ -123,4 +127,6 @@ __all__ = [
     "open_readwrite", "optimize", "pending_pauses", "prune", "quarantine", "quarantined", "record_key",
     "remove_bundle_dirs", "samples_in_window", "schema_version", "set_status",
     "translate_errors", "upgrade",
+    # the flight recorder (issue 19)
+    "FlightPruneResult", "FlightReader", "Frame", "Mark", "mark_window", "prune_flight",
 ]

@@ -21,7 +21,7 @@ from pmshared.storage.errors import (
     translate_errors,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 OpenMode = Literal["create", "readwrite", "readonly"]
@@ -134,6 +134,30 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE events ADD COLUMN duration_ms REAL;
     -- Why forensics could not write a bundle (bundle_path is '' then), e.g. a full disk.
     ALTER TABLE bundles ADD COLUMN error TEXT;
+    """,
+    # ---- v3
+    """
+    -- The flight recorder (issue 19): every sample, kept for days (pmshared/storage/flight*.py).
+    -- Samples just taken, one row each, so each is on disk within a second of being taken; the
+    -- recorder packs a minute's rows into one flight_blocks row once the minute is over.
+    CREATE TABLE flight_recent (
+        id    INTEGER PRIMARY KEY,
+        ts    REAL NOT NULL UNIQUE,                -- the sample's wall-clock timestamp
+        data  BLOB NOT NULL                        -- one flight_codec.Frame, msgpack
+    );
+    -- A minute of samples: the msgpack list of (timestamp, frame), compressed.
+    CREATE TABLE flight_blocks (
+        id       INTEGER PRIMARY KEY,
+        minute   INTEGER NOT NULL UNIQUE,          -- floor(timestamp / 60) of its samples
+        start_at REAL NOT NULL,                    -- first sample's timestamp
+        end_at   REAL NOT NULL,                    -- last sample's timestamp
+        samples  INTEGER NOT NULL,
+        codec    TEXT NOT NULL,                    -- 'zlib'
+        bytes    INTEGER NOT NULL,                 -- length(data), for retention by size
+        data     BLOB NOT NULL
+    );
+    CREATE INDEX flight_blocks_start ON flight_blocks(start_at);
+    CREATE INDEX flight_blocks_end ON flight_blocks(end_at);
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -7,6 +7,7 @@ import msgspec
 
 from pmshared import messages as m
 from pmshared.storage.errors import RecordRejected, db_errors, describe, translate_errors
+from pmshared.storage.flight_writes import store_sample
 
 _json = msgspec.json.Encoder()
 
@@ -104,6 +105,8 @@ def _apply(conn: apsw.Connection, record: m.Record) -> None:
                 [(bundle_id, a.name, a.ok, a.path, a.ran, a.skipped_reason, a.exit_code,
                   a.duration_ms, a.bytes, a.truncated, a.error) for a in record.artifacts],
             )
+        case m.FlightSample():
+            store_sample(conn, record)
         case _:
             raise RecordRejected(f"not a record type: {type(record).__name__}")
 

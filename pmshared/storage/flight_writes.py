@@ -1,0 +1,114 @@
+"""The flight recorder's writes: store each sample at once, pack finished minutes, prune by age and size.
+
+- ``store_sample`` (called by ``apply`` for a ``FlightSample``) inserts the frame as its own row of
+  ``flight_recent``: it is on disk when the recorder's batch commits, within a second of the sample.
+  Idempotent by the sample's timestamp.
+- In the same transaction, rows of minutes before the new sample's minute are packed into one
+  compressed ``flight_blocks`` row per minute and deleted (``compact_before``). A crash at any
+  point leaves either the rows or the block, never neither. A sample that arrives for a minute
+  already packed (a resend after a restart, a clock set back) is merged into that minute's block.
+- ``prune_flight`` removes the oldest blocks beyond the age limit and then beyond the size limit,
+  never a block overlapping a pinned event (or the ``PINNED_LEAD_S`` before it, what a bundle of
+  that event would show).
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import groupby
+
+import apsw
+import msgspec
+
+from pmshared import messages as m
+from pmshared.storage.errors import db_errors
+from pmshared.storage.flight_codec import CODEC, BlockCorrupt, Frame, decode_block, encode_block, encode_frame
+
+MINUTE_S = 60
+PINNED_LEAD_S = 300.0  # kept before a pinned event: the history a pause bundle carries
+
+# Blocks overlapping a pinned event (from PINNED_LEAD_S before it to its end, or now while open).
+_PINNED = (
+    "EXISTS (SELECT 1 FROM events e WHERE e.status = 'pinned'"
+    " AND flight_blocks.end_at >= e.start_at - :lead AND flight_blocks.start_at <= coalesce(e.end_at, :now))"
+)
+
+
+def minute_of(ts: float) -> int:
+    return math.floor(ts / MINUTE_S)
+
+
+def store_sample(conn: apsw.Connection, record: m.FlightSample) -> None:
+    """Keep one sample (inside the caller's transaction), then pack the minutes it closes."""
+    ts = record.samples.timestamp
+    frame = Frame(samples=record.samples, state=record.state)
+    conn.execute(
+        "INSERT INTO flight_recent (ts, data) VALUES (?, ?) ON CONFLICT (ts) DO NOTHING",
+        (ts, encode_frame(frame)),
+    )
+    oldest = conn.execute("SELECT min(ts) FROM flight_recent").get
+    if oldest is not None and minute_of(oldest) < minute_of(ts):
+        compact_before(conn, minute_of(ts) * MINUTE_S)
+
+
+def compact_before(conn: apsw.Connection, boundary: float) -> int:
+    """Pack every ``flight_recent`` row older than ``boundary`` into its minute's block; returns
+    how many rows were packed."""
+    rows = conn.execute("SELECT ts, data FROM flight_recent WHERE ts < ? ORDER BY ts", (boundary,)).fetchall()
+    for minute, group in groupby(rows, key=lambda row: minute_of(row[0])):
+        _write_block(conn, minute, [(ts, bytes(data)) for ts, data in group])
+    conn.execute("DELETE FROM flight_recent WHERE ts < ?", (boundary,))
+    return len(rows)
+
+
+def _write_block(conn: apsw.Connection, minute: int, frames: list[tuple[float, bytes]]) -> None:
+    existing = conn.execute("SELECT codec, data FROM flight_blocks WHERE minute = ?", (minute,)).fetchall()
+    if existing:
+        codec, data = existing[0]
+        try:
+            merged = {ts: bytes(raw) for ts, raw in decode_block(bytes(data), codec)}
+        except BlockCorrupt:
+            merged = {}  # unreadable already: the new samples replace it rather than be lost too
+        merged.update(frames)  # the same timestamp is the same sample: keep one
+        frames = sorted(merged.items())
+    data = encode_block(frames)
+    conn.execute(
+        "INSERT INTO flight_blocks (minute, start_at, end_at, samples, codec, bytes, data)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (minute) DO UPDATE SET start_at = excluded.start_at,"
+        " end_at = excluded.end_at, samples = excluded.samples, codec = excluded.codec,"
+        " bytes = excluded.bytes, data = excluded.data",
+        (minute, frames[0][0], frames[-1][0], len(frames), CODEC, len(data), data),
+    )
+
+
+class FlightPruneResult(msgspec.Struct, frozen=True, kw_only=True):
+    blocks_by_age: int = 0
+    blocks_by_size: int = 0
+    bytes_freed: int = 0
+    bytes_kept: int = 0  # stored flight data after the prune (blocks and recent rows)
+
+
+@db_errors
+def prune_flight(conn: apsw.Connection, *, max_age_days: float, max_bytes: int, now: float) -> FlightPruneResult:
+    """Remove blocks ending before ``now - max_age_days``, then the oldest until the flight data
+    (blocks plus recent rows) fits in ``max_bytes``; blocks of pinned events are kept either way."""
+    args = {"lead": PINNED_LEAD_S, "now": now, "cutoff": now - max_age_days * 86400.0}
+    with conn:
+        aged = conn.execute(
+            f"DELETE FROM flight_blocks WHERE end_at < :cutoff AND NOT {_PINNED} RETURNING bytes", args
+        ).fetchall()
+        total = (conn.execute("SELECT coalesce(sum(bytes), 0) FROM flight_blocks").get
+                 + conn.execute("SELECT coalesce(sum(length(data)), 0) FROM flight_recent").get)
+        doomed: list[int] = []
+        freed = 0
+        if total > max_bytes:
+            for block_id, size in conn.execute(
+                f"SELECT id, bytes FROM flight_blocks WHERE NOT {_PINNED} ORDER BY start_at", args
+            ):
+                if total - freed <= max_bytes:
+                    break
+                doomed.append(block_id)
+                freed += size
+            conn.executemany("DELETE FROM flight_blocks WHERE id = ?", [(i,) for i in doomed])
+    return FlightPruneResult(blocks_by_age=len(aged), blocks_by_size=len(doomed),
+                             bytes_freed=sum(b for (b,) in aged) + freed, bytes_kept=total - freed)

@@ -1,0 +1,46 @@
+"""What the flight recorder needs from a snapshot besides the rogues (issue 19), picked here because
+only the scorer sees every process each second.
+
+- ``busiest``: the top few processes by cpu, memory, storage io and page-ins that are not already
+  rogues, so a quiet second still answers "who was running";
+- ``table_due``: whether this snapshot carries the whole process table (about once a minute,
+  decided from the snapshot's own sequence number so the scorer stays stateless).
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from pmshared.messages import ProcessInfo
+
+BUSIEST_PER_RESOURCE = 5
+TABLE_EVERY_S = 60.0
+
+
+def _io(proc: ProcessInfo) -> float:
+    return (proc.read_bps or 0.0) + (proc.write_bps or 0.0)
+
+
+_KEYS = (
+    lambda p: p.cpu or 0.0,
+    lambda p: float(p.mem),
+    _io,
+    lambda p: p.pageins or 0.0,
+)
+
+
+def busiest(processes: list[ProcessInfo], exclude: set[int], n: int = BUSIEST_PER_RESOURCE) -> list[ProcessInfo]:
+    """Up to ``n`` processes per resource with a non-zero figure, not in ``exclude`` (pids), by pid."""
+    picked: dict[int, ProcessInfo] = {}
+    candidates = [p for p in processes if p.pid not in exclude]
+    for key in _KEYS:
+        for proc in heapq.nlargest(n, candidates, key=key):
+            if key(proc) > 0:
+                picked[proc.pid] = proc
+    return sorted(picked.values(), key=lambda p: p.pid)
+
+
+def table_due(snapshot_seq: int, interval_s: float, every_s: float = TABLE_EVERY_S) -> bool:
+    """True for the first snapshot of a collector incarnation and then every ``every_s``."""
+    every = max(1, round(every_s / interval_s))
+    return snapshot_seq % every == 1 % every
