@@ -24,6 +24,7 @@ def history(
     since: SinceOpt = None,
     output_format: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
     limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="At most this many samples (oldest first; 0 = all).")] = 1000,
+    plot: Annotated[bool, typer.Option("--plot", help="Charts of stress, PSI and sentinel lateness over the window.")] = False,
 ) -> None:
     """Recorded samples of the last HOURS (or since --since): time, event, tier, score, top process."""
     if output_format not in FORMATS:
@@ -38,7 +39,11 @@ def history(
 
     with open_db() as db:
         rows = storage.samples_in_window(db, since_at, limit=limit or None)
-    if output_format == "json":
+    if plot:  # the charts live in history_plot (issue 19)
+        from cli.history_plot import show
+
+        show(rows)
+    elif output_format == "json":
         print(fmt.to_json(rows))
     elif output_format == "csv":
         _csv(rows)

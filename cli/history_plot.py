@@ -80,6 +80,15 @@ def plot(rows: Iterable[object], width: int = 100, elevation: int = 30, critical
     return Group(*charts)
 
 
+def show(rows: Iterable[object]) -> None:
+    """Print the charts for ``pmctl history --plot`` at the terminal's width and thresholds."""
+    from cli.events_cmd import levels
+
+    console = fmt.console()
+    lv = levels()
+    console.print(plot(rows, width=console.width, elevation=lv.elevated, critical=lv.critical))
+
+
 def _chart(title: str, series: Sequence[tuple[float, float | None]], start: float, end: float, cols: int,
            top: float, unit: str, colour: Callable[[float], str] | None = None) -> RenderableType:
     buckets = bucket_max(series, start, end, cols)

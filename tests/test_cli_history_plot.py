@@ -62,3 +62,22 @@ def test_no_psi_no_psi_chart_and_no_samples_says_so():
     titles = [line for line in draw([sample(i, 10, psi=None) for i in range(5)]) if line and line[0] != " "]
     assert [t.split("  ")[0] for t in titles] == ["stress", "sentinel lateness, worst per sample"]
     assert draw([]) == ["nothing to plot: no samples in the window"]
+
+
+def test_history_plot_draws_the_recorded_window(isolated_home):
+    import time
+
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from pmshared import paths
+    from tests.cli_people_helpers import DbBuilder
+
+    db = DbBuilder(paths.db_path())
+    db.event(time.time() - 120, [20, 50, 90, 40], end=time.time() - 100)
+    db.close()
+    result = CliRunner().invoke(app, ["history", "--plot", "--since", "10m"], env={"COLUMNS": "90"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("stress  max 90") and all(len(line) <= 90 for line in lines)
+    assert "█" in result.output
