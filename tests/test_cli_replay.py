@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from datetime import datetime
@@ -17,6 +18,7 @@ from pmshared import messages as m
 from pmshared import paths, storage
 from pmshared.codec import Stamper
 from tests.cli_people_helpers import HOSTILE, RECOGNISABLE, DbBuilder, control_bytes, rogue
+from tests.tmux_screen import TmuxScreen
 
 REPO = Path(__file__).resolve().parent.parent
 T0 = float(int(datetime.now().timestamp()) - 900)  # 15 minutes ago, on a whole second
@@ -136,3 +138,40 @@ def test_replay_once_as_a_real_process(recorded):
                           capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "170"})
     assert proc.returncode == 0, proc.stderr
     assert "REPLAY" in proc.stdout and "hog-now" in proc.stdout and proc.stderr == ""
+
+
+# --------------------------------------------------------------------------- tmux screen test
+
+KEYS = "q quit"  # the last line of a frame: seen, the frame is whole
+
+
+def stamp(seconds: float) -> str:
+    return f"recorded {datetime.fromtimestamp(T0 + seconds):%Y-%m-%d %H:%M:%S}"
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+def test_replay_in_tmux_steps_jumps_to_marks_goes_to_a_time_and_quits(recorded, tmp_path):
+    term = TmuxScreen(tmp_path, ["replay", at(99)])
+    try:
+        page = term.wait_text(stamp(99), KEYS)
+        assert "REPLAY" in page and "hog-now" not in page and "←/→ sample" in page
+        term.send("Right")  # one sample on: the busy minute starts
+        page = term.wait_text(stamp(100), KEYS)
+        assert "hog-now" in page and control_bytes(page) == []
+        term.send("n")  # the event starts at +100 (shown): the next mark is the pause at +130.4
+        page = term.wait_text("at pause 1", KEYS)
+        assert stamp(131) in page and "900 ms" in page
+        term.send("p")
+        assert stamp(100) in term.wait_text("at event 1", KEYS)
+        term.send("PageDown")
+        page = term.wait_text(stamp(160), KEYS)
+        assert "no rogue processes" in page  # the busy minute is over (the event still names it)
+        term.send("g")
+        term.wait_text("go to (")
+        term.send("-l", at(130))
+        term.send("Enter")
+        assert RECOGNISABLE["csi"] in term.wait_text(stamp(130), KEYS)
+        term.send("q")
+        assert term.exit_code() == 0
+    finally:
+        term.close()
