@@ -60,18 +60,24 @@ class _Proc:
         self.threads = rng.choice((1, 1, 2, 4, 8, 32))
 
     def step(self, rng: random.Random) -> m.ProcessInfo:
+        # Like /proc on a real machine: most processes sleep through most seconds (every delta 0),
+        # a few wake briefly, the busy ones have noisy figures in every digit.
+        awake = self.busy or rng.random() < 0.1
         if self.busy:
             self.cpu = min(400.0, max(0.0, self.cpu + rng.gauss(0, 8)))
         else:
-            self.cpu = rng.choice((0.0, 0.0, 0.0, 0.0, rng.uniform(0, 2)))
-        self.mem = max(1 << 20, self.mem + int(rng.gauss(0, 1 << 16)))
-        self.io = rng.uniform(0, 5e6) if rng.random() < 0.02 else 0.0
-        self.faults = rng.uniform(0, 50) if rng.random() < 0.01 else 0.0
+            self.cpu = rng.uniform(0, 2) if awake else 0.0
+        growth = rng.gauss(0, 1 << 16) if awake and rng.random() < 0.3 else 0.0
+        self.mem = max(1 << 20, self.mem + int(growth))
+        self.io = rng.uniform(0, 5e6) if awake and rng.random() < 0.2 else 0.0
+        self.faults = rng.uniform(0, 50) if awake and rng.random() < 0.05 else 0.0
         return m.ProcessInfo(
             pid=self.pid, ppid=self.ppid, command=self.command, state="running" if self.cpu > 20 else "sleeping",
-            cpu=self.cpu, mem=self.mem, cmprs=0, threads=self.threads, csw=rng.uniform(0, 200),
-            sysbsd=None, pageins=self.faults, uid=1000, cpu_children=0.0, run_delay=rng.uniform(0, 3),
-            read_bps=self.io, write_bps=0.0, mem_growth=rng.gauss(0, 1e4), cgroup=self.cgroup)
+            cpu=self.cpu, mem=self.mem, cmprs=0, threads=self.threads,
+            csw=rng.uniform(0, 200) if awake else 0.0, sysbsd=rng.uniform(0, 900) if awake else 0.0,
+            pageins=self.faults, uid=1000, cpu_children=0.0, run_delay=rng.uniform(0, 3) if awake else 0.0,
+            read_bps=self.io, write_bps=rng.uniform(0, 1e5) if self.io else 0.0, mem_growth=growth,
+            cgroup=self.cgroup)
 
 
 def _rogue(p: m.ProcessInfo, score: int) -> m.ProcessScore:

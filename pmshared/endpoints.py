@@ -109,9 +109,12 @@ class Sockets:
             sock.bind(address)
         return sock
 
-    def connect(self, name: str) -> zmq.Socket:
+    def connect(self, name: str, hwm: int | None = None) -> zmq.Socket:
         ep = ENDPOINTS[name]
         sock = self._make(ep, ep.connect_type)
+        if hwm is not None:  # before connecting: zmq sizes a pipe's queue when it is made
+            sock.setsockopt(zmq.SNDHWM, hwm)
+            sock.setsockopt(zmq.RCVHWM, hwm)
         # The size limit protects a binder from whoever connects to it: zmq drops the connection
         # that carried an oversized frame and that peer reconnects. A *connecting* socket that hit
         # the limit would be cut off for good (libzmq treats it as a protocol error and never

@@ -13,7 +13,7 @@ import heapq
 
 from pmshared.messages import ProcessInfo
 
-BUSIEST_PER_RESOURCE = 5
+BUSIEST_PER_RESOURCE = 3
 TABLE_EVERY_S = 60.0
 
 

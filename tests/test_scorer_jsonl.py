@@ -104,9 +104,12 @@ def test_scorer_into_tiering_makes_one_event_on_sample_time(tmp_path, spawn, mon
     assert isinstance(messages[0], m.TieringStarted)
     # The pause is not for the scorer nor tiering: both pass it on, unchanged and in stream order.
     passed = [msg for msg in messages if isinstance(msg, m.Pause)]
-    assert passed == [pause] and messages.index(pause) == 3  # after the two calm snapshots' samples
+    # after the two calm snapshots' live samples and flight samples
+    assert passed == [pause] and messages.index(pause) == 5
     live = [msg for msg in messages if isinstance(msg, m.LiveSample)]
-    records = [msg for msg in messages[1:] if not isinstance(msg, m.LiveSample | m.Pause)]
+    flight = [msg for msg in messages if isinstance(msg, m.FlightSample)]
+    assert [(f.samples, f.state) for f in flight] == [(s.samples, s.state) for s in live]
+    records = [msg for msg in messages[1:] if not isinstance(msg, m.LiveSample | m.Pause | m.FlightSample)]
 
     # Every snapshot scored once, in order; the de-escalation delay ran on the samples' clock
     # (the whole pipe takes far less than the 11 s of sample time it took to calm down).

@@ -55,6 +55,11 @@ def heartbeat_from(sender: str, counter: str, at_least: int):
     return lambda h: h.sender == sender and h.counters.get(counter, 0) >= at_least
 
 
+def not_flight(record: m.Record) -> bool:
+    """Event records; the flight samples (one per sample, issue 19) come on the same endpoint."""
+    return not isinstance(record, m.FlightSample)
+
+
 def test_snapshots_become_live_samples_events_and_a_snapshot(tmp_path, monkeypatch, socks):
     env = child_env(tmp_path, monkeypatch)
     health = socks.bind("health")
@@ -65,7 +70,7 @@ def test_snapshots_become_live_samples_events_and_a_snapshot(tmp_path, monkeypat
     stamp = Stamper("collector", "test-collector")
 
     with workers("scorer", "tiering", env=env) as procs:
-        started, _ = receive_until(record, RECORD.decode, lambda r: True)
+        started, _ = receive_until(record, RECORD.decode, not_flight)
         assert isinstance(started, m.TieringStarted)
 
         # Until the SUB/PUB links are up, samples are dropped: offer quiet snapshots until one
@@ -82,11 +87,18 @@ def test_snapshots_become_live_samples_events_and_a_snapshot(tmp_path, monkeypat
         assert hot_live.state.tier == 2 and hot_live.samples.max_score == 55
         assert hot_live.state.event_key is not None
 
-        opened, _ = receive_until(record, RECORD.decode, lambda r: True)
-        entry, _ = receive_until(record, RECORD.decode, lambda r: True)
+        opened, before = receive_until(record, RECORD.decode, not_flight)
+        entry, between = receive_until(record, RECORD.decode, not_flight)
+        before += between
         assert isinstance(opened, m.EventOpened) and (opened.tier, opened.score) == (2, 55)
         assert isinstance(entry, m.EventSample) and entry.action == "tier2_entry"
         assert opened.event_key == entry.event_key == hot_live.state.event_key
+        # The hot sample also went to the flight recorder, with the tier it produced.
+        flown = [r for r in before if isinstance(r, m.FlightSample) and r.samples.snapshot_seq == hot.seq]
+        if not flown:  # the flight socket is a separate queue: it may arrive after the event records
+            flown = [receive_until(record, RECORD.decode, lambda r: isinstance(r, m.FlightSample)
+                                   and r.samples.snapshot_seq == hot.seq)[0]]
+        assert flown[0].state.tier == 2 and flown[0].state.event_key == hot_live.state.event_key
         burner = [r for r in entry.samples.rogues if r.command == "burner"]
         assert burner and burner[0].score == 55 and burner[0].pid == 4242
 
@@ -107,7 +119,7 @@ def test_snapshots_become_live_samples_events_and_a_snapshot(tmp_path, monkeypat
         raw.send(RAW.encode(critical))
         crit_live, _ = receive_until(live, LIVE.decode, lambda s: s.samples.snapshot_seq == critical.seq)
         assert crit_live.state.tier == 3 and crit_live.samples.max_score == 65
-        crit_record, _ = receive_until(record, RECORD.decode, lambda r: True)
+        crit_record, _ = receive_until(record, RECORD.decode, not_flight)
         assert isinstance(crit_record, m.EventSample)
         assert (crit_record.tier, crit_record.action) == (3, "tier3_entry")
 

@@ -40,10 +40,12 @@ SENDER = "tiering"
 
 @dataclass(frozen=True)
 class Outputs:
-    """What one sample produces: the live sample to publish and the records to send, in order."""
+    """What one sample produces: the live sample to publish, the event records to send (in order)
+    and the sample for the flight recorder's continuous record (its own socket, see main.py)."""
 
     live: m.LiveSample
     records: list[m.Record] = field(default_factory=list)
+    flight: m.FlightSample | None = None
 
 
 @dataclass
@@ -70,6 +72,7 @@ class Tiering:
         self._live = Stamper(SENDER, incarnation)
         self._record = Stamper(SENDER, incarnation)
         self._reply = Stamper(SENDER, incarnation)
+        self._flight = Stamper(SENDER, incarnation)
         self._event: _OpenEvent | None = None
         self._events_opened = 0
         self._tier_since: float | None = None
@@ -107,8 +110,10 @@ class Tiering:
         if action is not None and action is not TierAction.TIER2_PEAK:
             self._tier_since = samples.timestamp
         self.ring.push(samples, tier)
-        live = self._live(m.LiveSample, samples=samples, state=self.state, buffer_len=len(self.ring))
-        return Outputs(live=live, records=records)
+        state = self.state
+        live = self._live(m.LiveSample, samples=samples, state=state, buffer_len=len(self.ring))
+        flight = self._flight(m.FlightSample, samples=samples, state=state)
+        return Outputs(live=live, records=records, flight=flight)
 
     # -- event bookkeeping -----------------------------------------------------------------------
     def _records_for(

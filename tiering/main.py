@@ -18,7 +18,8 @@ import zmq
 from pmshared import messages as m
 from pmshared.codec import BadMessage
 from pmshared.endpoints import ENDPOINTS, send_nowait
-from pmshared.runtime import Worker
+from pmshared.paths import PathError
+from pmshared.runtime import Worker, fail
 from pmshared.workerio import (FrameInput, LineInput, LineOutput, jsonl_parser, one_frame, open_endpoints, running,
                                serve_frames, serve_lines)
 
@@ -60,6 +61,7 @@ def log_records(worker: Worker, records: list[m.Record]) -> None:
 
 def run_pipeline(worker: Worker, engine: Tiering) -> None:
     live, snapshot, scored, record = open_endpoints(worker, bind=("live", "snapshot"), connect=("scored", "record"))
+    flight = open_flight_socket(worker)
     live_codec = ENDPOINTS["live"].codec()
     snapshot_codec = ENDPOINTS["snapshot"].codec()
     record_codec = ENDPOINTS["record"].codec()
@@ -91,6 +93,8 @@ def run_pipeline(worker: Worker, engine: Tiering) -> None:
         out = engine.handle(samples, time.monotonic())
         send_nowait(live, live_codec.encode(out.live))
         send_records(out.records)
+        if out.flight is not None and not send_nowait(flight, record_codec.encode(out.flight)):
+            worker.warn_counted("flight_dropped", "flight queue full (recorder down?): dropped a sample")
         log_records(worker, out.records)
         worker.counters["samples"] += 1
 
@@ -104,6 +108,20 @@ def run_pipeline(worker: Worker, engine: Tiering) -> None:
     finally:
         # Records the recorder never took hold the exit for at most the shared EXIT_LINGER_MS.
         record.close()
+        flight.close()
+
+
+FLIGHT_QUEUE = 300  # samples (5 minutes at 1 Hz) held for a recorder that is restarting
+
+
+def open_flight_socket(worker: Worker) -> zmq.Socket:
+    """A second PUSH to "record" for the flight samples. Its own queue, so a recorder that is down
+    for long fills this one (bounded to FLIGHT_QUEUE samples) and never crowds out event records,
+    which keep the whole ``record_queue``."""
+    try:
+        return worker.sockets.connect("record", hwm=FLIGHT_QUEUE)
+    except (PathError, zmq.ZMQError) as exc:
+        fail(f"{NAME} cannot open its endpoints: {exc}")
 
 
 def send_nowait_multipart(sock: zmq.Socket, frames: list[bytes]) -> bool:
@@ -122,6 +140,6 @@ def run_jsonl(worker: Worker, engine: Tiering, clock: str) -> None:
         result = engine.handle(samples, now)
         log_records(worker, result.records)
         worker.counters["samples"] += 1
-        return [result.live, *result.records]
+        return [result.live, *result.records, *([result.flight] if result.flight else [])]
 
     serve_lines(worker, LineInput(worker, m.ProcessSamples, output), output, tier, start=engine.start())
