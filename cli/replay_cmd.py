@@ -22,10 +22,10 @@ IDLE_REDRAW_S = 1.0  # the "(3m ago)" in the header ticks on while nobody presse
 
 
 def replay(
-    when: Annotated[str, typer.Argument(
+    when: Annotated[str | None, typer.Argument(
         metavar="[TIME]",
         help="Where to start: 14:03, 2026-12-01T14:03, '5m ago', pause:ID, event:ID (default: the newest sample).",
-    )] = "now",
+    )] = None,
     once: Annotated[bool, typer.Option("--once", help="Print the frame at TIME and exit (for scripts).")] = False,
 ) -> None:
     """Replay the recorded screen of `pmctl watch` at a past time, stepping through the record.
@@ -38,7 +38,7 @@ def replay(
 
     config = load_config()
     try:
-        target = parse_point(when)
+        target = None if when is None else parse_point(when)
     except TimeSpecError as exc:
         fail(str(exc), USAGE)
     with open_db() as db:
@@ -52,7 +52,8 @@ def replay(
 
 
 def _start(db, target):
-    """The navigation state at the requested moment, or a one-line ``fail`` saying why not."""
+    """The navigation state at the requested moment (None: the newest sample, however old), or a
+    one-line ``fail`` saying why not."""
     from cli import format as fmt
     from cli.replay_nav import RecordError, ReplayState, position_for, position_for_mark
     from cli.replay_source import RecordTimeline
@@ -61,7 +62,9 @@ def _start(db, target):
     timeline = RecordTimeline(db)
     nav = ReplayState(timeline, pos=0.0, fmt_time=fmt.timestamp)
     try:
-        if isinstance(target, Marker):
+        if target is None:
+            nav.pos = position_for(timeline, timeline.last() or 0.0, fmt.timestamp)
+        elif isinstance(target, Marker):
             mark = timeline.resolve(target)
             nav.pos, nav.mark = position_for_mark(timeline, mark), mark
         else:

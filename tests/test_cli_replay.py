@@ -92,6 +92,12 @@ def test_clock_time_and_age_forms_start_at_the_sample_before(recorded):
     assert "REPLAY" in replay("12m ago").output  # T0 is 15 min ago: inside the record
 
 
+def test_without_a_time_the_newest_sample_however_old(recorded):
+    result = CliRunner().invoke(app, ["replay", "--once"], env={"COLUMNS": "170"})
+    assert result.exit_code == 0 and stamp(299) in result.output  # 10 minutes old: still shown
+    assert replay("now").exit_code == 1  # "now" itself is past the record's end: its range is named
+
+
 def test_marker_starts_land_on_the_sample_that_reports_them(recorded):
     out = replay("event:1").output
     assert f"recorded {datetime.fromtimestamp(T0 + BUSY_FROM):%Y-%m-%d %H:%M:%S}" in out and "at event 1" in out
