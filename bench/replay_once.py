@@ -8,12 +8,18 @@ the recorder's own write path) into a temporary home first, plus a few pauses to
 runs a fresh ``python -m cli replay TIME --once`` ``--runs`` times for each start: near the
 beginning of the record, its middle, its last minute, and ``pause:ID``. Prints the median and the
 worst wall time per start, and a bare ``python -c pass`` for the interpreter's own share.
+
+The project's modules are byte-compiled first, as an installed package's are: with
+PYTHONDONTWRITEBYTECODE set (as on the CI VM) every run would otherwise compile them again; the
+last line measures the coldest case (no bytecode for anything, rich and typer included), for
+comparison.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -69,10 +75,21 @@ def run(db: Path, runs: int) -> None:
     days = (last - first) / 86400
     print(f"record: {days:.1f} days, {db.stat().st_size / 1e6:.0f} MB ({db})")
     base = [wall_ms([sys.executable, "-c", "pass"], env) for _ in range(runs)]
-    print(f"{'python -c pass':<16} median {statistics.median(base):6.0f} ms   worst {max(base):6.0f} ms")
+    report("python -c pass", base)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "cli", "pmshared"], cwd=REPO, check=True,
+                   stdout=subprocess.DEVNULL)
     for name, spec in starts.items():
-        times = [wall_ms([sys.executable, "-m", "cli", "replay", spec, "--once"], env) for _ in range(runs)]
-        print(f"{name:<16} median {statistics.median(times):6.0f} ms   worst {max(times):6.0f} ms")
+        report(name, [wall_ms([sys.executable, "-m", "cli", "replay", spec, "--once"], env) for _ in range(runs)])
+    cold = {**env, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(home / "no-bytecode")}
+    report("middle, no .pyc at all", [wall_ms([sys.executable, "-m", "cli", "replay", starts["middle"], "--once"], cold)
+                               for _ in range(runs)])
+
+
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def report(name: str, times: list[float]) -> None:
+    print(f"{name:<22} median {statistics.median(times):6.0f} ms   worst {max(times):6.0f} ms")
 
 
 def main(argv: list[str] | None = None) -> int:
