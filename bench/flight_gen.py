@@ -40,6 +40,7 @@ from scorer.flight_pick import busiest, table_due  # noqa: E402
 NAMES = ["chrome", "firefox", "python3", "node", "java", "postgres", "nginx", "sshd", "bash", "zsh",
          "systemd-journald", "dockerd", "containerd-shim", "kworker/0:1-events", "Xorg", "gnome-shell",
          "pulseaudio", "code", "slack", "rustc", "cc1plus", "make", "git", "rsync", "cron", "snapd"]
+BUSY_SHARE = 0.02  # 12 of 600 processes busy all the time (a loaded server, not an idle desktop)
 UNITS = ["user@1000.service", "session-2.scope", "docker-3f2a.scope", "system.slice", "nginx.service", None]
 
 
@@ -52,7 +53,7 @@ class _Proc:
         name = rng.choice(NAMES)
         self.command = f"{name} --worker={rng.randrange(100)}" if rng.random() < 0.5 else name
         self.cgroup = rng.choice(UNITS)
-        self.busy = rng.random() < 0.05
+        self.busy = rng.random() < BUSY_SHARE
         self.cpu = rng.uniform(5, 90) if self.busy else 0.0
         self.mem = rng.randrange(1 << 20, 2 << 30)
         self.io = 0.0

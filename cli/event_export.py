@@ -32,6 +32,7 @@ def safe_component(name: str) -> str:
 @dataclass
 class ExportSummary:
     samples: int = 0
+    history: int = 0  # seconds of the flight record in history.json
     pauses: int = 0
     bundles: int = 0
     files: int = 0
@@ -112,19 +113,43 @@ event.json     the event (times are epoch seconds; durations in the field names'
                pauses that happened during it, with cause, culprits and capture results
 samples.json   every sample saved into the event: tier 2 = a new peak, tier 3 = continuous;
                each holds the scored rogue processes of that second
+history.json   the machine second by second from HISTORY_BEFORE_S before the event to
+               HISTORY_AFTER_S after it (the flight record): system figures, pressure, sentinel
+               lateness, tier, scored and busiest processes
 bundles/       the forensics bundle of each pause (captures of the machine's state at the time)
 
 Process names are as the processes chose them: treat them as untrusted text.
 """
 
 
-def write_archive(detail: Any, output: Path, bundle_root: Path) -> ExportSummary:
-    """Write ``detail`` (a storage.EventDetail) to ``output``; atomically (temp file + rename)."""
+HISTORY_BEFORE_S = 300.0  # what a pause bundle carries before its pause
+HISTORY_AFTER_S = 60.0
+README = README.replace("HISTORY_BEFORE_S", f"{HISTORY_BEFORE_S:.0f} s").replace("HISTORY_AFTER_S", f"{HISTORY_AFTER_S:.0f} s")
+
+
+def history_window(event: Any) -> tuple[float, float]:
+    """The flight-record window exported with ``event`` (an open event: up to its last sample)."""
+    end = event.end if event.end is not None else (event.last_sample_at or event.start)
+    return event.start - HISTORY_BEFORE_S, end + HISTORY_AFTER_S
+
+
+def history_rows(db: Any, event: Any) -> list[dict]:
+    """The flight record's seconds around ``event`` (``history_window``), as `pmctl history` JSON rows."""
+    from cli.history_view import json_row
+    from pmshared import storage
+
+    since, until = history_window(event)
+    return [json_row(f) for f in storage.FlightReader(db).frames(since, until)]
+
+
+def write_archive(detail: Any, output: Path, bundle_root: Path, history: list[dict] | None = None) -> ExportSummary:
+    """Write ``detail`` (a storage.EventDetail) and ``history`` (history_view.json_row of each
+    frame in ``history_window``) to ``output``; atomically (temp file + rename)."""
     import msgspec
 
     event = detail.event
     prefix = f"pause-monitor-event-{int(event.id)}"
-    summary = ExportSummary(samples=len(detail.samples), pauses=len(detail.pauses))
+    summary = ExportSummary(samples=len(detail.samples), pauses=len(detail.pauses), history=len(history or []))
     root = bundle_root.resolve()
     output = Path(output)
     tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
@@ -136,6 +161,7 @@ def write_archive(detail: Any, output: Path, bundle_root: Path) -> ExportSummary
                    "exported_at": time.time()}
             _add_bytes(tar, f"{prefix}/event.json", fmt.to_json(doc).encode(), summary)
             _add_bytes(tar, f"{prefix}/samples.json", fmt.to_json(detail.samples).encode(), summary)
+            _add_bytes(tar, f"{prefix}/history.json", fmt.to_json(history or []).encode(), summary)
             taken: set[str] = set()
             for path in sorted({p.bundle_path for p in detail.pauses if p.bundle_path}):
                 _add_bundle(tar, prefix, path, root, summary, taken)

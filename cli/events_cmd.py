@@ -169,13 +169,15 @@ def export(
         fail(f"{output} already exists; pass --force to overwrite it")
     with open_db() as db:
         detail = storage.get_event(db, ident)
+        history = event_export.history_rows(db, detail.event) if detail is not None else []
     if detail is None:
         fail(f"no event with id {ident} (see `pmctl events`)")
     try:
-        summary = event_export.write_archive(detail, output, bundle_root=paths.events_dir())
+        summary = event_export.write_archive(detail, output, bundle_root=paths.events_dir(), history=history)
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror or exc}", FAILURE)
     print(fmt.clean(f"wrote {output}: event {ident}, {summary.samples} samples, "
-                    f"{summary.pauses} pauses, {summary.bundles} bundles ({summary.files} files)"))
+                    f"{summary.pauses} pauses, {summary.bundles} bundles ({summary.files} files), "
+                    f"{summary.history} s of history"))
     for note in summary.skipped:
         print(fmt.clean(f"  skipped {note}"))

@@ -1,7 +1,10 @@
-"""`pmctl history`: the samples recorded in a time window, as a table, JSON or CSV.
+"""`pmctl history`: the machine second by second over a time window, as a table, JSON or CSV.
 
-Only samples saved into events are recorded (tier 2 peaks and tier 3 continuous samples), so a
-quiet machine has an empty history — that is the design, and the output says so.
+The window: ``--since``/``--until`` (ISO times or ages), ``--around pause:ID|event:ID`` (that
+pause or event with ``--margin`` seconds either side), or the last ``--hours``. The rows come
+from the flight record (every sample the recorder kept, issue 19: ``storage.FlightReader``).
+A window the flight record does not cover (a database from before it) falls back to the samples
+saved into events, shown as before.
 """
 
 from __future__ import annotations
@@ -17,33 +20,118 @@ from cli.events_cmd import SinceOpt, levels, parse_since_opt
 FORMATS = ("table", "json", "csv")
 CSV_FIELDS = ("time", "timestamp", "event_id", "tier", "action", "max_score", "process_count",
               "rogues", "top_command", "top_pid", "top_score", "top_cpu", "top_mem")
+UntilOpt = Annotated[str | None, typer.Option("--until", help="Up to: an ISO time or an age like 10m (default: now).")]
+AroundOpt = Annotated[str | None, typer.Option("--around", help="pause:ID or event:ID: that pause or event, with --margin either side.")]
+MarginOpt = Annotated[float, typer.Option("--margin", min=0.0, max=86400.0, help="Seconds shown before and after --around.")]
 
 
 def history(
     hours: Annotated[float, typer.Option("--hours", "-H", min=0.0, help="How far back to look.")] = 24.0,
     since: SinceOpt = None,
+    until: UntilOpt = None,
+    around: AroundOpt = None,
+    margin: MarginOpt = 300.0,
     output_format: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
     limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="At most this many samples (oldest first; 0 = all).")] = 1000,
-    plot: Annotated[bool, typer.Option("--plot", help="Charts of stress, PSI and sentinel lateness over the window.")] = False,
+    plot: Annotated[bool, typer.Option("--plot", help="Charts of stress, PSI and sentinel lateness over the window (all of it: no --limit).")] = False,
 ) -> None:
-    """Recorded samples of the last HOURS (or since --since): time, event, tier, score, top process."""
+    """The recorded seconds of a window: tier, score, cpu, load, PSI, paging, lateness, top process."""
     if output_format not in FORMATS:
         fail(f"unknown format {output_format!r}; use one of: {', '.join(FORMATS)}", USAGE)
-    now = time.time()
-    since_at = parse_since_opt(since)
-    if since_at is None:
-        since_at = now - hours * 3600
-    from cli import format as fmt
+    if around is not None and (since is not None or until is not None):
+        fail("--around names the window itself; leave out --since/--until", USAGE)
     from cli.errors import open_db
     from pmshared import storage
 
     with open_db() as db:
-        rows = storage.samples_in_window(db, since_at, limit=limit or None)
-    if plot:  # the charts live in history_plot (issue 19)
-        from cli.history_plot import show
+        since_at, until_at = _window(db, hours, since, until, around, margin)
+        frames = storage.FlightReader(db).frames(since_at, until_at)
+        if not frames:
+            rows = storage.samples_in_window(db, since_at, until_at, limit=None if plot else limit or None)
+            if rows:
+                return _plot(rows) if plot else _event_samples(rows, output_format, since_at, limit)
+    if plot:
+        return _plot(frames)
+    if limit:
+        frames = frames[:limit]
+    _frames(frames, output_format, since_at, until_at, limit)
 
-        show(rows)
-    elif output_format == "json":
+
+def _window(db, hours: float, since: str | None, until: str | None, around: str | None,
+            margin: float) -> tuple[float, float]:
+    now = time.time()
+    if around is not None:
+        from pmshared import storage
+
+        try:
+            start, end = storage.mark_window(db, around)
+        except ValueError as exc:
+            fail(f"--around: {exc}", USAGE)
+        return start - margin, end + margin
+    since_at = parse_since_opt(since)
+    until_at = now if until is None else _parse_until(until)
+    if since_at is None:
+        since_at = until_at - hours * 3600
+    if until_at < since_at:
+        fail("--until is before --since", USAGE)
+    return since_at, until_at
+
+
+def _parse_until(text: str) -> float:
+    from cli.timespec import TimeSpecError, parse_since
+
+    try:
+        return parse_since(text)
+    except TimeSpecError as exc:
+        fail(f"--until: {exc}", USAGE)
+
+
+def _frames(frames: list, output_format: str, since_at: float, until_at: float, limit: int) -> None:
+    import sys
+
+    from cli import format as fmt
+    from cli import history_view as view
+
+    if output_format == "json":
+        print(fmt.to_json([view.json_row(f) for f in frames]))
+        return
+    if output_format == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(view.CSV_FIELDS)
+        writer.writerows(view.csv_row(f) for f in frames)
+        return
+    console = fmt.console()
+    if not frames:
+        console.print(f"no samples recorded between {fmt.timestamp(since_at)} and {fmt.timestamp(until_at)} "
+                      "(the recorder keeps every sample while the pipeline runs: `pmctl up`)")
+        return
+    from rich.text import Text
+
+    console.print(view.table(frames, levels()))
+    scores = [f.samples.max_score for f in frames]
+    line = Text(f"{len(frames)} samples from {fmt.timestamp(frames[0].timestamp)}, max score {max(scores)}  ")
+    line.append(fmt.sparkline(scores, width=60))
+    console.print(line)
+    if limit and len(frames) == limit:
+        console.print(f"(first {limit}; --limit N or --limit 0 for more)", style="dim")
+
+
+def _plot(rows) -> None:
+    from cli.history_plot import show  # the charts have their own module (issue 19)
+
+    show(rows)
+
+
+# --------------------------------------------------------------------------- before the flight record
+
+
+def _event_samples(rows, output_format: str, since_at: float, limit: int) -> None:
+    """Samples saved into events (tier 2 peaks, tier 3 continuous): a database from before v3."""
+    from cli import format as fmt
+
+    if output_format == "json":
         print(fmt.to_json(rows))
     elif output_format == "csv":
         _csv(rows)
@@ -80,10 +168,6 @@ def _table(rows, since_at: float, limit: int) -> None:
     from cli import format as fmt
 
     console = fmt.console()
-    if not rows:
-        console.print(f"no samples recorded since {fmt.timestamp(since_at)} "
-                      "(samples are recorded only while the machine is elevated or critical)")
-        return
     lv = levels()
     table = Table(show_edge=False, pad_edge=False)
     for name, justify in (("time", "left"), ("event", "right"), ("tier", "right"), ("score", "right"),

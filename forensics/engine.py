@@ -125,6 +125,7 @@ class Engine:
             resume_ago_s=self.suspend.resume_ago(pause.start),
             incarnation=self.incarnation,
             ring_now=self.ring.freeze,
+            db_path=self.db_path,
             clock=self.clock,
             counters=self.counters,
         )
@@ -170,6 +171,7 @@ class Engine:
             on_done=self._done.put,
             incarnation=self.incarnation,
             recovered=True,
+            db_path=self.db_path,
             clock=self.clock,
             counters=self.counters,
         )

@@ -7,6 +7,7 @@ timeout. Files, in the order they are written:
   processes.json     the snapshot the collector took right after the pause
   ring_buffer.json   the live feed of the seconds before it (frozen when the pause arrived),
                      rewritten after the captures with the samples that arrived meanwhile
+  history.json       the five minutes before it from the flight record (flight_history.py)
   culprits.json      ranked culprits, how they were ranked, suspects seen (rewritten once the
                      cause is known)
   metadata.json      written first with status "capturing", rewritten at the end
@@ -49,7 +50,7 @@ import msgspec
 from pmshared import messages as m
 from pmshared.config import Config
 
-from forensics import bundle, capture_wait, cause, culprits, stall_window
+from forensics import bundle, capture_wait, cause, culprits, flight_history, stall_window
 from forensics.runner import Capture, CaptureContext, CaptureResult, failed
 
 log = logging.getLogger("forensics")
@@ -102,6 +103,7 @@ class CaptureSession:
     clock: Callable[[], float] = time.monotonic  # how long the retries have gone on
     counters: Counter[str] = field(default_factory=Counter)
     ring_now: Callable[[], list[m.LiveSample]] | None = None  # the worker's ring, read again later
+    db_path: Path | None = None  # the flight record, for history.json (None: no history.json)
     stop: threading.Event = field(default_factory=threading.Event)
     coalesced: list[m.Pause] = field(default_factory=list)
     bundle_dir: Path | None = None
@@ -200,6 +202,9 @@ class CaptureSession:
         if not self.recovered:  # a recovered pause has neither: they died with the old worker
             bundle.write_json(bundle_dir / "processes.json", self.pause.processes or [])
             bundle.write_json(bundle_dir / "ring_buffer.json", bundle.ring_json(self.ring_entries))
+        if self.db_path is not None:  # a recovered pause too: the database outlived the worker
+            bundle.write_json(bundle_dir / "history.json",
+                              flight_history.history_json(self.db_path, self.pause.start, self.pause.end))
         self._culprits(None)
 
     def _latest_ring(self) -> list[m.LiveSample]:

@@ -67,6 +67,10 @@ class SamplingConfig(_Section):
 class RetentionConfig(_Section):
     samples_days: Days = 30  # pauses and their bundles
     events_days: Days = 90  # reviewed/dismissed events (pinned never)
+    # The flight record (every sample, issue 19): the oldest minutes go beyond either limit, except
+    # those of pinned events. Size in MB (10**6 bytes) of stored samples; the file keeps its pages.
+    flight_days: Days = 7
+    flight_max_mb: Annotated[int, Meta(ge=1, le=1_000_000)] = 500
 
 
 class AlertsConfig(_Section):

@@ -14,6 +14,7 @@ import zmq
 from pmshared import paths, runtime, storage
 from pmshared.endpoints import ENDPOINTS
 from pmshared.workerio import FrameInput, one_frame, serve_frames
+from recorder.flight_retention import FlightRetention
 from recorder.pruning import PruneSchedule
 from recorder.recovery import SetAside, check_at_start
 from recorder.writer import BatchWriter
@@ -80,7 +81,8 @@ def serve(db_path: Path, config) -> int:
             log.warning("cannot prepare the data directory: %s", exc)
     writer = BatchWriter(open_writer(db_path), max_pending=config.transport.record_queue,
                          counters=worker.counters, log=log, set_aside=SetAside(db_path, log))
-    pruner = PruneSchedule(config.retention, paths.events_dir(), counters=worker.counters, log=log)
+    pruners = [PruneSchedule(config.retention, paths.events_dir(), counters=worker.counters, log=log),
+               FlightRetention(config.retention, counters=worker.counters, log=log)]
     # Back-pressure: while the writer is full, new records wait in ZeroMQ's queue.
     records = FrameInput(sock, received(worker, ENDPOINTS["record"].codec()), writer.add, "frame on record",
                          budget=DRAIN_MAX, paused=lambda: writer.full)
@@ -92,7 +94,7 @@ def serve(db_path: Path, config) -> int:
         except storage.TRANSIENT as exc:
             log.warning("database not available yet (%s); will retry", exc)
         log.info("recording into %s", db_path)
-        loop(worker, records, writer, pruner)
+        loop(worker, records, writer, pruners)
         taken = drain_at_shutdown(worker, records, writer, deadline=time.monotonic() + SHUTDOWN_DRAIN_S)
         log.info("stopping: %d frames taken at shutdown, %d records to write", taken, len(writer.pending))
     except storage.StorageError as exc:
@@ -105,7 +107,8 @@ def serve(db_path: Path, config) -> int:
     return code
 
 
-def loop(worker: runtime.Worker, records: FrameInput, writer: BatchWriter, pruner: PruneSchedule) -> None:
+def loop(worker: runtime.Worker, records: FrameInput, writer: BatchWriter,
+         pruners: list[PruneSchedule | FlightRetention]) -> None:
     def timeout_ms() -> int:
         wait_s = worker.poll_timeout_ms() / 1000
         retry_in = writer.seconds_until_retry()
@@ -118,7 +121,8 @@ def loop(worker: runtime.Worker, records: FrameInput, writer: BatchWriter, prune
         writer.flush()
         if writer.conn is not None and not writer.pending:
             try:
-                pruner.run_if_due(writer.conn)
+                for pruner in pruners:
+                    pruner.run_if_due(writer.conn)
             except storage.DatabaseCorrupt as exc:  # a prune reads old pages a write may not
                 writer.corrupt(exc)
         worker.counters["records_pending"] = len(writer.pending)

@@ -21,21 +21,24 @@ def _io(proc: ProcessInfo) -> float:
     return (proc.read_bps or 0.0) + (proc.write_bps or 0.0)
 
 
+# (figure, the least of it that counts as "running"): a process at 0.3 % cpu or reading 2 KB/s is
+# not the answer to "who was running", and would cost the record a row every second.
 _KEYS = (
-    lambda p: p.cpu or 0.0,
-    lambda p: float(p.mem),
-    _io,
-    lambda p: p.pageins or 0.0,
+    (lambda p: p.cpu or 0.0, 1.0),  # % of a core
+    (lambda p: float(p.mem), 1.0),  # bytes: the largest few, always
+    (_io, 65536.0),  # bytes/s
+    (lambda p: p.pageins or 0.0, 1.0),  # major faults/s
 )
 
 
 def busiest(processes: list[ProcessInfo], exclude: set[int], n: int = BUSIEST_PER_RESOURCE) -> list[ProcessInfo]:
-    """Up to ``n`` processes per resource with a non-zero figure, not in ``exclude`` (pids), by pid."""
+    """Up to ``n`` processes per resource, each at least that resource's floor, not in ``exclude``
+    (pids), by pid."""
     picked: dict[int, ProcessInfo] = {}
     candidates = [p for p in processes if p.pid not in exclude]
-    for key in _KEYS:
+    for key, floor in _KEYS:
         for proc in heapq.nlargest(n, candidates, key=key):
-            if key(proc) > 0:
+            if key(proc) >= floor:
                 picked[proc.pid] = proc
     return sorted(picked.values(), key=lambda p: p.pid)
 

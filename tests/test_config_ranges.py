@@ -226,6 +226,8 @@ class Startup:
         retention = config.retention
         storage.prune(self.db, events_days=retention.events_days, samples_days=retention.samples_days,
                       dry_run=True, now=time.time())
+        storage.prune_flight(self.db, max_age_days=retention.flight_days,
+                             max_bytes=retention.flight_max_mb * 10**6, now=time.time())
 
 
 @pytest.fixture(scope="module")

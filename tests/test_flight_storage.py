@@ -13,41 +13,13 @@ from pathlib import Path
 import apsw
 import pytest
 
-from pmshared import messages as m
 from pmshared import storage
-from pmshared.codec import Stamper
 from pmshared.storage.flight_writes import minute_of
-from recorder.writer import BatchWriter
-from tests.recorder_helpers import Tiering, pause, rogue
+from tests.flight_helpers import Recorder
+from tests.recorder_helpers import Tiering, pause
 
 T0 = 1_700_000_020.0  # 40 s into a minute: the first minute is partial
 log = logging.getLogger("test.flight")
-
-
-def sample(t: float, busy: str = "hog", table: bool = False) -> m.ProcessSamples:
-    proc = m.ProcessInfo(pid=7, command="idle-top", state="sleeping", cpu=0.5, mem=1 << 20)
-    return m.ProcessSamples(
-        sender="scorer", incarnation="s", seq=int(t), sent_at=t, timestamp=t, elapsed_ms=1000.0,
-        process_count=3, max_score=40, rogues=[rogue(42, busy, 40)], top=[proc],
-        system=m.SystemStats(cpu_count=2, load1=1.5, procs_blocked=0),
-        sentinel=m.SentinelStats(tick_ms=50, window_s=60, p99_ms=2.5),
-        table=[proc, m.ProcessInfo(pid=8, command="other", state="sleeping")] if table else None,
-    )
-
-
-class Recorder:
-    """The recorder's write path on a real file: BatchWriter over storage.apply."""
-
-    def __init__(self, db: Path) -> None:
-        self.conn = storage.connect(db, mode="create")
-        self.writer = BatchWriter(lambda: self.conn, max_pending=10_000, counters=Counter(), log=log)
-        self.stamp = Stamper("tiering", "tiering-A")
-
-    def record(self, t: float, tier: int = 2, **kw) -> None:
-        self.writer.add(self.stamp(m.FlightSample, samples=sample(t, **kw), state=m.TierState(tier=tier)))
-
-    def flush(self) -> None:
-        assert self.writer.flush() >= 0 and not self.writer.pending
 
 
 @pytest.fixture
@@ -154,3 +126,125 @@ def test_migration_from_v2_keeps_data_and_adds_the_flight_tables(tmp_path: Path)
     write_seconds(rec, T0, 3)
     assert len(storage.FlightReader(rec.conn).frames(T0, T0 + 3)) == 3
     rec.conn.close()
+
+
+# --------------------------------------------------------------------------- retention
+
+DAY = 86400.0
+
+
+def sparse_record(rec: Recorder, start: float, days: int, every_s: float = 600.0) -> list[float]:
+    """One sample every ``every_s`` over ``days``: each lands in a minute (a block) of its own."""
+    times = [start + i * every_s for i in range(int(days * DAY / every_s))]
+    for t in times:
+        rec.record(t)
+    rec.record(times[-1] + every_s)  # packs the last one
+    rec.flush()
+    return times
+
+
+def pin_event(rec: Recorder, start: float, end: float) -> int:
+    tiering = Tiering(start=start)
+    key = tiering.new_key()
+    rec.writer.add(tiering.opened(key, start))
+    rec.writer.add(tiering.closed(key, start, end, 60))
+    rec.flush()
+    event_id = rec.conn.execute("SELECT id FROM events WHERE event_key = ?", (key,)).get
+    storage.set_status(rec.conn, event_id, "pinned")
+    return event_id
+
+
+def kept_days(rec: Recorder, start: float) -> set[int]:
+    return {int((t - start) // DAY) for (t,) in rec.conn.execute("SELECT start_at FROM flight_blocks")}
+
+
+def test_prune_by_age_removes_the_oldest_and_keeps_a_pinned_event(rec: Recorder) -> None:
+    start = T0
+    times = sparse_record(rec, start, days=10)
+    pinned_at = start + DAY + 3600 + 30  # day 1, between two samples: the one before it is in its lead
+    pin_event(rec, pinned_at, pinned_at + 120)
+    now = times[-1] + 600
+    result = storage.prune_flight(rec.conn, max_age_days=7, max_bytes=10**9, now=now)
+    assert result.blocks_by_age > 0 and result.blocks_by_size == 0
+    reader = storage.FlightReader(rec.conn)
+    first_kept = reader.frames(start + DAY * 2.5, now)[0].timestamp
+    assert first_kept >= now - 7 * DAY - 600
+    # Nothing older than 7 days is left except the pinned event's lead-in (up to 5 minutes before it).
+    old = [f.timestamp for f in reader.frames(start, now - 7 * DAY - 600)]
+    assert old and all(pinned_at - 300 <= t <= pinned_at + 120 for t in old)
+    assert reader.frame_at(pinned_at).timestamp == pinned_at - 30
+
+
+def test_prune_by_size_removes_the_oldest_until_it_fits_and_keeps_a_pinned_event(rec: Recorder) -> None:
+    start = T0
+    times = sparse_record(rec, start, days=4)
+    pinned_at = start + 600 * 3 + 30  # one of the very first minutes
+    pin_event(rec, pinned_at, pinned_at + 60)
+    total = rec.conn.execute("SELECT sum(bytes) FROM flight_blocks").get
+    budget = total // 2
+    result = storage.prune_flight(rec.conn, max_age_days=30, max_bytes=budget, now=times[-1])
+    assert result.blocks_by_age == 0 and result.blocks_by_size > 0
+    assert result.bytes_kept <= budget
+    kept = sorted(t for (t,) in rec.conn.execute("SELECT start_at FROM flight_blocks"))
+    # The newest half stayed, the pinned event's minute too; the rest of the oldest went.
+    assert kept[-1] == times[-1] and kept[0] == start + 600 * 3
+    assert kept[1] > start + 2 * DAY - 600
+    again = storage.prune_flight(rec.conn, max_age_days=30, max_bytes=budget, now=times[-1])
+    assert again.blocks_by_size == 0  # nothing more to do
+
+
+def test_flight_retention_runs_at_start_then_every_minute(rec: Recorder) -> None:
+    from pmshared.config import RetentionConfig
+    from recorder.flight_retention import FlightRetention
+
+    times = sparse_record(rec, T0, days=9)
+    clock = [100.0]
+    counters: Counter = Counter()
+    retention = FlightRetention(RetentionConfig(flight_days=7, flight_max_mb=500), counters=counters, log=log,
+                                clock=lambda: clock[0], wall_clock=lambda: times[-1])
+    assert retention.run_if_due(rec.conn).blocks_by_age > 0
+    assert retention.run_if_due(rec.conn) is None  # not due yet
+    clock[0] += 60
+    assert retention.run_if_due(rec.conn).blocks_by_age == 0
+    assert counters["flight_minutes_pruned"] > 0 and counters["flight_bytes"] > 0
+
+
+# --------------------------------------------------------------------------- the layout on disk
+
+
+def test_a_frame_comes_back_in_the_wire_types_with_figures_rounded_and_times_exact() -> None:
+    import msgspec
+
+    from pmshared import messages as m
+    from pmshared.storage.flight_codec import Frame, decode_frame, encode_frame
+
+    t = 1_700_000_000.123456
+    proc = m.ProcessInfo(pid=4_194_303, command="big", state="running", cpu=23.456, mem=1_536_454_827,
+                         csw=1.000016027, read_bps=123456.7, cgroup="user.slice")
+    samples = m.ProcessSamples(
+        sender="scorer", incarnation="s", seq=9, sent_at=t + 0.001, timestamp=t, elapsed_ms=1000.37,
+        process_count=600, max_score=55, model="pressure", stress={"cpu": 55},
+        rogues=[m.ProcessScore(pid=7, command="hog", cpu=187.654, state="running", mem=2_147_483_648, cmprs=None,
+                               pageins=0.123, csw=5.55, sysbsd=None, threads=4, score=55, categories=["cpu"],
+                               io_bps=None, cgroup="x.service")],
+        system=m.SystemStats(cpu_count=2, load1=3.14159, mem_total=16 << 30, psi_cpu=m.PressureStall(some=12.345),
+                             psi_io=m.PressureStall(some=0.0, full=0.004), memory_pressure=None),
+        sentinel=m.SentinelStats(tick_ms=50.0, window_s=60.0, p99_ms=2.345, max_ms=250.6),
+        top=[proc], table=[proc],
+    )
+    frame = decode_frame(encode_frame(Frame(samples=samples, state=m.TierState(tier=3, tier_since=t - 5,
+                                                                               peak_score=70, event_key="a:1"))))
+    s = frame.samples
+    assert type(s) is m.ProcessSamples and type(s.rogues[0]) is m.ProcessScore and type(s.system) is m.SystemStats
+    assert type(s.system.psi_cpu) is m.PressureStall and type(s.sentinel) is m.SentinelStats
+    assert s.timestamp == t and s.sent_at == t + 0.001 and frame.state.tier_since == t - 5  # times exact
+    assert (s.rogues[0].cpu, s.rogues[0].pageins, s.rogues[0].csw, s.rogues[0].mem) == (188, 0.12, 5.5, 2_150_000_000)
+    assert s.rogues[0].command == "hog" and s.rogues[0].categories == ["cpu"] and s.rogues[0].io_bps is None
+    assert (s.system.load1, s.system.psi_cpu.some, s.system.psi_io.full, s.system.mem_total) == (3.1, 12, 0.0, 17_200_000_000)
+    assert (s.sentinel.p99_ms, s.sentinel.max_ms, s.elapsed_ms) == (2.3, 251, 1000)
+    top = s.top[0]
+    assert (top.pid, top.cpu, top.mem, top.read_bps, top.cgroup) == (4_194_303, 23, 1_540_000_000, 123457, "user.slice")
+    assert top.csw is None  # a busiest-few entry keeps what it was picked by; the table keeps all
+    assert s.table[0].csw == 1.0 and s.table[0].mem == top.mem and frame.state == m.TierState(tier=3, tier_since=t - 5, peak_score=70, event_key="a:1")
+    # The JSON of a frame is maps again (what `pmctl history --format json` and bundles show).
+    assert msgspec.to_builtins(s.rogues[0])["command"] == "hog"

@@ -152,7 +152,7 @@ MIGRATIONS: tuple[str, ...] = (
         start_at REAL NOT NULL,                    -- first sample's timestamp
         end_at   REAL NOT NULL,                    -- last sample's timestamp
         samples  INTEGER NOT NULL,
-        codec    TEXT NOT NULL,                    -- 'zlib'
+        codec    TEXT NOT NULL,                    -- 'zstd' (flight_codec.CODEC)
         bytes    INTEGER NOT NULL,                 -- length(data), for retention by size
         data     BLOB NOT NULL
     );
