@@ -139,6 +139,15 @@ def test_no_database_and_an_empty_record_say_so(isolated_home):
     assert result.exit_code == 1 and "nothing recorded yet" in result.output
 
 
+def test_history_plot_charts_the_flight_record(recorded):
+    result = CliRunner().invoke(app, ["history", "--plot", "--since", at(0), "--until", at(299)],
+                                env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    titles = [line for line in result.output.splitlines() if line and not line[0].isspace()]
+    assert titles[0] == "stress  max 80" and titles[1] == "PSI cpu some  max 40 %"
+    assert titles[-1] == "sentinel lateness, worst per sample  max 2 ms"
+
+
 def test_replay_once_as_a_real_process(recorded):
     proc = subprocess.run([sys.executable, "-m", "cli", "replay", at(120), "--once"], cwd=REPO,
                           capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "170"})
