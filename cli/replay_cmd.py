@@ -1,7 +1,7 @@
 """`pmctl replay [TIME]`: the `pmctl watch` screen on the flight record, stepping through time.
 
-Reads only the database (read-only), never the pipeline: a replay works with the monitor stopped,
-and on a copy of someone else's database (``PM_DB``/paths). The navigation is ``replay_nav``, the
+Reads only the database (read-only), never the pipeline: a replay works with the monitor stopped.
+The navigation is ``replay_nav``, the
 picture ``replay_view``, the record ``replay_source``; this module parses the command line, opens
 the database and runs the key loop.
 """
