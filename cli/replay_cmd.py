@@ -1,9 +1,8 @@
 """`pmctl replay [TIME]`: the `pmctl watch` screen on the flight record, stepping through time.
 
 Reads only the database (read-only), never the pipeline: a replay works with the monitor stopped.
-The navigation is ``replay_nav``, the
-picture ``replay_view``, the record ``replay_source``; this module parses the command line, opens
-the database and runs the key loop.
+The navigation is ``replay_nav``, the picture ``replay_view``, the record ``replay_source``; this
+module parses the command line, opens the database and runs the key loop.
 """
 
 from __future__ import annotations
