@@ -45,13 +45,13 @@ def history(
 
     with open_db() as db:
         since_at, until_at = _window(db, hours, since, until, around, margin)
+        if plot:
+            return _plot(db, since_at, until_at)
         frames = storage.FlightReader(db).frames(since_at, until_at)
         if not frames:
-            rows = storage.samples_in_window(db, since_at, until_at, limit=None if plot else limit or None)
+            rows = storage.samples_in_window(db, since_at, until_at, limit=limit or None)
             if rows:
-                return _plot(rows) if plot else _event_samples(rows, output_format, since_at, limit)
-    if plot:
-        return _plot(frames)
+                return _event_samples(rows, output_format, since_at, limit)
     if limit:
         frames = frames[:limit]
     _frames(frames, output_format, since_at, until_at, limit)
@@ -118,10 +118,14 @@ def _frames(frames: list, output_format: str, since_at: float, until_at: float, 
         console.print(f"(first {limit}; --limit N or --limit 0 for more)", style="dim")
 
 
-def _plot(rows) -> None:
-    from cli.history_plot import show  # the charts have their own module (issue 19)
+def _plot(db, since_at: float, until_at: float) -> None:
+    """The whole window as charts (cli/history_plot.py); only the charted figures are read."""
+    from cli.history_plot import points, show
+    from pmshared import storage
+    from pmshared.storage.flight_figures import figures_in_window
 
-    show(rows)
+    show(points(figures_in_window(db, since_at, until_at))
+         or storage.samples_in_window(db, since_at, until_at))  # before the flight record: events' samples
 
 
 # --------------------------------------------------------------------------- before the flight record

@@ -35,9 +35,13 @@ class Point:
 
 
 def points(rows: Iterable[object]) -> list[Point]:
-    """Points from stored rows (anything with ``.samples``) or ProcessSamples, sorted by time."""
+    """Points from stored rows (anything with ``.samples``), ProcessSamples or storage's flight
+    Figures (or Points), sorted by time. Takes an iterator: a day of rows need not be held at once."""
     out = []
     for row in rows:
+        if isinstance(row, Point):
+            out.append(row)
+            continue
         s = getattr(row, "samples", row)
         system, sentinel = getattr(s, "system", None), getattr(s, "sentinel", None)
         late = None
