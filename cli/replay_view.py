@@ -115,7 +115,8 @@ def top_table(procs: list[m.ProcessInfo], rows: int = TOP_ROWS) -> Table:
     table = Table(title="busiest processes", title_justify="left", show_edge=False)
     for name, justify in (("command", "left"), ("pid", "right"), ("cpu %", "right"), ("mem", "right"),
                           ("io/s", "right"), ("page-ins/s", "right"), ("state", "left")):
-        table.add_column(name, justify=justify, no_wrap=True, max_width=40 if name == "command" else None)  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, no_wrap=True,  # type: ignore[arg-type]
+                         max_width=40 if name == "command" else None)
     for p in sorted(procs, key=lambda p: (p.cpu or 0.0, p.mem), reverse=True)[:rows]:
         io = None if p.read_bps is None and p.write_bps is None else (p.read_bps or 0) + (p.write_bps or 0)
         table.add_row(fmt.safe(p.command, limit=40), str(p.pid), fmt.number(p.cpu), fmt.human_bytes(p.mem),

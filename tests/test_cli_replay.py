@@ -49,8 +49,8 @@ def recorded(isolated_home):
         for i in range(300):
             t = T0 + i
             tier = 3 if BUSY_FROM <= i < BUSY_TO else 1
-            storage.apply(db.conn, tiering(m.FlightSample, samples=flight_sample(t, i),
-                                           state=m.TierState(tier=tier, tier_since=T0 + BUSY_FROM if tier == 3 else T0)))
+            state = m.TierState(tier=tier, tier_since=T0 + BUSY_FROM if tier == 3 else T0)
+            storage.apply(db.conn, tiering(m.FlightSample, samples=flight_sample(t, i), state=state))
     db.event(T0 + BUSY_FROM, [80] * 3, culprit="hog-now", end=T0 + BUSY_TO)
     db.pause(T0 + 130.4, duration_ms=900)
     db.close()
@@ -128,7 +128,8 @@ def test_a_time_outside_the_record_names_the_recorded_range(recorded):
     result = replay(at(-3600))
     first, last = (datetime.fromtimestamp(T0 + s).strftime("%Y-%m-%d %H:%M:%S") for s in (0, 299))
     assert result.exit_code == 1
-    assert result.output == f"error: no record at {datetime.fromtimestamp(T0 - 3600):%Y-%m-%d %H:%M:%S}; recorded: {first} to {last}\n"
+    asked = datetime.fromtimestamp(T0 - 3600).strftime("%Y-%m-%d %H:%M:%S")
+    assert result.output == f"error: no record at {asked}; recorded: {first} to {last}\n"
 
 
 def test_no_database_and_an_empty_record_say_so(isolated_home):
