@@ -54,7 +54,7 @@ def _start(db, target):
     """The navigation state at the requested moment (None: the newest sample, however old), or a
     one-line ``fail`` saying why not."""
     from cli import format as fmt
-    from cli.replay_nav import RecordError, ReplayState, position_for, position_for_mark
+    from cli.replay_nav import RecordError, ReplayState, gap_note, position_for, position_for_mark
     from cli.replay_source import RecordTimeline
     from cli.timespec import Marker
 
@@ -68,6 +68,7 @@ def _start(db, target):
             nav.pos, nav.mark = position_for_mark(timeline, mark), mark
         else:
             nav.pos = position_for(timeline, target, fmt.timestamp)
+            nav.note = gap_note(timeline, target, nav.pos, fmt.timestamp)
     except RecordError as exc:
         fail(str(exc))
     return nav

@@ -97,6 +97,19 @@ def position_for(timeline: Timeline, t: float, fmt_time: Callable[[float], str])
     return found if found is not None else first
 
 
+GAP_NOTE_S = 5.0  # samples come every second: further than this before the time asked is a hole
+
+
+def gap_note(timeline: Timeline, t: float, pos: float, fmt_time: Callable[[float], str]) -> str | None:
+    """A line saying the record has a hole at ``t`` (the machine was off, the monitor stopped),
+    when the sample shown for it was taken well before; None otherwise."""
+    if t - pos <= GAP_NOTE_S:
+        return None
+    resumes = timeline.at_or_after(t)
+    after = f"; it resumes at {fmt_time(resumes)}" if resumes is not None else ""
+    return f"nothing recorded at {fmt_time(t)}: showing the last sample before it{after}"
+
+
 def position_for_mark(timeline: Timeline, mark: Mark) -> float:
     """The sample that reports a mark: the first taken at or after it (a sample covers the second
     before its timestamp), else the last one before it."""
@@ -158,6 +171,7 @@ class ReplayState:
                 self.pos, self.mark = position_for_mark(self.timeline, mark), mark
             else:
                 self._move(position_for(self.timeline, target, self.fmt_time))
+                self.note = gap_note(self.timeline, target, self.pos, self.fmt_time)
         except (TimeSpecError, RecordError) as exc:
             self.note = str(exc)
 

@@ -98,6 +98,11 @@ def test_without_a_time_the_newest_sample_however_old(recorded):
     assert replay("now").exit_code == 1  # "now" itself is past the record's end: its range is named
 
 
+def test_a_moment_after_the_record_stopped_shows_its_last_sample_and_says_so(recorded):
+    out = replay(at(330)).output
+    assert stamp(299) in out and f"nothing recorded at {datetime.fromtimestamp(T0 + 330):%Y-%m-%d %H:%M:%S}" in out
+
+
 def test_marker_starts_land_on_the_sample_that_reports_them(recorded):
     out = replay("event:1").output
     assert f"recorded {datetime.fromtimestamp(T0 + BUSY_FROM):%Y-%m-%d %H:%M:%S}" in out and "at event 1" in out

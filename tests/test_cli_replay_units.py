@@ -144,6 +144,13 @@ def test_g_prompt_goes_to_a_time_or_marker_and_bad_input_changes_nothing():
     assert press(st, "q").done
 
 
+def test_going_to_a_time_in_a_hole_says_so_and_where_the_record_resumes():
+    st = press(state(), "g", *"9m ago", k.ENTER)  # clock T0+1000: +460, in the hole 300..600
+    assert st.pos == T0 + 299
+    assert st.note == "nothing recorded at +460: showing the last sample before it; it resumes at +600"
+    assert press(state(), "g", *"5m ago", k.ENTER).note is None  # +700: recorded
+
+
 def test_a_time_in_a_hole_shows_the_last_sample_before_it_and_outside_the_record_is_an_error():
     tl = timeline()
     assert position_for(tl, T0 + 450, str) == T0 + 299
