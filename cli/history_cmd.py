@@ -93,7 +93,7 @@ def _frames(frames: list, output_format: str, since_at: float, until_at: float, 
     from cli import history_view as view
 
     if output_format == "json":
-        print(fmt.to_json([view.json_row(f) for f in frames]))
+        print(view.json_text([view.json_row(f) for f in frames]))
         return
     if output_format == "csv":
         import csv
@@ -102,20 +102,26 @@ def _frames(frames: list, output_format: str, since_at: float, until_at: float, 
         writer.writerow(view.CSV_FIELDS)
         writer.writerows(view.csv_row(f) for f in frames)
         return
-    console = fmt.console()
     if not frames:
-        console.print(f"no samples recorded between {fmt.timestamp(since_at)} and {fmt.timestamp(until_at)} "
-                      "(the recorder keeps every sample while the pipeline runs: `pmctl up`)")
+        print(f"no samples recorded between {fmt.timestamp(since_at)} and {fmt.timestamp(until_at)} "
+              "(the recorder keeps every sample while the pipeline runs: `pmctl up`)")
         return
-    from rich.text import Text
-
-    console.print(view.table(frames, levels()))
     scores = [f.samples.max_score for f in frames]
-    line = Text(f"{len(frames)} samples from {fmt.timestamp(frames[0].timestamp)}, max score {max(scores)}  ")
-    line.append(fmt.sparkline(scores, width=60))
-    console.print(line)
-    if limit and len(frames) == limit:
-        console.print(f"(first {limit}; --limit N or --limit 0 for more)", style="dim")
+    summary = (f"{len(frames)} samples from {fmt.timestamp(frames[0].timestamp)}, max score {max(scores)}  "
+               + fmt.sparkline(scores, width=60))
+    more = f"(first {limit}; --limit N or --limit 0 for more)" if limit and len(frames) == limit else None
+    if not fmt.rich_wanted():
+        # Pipes and NO_COLOR: aligned plain text, without paying for rich's import and layout.
+        print(view.plain_table(frames))
+        print(summary)
+        if more:
+            print(more)
+        return
+    console = fmt.console()
+    console.print(view.table(frames, levels()))
+    console.print(summary)
+    if more:
+        console.print(more, style="dim")
 
 
 def _plot(db, since_at: float, until_at: float) -> None:

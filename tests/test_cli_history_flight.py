@@ -34,7 +34,7 @@ def flight(isolated_home):
     now = time.time()
     rec = Recorder(paths.db_path())
     start = now - 600
-    times = rec.seconds(start, 600, busy=HOSTILE["title"])
+    times = rec.seconds(start, 600, busy=HOSTILE["title"] + HOSTILE["bidi"] + "\U0001F600")
     tiering = Tiering(start=now - 120)
     key = tiering.new_key()
     for record in (pause("c:1", now - 300, duration_ms=1500.0), tiering.opened(key, now - 120),
@@ -48,13 +48,15 @@ def flight(isolated_home):
 
 
 def test_json_has_every_second_of_the_window_with_system_figures_and_processes(runner, flight):
-    rows = json.loads(ok(runner.invoke(app, ["history", "--since", "1m", "--format", "json"])).stdout)
+    raw = ok(runner.invoke(app, ["history", "--since", "1m", "--format", "json"])).stdout
+    assert raw.isascii() and control_bytes(raw) == []  # escaped: inert on a terminal
+    rows = json.loads(raw)
     assert 59 <= len(rows) <= 61
     assert [r["timestamp"] for r in rows] == sorted(r["timestamp"] for r in rows)
     row = rows[-1]
     assert row["tier"] == 2 and row["max_score"] == 40 and row["system"]["load1"] == 1.5
     assert row["sentinel"]["p99_ms"] == 2.5 and row["top"][0]["command"] == "idle-top"
-    assert row["rogues"][0]["command"] == HOSTILE["title"]  # exact once parsed, escaped on the wire
+    assert row["rogues"][0]["command"] == HOSTILE["title"] + HOSTILE["bidi"] + "\U0001F600"  # exact once parsed
 
 
 def test_around_a_pause_or_an_event_with_a_margin(runner, flight):
@@ -109,5 +111,5 @@ def test_events_export_includes_the_history_covering_the_event(runner, flight, t
     event_start = flight["now"] - 120
     assert rows[0]["timestamp"] >= event_start - 300 and rows[-1]["timestamp"] <= event_start + 20 + 60
     assert 379 <= len(rows) <= 381 and f"{len(rows)} s of history" in out
-    assert rows[0]["rogues"][0]["command"] == HOSTILE["title"]
+    assert rows[0]["rogues"][0]["command"].startswith(HOSTILE["title"])
     assert "history.json" in readme and "300 s" in readme

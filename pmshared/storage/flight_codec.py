@@ -15,10 +15,10 @@ a minute), and decompresses faster for `pmctl history`. The codec is stored with
 
 from __future__ import annotations
 
+import functools
 import zlib
 
 import msgspec
-import zstandard
 
 from pmshared.storage.flight_layout import Frame, StoredFrame, message_frame, stored_plain
 
@@ -26,12 +26,17 @@ __all__ = ["CODEC", "BlockCorrupt", "Frame", "decode_block", "decode_frame", "en
 
 CODEC = "zstd"  # stored with each block, so a later codec can be added without a migration
 ZSTD_LEVEL = 6
-_compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-_decompressor = zstandard.ZstdDecompressor()
-
 _encoder = msgspec.msgpack.Encoder()
-_frame_decoder = msgspec.msgpack.Decoder(StoredFrame)
-_block_decoder = msgspec.msgpack.Decoder(list[tuple[float, msgspec.Raw]])
+
+
+@functools.cache
+def _zstd():
+    """zstandard and the decoders, made on first use: a pmctl command that reads no frame (every
+    one but history, export and replay) does not pay for them at start."""
+    import zstandard
+
+    return (zstandard, zstandard.ZstdCompressor(level=ZSTD_LEVEL), zstandard.ZstdDecompressor(),
+            msgspec.msgpack.Decoder(StoredFrame), msgspec.msgpack.Decoder(list[tuple[float, msgspec.Raw]]))
 
 
 class BlockCorrupt(ValueError):
@@ -44,7 +49,7 @@ def encode_frame(frame: Frame) -> bytes:
 
 def decode_frame(data: bytes | msgspec.Raw) -> Frame:
     try:
-        return message_frame(_frame_decoder.decode(data))
+        return message_frame(_zstd()[3].decode(data))
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise BlockCorrupt(f"a stored frame does not decode: {exc}") from exc
 
@@ -52,18 +57,19 @@ def decode_frame(data: bytes | msgspec.Raw) -> Frame:
 def encode_block(frames: list[tuple[float, bytes]]) -> bytes:
     """``frames`` (timestamp, encoded frame), by timestamp, into one compressed block."""
     body = _encoder.encode([(ts, msgspec.Raw(data)) for ts, data in frames])
-    return _compressor.compress(body)
+    return _zstd()[1].compress(body)
 
 
 def decode_block(data: bytes, codec: str = CODEC) -> list[tuple[float, msgspec.Raw]]:
     """A block's (timestamp, still-encoded frame) pairs; frames decode with ``decode_frame``."""
+    zstandard, _, decompressor, _, block_decoder = _zstd()
     try:
         if codec == "zstd":
-            body = _decompressor.decompress(data)
+            body = decompressor.decompress(data)
         elif codec == "zlib":  # what the first measurements wrote; read for free
             body = zlib.decompress(data)
         else:
             raise BlockCorrupt(f"a stored block uses codec {codec!r}, unknown to this pause-monitor")
-        return _block_decoder.decode(body)
+        return block_decoder.decode(body)
     except (zlib.error, zstandard.ZstdError, msgspec.DecodeError) as exc:
         raise BlockCorrupt(f"a stored block does not decode: {exc}") from exc

@@ -5,7 +5,7 @@ Readers get the wire's own shapes back (``messages.ProcessSamples``, ``ProcessSc
 things differ, both measured in bench/flight_size.py:
 - figures are rounded to the precision worth keeping (``_q``, ``_q_bytes``): the collector's rates
   carry noise in every digit, which no compressor can shrink;
-- the busiest-few processes keep only what they are picked by (``_TOP_DROPPED``);
+- the busiest-few processes keep only what they are picked by (``_plans()['top']``);
 - every struct is written as an array in field order (the ``_Stored*`` mirrors below), not as a map:
   a second's ten rogues and its system figures would otherwise repeat ~60 field names, which cost
   more after compression than the figures themselves.
@@ -14,6 +14,9 @@ fields, decodes with their defaults.
 """
 
 from __future__ import annotations
+
+import functools
+import typing
 
 import msgspec
 
@@ -80,93 +83,111 @@ _PSI = ("psi_cpu", "psi_memory", "psi_io")
 _INF = float("inf")
 
 
-def _q(x):
+def _q(x: float) -> float | int:
     """A measured figure to the precision worth keeping: whole from 10 up, one decimal from 1,
-    two below (2 significant digits at least, within 5 %)."""
-    if type(x) is not float or x != x or x in (_INF, -_INF):
-        return x
+    two below (2 significant digits at least, within 5 %). 0.0 becomes 0 (one byte)."""
     if -10.0 < x < 10.0:
+        if not x:
+            return 0
         return round(x, 2) if -1.0 < x < 1.0 else round(x, 1)
+    if x != x or x in (_INF, -_INF):
+        return x
     return round(x)
 
 
-def _q_bytes(n):
+def _q_bytes(n: int) -> int:
     """A size in bytes to 3 significant digits (1536454827 -> 1540000000: 0.3 %, finer than any
     view shows); resident sizes move by a page or two every second, which is noise too."""
-    if type(n) is not int or -1000 < n < 1000:
+    if -1000 < n < 1000:
         return n
     return round(n, 3 - len(str(abs(n))))
 
 
 _BYTES = frozenset(("mem", "cmprs", "mem_total", "mem_available", "swap_used"))
-_ROW_BYTES = tuple(i for i, name in enumerate(m.ProcessInfo.__struct_fields__) if name in _BYTES)
 
 
-def _row(fields: dict, names: tuple[str, ...]) -> list:
-    return [_q_bytes(fields[k]) if k in _BYTES else _q(fields[k]) for k in names]
+class _Layout:
+    """Where a struct's rounded figures are in its array: (float indices, byte-size indices)."""
+
+    def __init__(self, cls: type, drop: tuple[str, ...] = ()) -> None:
+        # msgspec's own view of the annotations (typing.get_type_hints would compile every one
+        # of them again: ~40 ms on each pmctl start).
+        types = {f.name: f.type for f in msgspec.structs.fields(cls)}
+        self.names = cls.__struct_fields__
+        self.floats = tuple(i for i, k in enumerate(self.names) if float in (typing.get_args(types[k]) or (types[k],))
+                            and k not in drop)
+        self.sizes = tuple(i for i, k in enumerate(self.names) if k in _BYTES)
+        self.drop = tuple(i for i, k in enumerate(self.names) if k in drop)
+
+    def row(self, row: list) -> list:
+        """Round ``row`` (the struct as an array) in place; returns it."""
+        n = len(row)
+        for i in self.drop:
+            if i < n:
+                row[i] = None
+        for i in self.floats:
+            if i < n:
+                v = row[i]
+                if v.__class__ is float:
+                    row[i] = _q(v)
+        for i in self.sizes:
+            if i < n:
+                v = row[i]
+                if v.__class__ is int:
+                    row[i] = _q_bytes(v)
+        return row
+
+    def map(self, fields: dict) -> list:
+        return self.row([fields[k] for k in self.names])
 
 
 # A busiest-few entry answers "who was running": its identity and the figures it is picked by
 # (cpu, memory, io, page-ins) are kept; its other rates, noise in every second's row, are not
 # (None: not recorded). Rogues and the minute's whole table keep every figure.
-_TOP_DROPPED = tuple(i for i, name in enumerate(m.ProcessInfo.__struct_fields__)
-                     if name in ("csw", "sysbsd", "cpu_children", "run_delay", "mem_growth"))
+@functools.cache
+def _plans() -> dict[str, _Layout]:
+    """Built on first use (the recorder's): readers, every pmctl command, never pay for them."""
+    return {
+        "top": _Layout(m.ProcessInfo, drop=("csw", "sysbsd", "cpu_children", "run_delay", "mem_growth")),
+        "table": _Layout(m.ProcessInfo), "score": _Layout(_Score), "stall": _Layout(_Stall),
+        "system": _Layout(_System), "sentinel": _Layout(_Sentinel),
+    }
 
 
-def _process_row(row: list, slim: bool = False) -> list:
-    out = [_q(v) for v in row]
-    for i in _ROW_BYTES:
-        if i < len(out):
-            out[i] = _q_bytes(out[i])
-    if slim:
-        for i in _TOP_DROPPED:
-            if i < len(out):
-                out[i] = None
-    return out
+_IDX = {k: i for i, k in enumerate(_Samples.__struct_fields__)}
+_PSI_IDX = tuple(i for i, k in enumerate(_System.__struct_fields__) if k in _PSI)
+
+
+def _array(obj) -> list:
+    return list(msgspec.structs.astuple(obj))
 
 
 def stored_plain(frame: Frame) -> list:
-    """``frame`` as the nested arrays ``StoredFrame`` decodes, figures rounded (times exact)."""
-    plain = msgspec.to_builtins(frame)
-    s = plain["samples"]
-    s["rogues"] = [_row(r, _Score.__struct_fields__) for r in s["rogues"]]
-    s["top"] = [_process_row(r, slim=True) for r in s["top"]]
-    if s.get("table"):
-        s["table"] = [_process_row(r) for r in s["table"]]
-    if s.get("system"):
-        system = s["system"]
-        for key in _PSI:
-            if system.get(key):
-                system[key] = _row(system[key], _Stall.__struct_fields__)
-        s["system"] = [v if k in _PSI else _q_bytes(v) if k in _BYTES else _q(v)
-                       for k, v in ((k, system[k]) for k in _System.__struct_fields__)]
-    if s.get("sentinel"):
-        s["sentinel"] = _row(s["sentinel"], _Sentinel.__struct_fields__)
-    s["elapsed_ms"] = _q(s["elapsed_ms"])
-    samples = [s[k] for k in _Samples.__struct_fields__]
-    state = [plain["state"][k] for k in _State.__struct_fields__]
-    return [samples, state]
+    """``frame`` as the nested arrays ``StoredFrame`` decodes, figures rounded (times exact).
+    Built from the structs' tuples (``astuple``, in C): cheaper than ``to_builtins`` and maps."""
+    plans = _plans()
+    src = frame.samples
+    s = _array(src)
+    s[_IDX["rogues"]] = [plans["score"].row(_array(r)) for r in src.rogues]
+    s[_IDX["top"]] = [plans["top"].row(_array(p)) for p in src.top]
+    if src.table is not None:
+        s[_IDX["table"]] = [plans["table"].row(_array(p)) for p in src.table]
+    if src.system is not None:
+        system = _array(src.system)
+        for i in _PSI_IDX:
+            if system[i] is not None:
+                system[i] = plans["stall"].row(_array(system[i]))
+        s[_IDX["system"]] = plans["system"].row(system)
+    if src.sentinel is not None:
+        s[_IDX["sentinel"]] = plans["sentinel"].row(_array(src.sentinel))
+    s[_IDX["elapsed_ms"]] = _q(src.elapsed_ms)
+    return [s, _array(frame.state)]
 
 
 # --------------------------------------------------------------------------- back to messages
 
 
-def _as(cls, obj, **changes):
-    fields = {k: getattr(obj, k) for k in obj.__struct_fields__}
-    fields.update(changes)
-    return cls(**fields)
-
-
-def _system(stored: _System | None) -> m.SystemStats | None:
-    if stored is None:
-        return None
-    return _as(m.SystemStats, stored, **{k: _as(m.PressureStall, getattr(stored, k))
-                                         for k in _PSI if getattr(stored, k) is not None})
-
-
 def message_frame(stored: StoredFrame) -> Frame:
-    """The stored frame in the wire's own types (what watch renders and JSON shows as maps)."""
-    s = stored.samples
-    samples = _as(m.ProcessSamples, s, rogues=[_as(m.ProcessScore, r) for r in s.rogues],
-                  system=_system(s.system), sentinel=None if s.sentinel is None else _as(m.SentinelStats, s.sentinel))
-    return Frame(samples=samples, state=_as(m.TierState, stored.state))
+    """The stored frame in the wire's own types (what watch renders and JSON shows as maps):
+    msgspec copies it over attribute by attribute, in C."""
+    return msgspec.convert(stored, Frame, from_attributes=True)
