@@ -1,9 +1,10 @@
 """`pmctl history --plot`: stress, PSI and sentinel lateness over the window as terminal charts.
 
 Pure: ``plot(rows, width)`` returns a Rich renderable drawn from the samples alone. One column per
-time bucket keeping the bucket's maximum (a one-second spike stays visible in a week), eighth
-blocks for height, a y scale that says its unit, and the window's times under each chart. A
-second with no sample is a blank column: a hole in the record looks like one.
+time bucket: solid eighth blocks up to the bucket's mean, ░ from there up to its maximum (so a
+one-second spike stays visible in a week without hiding the usual level), a y scale that says its
+unit, and the window's times under each chart. A bucket with no sample is a blank column: a hole
+in the record looks like one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from rich.text import Text
 from cli import format as fmt
 
 EIGHTHS = " ▁▂▃▄▅▆▇█"
+SHADE = "░"  # above a column's mean, up to its highest second
 LABEL_WIDTH = 8  # the y scale's column: "100 %", "1.2 s"
 CHART_ROWS = 6
 
@@ -81,6 +83,9 @@ def plot(rows: Iterable[object], width: int = 100, elevation: int = 30, critical
     if any(v is not None for _, v in late):
         charts.append(_chart("sentinel lateness, worst per sample", late, start, end, cols,
                              top=_nice_top(late, floor=10), unit="ms"))
+    seconds = max(1.0, (end - start) / max(1, min(cols, int(end - start) + 1)))
+    charts.append(Text(f"one column = {fmt.human_seconds(seconds)}: █ its mean, {SHADE} up to its highest second",
+                       style="dim"))
     return Group(*charts)
 
 
@@ -95,37 +100,65 @@ def show(rows: Iterable[object]) -> None:
 
 def _chart(title: str, series: Sequence[tuple[float, float | None]], start: float, end: float, cols: int,
            top: float, unit: str, colour: Callable[[float], str] | None = None) -> RenderableType:
-    buckets = bucket_max(series, start, end, cols)
-    peak = max((v for v in buckets if v is not None), default=None)
+    buckets = bucket_stats(series, start, end, cols)
+    peaks = [b[0] for b in buckets if b is not None]
     head = Text(title, style="bold")
-    head.append(f"  max {_value(peak, unit)}" if peak is not None else "  no data", style="dim")
+    if peaks:
+        mean = sum(v for _, v in series if v is not None) / sum(1 for _, v in series if v is not None)
+        head.append(f"  max {_value(max(peaks), unit)}, mean {_value(mean, unit)}", style="dim")
+    else:
+        head.append("  no data", style="dim")
     lines = [head]
     for row in range(CHART_ROWS):
         level_top = CHART_ROWS - row  # this row covers heights (level_top - 1, level_top] in rows
         label = _value(top, unit) if row == 0 else (_value(0, unit) if row == CHART_ROWS - 1 else "")
         line = Text(f"{label:>{LABEL_WIDTH}} │", style="dim")
-        for v in buckets:
-            ch = _cell(v, top, level_top)
-            line.append(ch, style=(colour(v) if colour and v is not None else "cyan") if ch != " " else "")
+        for b in buckets:
+            line.append(*_column_cell(b, top, level_top, colour))
         lines.append(line)
     lines.append(Text(" " * LABEL_WIDTH + " └" + "─" * len(buckets), style="dim"))
     lines.append(_time_axis(start, end, len(buckets)))
     return Group(*lines)
 
 
+def _column_cell(bucket: tuple[float, float] | None, top: float, level_top: int,
+                 colour: Callable[[float], str] | None) -> tuple[str, str]:
+    """(character, style) of one cell: blocks up to the column's mean, ░ from there up to its
+    highest second (a column of many seconds shows both the usual level and the spike)."""
+    if bucket is None:
+        return " ", ""
+    peak, mean = bucket
+    ch = _cell(mean, top, level_top)
+    if ch != " ":
+        return ch, colour(mean) if colour else "cyan"
+    if _cell(peak, top, level_top) != " ":
+        return SHADE, f"dim {colour(peak)}" if colour else "dim cyan"
+    return " ", ""
+
+
 def bucket_max(series: Sequence[tuple[float, float | None]], start: float, end: float, cols: int) -> list[float | None]:
     """The series on ``cols`` equal time buckets from start to end, each the maximum of its values
     (None for a bucket with none). Fewer points than columns: one column per point's second."""
+    return [None if b is None else b[0] for b in bucket_stats(series, start, end, cols)]
+
+
+def bucket_stats(series: Sequence[tuple[float, float | None]], start: float, end: float,
+                 cols: int) -> list[tuple[float, float] | None]:
+    """(maximum, mean) of each time bucket (see bucket_max), None for a bucket with no value."""
     span = end - start
     n = max(1, min(cols, int(span) + 1))
-    out: list[float | None] = [None] * n
+    peak: list[float | None] = [None] * n
+    total = [0.0] * n
+    count = [0] * n
     for t, v in series:
         if v is None:
             continue
         i = min(n - 1, int((t - start) / span * n)) if span > 0 else 0
-        cur = out[i]
-        out[i] = v if cur is None else max(cur, v)
-    return out
+        cur = peak[i]
+        peak[i] = v if cur is None else max(cur, v)
+        total[i] += v
+        count[i] += 1
+    return [None if p is None else (p, total[i] / count[i]) for i, p in enumerate(peak)]
 
 
 def _cell(value: float | None, top: float, level_top: int) -> str:

@@ -6,7 +6,7 @@ from io import StringIO
 
 from rich.console import Console
 
-from cli.history_plot import EIGHTHS, bucket_max, plot
+from cli.history_plot import EIGHTHS, SHADE, bucket_max, plot
 from pmshared import messages as m
 
 T0 = 1_800_000_000.0
@@ -34,6 +34,17 @@ def test_a_one_second_spike_in_a_day_survives_bucketing():
     assert buckets.index(95.0) == 50_000 * 90 // 86400
 
 
+def test_a_column_of_many_seconds_shows_its_mean_solid_and_its_spike_shaded():
+    rows = [sample(i, 95 if i == 5000 else 10, psi=None) for i in range(8640)]
+    lines = draw(rows, width=100)
+    assert lines[0] == "stress  max 95, mean 10"
+    chart = [line[line.index("│") + 1:] for line in lines[1:7]]
+    spike = 5000 * len(chart[0]) // 8640
+    # The column's mean (~11 of 100) is a partial block in the bottom row; its 95 is shaded above.
+    assert [row[spike] for row in chart[:5]] == [SHADE] * 5 and chart[5][spike] in EIGHTHS[5:7]
+    assert {row[spike + 3] for row in chart[:5]} == {" "}  # a column without a spike: no shade
+
+
 def test_a_hole_in_the_record_is_a_blank_column():
     series = [(T0 + s, 5.0) for s in range(10)] + [(T0 + s, 5.0) for s in range(20, 30)]
     buckets = bucket_max(series, T0, T0 + 29, 30)
@@ -45,7 +56,7 @@ def test_stress_psi_and_lateness_charts_show_the_burst_where_it_happened():
                    late=400.0 if i == 45 else 2.0) for i in range(100)]
     lines = draw(rows, width=110)
     assert all(len(line) <= 110 for line in lines)
-    titles = [line for line in lines if line and not line[0].isspace()]
+    titles = [line for line in lines if line and not line[0].isspace() and not line.startswith("one column")]
     assert [t.split("  ")[0] for t in titles] == [
         "stress", "PSI cpu some", "PSI memory some", "PSI io some", "sentinel lateness, worst per sample"]
     assert "max 80" in titles[0] and "max 30 %" in titles[1] and "max 400 ms" in titles[4]
@@ -59,7 +70,9 @@ def test_stress_psi_and_lateness_charts_show_the_burst_where_it_happened():
 
 
 def test_no_psi_no_psi_chart_and_no_samples_says_so():
-    titles = [line for line in draw([sample(i, 10, psi=None) for i in range(5)]) if line and line[0] != " "]
+    lines = draw([sample(i, 10, psi=None) for i in range(5)])
+    titles = [line for line in lines[:-1] if line and line[0] != " "]
+    assert lines[-1] == "one column = 1.0 s: █ its mean, ░ up to its highest second"
     assert [t.split("  ")[0] for t in titles] == ["stress", "sentinel lateness, worst per sample"]
     assert draw([]) == ["nothing to plot: no samples in the window"]
 
