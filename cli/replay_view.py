@@ -72,6 +72,13 @@ def render(frame: ReplayFrame, nav: ReplayState, *, wall_now: float, elevation: 
     view = watch_view(frame, elevation, critical, width)
     latest = view.feed.latest
     parts: list[RenderableType] = [header(frame, nav, wall_now)]
+    # The prompt and notes go right under the header: a terminal shorter than the frame crops
+    # its bottom, and what was typed must stay in sight.
+    said = prompt_line(nav) if interactive else None
+    if said is None and nav.note:
+        said = fmt.safe(nav.note, style="yellow")
+    if said is not None:
+        parts.append(said)
     parts.append(_side_by_side(view, _stress_panel(view), _sentinel_panel(view)))
     parts.append(rogue_table(latest.rogues if latest else [], view))
     top = getattr(latest, "top", None) if latest is not None else None
@@ -79,9 +86,7 @@ def render(frame: ReplayFrame, nav: ReplayState, *, wall_now: float, elevation: 
         parts.append(top_table(top))
     parts.append(_side_by_side(view, events_table(view, rows=5), position_panel(frame, nav)))
     if interactive:
-        parts.append(footer(nav))
-    elif nav.note:
-        parts.append(Text(nav.note, style="yellow"))
+        parts.append(Text(KEYS, style="dim"))
     return Group(*parts)
 
 
@@ -125,13 +130,11 @@ def top_table(procs: list[m.ProcessInfo], rows: int = TOP_ROWS) -> Table:
     return table
 
 
-def footer(nav: ReplayState) -> RenderableType:
-    if nav.prompt is not None:
-        line = Text(PROMPT, style="bold")
-        line.append_text(fmt.safe(nav.prompt))
-        line.append("█", style="blink")
-        return line
-    lines = [Text(KEYS, style="dim")]
-    if nav.note:
-        lines.insert(0, fmt.safe(nav.note, style="yellow"))
-    return Group(*lines)
+def prompt_line(nav: ReplayState) -> Text | None:
+    """The `g` prompt with what has been typed so far (inert), or None when not prompting."""
+    if nav.prompt is None:
+        return None
+    line = Text(PROMPT, style="bold")
+    line.append_text(fmt.safe(nav.prompt))
+    line.append("█", style="blink")
+    return line

@@ -160,3 +160,36 @@ def test_a_time_in_a_hole_shows_the_last_sample_before_it_and_outside_the_record
     with pytest.raises(RecordError, match="nothing recorded yet"):
         position_for(ListTimeline([]), T0, str)
     assert position_for_mark(tl, Mark(T0 + 950, "pause", "9", "pause late")) == T0 + 899
+
+
+# --------------------------------------------------------------------------- the picture
+
+
+def draw_frame(st: ReplayState, interactive: bool = True) -> list[str]:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from cli.replay_view import ReplayFrame, render
+    from pmshared import messages as m
+    from tests.cli_people_helpers import rogue, samples
+
+    ring = [m.RingEntry(samples=samples(st.pos, [rogue(9, "busy", 70)]), tier=3)]
+    frame = ReplayFrame(at=st.pos, ring=ring, state=m.TierState(tier=3, tier_since=st.pos - 5), first=T0,
+                        last=T0 + 899)
+    buf = StringIO()
+    Console(file=buf, width=160, color_system=None).print(render(frame, st, wall_now=T0 + 1000,
+                                                                 interactive=interactive))
+    return buf.getvalue().splitlines()
+
+
+def test_the_prompt_and_notes_sit_under_the_header_where_a_short_terminal_keeps_them():
+    st = press(state(T0 + 100), "g", *"14:0")
+    lines = draw_frame(st)
+    assert "REPLAY" in lines[0] and "recorded" in lines[0] and "(15m 00s ago)" in lines[0]
+    assert lines[1].startswith("go to (14:03") and lines[1].endswith("14:0█")
+    assert lines[-1].startswith("←/→ sample")
+    st = press(state(T0 + 899), k.RIGHT)
+    assert draw_frame(st)[1] == "end of the record"
+    st.note = "no pause \x1b]0;pwn\x07x in the database"  # ids typed by people are untrusted too
+    assert draw_frame(st, interactive=False)[1] == "no pause ^[]0;pwn^Gx in the database"
