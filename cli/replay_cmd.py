@@ -74,12 +74,13 @@ def _start(db, target):
     return nav
 
 
-def _draw(nav, ring_s: float, thresholds: tuple[int, int], width: int, interactive: bool):
+def _draw(nav, ring_s: float, thresholds: tuple[int, int], width: int, interactive: bool,
+          height: int | None = None):
     from cli import replay_view
 
     frame = nav.timeline.frame(nav.pos, ring_s)
-    return replay_view.render(frame, nav, wall_now=time.time(), elevation=thresholds[0],
-                              critical=thresholds[1], width=width, interactive=interactive)
+    return replay_view.render(frame, nav, wall_now=time.time(), elevation=thresholds[0], critical=thresholds[1],
+                              width=width, interactive=interactive, height=height)
 
 
 def _print_once(nav, ring_s: float, thresholds: tuple[int, int]) -> None:
@@ -105,15 +106,15 @@ def _interactive(nav, ring_s: float, thresholds: tuple[int, int]) -> None:
     old_term = signal.signal(signal.SIGTERM, on_term)
     try:
         with KeyReader() as keys, Live(console=console, screen=True, auto_refresh=False) as live:
-            live.update(_draw(nav, ring_s, thresholds, console.width, True), refresh=True)
+            live.update(_draw(nav, ring_s, thresholds, console.width, True, console.height), refresh=True)
             while not (stop["flag"] or nav.done):
                 ready = select.select([keys.fd], [], [], IDLE_REDRAW_S)[0] if keys.fd is not None else []
                 for key in split_keys(keys.read()) if ready else []:
                     nav.press(key)
                     if nav.done:
                         break
-                if not nav.done:
-                    live.update(_draw(nav, ring_s, thresholds, console.width, True), refresh=True)
+                if not nav.done:  # the size is read each time: a resized terminal gets a fitting frame
+                    live.update(_draw(nav, ring_s, thresholds, console.width, True, console.height), refresh=True)
     except KeyboardInterrupt:
         pass
     finally:

@@ -23,11 +23,13 @@ from rich.text import Text
 from cli import format as fmt
 from cli.replay_nav import ReplayState
 from cli.watch_feed import FeedState
-from cli.watch_view import WatchView, _sentinel_panel, _side_by_side, _stress_panel, events_table, rogue_table
+from cli.watch_view import (
+    ROGUE_ROWS, WatchView, _sentinel_panel, _side_by_side, _stress_panel, events_table, rogue_table,
+)
 from pmshared import messages as m
 
 TOP_ROWS = 8
-KEYS = "←/→ sample · PgUp/PgDn minute · n/p next/previous pause or event · g go to · Home/End · q quit"
+KEYS = "←/→ sample · PgUp/PgDn minute · n/p next/prev pause or event · g go to · q quit"
 PROMPT = "go to (14:03, 2026-12-01T14:03, 5m ago, pause:ID, event:ID; Enter, Esc cancels): "
 
 
@@ -67,9 +69,22 @@ def watch_view(frame: ReplayFrame, elevation: int, critical: int, width: int) ->
                      last_pause=frame.last_pause, keys_hint=False, width=width)
 
 
+def table_rows(height: int | None, width: int) -> tuple[int, int]:
+    """(rogue rows, busiest rows) that fit a terminal of ``height`` lines beside the fixed parts
+    (header, note, the two panels, events, position, keys: about 26 lines side by side, 38 stacked
+    below 120 columns); all of them when the height is not known (--once)."""
+    if height is None:
+        return ROGUE_ROWS, TOP_ROWS
+    spare = max(0, height - (26 if width >= 120 else 38))
+    rogues = min(ROGUE_ROWS, max(3, spare * 3 // 5))
+    return rogues, min(TOP_ROWS, max(2, spare - rogues))
+
+
 def render(frame: ReplayFrame, nav: ReplayState, *, wall_now: float, elevation: int = 30,
-           critical: int = 60, width: int = 160, interactive: bool = True) -> RenderableType:
+           critical: int = 60, width: int = 160, interactive: bool = True,
+           height: int | None = None) -> RenderableType:
     view = watch_view(frame, elevation, critical, width)
+    rogue_rows, top_rows = table_rows(height, width)
     latest = view.feed.latest
     parts: list[RenderableType] = [header(frame, nav, wall_now)]
     # The prompt and notes go right under the header: a terminal shorter than the frame crops
@@ -80,10 +95,10 @@ def render(frame: ReplayFrame, nav: ReplayState, *, wall_now: float, elevation: 
     if said is not None:
         parts.append(said)
     parts.append(_side_by_side(view, _stress_panel(view), _sentinel_panel(view)))
-    parts.append(rogue_table(latest.rogues if latest else [], view))
+    parts.append(rogue_table(latest.rogues if latest else [], view, rows=rogue_rows))
     top = getattr(latest, "top", None) if latest is not None else None
     if top:
-        parts.append(top_table(top))
+        parts.append(top_table(top, rows=top_rows))
     parts.append(_side_by_side(view, events_table(view, rows=5), position_panel(frame, nav)))
     if interactive:
         parts.append(Text(KEYS, style="dim"))

@@ -11,6 +11,7 @@ import os
 import shlex
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from tests.procutil import wait_for
@@ -23,7 +24,9 @@ class TmuxScreen:
     def __init__(self, tmp_path: Path, pmctl_args: list[str], width: int = 170, height: int = 60,
                  env: dict[str, str] | None = None) -> None:
         source = env if env is not None else os.environ
-        self.server = f"pmscreen{os.getpid()}"
+        # One server per screen: a name reused right after kill-server can meet the old server
+        # still shutting down ("server exited unexpectedly").
+        self.server = f"pmscreen{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.tmux = ["tmux", "-L", self.server]
         self.done = tmp_path / "screen-exit"
         env_words = " ".join(f"{k}={shlex.quote(source[k])}" for k in ENV_VARS if k in source)
