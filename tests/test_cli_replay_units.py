@@ -193,3 +193,13 @@ def test_the_prompt_and_notes_sit_under_the_header_where_a_short_terminal_keeps_
     assert draw_frame(st)[1] == "end of the record"
     st.note = "no pause \x1b]0;pwn\x07x in the database"  # ids typed by people are untrusted too
     assert draw_frame(st, interactive=False)[1] == "no pause ^[]0;pwn^Gx in the database"
+
+
+def test_table_rows_shrink_with_the_terminal_and_stacked_panels_leave_fewer():
+    from cli.replay_view import table_rows
+
+    assert table_rows(None, 160) == (12, 8)  # --once: everything
+    assert table_rows(60, 160) == (12, 8)
+    assert table_rows(40, 160) == (8, 6)
+    assert table_rows(45, 100) == (4, 3)  # panels stacked: 12 lines more are fixed
+    assert table_rows(24, 160) == (3, 2)  # never none at all
