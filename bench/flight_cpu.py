@@ -33,11 +33,17 @@ from bench.flight_gen import flight_records, simulate  # noqa: E402
 from pmshared.endpoints import ENDPOINTS  # noqa: E402
 
 TICK_S = os.sysconf("SC_CLK_TCK")
+PROFILE = os.environ.get("FLIGHT_CPU_PROFILE", "").split() or []  # e.g. "-m cProfile -o FILE"
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / TICK_S, int(fields[12]) / TICK_S  # utime, stime
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK_S  # utime, stime
+    return sum(cpu_times(pid))
 
 
 def measure(seconds: float, rate: float, procs: int) -> dict:
@@ -52,7 +58,7 @@ def measure(seconds: float, rate: float, procs: int) -> dict:
     start = time.time() - count
     codec = ENDPOINTS["record"].codec()
     frames = [codec.encode(r) for r in flight_records(simulate(count, procs, start=start))]
-    proc = subprocess.Popen([sys.executable, "-m", "recorder"], cwd=REPO, env=env,
+    proc = subprocess.Popen([sys.executable, *PROFILE, "-m", "recorder"], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     from pmshared.endpoints import Sockets
 
@@ -71,17 +77,20 @@ def measure(seconds: float, rate: float, procs: int) -> dict:
         time.sleep(seconds)
         idle = cpu_seconds(proc.pid) - idle0
         busy0 = cpu_seconds(proc.pid)
+        user0, system0 = cpu_times(proc.pid)
         began = time.monotonic()
         for i, frame in enumerate(frames):
             push.send(frame)
             time.sleep(max(0.0, began + (i + 1) / rate - time.monotonic()))
         time.sleep(0.5)  # the last one written
         busy = cpu_seconds(proc.pid) - busy0
+        user1, system1 = cpu_times(proc.pid)
         wall = time.monotonic() - began
         idle_same = idle * wall / seconds
         per_record = max(0.0, busy - idle_same) / count
         return {"records": count, "wall_s": round(wall, 1), "idle_cpu_s": round(idle_same, 3),
-                "busy_cpu_s": round(busy, 3), "added_ms_per_record": round(per_record * 1000, 3),
+                "busy_cpu_s": round(busy, 3),
+                "of_which_user_s": round(user1 - user0, 3), "of_which_system_s": round(system1 - system0, 3), "added_ms_per_record": round(per_record * 1000, 3),
                 "added_pct_of_a_core_at_1hz": round(per_record * 100, 4)}
     finally:
         sockets.close()
