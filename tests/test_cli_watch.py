@@ -220,19 +220,23 @@ def test_watch_in_tmux_waits_for_the_pipeline_then_shows_rogues_and_quits_on_q(i
     term = TmuxScreen(tmp_path, ["watch"], width=160, height=50)
     tiering: RealTiering | None = None
 
-    def feed_and_find(text: str):
+    def feed_and_find(*texts: str) -> str | None:
+        """The screen once it shows every one of ``texts`` (the key line too: drawn last)."""
         if tiering is not None:
             tiering.publish()  # keep the live feed going while we look
-        return text in term.screen()
+        page = term.screen()
+        return page if all(text in page for text in texts) else None
 
     try:
         # Nothing running yet: the view says so and keeps retrying by itself.
-        wait_for(lambda: feed_and_find("The pipeline is not running"), timeout=15, what="the not-running frame")
-        assert "pmctl up" in term.screen()
+        page = wait_for(lambda: feed_and_find("The pipeline is not running", "q quit"), timeout=15,
+                        what="the not-running frame")
+        assert "pmctl up" in page
         tiering = RealTiering(hostile_rogues())
         tiering.wait_ready(samples=2)
-        wait_for(lambda: feed_and_find("rogue processes"), timeout=20, what="the rogue table")
-        page = term.screen()
+        # A rogue's name, not the table's title: the title shows (empty) while still connecting.
+        page = wait_for(lambda: feed_and_find(RECOGNISABLE["csi"], "q quit"), timeout=20,
+                        what="the rogue table's rows")
         assert RECOGNISABLE["title"] in page and RECOGNISABLE["csi"] in page and "live" in page
         assert "not running" not in page
         assert control_bytes(page) == []
