@@ -47,13 +47,11 @@ def history(
         since_at, until_at = _window(db, hours, since, until, around, margin)
         if plot:
             return _plot(db, since_at, until_at)
-        frames = storage.FlightReader(db).frames(since_at, until_at)
+        frames = storage.FlightReader(db).frames(since_at, until_at, limit=limit or None)
         if not frames:
             rows = storage.samples_in_window(db, since_at, until_at, limit=limit or None)
             if rows:
                 return _event_samples(rows, output_format, since_at, limit)
-    if limit:
-        frames = frames[:limit]
     _frames(frames, output_format, since_at, until_at, limit)
 
 

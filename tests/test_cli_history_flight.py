@@ -113,3 +113,11 @@ def test_events_export_includes_the_history_covering_the_event(runner, flight, t
     assert 379 <= len(rows) <= 381 and f"{len(rows)} s of history" in out
     assert rows[0]["rogues"][0]["command"].startswith(HOSTILE["title"])
     assert "history.json" in readme and "300 s" in readme
+
+
+def test_limit_keeps_the_oldest(runner, flight):
+    rows = json.loads(ok(runner.invoke(app, ["history", "--since", "5m", "--limit", "10", "-f", "json"])).stdout)
+    assert len(rows) == 10 and rows[0]["timestamp"] >= flight["now"] - 301
+    assert rows == sorted(rows, key=lambda r: r["timestamp"])
+    out = ok(runner.invoke(app, ["history", "--since", "5m", "--limit", "10"])).stdout
+    assert "(first 10; --limit N or --limit 0 for more)" in out

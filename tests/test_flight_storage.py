@@ -248,3 +248,18 @@ def test_a_frame_comes_back_in_the_wire_types_with_figures_rounded_and_times_exa
     assert s.table[0].csw == 1.0 and s.table[0].mem == top.mem and frame.state == m.TierState(tier=3, tier_since=t - 5, peak_score=70, event_key="a:1")
     # The JSON of a frame is maps again (what `pmctl history --format json` and bundles show).
     assert msgspec.to_builtins(s.rogues[0])["command"] == "hog"
+
+
+def test_a_damaged_block_is_skipped_and_counted_never_a_traceback(rec: Recorder) -> None:
+    times = rec.seconds(T0, 150)
+    first_minute = minute_of(T0)
+    rec.conn.execute("UPDATE flight_blocks SET data = x'00112233' WHERE minute = ?", (first_minute,))
+    reader = storage.FlightReader(rec.conn)
+    frames = reader.frames(T0, T0 + 200)
+    assert [f.timestamp for f in frames] == times[20:]  # the damaged first minute (20 s) is missing
+    assert reader.bad_blocks >= 1 and reader.frame_at(T0 + 5) is None
+    # A late sample for the damaged minute replaces it rather than failing the write.
+    rec.record(T0 + 5)
+    rec.record(T0 + 151)
+    rec.flush()
+    assert [f.timestamp for f in storage.FlightReader(rec.conn).frames(T0, T0 + 19)] == [T0 + 5]

@@ -14,7 +14,7 @@ flight_writes.py and flight_codec.py. This module hides that split. Usage::
     frame.ring_entry()                 # messages.RingEntry, what cli.watch_feed.FeedState.ring holds
     rec.next_frame(frame.timestamp)    # the next sample strictly after (None at the end)
     rec.prev_frame(frame.timestamp)    # the one strictly before (None at the start)
-    rec.frames(since, until)           # every frame with since <= timestamp <= until, oldest first
+    rec.frames(since, until[, limit])  # every frame with since <= timestamp <= until, oldest first
     rec.span()                         # (first, last) timestamps recorded, or None
     rec.table_at(t)                    # the latest whole process table at or before t (one a minute)
     rec.next_mark(t) / rec.prev_mark(t)  # the next/previous pause or event START strictly after/before t
@@ -85,24 +85,23 @@ class FlightReader:
         row = self._one("SELECT ts, data FROM flight_recent WHERE ts > ? ORDER BY ts LIMIT 1", t)
         if row is not None:
             best = (row[0], row[1])
-        for block in self._blocks("SELECT id, codec, data FROM flight_blocks WHERE end_at > ?"
-                                  " ORDER BY end_at LIMIT 2", t):
+        for block in self._blocks("end_at > ? ORDER BY end_at LIMIT 2", t):
             i = bisect.bisect_right(block.times, t)
             if i < len(block.times) and (best is None or block.times[i] < best[0]):
                 best = (block.times[i], block.raws[i])
         return self._decode(best)
 
-    def frames(self, since: float, until: float) -> list[Frame]:
-        """Every frame with ``since <= timestamp <= until``, oldest first."""
+    def frames(self, since: float, until: float, limit: int | None = None) -> list[Frame]:
+        """Every frame with ``since <= timestamp <= until``, oldest first (the first ``limit``)."""
         found: dict[float, bytes | msgspec.Raw] = {}
-        for block in self._blocks("SELECT id, codec, data FROM flight_blocks WHERE end_at >= ? AND start_at <= ?"
-                                  " ORDER BY start_at", since, until):
+        for block in self._blocks("end_at >= ? AND start_at <= ? ORDER BY start_at", since, until):
             lo, hi = bisect.bisect_left(block.times, since), bisect.bisect_right(block.times, until)
             found.update(zip(block.times[lo:hi], block.raws[lo:hi]))
         with translate_errors(self.conn.filename):
             found.update(self.conn.execute(
                 "SELECT ts, data FROM flight_recent WHERE ts >= ? AND ts <= ? ORDER BY ts", (since, until)))
-        return [f for f in (self._decode(item) for item in sorted(found.items(), key=lambda kv: kv[0])) if f]
+        items = sorted(found.items(), key=lambda kv: kv[0])[:limit]  # only these are decoded
+        return [f for f in (self._decode(item) for item in items) if f]
 
     def span(self) -> tuple[float, float] | None:
         """(first, last) timestamp recorded, or None when nothing is."""
@@ -155,8 +154,7 @@ class FlightReader:
         row = self._one(f"SELECT ts, data FROM flight_recent WHERE ts {op} ? ORDER BY ts DESC LIMIT 1", t)
         if row is not None:
             best = (row[0], row[1])
-        for block in self._blocks(f"SELECT id, codec, data FROM flight_blocks WHERE start_at {op} ?"
-                                  " ORDER BY start_at DESC LIMIT 2", t):
+        for block in self._blocks(f"start_at {op} ? ORDER BY start_at DESC LIMIT 2", t):
             i = (bisect.bisect_right if inclusive else bisect.bisect_left)(block.times, t) - 1
             if i >= 0 and (best is None or block.times[i] > best[0]):
                 best = (block.times[i], block.raws[i])
@@ -167,11 +165,11 @@ class FlightReader:
             rows = self.conn.execute(sql, args).fetchall()
         return rows[0] if rows else None
 
-    def _blocks(self, sql: str, *args) -> list[_Block]:
-        # Only ids first: a cached block is not read again.
-        id_sql = sql.replace("SELECT id, codec, data", "SELECT id", 1)
+    def _blocks(self, where: str, *args) -> list[_Block]:
+        """The blocks ``WHERE <where>`` (condition and order), decoded. Only their ids are read
+        first: a cached block is not read again."""
         with translate_errors(self.conn.filename):
-            ids = [row[0] for row in self.conn.execute(id_sql, args)]
+            ids = [row[0] for row in self.conn.execute(f"SELECT id FROM flight_blocks WHERE {where}", args)]
             return [b for b in (self._block(i) for i in ids) if b is not None]
 
     def _block(self, block_id: int) -> _Block | None:
