@@ -33,6 +33,7 @@ def history(
     margin: MarginOpt = 300.0,
     output_format: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
     limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="At most this many samples (oldest first; 0 = all).")] = 1000,
+    plot: Annotated[bool, typer.Option("--plot", help="Charts of stress, PSI and sentinel lateness over the window (all of it: no --limit).")] = False,
 ) -> None:
     """The recorded seconds of a window: tier, score, cpu, load, PSI, paging, lateness, top process."""
     if output_format not in FORMATS:
@@ -44,6 +45,8 @@ def history(
 
     with open_db() as db:
         since_at, until_at = _window(db, hours, since, until, around, margin)
+        if plot:
+            return _plot(db, since_at, until_at)
         frames = storage.FlightReader(db).frames(since_at, until_at, limit=limit or None)
         if not frames:
             rows = storage.samples_in_window(db, since_at, until_at, limit=limit or None)
@@ -117,6 +120,16 @@ def _frames(frames: list, output_format: str, since_at: float, until_at: float, 
     console.print(summary)
     if more:
         console.print(more, style="dim")
+
+
+def _plot(db, since_at: float, until_at: float) -> None:
+    """The whole window as charts (cli/history_plot.py); only the charted figures are read."""
+    from cli.history_plot import points, show
+    from pmshared import storage
+    from pmshared.storage.flight_figures import figures_in_window
+
+    show(points(figures_in_window(db, since_at, until_at))
+         or storage.samples_in_window(db, since_at, until_at))  # before the flight record: events' samples
 
 
 # --------------------------------------------------------------------------- before the flight record

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pmshared import paths
 from tests.cli_people_helpers import (
     HOSTILE, RECOGNISABLE, DbBuilder, FakeTiering, RealTiering, control_bytes, rogue, samples, wait_for,
 )
+from tests.tmux_screen import TmuxScreen
 
 REPO = Path(__file__).resolve().parent.parent
 NOW = time.time()
@@ -217,44 +217,37 @@ def test_watch_once_against_the_real_tiering_worker(real_tiering):
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 def test_watch_in_tmux_waits_for_the_pipeline_then_shows_rogues_and_quits_on_q(isolated_home, tmp_path):
-    server = f"pmwatch{os.getpid()}"  # a private tmux server: our environment, nobody else's sessions
-    env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in
-                   ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR", "PATH") if k in os.environ)
-    done = tmp_path / "watch-exit"
-    command = (f"cd {shlex.quote(str(REPO))} && env -u NO_COLOR {env} TERM=xterm-256color "
-               f"{shlex.quote(sys.executable)} -m cli watch; echo $? > {shlex.quote(str(done))}")
-    tmux = ["tmux", "-L", server]
+    term = TmuxScreen(tmp_path, ["watch"], width=160, height=50)
     tiering: RealTiering | None = None
 
-    def screen() -> str:
-        return subprocess.run([*tmux, "capture-pane", "-p", "-t", "w"], capture_output=True, text=True).stdout
-
-    def feed_and_find(text: str):
+    def feed_and_find(*texts: str) -> str | None:
+        """The screen once it shows every one of ``texts`` (the key line too: drawn last)."""
         if tiering is not None:
             tiering.publish()  # keep the live feed going while we look
-        return text in screen()
+        page = term.screen()
+        return page if all(text in page for text in texts) else None
 
-    subprocess.run([*tmux, "new-session", "-d", "-s", "w", "-x", "160", "-y", "50", command], check=True)
     try:
         # Nothing running yet: the view says so and keeps retrying by itself.
-        wait_for(lambda: feed_and_find("The pipeline is not running"), timeout=15, what="the not-running frame")
-        assert "pmctl up" in screen()
+        page = wait_for(lambda: feed_and_find("The pipeline is not running", "q quit"), timeout=15,
+                        what="the not-running frame")
+        assert "pmctl up" in page
         tiering = RealTiering(hostile_rogues())
         tiering.wait_ready(samples=2)
-        wait_for(lambda: feed_and_find("rogue processes"), timeout=20, what="the rogue table")
-        page = screen()
+        # A rogue's name, not the table's title: the title shows (empty) while still connecting.
+        page = wait_for(lambda: feed_and_find(RECOGNISABLE["csi"], "q quit"), timeout=20,
+                        what="the rogue table's rows")
         assert RECOGNISABLE["title"] in page and RECOGNISABLE["csi"] in page and "live" in page
         assert "not running" not in page
         assert control_bytes(page) == []
-        title = subprocess.run([*tmux, "display-message", "-p", "-t", "w", "#{pane_title}"],
+        title = subprocess.run([*term.tmux, "display-message", "-p", "-t", "w", "#{pane_title}"],
                                capture_output=True, text=True).stdout
         assert "pwn" not in title  # the OSC 0 in a process name did not retitle the terminal
-        subprocess.run([*tmux, "send-keys", "-t", "w", "e"], check=True)
+        term.send("e")
         wait_for(lambda: feed_and_find("q quit · e back"), timeout=10, what="the events view")
-        subprocess.run([*tmux, "send-keys", "-t", "w", "q"], check=True)
-        wait_for(lambda: done.exists() and done.read_text().strip(), timeout=10, what="watch to exit")
-        assert done.read_text().strip() == "0"
+        term.send("q")
+        assert term.exit_code() == 0
     finally:
-        subprocess.run([*tmux, "kill-server"], capture_output=True)
+        term.close()
         if tiering is not None:
             tiering.close()
