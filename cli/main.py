@@ -55,6 +55,7 @@ app.command()(service_cmd.uninstall)
 from cli import keys_cmd  # noqa: E402 - remote watch's CURVE keys
 
 app.add_typer(keys_cmd.app, name="keys")
+
 from cli import replay_cmd  # noqa: E402 - the flight record, stepped through like watch (issue 19)
 
 app.command()(replay_cmd.replay)
