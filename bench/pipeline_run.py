@@ -36,8 +36,9 @@ WORKERS = ("collector", "scorer", "tiering", "recorder", "forensics")
 class PipelineRun:
     """One `pmctl up` with ``config_text`` as its config file."""
 
-    def __init__(self, config_text: str = "", label: str = "pipeline") -> None:
+    def __init__(self, config_text: str = "", label: str = "pipeline", repo: Path = REPO) -> None:
         self.label = label
+        self.repo = repo  # the checkout whose Procfile and code run (bench/pipeline_ab.py: two)
         self.tag = uuid.uuid4().hex
         self.home = Path(tempfile.mkdtemp(prefix="pmbench-"))
         # Short: ipc socket paths must fit 103 bytes.
@@ -84,7 +85,7 @@ class PipelineRun:
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "cli", "up"],
-                cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                cwd=self.repo, env=self.env, stdout=out, stderr=subprocess.STDOUT,
             )
         return self.wait_running(timeout)
 

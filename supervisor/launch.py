@@ -32,7 +32,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from supervisor import prctl
+from supervisor import heap, prctl
 from pmshared.runtime import release_free_memory
 
 # Signals the supervisor handles itself; a fresh interpreter has these defaults.
@@ -96,6 +96,7 @@ def preload(targets: list[PythonTarget]) -> list[str]:
     # them, so their pages stay shared with every worker forked from here.
     gc.collect()
     gc.freeze()
+    heap.fill_free_blocks()  # the workers' first objects then go to pages of their own
     release_free_memory()  # what the imports freed goes back now, not into every child
     return problems
 

@@ -533,6 +533,27 @@ def test_new_pids_are_looked_at_one_by_one_instead_of_a_listing(children: Childr
         assert b.counters["listings"] == 2
 
 
+def test_a_probe_tells_a_process_from_a_thread_and_a_free_pid(children: Children) -> None:
+    """The probe asks the pid's process CPU clock, which the kernel gives a thread group leader
+    only: no status file is generated for it."""
+    code = (
+        "import threading, sys\n"
+        "report = lambda: (print(threading.get_native_id(), flush=True), sys.stdin.read())\n"
+        "threading.Thread(target=report).start()\n"
+        "sys.stdin.read()\n"
+    )
+    parent = children.spawn([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    tid = int(parent.stdout.readline())
+    gone = children.spawn(["true"])
+    gone.wait(timeout=10)
+    assert Path(f"/proc/{tid}/status").exists()  # a thread's directory is there, unlisted
+    with LinuxBackend() as b:
+        assert b._is_process(str(parent.pid))
+        assert not b._is_process(str(tid))
+        assert not b._is_process(str(gone.pid))
+        assert b.counters["probes"] == 3
+
+
 def test_proc_is_listed_at_least_every_list_every_samples(
     children: Children, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
