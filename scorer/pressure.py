@@ -20,8 +20,10 @@ score. A parent of two or more same-named workers is also charged what they hold
             processes leave unexplained (``_bound_children``)
     io      read + write bytes; where no process's figures show a byte moved, read/write system
             calls (Linux sysbsd is syscr + syscw); a task in D state gets at least 1/#stuck
-    memory  the larger of its part of positive memory growth and of page-ins; when memory is
-            stressed and nobody grows or pages in, its part of resident memory
+    memory  its part of the memory demanded in the interval, in bytes/s: resident + swapped
+            growth (if positive) plus what it brought in from storage (read bytes, or major
+            faults times ``page_in_bytes`` where larger); when memory is stressed and nobody
+            demanded any, its part of resident memory
     fork    cpu_children, bounded as above (a fork storm is charged to the parent that reaps);
             where no process has the figure, the cpu share
     csw     context switches
@@ -55,6 +57,7 @@ class PressureRules:
     rogue_count: int
     category_ratio: float
     selection: SelectionRules  # only its state rules are used here
+    page_in_bytes: float = 4096.0  # bytes one major fault stands for where no byte figure is known
 
     @classmethod
     def from_config(cls, config: Config) -> PressureRules:
@@ -64,6 +67,7 @@ class PressureRules:
             rogue_count=cfg.rogue_count,
             category_ratio=cfg.category_ratio,
             selection=SelectionRules.from_config(config.rogue_selection),
+            page_in_bytes=float(cfg.page_in_bytes),
         )
 
 
@@ -83,8 +87,7 @@ class _Use:
     children: float
     io: float
     syscalls: float
-    growth: float
-    pageins: float
+    demand: float  # memory demanded, bytes/s (``memory_demand``)
     csw: float
     rss: float
 
@@ -95,13 +98,25 @@ _USES = {
     "cpu": ("cpu", "cpu_children"),
     "fork": ("cpu", "cpu_children"),
     "io": ("read_bps", "write_bps", "sysbsd"),
-    "memory": ("mem_growth", "pageins"),
+    "memory": ("mem_growth", "pageins", "read_bps"),
     "csw": ("csw",),
 }
 
 
+def memory_demand(proc: ProcessInfo, page_in_bytes: float) -> float:
+    """Bytes/s of memory ``proc`` demanded in the interval: its resident + swapped growth (when
+    positive) plus what it brought in from storage. Under memory pressure both make the kernel
+    reclaim someone's pages. Reads count because a page-cache refault through read() is no major
+    fault (measured: readers in a memory-limited cgroup at ~500 MB/s read and ~50 major faults/s,
+    while the collector's own 0.5 MB/s of growth took the whole growth share and the memory
+    charge); where no byte figure is known (macOS), each major fault is ``page_in_bytes``.
+    Everything in one unit, so a process is charged in proportion to what it really took."""
+    growth = _num(proc.mem_growth)
+    return growth + max(_num(proc.read_bps), _num(proc.pageins) * page_in_bytes)
+
+
 def _active(processes: list[ProcessInfo], cpu_cap: float, busy: float | None,
-            resources: Iterable[str], rss: bool) -> list[_Use]:
+            resources: Iterable[str], rss: bool, page_in_bytes: float) -> list[_Use]:
     """The processes that consumed some of ``resources`` (always their CPU figures, which bound
     the reaped children's), are stuck in D state, or hold memory when ``rss`` shares are used.
 
@@ -117,7 +132,7 @@ def _active(processes: list[ProcessInfo], cpu_cap: float, busy: float | None,
             continue
         out.append(_Use(
             p, min(cpu_cap, num(p.cpu)), num(p.cpu_children), num(p.read_bps) + num(p.write_bps),
-            num(p.sysbsd), num(p.mem_growth), num(p.pageins), num(p.csw), float(p.mem),
+            num(p.sysbsd), memory_demand(p, page_in_bytes), num(p.csw), float(p.mem),
         ))
     _bound_children(out, busy)
     for use in out:
@@ -145,8 +160,7 @@ class _Totals:
     children: float
     io: float
     syscalls: float
-    growth: float
-    pageins: float
+    demand: float
     csw: float
     children_known: bool
     stuck: int
@@ -154,19 +168,17 @@ class _Totals:
 
 
 def _totals(processes: list[ProcessInfo], active: list[_Use], memory_stressed: bool) -> _Totals:
-    growth = sum(u.growth for u in active)
-    pageins = sum(u.pageins for u in active)
+    demand = sum(u.demand for u in active)
     return _Totals(
         cpu=sum(u.cpu for u in active),
         children=sum(u.children for u in active),
         io=sum(u.io for u in active),
         syscalls=sum(u.syscalls for u in active),
-        growth=growth,
-        pageins=pageins,
+        demand=demand,
         csw=sum(u.csw for u in active),
         children_known=any(u.proc.cpu_children is not None for u in active),
         stuck=sum(1 for p in processes if p.state == "stuck"),
-        rss=float(sum(p.mem for p in processes)) if memory_stressed and growth == 0 and pageins == 0 else 0.0,
+        rss=float(sum(p.mem for p in processes)) if memory_stressed and demand == 0 else 0.0,
     )
 
 
@@ -185,7 +197,7 @@ def _factors(t: _Totals, mult: dict[str, float]) -> list[tuple[str, str, float]]
         elif r == "memory" and t.rss:
             out.append((r, "rss", per(t.rss, m)))
         elif r == "memory":
-            out += [(r, "growth", per(t.growth, m)), (r, "pageins", per(t.pageins, m))]
+            out.append((r, "demand", per(t.demand, m)))
         elif r == "fork":
             out.append((r, "children", per(t.children, m)) if t.children_known else (r, "cpu", per(t.cpu, m)))
         elif r == "csw":
@@ -307,8 +319,8 @@ def run_delay_total(processes: list[ProcessInfo]) -> float | None:
     return sum(_num(d) for d in known) if known else None
 
 
-def _charge_all(snapshot: Snapshot, stress: dict[str, float],
-                mult: dict[str, float]) -> dict[int, tuple[ProcessInfo, dict[str, float]]]:
+def _charge_all(snapshot: Snapshot, mult: dict[str, float],
+                page_in_bytes: float) -> dict[int, tuple[ProcessInfo, dict[str, float]]]:
     """pid -> (process, charge per resource) of every process that consumed something."""
     if not mult:  # nothing is stressed enough to charge anyone a point: skip the processes
         return {}
@@ -316,8 +328,8 @@ def _charge_all(snapshot: Snapshot, stress: dict[str, float],
     cores = max(1, system.cpu_count)
     busy = None if system.cpu_busy_pct is None else system.cpu_busy_pct * cores
     memory_stressed = "memory" in mult
-    rss = memory_stressed and not any(p.mem_growth or p.pageins for p in processes)
-    active = _active(processes, 100.0 * cores, busy, mult, rss)
+    rss = memory_stressed and not any(memory_demand(p, page_in_bytes) for p in processes)
+    active = _active(processes, 100.0 * cores, busy, mult, rss, page_in_bytes)
     totals = _totals(processes, active, memory_stressed)
     factors = _factors(totals, mult)
     stuck_io = mult["io"] / totals.stuck if "io" in mult and totals.stuck else 0.0
@@ -353,7 +365,7 @@ def score_pressure(snapshot: Snapshot, rules: PressureRules) -> tuple[int, dict[
     """``(max_score, stress per resource, rogues)`` of one snapshot under the pressure model."""
     stress = machine_stress(snapshot.system, snapshot.sentinel, run_delay_total(snapshot.processes), rules.stress)
     mult = multipliers(stress, rules.stress.elevated)
-    rogues = _rogues(_charge_all(snapshot, stress, mult), mult, snapshot.processes, rules)
+    rogues = _rogues(_charge_all(snapshot, mult, rules.page_in_bytes), mult, snapshot.processes, rules)
     # The tiers follow what processes can be charged for: every resource's stress, the stall
     # only through the contended resources that explain it (``multipliers``).
     max_score = round(max(mult.values(), default=0.0))

@@ -187,16 +187,45 @@ def test_io_falls_back_to_read_write_syscalls_where_no_process_has_byte_figures(
     assert rogues == {1: (58, ["io"]), 2: (6, ["io"])}  # 65 * 0.9, 65 * 0.1
 
 
-def test_memory_is_charged_by_growth_or_page_ins_and_by_resident_memory_when_nobody_grows():
-    grower = proc(1, mem=GIB, mem_growth=200e6, pageins=0.0)
-    faulter = proc(2, mem=GIB, mem_growth=-50e6, pageins=800.0)
-    _, stress, rogues = score([grower, faulter], psi_memory=m.PressureStall(some=40.0, full=20.0))
+def test_memory_is_charged_by_bytes_demanded_and_by_resident_memory_when_nobody_demands():
+    # Growth and bytes brought in from storage are one unit (bytes/s): a grower of 150 MB/s and
+    # a reader of 50 MB/s (shrinking meanwhile: its pages are being reclaimed) share 3:1.
+    grower = proc(1, mem=GIB, mem_growth=150e6, pageins=0.0, read_bps=0.0)
+    reader = proc(2, mem=GIB, mem_growth=-50e6, pageins=800.0, read_bps=50e6)
+    _, stress, rogues = score([grower, reader], psi_memory=m.PressureStall(some=40.0, full=20.0))
     assert stress == {"memory": 65}
-    assert rogues == {1: (65, ["mem"]), 2: (65, ["mem"])}  # each holds all of one kind
+    assert rogues == {1: (49, ["mem"]), 2: (16, ["mem"])}  # 65 * 3/4, 65 * 1/4
+    # No byte figure (macOS): a major fault stands for page_in_bytes.
+    faulter = proc(2, mem=GIB, mem_growth=None, pageins=12_207.0)  # 50 MB/s of 4096-byte pages
+    _, _, rogues = score([grower, faulter], psi_memory=m.PressureStall(some=40.0, full=20.0))
+    assert rogues == {1: (49, ["mem"]), 2: (16, ["mem"])}
+    _, _, rogues = score([grower, faulter], "[scoring.pressure]\npage_in_bytes = 12288\n",
+                         psi_memory=m.PressureStall(some=40.0, full=20.0))
+    assert rogues == {1: (33, ["mem"]), 2: (32, ["mem"])}  # 150 MB/s against 150 MB/s
     big = proc(1, mem=3 * GIB, cpu=1.0)
     small = proc(2, mem=GIB, cpu=1.0)
     _, _, rogues = score([big, small], mem_total=100, mem_available=1)  # used 99 %: 65
     assert rogues[1][1] == ["mem"] and rogues[1][0] == 49  # 65 * 3/4
+
+
+def test_refaults_through_read_charge_the_readers_not_a_small_grower_like_the_collector():
+    # Measured on this machine (issue 16's memory row): two readers of a file 4x their memory
+    # cgroup's limit, their page cache reclaimed and read back on every pass. Refaults through
+    # read() are no major faults (~35 a second each), their resident memory shrank this
+    # interval, and the collector (reading /proc) grew by 0.5 MB/s. Charged by growth alone the
+    # collector held the whole growth share: score 100, the readers' parent tied with it.
+    readers = [proc(10, ppid=9, command="pm-memthrash", cpu=66.0, mem=30 << 20, mem_growth=-10.46e6,
+                    pageins=34.0, read_bps=500.4e6),
+               proc(11, ppid=9, command="pm-memthrash", cpu=66.0, mem=30 << 20, mem_growth=-0.93e6,
+                    pageins=39.0, read_bps=455.5e6)]
+    shell = proc(9, ppid=1, command="sh", mem=1 << 20)
+    collector = proc(20, ppid=5, command="collector", cpu=2.4, mem=40 << 20, mem_growth=0.52e6,
+                     pageins=0.0, read_bps=0.0)
+    _, stress, rogues = score([shell, *readers, collector], psi_memory=m.PressureStall(some=49.1, full=44.4),
+                              psi_io=m.PressureStall(some=18.3, full=14.7), pageins=72.0)
+    assert stress["memory"] == 100
+    assert list(rogues)[:3] == [9, 10, 11] and rogues[9][0] == 100 and "mem" in rogues[9][1]  # their parent, then each
+    assert 20 not in rogues  # 0.5 of ~957 MB/s demanded: under half a point
 
 
 def test_context_switches_are_charged_by_share():
