@@ -175,3 +175,27 @@ def stat_record(
         mem_growth=growth,
         cgroup=cgroup,
     )
+
+
+# Samples a reaped child's seen CPU waits for its parent's stat to show the reap (the reap can fall
+# between the two reads of one pass), then is dropped: the parent's figure is never held down longer.
+REAPED_CREDIT_SAMPLES = 3
+
+
+def without_seen_children(info: ProcessInfo, seen_ticks: int, clk_tck: int, dt: float | None) -> tuple[ProcessInfo, int]:
+    """``info`` with the reaped children's CPU this collector had already seen them use taken
+    out of ``cpu_children``; and what is left of ``seen_ticks`` (for a reap not shown yet).
+
+    The kernel adds a child's whole lifetime (its own CPU and what it reaped) to the parent's
+    cutime/cstime at once when the parent reaps it: a worker seen at full speed for ten seconds
+    lands on its parent as ten seconds in one interval, which charged stress-ng (a zombie by
+    then) with every core after its workers had stopped, and a test runner with the CPU of a
+    child it had just reaped. What the child used since its last sample (and children never
+    sampled: a fork storm's) is what remains."""
+    if not dt or not info.cpu_children or seen_ticks <= 0:
+        return info, seen_ticks
+    shown = info.cpu_children * clk_tck * dt / 100.0  # ticks in this interval's figure
+    used = min(float(seen_ticks), shown)
+    left = max(0, seen_ticks - round(used))
+    children = max(0.0, (shown - used) * 100.0 / (clk_tck * dt))
+    return _replace(info, cpu_children=children), left

@@ -60,6 +60,19 @@ def test_a_new_stat_line_gives_deltas_and_caps_reaped_children_at_every_core() -
     assert (first.pageins, first.cpu_children) == (None, None)
 
 
+def test_reaped_children_s_cpu_already_seen_is_taken_out_and_what_is_left_waits() -> None:
+    parent = ProcessInfo(pid=9, command="sh", state="sleeping", cpu=0.0, cpu_children=150.0)
+    # 150 % over 2 s = 300 ticks reaped; 250 of them were seen while the child was alive.
+    p, left = rec.without_seen_children(parent, 250, clk_tck=100, dt=2.0)
+    assert (round(p.cpu_children, 6), left) == (25.0, 0)  # 50 ticks since its last sample, in 2 s
+    # A reap that has not shown yet (the parent's figure is 0): the credit waits, untouched.
+    idle = ProcessInfo(pid=9, command="sh", state="sleeping", cpu=0.0, cpu_children=0.0)
+    assert rec.without_seen_children(idle, 250, clk_tck=100, dt=1.0) == (idle, 250)
+    # More seen than shown (a child reaped by someone else): the figure goes to 0, the rest waits.
+    p, left = rec.without_seen_children(parent, 400, clk_tck=100, dt=2.0)
+    assert (p.cpu_children, left) == (0.0, 100)
+
+
 def test_an_unchanged_stat_keeps_the_state_and_takes_the_new_rates() -> None:
     old = ProcessInfo(pid=3, ppid=2, command="x", state="sleeping", mem=4096, cpu=9.0, pageins=4.0)
     p = rec.same_stat_record(old, 1.0, RATES, 1.0, uid=5, swap=8, growth=0.0, cgroup=None)
