@@ -125,7 +125,20 @@ def measure_load(run: PipelineRun, watch: SampleWatch, row: LoadRow, seconds: fl
         res.misses.append(f"only {len(seen)} live samples during the {seconds:.0f} s load")
     events = wait_closed(wall0 - 0.5, 2 * deescalation_s + CLOSE_SLACK_S)
     judge_load(res, row, events, load.seen, seconds, time.monotonic() - ended, ended_wall)
+    if events and events[0].end is None:  # what held it open: the samples since the load ended
+        res.misses.append(f"after the load: {held_by(watch.since(ended))}")
     return res
+
+
+def held_by(seen: list[Seen]) -> str:
+    """Each sample's tier, stress and top rogue since the load ended (why an event stayed open)."""
+    out = []
+    for s in seen[-20:]:
+        top = s.top
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(s.sample.samples.stress.items(), key=lambda kv: -kv[1])[:2])
+        who = f"{top.command} {top.pid} {top.score} {'/'.join(top.categories)}" if top else "-"
+        out.append(f"t{s.tier} {s.sample.samples.max_score} ({parts}) {who}")
+    return "; ".join(out)
 
 
 def judge_load(res: Result, row: LoadRow, events: list[storage.EventSummary], load_pids: set[int],

@@ -84,6 +84,8 @@ from .procfs_record import (
     Before,
     Counts,
     Rates,
+    Seen,
+    add_seen,
     counter_rates,
     cpu_percent,
     growth_rate,
@@ -91,6 +93,7 @@ from .procfs_record import (
     same_stat_record,
     settled,
     stat_record,
+    seen_of,
     still_rates,
     without_seen_children,
 )
@@ -263,9 +266,9 @@ class LinuxBackend:
         self._stat_period = self._refresh_every  # stat refresh period in force this sample
         self._memory_until = 0  # sample number until which stat_every applies
         self._gone: set[int] = set()  # pids that vanished this sample (their children move)
-        # parent pid -> [CPU ticks its vanished (reaped) children were seen to use, last sample
-        # to wait for the reap to show]: taken out of the parent's cpu_children (without_seen_children)
-        self._reaped: dict[int, list[int]] = {}
+        # parent pid -> [what its vanished (reaped) children were seen to use, last sample to
+        # wait for the reap to show]: taken out of the parent's figures (without_seen_children)
+        self._reaped: dict[int, list] = {}
         self._t: float | None = None
         # CLOCK_BOOTTIME at the previous sample (live /proc only): a process whose stat starttime
         # (ticks after boot) is later was born in this interval, so all its counters are too.
@@ -758,10 +761,10 @@ class LinuxBackend:
     def _forget(self, e: _Proc) -> None:
         self.counters["gone"] += 1
         self._gone.add(e.pid)
-        seen = e.ticks + e.child_ticks  # what its parent's cutime will grow by when it reaps it
-        if seen > 0 and e.info.ppid > 0:
-            credit = self._reaped.setdefault(e.info.ppid, [0, 0])
-            credit[0] += seen
+        if e.info.ppid > 0 and not e.kthread:  # what its parent's figures grow by when it reaps it
+            seen = seen_of(e.ticks, e.child_ticks, e.counts)
+            credit = self._reaped.setdefault(e.info.ppid, [Seen(), 0])
+            credit[0] = add_seen(credit[0], seen)
             credit[1] = self._n + REAPED_CREDIT_SAMPLES
         self._close_fds(e)
         if self._multi.get(e.name) is e:
@@ -776,12 +779,12 @@ class LinuxBackend:
             if e is None:  # the parent is gone too: nobody's figure to correct
                 del reaped[pid]
                 continue
-            if e.info.cpu_children:
-                old = e.info
-                e.info, credit[0] = without_seen_children(old, credit[0], CLK_TCK, dt)
-                out[out.index(old)] = e.info  # rare: a parent that reaped a child seen alive
+            old = e.info
+            e.info, credit[0] = without_seen_children(old, credit[0], CLK_TCK, dt)
+            if e.info is not old:  # rare: a parent that reaped a child seen alive
+                out[out.index(old)] = e.info
                 e.idle = is_idle(e.info)
-            if credit[0] <= 0 or credit[1] <= n:
+            if not any(credit[0]) or credit[1] <= n:
                 del reaped[pid]
 
     def _close_fds(self, e: _Proc, keep_stat: bool = False) -> None:
