@@ -43,7 +43,7 @@ from pmshared.messages import ProcessInfo, ProcessScore, Snapshot
 from pmshared.reaped import bound_reaped
 
 from scorer.selection import SelectionRules
-from scorer.stress import StressRules, machine_stress
+from scorer.stress import StressRules, machine_stress, stall_explained
 
 # Resource -> the rogue category that names it (the wire's Category literals).
 CATEGORY = {"cpu": "cpu", "memory": "mem", "io": "io", "fork": "fork", "csw": "csw"}
@@ -221,7 +221,8 @@ def _charge(use: _Use, factors: list[tuple[str, str, float]], stuck_io: float) -
 STALL_CAUSES = ("cpu", "io", "memory")
 
 
-def multipliers(stress: dict[str, float], contended: float = 35.0) -> dict[str, float]:
+def multipliers(stress: dict[str, float], contended: float = 35.0,
+                explained: dict[str, float] | None = None) -> dict[str, float]:
     """Per resource, the points a process holding all of it is charged: charge = mult * share.
 
     Sentinel lateness (stall) is a symptom, not a resource: it is split among cpu, io and memory
@@ -231,7 +232,9 @@ def multipliers(stress: dict[str, float], contended: float = 35.0) -> dict[str, 
     (the tiers' elevated threshold), up to 1. So a stall with no contention to explain it (the
     hypervisor paused the VM, the collector itself was stopped) is charged to nobody and raises
     no tier, however busy a core was with everyday work: the model does not invent a cause, and
-    the pause is recorded as a pause. A resource whose multiplier is under MIN_CHARGE can charge
+    the pause is recorded as a pause. Where the kernel says how long tasks waited for a
+    resource (PSI: ``explained``, scorer.stress.stall_explained), its part is at most what those
+    waits explain. A resource whose multiplier is under MIN_CHARGE can charge
     nobody a point, not even a group of workers (shares add up to <= 1), so it is left out: most
     resources of a calm machine, which keeps the per-process work small."""
     mult = {r: v for r, v in stress.items() if r in CATEGORY}
@@ -242,6 +245,8 @@ def multipliers(stress: dict[str, float], contended: float = 35.0) -> dict[str, 
         for r, weight in causes.items():
             if weight:
                 part = stall * weight / total * min(1.0, weight / contended)
+                if explained is not None and r in explained:
+                    part = min(part, explained[r])
                 mult[r] = max(mult.get(r, 0.0), part)
     return {r: v for r, v in mult.items() if v >= MIN_CHARGE}
 
@@ -364,7 +369,7 @@ def _rogues(charged: dict[int, tuple[ProcessInfo, dict[str, float]]], mult: dict
 def score_pressure(snapshot: Snapshot, rules: PressureRules) -> tuple[int, dict[str, int], list[ProcessScore]]:
     """``(max_score, stress per resource, rogues)`` of one snapshot under the pressure model."""
     stress = machine_stress(snapshot.system, snapshot.sentinel, run_delay_total(snapshot.processes), rules.stress)
-    mult = multipliers(stress, rules.stress.elevated)
+    mult = multipliers(stress, rules.stress.elevated, stall_explained(snapshot.system, rules.stress))
     rogues = _rogues(_charge_all(snapshot, mult, rules.page_in_bytes), mult, snapshot.processes, rules)
     # The tiers follow what processes can be charged for: every resource's stress, the stall
     # only through the contended resources that explain it (``multipliers``).

@@ -253,6 +253,23 @@ def test_a_stall_raises_the_tier_only_as_far_as_a_contended_resource_explains_it
     assert max_score >= 65 and rogues[1][0] == rogues[2][0] == round(max_score / 2)
 
 
+def test_a_stall_is_explained_by_a_resource_at_most_as_far_as_its_psi_says_tasks_waited():
+    # The collector stopped for 2 s (SIGSTOP) while others' everyday work kept the cores 62 %
+    # busy (cpu stress 23): the sentinel was late the whole interval (stall 100), and two thirds
+    # of it (23/35) went through cpu: tier 3, an event naming a shell (bench/detection.py). PSI
+    # showed tasks waiting for a CPU 3 % of the interval: that is all cpu can explain.
+    stopped = m.SentinelStats(tick_ms=20.0, window_s=60.0, ticks=3000, interval_late_pct=100.0)
+    shell = proc(7, command="bash", cpu=60.0)
+    max_score, stress, rogues = score([shell], sentinel=stopped, cpu_busy_pct=62.0,
+                                      psi_cpu=m.PressureStall(some=3.0), psi_io=m.PressureStall(some=0.0))
+    assert (stress["stall"], stress["cpu"]) == (100, 23)
+    assert max_score == 23 and rogues[7][0] == 23  # the cpu's own stress, no part of the stall
+    # Busy loops starving every task (cpu PSI 95 %): cpu explains the whole stall.
+    hogs = [proc(1, cpu=100.0), proc(2, cpu=100.0)]
+    max_score, _, _ = score(hogs, sentinel=stopped, cpu_busy_pct=100.0, psi_cpu=m.PressureStall(some=95.0))
+    assert max_score == 100
+
+
 def test_a_stall_is_charged_through_the_contended_resources_and_never_invented():
     sentinel = m.SentinelStats(tick_ms=20.0, window_s=60.0, ticks=3000, interval_late_pct=40.0)  # stall 65
     hog = proc(1, cpu=200.0, mem_growth=1e6)
