@@ -94,6 +94,30 @@ def test_a_real_load_escalates_within_3_s_with_its_process_on_top_in_its_categor
         _escalates(pipeline, tmp_path, key, stack, watch)
 
 
+def test_a_context_switch_storm_escalates_named_under_csw_before_and_after_it_ends(
+    pipeline: Pipeline, tmp_path: Path
+):
+    # stress-ng --switch 4: ~800,000 switches/s, run queue ~15 on 2 cores, the pipeline's own
+    # processes starved. Its workers are named under csw while it runs; when it ends, the kernel
+    # hands their whole lifetime of CPU to stress-ng as it reaps them (a zombie by then), which
+    # made stress-ng's highest-scoring sample, and so the event's categories, "cpu, state".
+    skip_unless_runnable(ROW["switch"])
+    start_defaults(pipeline)
+    with SampleWatch() as watch:
+        with ExitStack() as stack:
+            event, load = _escalates(pipeline, tmp_path, "switch", stack, watch)
+        stopped = time.monotonic()
+
+        def closed():
+            return next((e for e in cli_json(pipeline, "events") if e["id"] == event["id"] and e["end"]), None)
+
+        done = wait_for(closed, 20, "the storm's event to close after it stopped", interval=0.5)
+    print(f"[switch] event closed {time.monotonic() - stopped:.1f} s after the storm stopped")
+    assert done["top_culprit_pid"] in load.seen, (done["top_culprit"], done["top_culprit_pid"])
+    cats, per_sample = culprit_categories(pipeline, done)
+    assert "csw" in cats, per_sample
+
+
 IDLE_S = 20.0
 
 
