@@ -251,13 +251,16 @@ def multipliers(stress: dict[str, float], contended: float = 35.0,
     return {r: v for r, v in mult.items() if v >= MIN_CHARGE}
 
 
-def categories_of(charge: dict[str, float], mult: dict[str, float], ratio: float) -> set[str]:
+def categories_of(charge: dict[str, float], mult: dict[str, float], ratio: float,
+                  contended: float = 35.0) -> set[str]:
     """The resources a process is charged for: its top charge, any charge of at least ``ratio``
-    of that, and any resource it holds at least ``ratio`` of (share = charge / multiplier), so the
-    parent of a fork storm is named under fork even while its CPU charge is larger."""
+    of that, and any contended resource (stress at the elevated threshold, ``contended``) it holds
+    at least ``ratio`` of (share = charge / multiplier). So the parent of a fork storm is named
+    under fork even while its CPU charge is larger, but a CPU hog whose workers' start-up was most
+    of a calm machine's memory growth (memory stress 5 beside cpu 57) is not named under mem."""
     top = max(charge.values(), default=0.0)
     return {CATEGORY[r] for r, c in charge.items()
-            if c >= MIN_CHARGE and (c >= ratio * top or c >= ratio * mult[r])}
+            if c >= MIN_CHARGE and (c >= ratio * top or (c >= ratio * mult[r] and mult[r] >= contended))}
 
 
 def _score(proc: ProcessInfo, score: int, cats: set[str]) -> ProcessScore:
@@ -354,7 +357,7 @@ def _rogues(charged: dict[int, tuple[ProcessInfo, dict[str, float]]], mult: dict
     for proc, charge in charged.values():
         top = max(charge.values(), default=0.0)
         if top >= MIN_CHARGE:
-            ranked.append((top, proc, categories_of(charge, mult, rules.category_ratio)))
+            ranked.append((top, proc, categories_of(charge, mult, rules.category_ratio, rules.stress.elevated)))
     # Ranked on the charge before rounding: scores that round alike still order by who held more.
     rogues = {proc.pid: (top, proc, cats) for top, proc, cats in
               heapq.nlargest(rules.rogue_count, ranked, key=lambda r: r[0])}

@@ -228,6 +228,19 @@ def test_refaults_through_read_charge_the_readers_not_a_small_grower_like_the_co
     assert 20 not in rogues  # 0.5 of ~957 MB/s demanded: under half a point
 
 
+def test_holding_most_of_a_calm_resource_adds_no_category():
+    # stress-ng --cpu 2 starting: its workers' growth is most of the memory demanded while memory
+    # is calm (stress ~4): named under cpu, not "cpu, mem" (tests/e2e/test_detection.py saw that).
+    hog = proc(1, cpu=190.0, mem_growth=20e6, read_bps=0.0)
+    other = proc(2, cpu=5.0, mem_growth=1e6, read_bps=0.0)
+    _, stress, rogues = score([hog, other], cpu_busy_pct=100.0, mem_total=100, mem_available=18)
+    assert stress["cpu"] == 45 and 0 < stress["memory"] < 35
+    assert rogues[1][1] == ["cpu"]
+    # Memory contended (used 97 %: stress 50): holding most of it is a category.
+    _, stress, rogues = score([hog, other], cpu_busy_pct=100.0, mem_total=100, mem_available=3)
+    assert stress["memory"] >= 35 and rogues[1][1] == ["cpu", "mem"]
+
+
 def test_context_switches_are_charged_by_share():
     procs = [proc(1, csw=300_000.0), proc(2, csw=100_000.0)]
     _, stress, rogues = score(procs, csw=400_000.0)
