@@ -150,6 +150,27 @@ def _bound_children(active: list[_Use], busy: float | None) -> None:
         use.children = children
 
 
+def _reaped_switches(active: list[_Use], system_csw: float | None) -> None:
+    """The machine's context switches no live process accounts for, laid at the door of the
+    parents that reaped children in the interval, in proportion to their children's CPU.
+
+    A process's switches are lost with it: the kernel adds a reaped child's CPU to its parent
+    (``cpu_children``) but not its switches. When a context-switch storm ends, its workers run
+    most of the interval and die before the sample: their switches were still most of the
+    machine's, and without this the storm's parent was charged their CPU alone (under cpu)."""
+    if not system_csw or system_csw <= 0:
+        return
+    reapers = [u for u in active if u.children > 0]
+    if not reapers:
+        return
+    lost = system_csw - sum(u.csw for u in active)
+    children = sum(u.children for u in reapers)
+    if lost <= 0 or children <= 0:
+        return
+    for use in reapers:
+        use.csw += lost * use.children / children
+
+
 def _share(part: float, total: float) -> float:
     return part / total if total > 0 else 0.0
 
@@ -327,8 +348,8 @@ def run_delay_total(processes: list[ProcessInfo]) -> float | None:
     return sum(_num(d) for d in known) if known else None
 
 
-def _charge_all(snapshot: Snapshot, mult: dict[str, float],
-                page_in_bytes: float) -> dict[int, tuple[ProcessInfo, dict[str, float]]]:
+def _charge_all(snapshot: Snapshot, mult: dict[str, float], page_in_bytes: float,
+                contended: float) -> dict[int, tuple[ProcessInfo, dict[str, float]]]:
     """pid -> (process, charge per resource) of every process that consumed something."""
     if not mult:  # nothing is stressed enough to charge anyone a point: skip the processes
         return {}
@@ -338,6 +359,8 @@ def _charge_all(snapshot: Snapshot, mult: dict[str, float],
     memory_stressed = "memory" in mult
     rss = memory_stressed and not any(memory_demand(p, page_in_bytes) for p in processes)
     active = _active(processes, 100.0 * cores, busy, mult, rss, page_in_bytes)
+    if mult.get("csw", 0.0) >= contended:  # contended only: a calm machine's idle switches are no one's
+        _reaped_switches(active, system.csw)
     totals = _totals(processes, active, memory_stressed)
     factors = _factors(totals, mult)
     stuck_io = mult["io"] / totals.stuck if "io" in mult and totals.stuck else 0.0
@@ -373,7 +396,7 @@ def score_pressure(snapshot: Snapshot, rules: PressureRules) -> tuple[int, dict[
     """``(max_score, stress per resource, rogues)`` of one snapshot under the pressure model."""
     stress = machine_stress(snapshot.system, snapshot.sentinel, run_delay_total(snapshot.processes), rules.stress)
     mult = multipliers(stress, rules.stress.elevated, stall_explained(snapshot.system, rules.stress))
-    rogues = _rogues(_charge_all(snapshot, mult, rules.page_in_bytes), mult, snapshot.processes, rules)
+    rogues = _rogues(_charge_all(snapshot, mult, rules.page_in_bytes, rules.stress.elevated), mult, snapshot.processes, rules)
     # The tiers follow what processes can be charged for: every resource's stress, the stall
     # only through the contended resources that explain it (``multipliers``).
     max_score = round(max(mult.values(), default=0.0))

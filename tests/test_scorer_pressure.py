@@ -241,6 +241,22 @@ def test_holding_most_of_a_calm_resource_adds_no_category():
     assert stress["memory"] >= 35 and rogues[1][1] == ["cpu", "mem"]
 
 
+def test_switches_of_children_that_died_in_the_interval_go_to_the_parent_that_reaped_them():
+    # The interval in which a context-switch storm ended: its workers switched ~800,000 times a
+    # second for most of it and were reaped by stress-ng before the sample. The kernel hands
+    # their CPU to stress-ng (cpu_children) but not their switches: a shell that switched 500
+    # times a second held every switch any live process made, and stress-ng was named under cpu.
+    parent = proc(1, command="stress-ng", cpu=0.0, cpu_children=150.0, csw=0.0)
+    shell = proc(2, command="bash", cpu=20.0, csw=500.0)
+    _, stress, rogues = score([parent, shell], cpu_busy_pct=90.0, csw=800_000.0)
+    assert stress["csw"] == 100
+    assert list(rogues)[0] == 1 and "csw" in rogues[1][1]
+    assert rogues[2][1] == ["cpu"]  # its own CPU; 500 of 800,000 switches is no csw charge
+    # A calm machine's switches that no process shows (the idle task's) are nobody's.
+    _, stress, rogues = score([parent, shell], cpu_busy_pct=90.0, csw=20_000.0)
+    assert stress["csw"] < 35 and "csw" not in rogues[1][1]
+
+
 def test_context_switches_are_charged_by_share():
     procs = [proc(1, csw=300_000.0), proc(2, csw=100_000.0)]
     _, stress, rogues = score(procs, csw=400_000.0)
