@@ -150,25 +150,28 @@ def _bound_children(active: list[_Use], busy: float | None) -> None:
         use.children = children
 
 
-def _reaped_switches(active: list[_Use], system_csw: float | None) -> None:
+def _reaped_switches(active: list[_Use], system_csw: float | None, busy: float | None) -> None:
     """The machine's context switches no live process accounts for, laid at the door of the
-    parents that reaped children in the interval, in proportion to their children's CPU.
+    parents that reaped children in the interval, each in proportion to its children's part of
+    the machine's busy time (``busy``, % of one core).
 
     A process's switches are lost with it: the kernel adds a reaped child's CPU to its parent
     (``cpu_children``) but not its switches. When a context-switch storm ends, its workers run
     most of the interval and die before the sample: their switches were still most of the
-    machine's, and without this the storm's parent was charged their CPU alone (under cpu)."""
-    if not system_csw or system_csw <= 0:
+    machine's, and without this the storm's parent was charged their CPU alone (under cpu). A
+    parent whose children used a sliver of the busy time gets a sliver of the lost switches (the
+    rest may be the idle task's, or counts a sample missed), never all of them."""
+    if not system_csw or system_csw <= 0 or not busy or busy <= 0:
         return
     reapers = [u for u in active if u.children > 0]
     if not reapers:
         return
     lost = system_csw - sum(u.csw for u in active)
-    children = sum(u.children for u in reapers)
-    if lost <= 0 or children <= 0:
+    if lost <= 0:
         return
+    busy = max(busy, sum(u.children for u in reapers))
     for use in reapers:
-        use.csw += lost * use.children / children
+        use.csw += lost * use.children / busy
 
 
 def _share(part: float, total: float) -> float:
@@ -360,7 +363,7 @@ def _charge_all(snapshot: Snapshot, mult: dict[str, float], page_in_bytes: float
     rss = memory_stressed and not any(memory_demand(p, page_in_bytes) for p in processes)
     active = _active(processes, 100.0 * cores, busy, mult, rss, page_in_bytes)
     if mult.get("csw", 0.0) >= contended:  # contended only: a calm machine's idle switches are no one's
-        _reaped_switches(active, system.csw)
+        _reaped_switches(active, system.csw, busy)
     totals = _totals(processes, active, memory_stressed)
     factors = _factors(totals, mult)
     stuck_io = mult["io"] / totals.stuck if "io" in mult and totals.stuck else 0.0

@@ -252,6 +252,12 @@ def test_switches_of_children_that_died_in_the_interval_go_to_the_parent_that_re
     assert stress["csw"] == 100
     assert list(rogues)[0] == 1 and "csw" in rogues[1][1]
     assert rogues[2][1] == ["cpu"]  # its own CPU; 500 of 800,000 switches is no csw charge
+    # A parent that reaped a sliver of the busy time (0.5 % of one core) gets a sliver of them.
+    storm = [proc(3, command="stress-ng-switc", cpu=90.0, csw=300_000.0),
+             proc(4, command="stress-ng-switc", cpu=90.0, csw=300_000.0)]
+    reaper = proc(5, command="python", cpu=0.2, cpu_children=0.5, csw=18.0)
+    _, _, rogues = score([*storm, reaper], cpu_busy_pct=100.0, csw=800_000.0)
+    assert list(rogues)[:2] == [3, 4] and rogues.get(5, (0, []))[0] <= 1
     # A calm machine's switches that no process shows (the idle task's) are nobody's.
     _, stress, rogues = score([parent, shell], cpu_busy_pct=90.0, csw=20_000.0)
     assert stress["csw"] < 35 and "csw" not in rogues[1][1]
