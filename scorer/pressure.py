@@ -313,36 +313,45 @@ def _by_state(processes: list[ProcessInfo], rules: SelectionRules) -> list[tuple
 NO_GROUP_PARENTS = frozenset({0, 1, 2})
 
 
+def _add(charge: dict[str, float], more: dict[str, float]) -> dict[str, float]:
+    return {r: charge.get(r, 0.0) + more.get(r, 0.0) for r in charge.keys() | more.keys()}
+
+
 def _charge_parents(charged: dict[int, tuple[ProcessInfo, dict[str, float]]],
                     processes: list[ProcessInfo]) -> None:
-    """Charge a parent with what its group of workers holds together.
+    """Charge a parent with what its copies and its group of workers hold together.
 
     Workers of one job (make -j, stress-ng --cpu 8, a browser's renderers) each hold a small part
     of the machine, and a single process of someone else's can outscore every one of them. Two or
     more children with the same command and the same parent are a group; the parent is charged
-    its own part plus the group's (parts of one resource add up to at most 1, so the charge stays
-    within the resource's stress). The workers keep their own, smaller scores."""
-    groups: dict[tuple[int, str], list[dict[str, float]]] = {}
-    for proc, charge in charged.values():
-        if proc.ppid not in NO_GROUP_PARENTS and charge:
-            groups.setdefault((proc.ppid, proc.command), []).append(charge)
-    extra: dict[int, dict[str, float]] = {}
+    its own part plus the group's. A child with its parent's own command (forked, not exec'd: a
+    copy doing the same work, e.g. each ``stress-ng --switch`` worker's partner at the other end
+    of its pipe) is charged to that parent first, so a worker carries its pair and the job's
+    parent the whole storm (without it stress-ng held half of it: score 50, outscored by others'
+    processes once the storm ended). Parts of one resource add up to at most 1, so a charge
+    stays within the resource's stress; the workers keep their own scores."""
+    by_pid = {p.pid: p for p in processes}
+    own = {pid: charge for pid, (_, charge) in charged.items()}  # before any parent is charged
+
+    def parent_of(proc: ProcessInfo) -> ProcessInfo | None:
+        return None if proc.ppid in NO_GROUP_PARENTS else by_pid.get(proc.ppid)
+
+    copies = [(proc, parent) for proc, _ in charged.values()
+              if (parent := parent_of(proc)) is not None and parent.command == proc.command]
+    for proc, parent in copies:
+        charged[parent.pid] = (parent, _add(charged.get(parent.pid, (parent, {}))[1], own[proc.pid]))
+    groups: dict[tuple[int, str], list[int]] = {}
+    for pid, (proc, charge) in list(charged.items()):
+        parent = parent_of(proc)
+        if parent is not None and parent.command != proc.command and charge:
+            groups.setdefault((parent.pid, proc.command), []).append(pid)
     for (ppid, _), members in groups.items():
         if len(members) < 2:
             continue
-        add = extra.setdefault(ppid, {})
-        for charge in members:
-            for r, c in charge.items():
-                add[r] = add.get(r, 0.0) + c
-    if not extra:
-        return
-    by_pid = {p.pid: p for p in processes}
-    for ppid, add in extra.items():
-        parent = by_pid.get(ppid)
-        if parent is None:  # the parent exited: nobody to name
-            continue
-        own = charged.get(ppid, (parent, {}))[1]
-        charged[ppid] = (parent, {r: own.get(r, 0.0) + add.get(r, 0.0) for r in own.keys() | add.keys()})
+        add: dict[str, float] = {}
+        for pid in members:  # each worker with the copies charged to it above
+            add = _add(add, charged[pid][1])
+        charged[ppid] = (by_pid[ppid], _add(charged.get(ppid, (by_pid[ppid], {}))[1], add))
 
 
 def run_delay_total(processes: list[ProcessInfo]) -> float | None:

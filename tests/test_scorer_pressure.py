@@ -404,6 +404,24 @@ def test_every_anchor_pair_is_checked():
             config_mod.parse(toml)
 
 
+def test_a_worker_carries_its_copies_and_the_job_s_parent_the_whole_storm():
+    # stress-ng --switch 4: 4 workers, each with a forked partner of the same name at the other end
+    # of its pipe, all 8 switching alike. Grouping direct children alone charged stress-ng half
+    # the storm (50), which others' processes outscored once it had ended.
+    workers = [proc(10 + i, ppid=9, command="stress-ng-switc", csw=100_000.0) for i in range(4)]
+    partners = [proc(20 + i, ppid=10 + i, command="stress-ng-switc", csw=100_000.0) for i in range(4)]
+    parent = proc(9, ppid=5, command="stress-ng")
+    _, stress, rogues = score([parent, *workers, *partners], csw=800_000.0)
+    assert stress["csw"] == 100
+    assert rogues[9] == (100, ["csw"])  # the whole storm
+    assert rogues[10] == (25, ["csw"]) and rogues[20] == (12, ["csw"])  # a worker and its pair; a partner
+    # A copy is charged to its parent once: a master with two same-named workers, as before.
+    master = [proc(30, ppid=5, command="nginx"), proc(31, ppid=30, command="nginx", cpu=100.0),
+              proc(32, ppid=30, command="nginx", cpu=100.0)]
+    _, _, rogues = score(master, **BUSY)
+    assert rogues[30][0] == 45 and rogues[31][0] == rogues[32][0] == 22  # 45 = 22.5 + 22.5, not twice that
+
+
 def test_a_parent_is_charged_what_its_group_of_same_named_workers_holds_together():
     # 8 workers of one job at 12 % of a core each, beside one 100 % process of someone else.
     workers = [proc(100 + i, ppid=99, command="worker", cpu=12.0) for i in range(8)]
