@@ -126,13 +126,16 @@ def _active(processes: list[ProcessInfo], cpu_cap: float, busy: float | None,
         names.add("mem")
     uses = attrgetter(*sorted(names))
     num = _num
+    memory = "memory" in resources  # its demand only when charged (memory_demand, inlined: hot)
     out = []
     for p in processes:
         if not (any(uses(p)) or p.state == "stuck"):
             continue
+        read = num(p.read_bps)
+        demand = num(p.mem_growth) + max(read, num(p.pageins) * page_in_bytes) if memory else 0.0
         out.append(_Use(
-            p, min(cpu_cap, num(p.cpu)), num(p.cpu_children), num(p.read_bps) + num(p.write_bps),
-            num(p.sysbsd), memory_demand(p, page_in_bytes), num(p.csw), float(p.mem),
+            p, min(cpu_cap, num(p.cpu)), num(p.cpu_children), read + num(p.write_bps),
+            num(p.sysbsd), demand, num(p.csw), float(p.mem),
         ))
     _bound_children(out, busy)
     for use in out:
@@ -330,20 +333,21 @@ def _charge_parents(charged: dict[int, tuple[ProcessInfo, dict[str, float]]],
     parent the whole storm (without it stress-ng held half of it: score 50, outscored by others'
     processes once the storm ended). Parts of one resource add up to at most 1, so a charge
     stays within the resource's stress; the workers keep their own scores."""
-    by_pid = {p.pid: p for p in processes}
-    own = {pid: charge for pid, (_, charge) in charged.items()}  # before any parent is charged
-
-    def parent_of(proc: ProcessInfo) -> ProcessInfo | None:
-        return None if proc.ppid in NO_GROUP_PARENTS else by_pid.get(proc.ppid)
-
-    copies = [(proc, parent) for proc, _ in charged.values()
-              if (parent := parent_of(proc)) is not None and parent.command == proc.command]
-    for proc, parent in copies:
-        charged[parent.pid] = (parent, _add(charged.get(parent.pid, (parent, {}))[1], own[proc.pid]))
+    # (pid, process, own charge) of every charged process with a parent that may be charged
+    children = [(pid, proc, charge) for pid, (proc, charge) in charged.items()
+                if charge and proc.ppid not in NO_GROUP_PARENTS]
+    # Their parents: most are charged themselves; the rest take one pass over the processes.
+    by_pid = {ppid: charged[ppid][0] for _, proc, _ in children if (ppid := proc.ppid) in charged}
+    if missing := {proc.ppid for _, proc, _ in children} - by_pid.keys():
+        by_pid.update((p.pid, p) for p in processes if p.pid in missing)
     groups: dict[tuple[int, str], list[int]] = {}
-    for pid, (proc, charge) in list(charged.items()):
-        parent = parent_of(proc)
-        if parent is not None and parent.command != proc.command and charge:
+    for pid, proc, charge in children:
+        parent = by_pid.get(proc.ppid)
+        if parent is None:  # the parent exited: nobody to name
+            continue
+        if parent.command == proc.command:  # a copy: charged to its parent first
+            charged[parent.pid] = (parent, _add(charged.get(parent.pid, (parent, {}))[1], charge))
+        else:
             groups.setdefault((parent.pid, proc.command), []).append(pid)
     for (ppid, _), members in groups.items():
         if len(members) < 2:
