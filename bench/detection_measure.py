@@ -53,16 +53,27 @@ def events_since(wall: float) -> list[storage.EventSummary]:
         conn.close()
 
 
-def culprit_categories(event: storage.EventSummary) -> list[str]:
-    """The categories of the event's top culprit in the stored sample where it scored highest
-    (the one `pmctl events` names it from; the earliest on a tie)."""
+def culprit_row(event: storage.EventSummary):
+    """The event's top culprit as the stored sample where it scored highest has it (the one
+    `pmctl events` names it from; the earliest on a tie), None if no sample has it."""
     conn = storage.open_readonly(paths.db_path())
     try:
         detail = storage.get_event(conn, event.id)
     finally:
         conn.close()
     mine = [r for s in detail.samples for r in s.samples.rogues if r.pid == event.top_culprit_pid]
-    return list(max(mine, key=lambda r: r.score).categories) if mine else []
+    return max(mine, key=lambda r: r.score) if mine else None
+
+
+def culprit_categories(event: storage.EventSummary) -> list[str]:
+    row = culprit_row(event)
+    return list(row.categories) if row else []
+
+
+def figures(r) -> str:
+    """What a rogue was charged from (a wrong culprit's figures say why it was named)."""
+    return (f"ppid {r.ppid}, cpu {r.cpu}, reaped children's cpu {r.cpu_children}, io {r.io_bps} B/s, "
+            f"mem growth {r.mem_growth}, csw {r.csw}, categories {'/'.join(r.categories)}")
 
 
 def pauses_since(wall: float) -> list[storage.PauseRecord]:
@@ -125,7 +136,20 @@ def measure_load(run: PipelineRun, watch: SampleWatch, row: LoadRow, seconds: fl
         res.misses.append(f"only {len(seen)} live samples during the {seconds:.0f} s load")
     events = wait_closed(wall0 - 0.5, 2 * deescalation_s + CLOSE_SLACK_S)
     judge_load(res, row, events, load.seen, seconds, time.monotonic() - ended, ended_wall)
+    if events and events[0].end is None:  # what held it open: the samples since the load ended
+        res.misses.append(f"after the load: {held_by(watch.since(ended))}")
     return res
+
+
+def held_by(seen: list[Seen]) -> str:
+    """Each sample's tier, stress and top rogue since the load ended (why an event stayed open)."""
+    out = []
+    for s in seen[-20:]:
+        top = s.top
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(s.sample.samples.stress.items(), key=lambda kv: -kv[1])[:2])
+        who = f"{top.command} {top.pid} {top.score} {'/'.join(top.categories)}" if top else "-"
+        out.append(f"t{s.tier} {s.sample.samples.max_score} ({parts}) {who}")
+    return "; ".join(out)
 
 
 def judge_load(res: Result, row: LoadRow, events: list[storage.EventSummary], load_pids: set[int],
@@ -148,8 +172,10 @@ def judge_load(res: Result, row: LoadRow, events: list[storage.EventSummary], lo
     cats = culprit_categories(e)
     res.category = ", ".join(cats) or "none"
     if e.top_culprit_pid not in load_pids:
+        wrong = culprit_row(e)
         res.misses.append(f"top culprit {describe(e)}, not one of the load's processes "
-                          f"({row.culprit} or the process that started them)")
+                          f"({row.culprit} or the process that started them)"
+                          + (f"; its figures: {figures(wrong)}" if wrong else ""))
     elif not (e.top_culprit or "").startswith(row.culprit):
         res.culprit += ", the load's parent of its workers"
     if row.category not in cats:

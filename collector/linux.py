@@ -79,9 +79,12 @@ from .procfs_parse import (
     schedstat_delay,
 )
 from .procfs_record import (
+    REAPED_CREDIT_SAMPLES,
     Before,
     Counts,
     Rates,
+    Seen,
+    add_seen,
     counter_rates,
     cpu_percent,
     growth_rate,
@@ -89,7 +92,9 @@ from .procfs_record import (
     same_stat_record,
     settled,
     stat_record,
+    seen_of,
     still_rates,
+    without_seen_children,
 )
 from .procfs_schedule import plan_reads
 from .procfs_system import SystemReader
@@ -263,6 +268,9 @@ class LinuxBackend:
         self._stat_period = self._refresh_every  # stat refresh period in force this sample
         self._memory_until = 0  # sample number until which stat_every applies
         self._gone: set[int] = set()  # pids that vanished this sample (their children move)
+        # parent pid -> [what its vanished (reaped) children were seen to use, last sample to
+        # wait for the reap to show]: taken out of the parent's figures (without_seen_children)
+        self._reaped: dict[int, list] = {}
         self._t: float | None = None
         # CLOCK_BOOTTIME at the previous sample (live /proc only): a process whose stat starttime
         # (ticks after boot) is later was born in this interval, so all its counters are too.
@@ -336,6 +344,8 @@ class LinuxBackend:
         for e in old.values():
             self._forget(e)
         self._procs = new
+        if self._reaped:
+            self._take_out_seen_children(out, new, dt, n)
         if self._gone:
             # Their children were handed to a reaper: read their stat (ppid) next time.
             gone = self._gone
@@ -770,9 +780,31 @@ class LinuxBackend:
     def _forget(self, e: _Proc) -> None:
         self.counters["gone"] += 1
         self._gone.add(e.pid)
+        if e.info.ppid > 0 and not e.kthread:  # what its parent's figures grow by when it reaps it
+            seen = seen_of(e.ticks, e.child_ticks, e.counts)
+            credit = self._reaped.setdefault(e.info.ppid, [Seen(), 0])
+            credit[0] = add_seen(credit[0], seen)
+            credit[1] = self._n + REAPED_CREDIT_SAMPLES
         self._close_fds(e)
         if self._multi.get(e.name) is e:
             del self._multi[e.name]
+
+    def _take_out_seen_children(self, out: list[ProcessInfo], procs: dict[str, _Proc], dt: float | None,
+                                n: int) -> None:
+        """Parents that reaped children seen alive: their cpu_children without what was seen."""
+        reaped = self._reaped
+        for pid, credit in list(reaped.items()):
+            e = procs.get(str(pid))
+            if e is None:  # the parent is gone too: nobody's figure to correct
+                del reaped[pid]
+                continue
+            old = e.info
+            e.info, credit[0] = without_seen_children(old, credit[0], CLK_TCK, dt)
+            if e.info is not old:  # rare: a parent that reaped a child seen alive
+                out[out.index(old)] = e.info
+                e.idle = is_idle(e.info)
+            if not any(credit[0]) or credit[1] <= n:
+                del reaped[pid]
 
     def _close_fds(self, e: _Proc, keep_stat: bool = False) -> None:
         for fd in (e.fd_sched, e.fd_io) if keep_stat else (e.fd_stat, e.fd_sched, e.fd_io):

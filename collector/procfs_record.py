@@ -175,3 +175,59 @@ def stat_record(
         mem_growth=growth,
         cgroup=cgroup,
     )
+
+
+# Samples a reaped child's seen figures wait for its parent's to show the reap (the reap can fall
+# between two reads of one pass), then are dropped: a parent's figures are never held down longer.
+REAPED_CREDIT_SAMPLES = 3
+
+
+class Seen(NamedTuple):
+    """What a process was seen to use over its life, as last read: what its parent's counters
+    grow by when it reaps it (the kernel adds a child's CPU to cutime/cstime, and its storage
+    bytes and read/write calls to the parent's /proc/PID/io, at the reap)."""
+
+    ticks: float = 0.0  # own + reaped children's CPU, clock ticks
+    read_bytes: float = 0.0
+    write_bytes: float = 0.0
+    syscalls: float = 0.0
+
+
+def seen_of(ticks: int, child_ticks: int, c: Counts) -> Seen:
+    return Seen(ticks + child_ticks, c.read_bytes or 0, c.write_bytes or 0, c.syscalls or 0)
+
+
+def add_seen(a: Seen, b: Seen) -> Seen:
+    return Seen(*(x + y for x, y in zip(a, b)))
+
+
+def _take(rate: float | None, seen: float, per_unit: float) -> tuple[float | None, float]:
+    """``rate`` less ``seen`` units spread over the interval (``per_unit``: rate of one unit);
+    and what is left of ``seen``."""
+    if not rate or seen <= 0 or per_unit <= 0:
+        return rate, seen
+    shown = rate / per_unit
+    used = min(seen, shown)
+    return (shown - used) * per_unit, seen - used
+
+
+def without_seen_children(info: ProcessInfo, seen: Seen, clk_tck: int, dt: float | None) -> tuple[ProcessInfo, Seen]:
+    """``info`` with what this collector had already seen its reaped children use taken out of
+    its reaped-children CPU and its io rates; and what is left of ``seen`` (a reap not shown yet).
+
+    The kernel adds a child's whole lifetime to the parent at once when the parent reaps it: a
+    worker seen at full speed for ten seconds lands on its parent as ten seconds of CPU in one
+    interval (it charged stress-ng, a zombie by then, with every core after its workers had
+    stopped), and the gigabytes an io load wrote as the reaper's own writes in that interval.
+    What the children used since their last sample (and children never sampled: a fork storm's)
+    is what remains."""
+    if not dt or dt <= 0:
+        return info, seen
+    children, ticks = _take(info.cpu_children, seen.ticks, 100.0 / (clk_tck * dt))
+    read, read_left = _take(info.read_bps, seen.read_bytes, 1.0 / dt)
+    write, write_left = _take(info.write_bps, seen.write_bytes, 1.0 / dt)
+    calls, calls_left = _take(info.sysbsd, seen.syscalls, 1.0 / dt)
+    left = Seen(ticks, read_left, write_left, calls_left)
+    if left == seen:
+        return info, seen
+    return _replace(info, cpu_children=children, read_bps=read, write_bps=write, sysbsd=calls), left

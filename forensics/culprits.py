@@ -9,7 +9,10 @@ processes``), ranked by what each consumed in it, as a share of the contended re
 - io: read + write bytes/s, as a share of all processes' (at least ``IO_FLOOR_BPS``, so a few
   KiB/s on a quiet disk is not "all of the io");
 - pageins: major faults/s, as a share of all processes' (at least ``FAULT_FLOOR_PER_S``);
-- mem: resident + swapped growth, as a share of all processes' (at least ``GROWTH_FLOOR_BPS``);
+- mem: memory demanded, resident + swapped growth (when positive) plus bytes read from storage,
+  as a share of all processes' (at least ``GROWTH_FLOOR_BPS``): a page-cache refault through
+  read() is no major fault, and readers thrashing in a memory-limited cgroup shrink while they
+  read hundreds of MB/s, so by growth alone whoever grew a little (the collector) held it all;
 - stuck: in D state when sampled, a flat ``STUCK_SHARE`` (it waited on, or held, io or memory).
 The score is the largest share; resources the cause does not name count half (a cpu stall is
 ranked by CPU, but a process that did all the io still shows). Score 0 is not a culprit. The
@@ -111,6 +114,11 @@ def bounded_children(processes: list[m.ProcessInfo], cpu_count: int, busy_pct: f
     return {p.pid: c for p, c in zip(processes, children)}
 
 
+def _demand(p: m.ProcessInfo) -> float:
+    """Bytes/s of memory ``p`` demanded: its growth (when positive) and what it read from storage."""
+    return max(p.mem_growth or 0.0, 0.0) + max(p.read_bps or 0.0, 0.0)
+
+
 def _shares(
     p: m.ProcessInfo, children: float, cpu_count: int, totals: dict[str, float]
 ) -> tuple[float, bool, dict[str, float]]:
@@ -122,7 +130,7 @@ def _shares(
         "cpu": 100.0 * cpu / capacity,
         "io": 100.0 * io / max(totals["io"], IO_FLOOR_BPS),
         "pageins": 100.0 * (p.pageins or 0.0) / max(totals["pageins"], FAULT_FLOOR_PER_S),
-        "mem": 100.0 * max(p.mem_growth or 0.0, 0.0) / max(totals["mem"], GROWTH_FLOOR_BPS),
+        "mem": 100.0 * _demand(p) / max(totals["mem"], GROWTH_FLOOR_BPS),
         "stuck": STUCK_SHARE if p.state == "stuck" else 0.0,
     }
     return cpu, raw_cpu > capacity, shares
@@ -136,7 +144,7 @@ def consumption(
     totals = {
         "io": sum((p.read_bps or 0.0) + (p.write_bps or 0.0) for p in processes),
         "pageins": sum(p.pageins or 0.0 for p in processes),
-        "mem": sum(max(p.mem_growth or 0.0, 0.0) for p in processes),
+        "mem": sum(_demand(p) for p in processes),
     }
     children = bounded_children(processes, cpu_count, busy_pct)
     named = CAUSE_RESOURCES.get(cause)

@@ -231,6 +231,9 @@ class PressureModelConfig(_Section):
     # A rogue is listed under every resource that charges it at least this part of its top charge,
     # or of which it holds at least this part (its top charge's resource always).
     category_ratio: Annotated[float, Meta(gt=0, le=1)] = 0.5
+    # Memory is charged by bytes demanded (growth + bytes brought in from storage); where a
+    # process has major faults but no byte figure (macOS), one fault stands for this many bytes.
+    page_in_bytes: Annotated[int, Meta(ge=512, le=1 << 20)] = 4096
     cpu: CpuSignals = msgspec.field(default_factory=CpuSignals)
     memory: MemorySignals = msgspec.field(default_factory=MemorySignals)
     io: IoSignals = msgspec.field(default_factory=IoSignals)

@@ -20,8 +20,10 @@ score. A parent of two or more same-named workers is also charged what they hold
             processes leave unexplained (``_bound_children``)
     io      read + write bytes; where no process's figures show a byte moved, read/write system
             calls (Linux sysbsd is syscr + syscw); a task in D state gets at least 1/#stuck
-    memory  the larger of its part of positive memory growth and of page-ins; when memory is
-            stressed and nobody grows or pages in, its part of resident memory
+    memory  its part of the memory demanded in the interval, in bytes/s: resident + swapped
+            growth (if positive) plus what it brought in from storage (read bytes, or major
+            faults times ``page_in_bytes`` where larger); when memory is stressed and nobody
+            demanded any, its part of resident memory
     fork    cpu_children, bounded as above (a fork storm is charged to the parent that reaps);
             where no process has the figure, the cpu share
     csw     context switches
@@ -41,7 +43,7 @@ from pmshared.messages import ProcessInfo, ProcessScore, Snapshot
 from pmshared.reaped import bound_reaped
 
 from scorer.selection import SelectionRules
-from scorer.stress import StressRules, machine_stress
+from scorer.stress import StressRules, machine_stress, stall_explained
 
 # Resource -> the rogue category that names it (the wire's Category literals).
 CATEGORY = {"cpu": "cpu", "memory": "mem", "io": "io", "fork": "fork", "csw": "csw"}
@@ -55,6 +57,7 @@ class PressureRules:
     rogue_count: int
     category_ratio: float
     selection: SelectionRules  # only its state rules are used here
+    page_in_bytes: float = 4096.0  # bytes one major fault stands for where no byte figure is known
 
     @classmethod
     def from_config(cls, config: Config) -> PressureRules:
@@ -64,6 +67,7 @@ class PressureRules:
             rogue_count=cfg.rogue_count,
             category_ratio=cfg.category_ratio,
             selection=SelectionRules.from_config(config.rogue_selection),
+            page_in_bytes=float(cfg.page_in_bytes),
         )
 
 
@@ -83,8 +87,7 @@ class _Use:
     children: float
     io: float
     syscalls: float
-    growth: float
-    pageins: float
+    demand: float  # memory demanded, bytes/s (``memory_demand``)
     csw: float
     rss: float
 
@@ -95,13 +98,25 @@ _USES = {
     "cpu": ("cpu", "cpu_children"),
     "fork": ("cpu", "cpu_children"),
     "io": ("read_bps", "write_bps", "sysbsd"),
-    "memory": ("mem_growth", "pageins"),
+    "memory": ("mem_growth", "pageins", "read_bps"),
     "csw": ("csw",),
 }
 
 
+def memory_demand(proc: ProcessInfo, page_in_bytes: float) -> float:
+    """Bytes/s of memory ``proc`` demanded in the interval: its resident + swapped growth (when
+    positive) plus what it brought in from storage. Under memory pressure both make the kernel
+    reclaim someone's pages. Reads count because a page-cache refault through read() is no major
+    fault (measured: readers in a memory-limited cgroup at ~500 MB/s read and ~50 major faults/s,
+    while the collector's own 0.5 MB/s of growth took the whole growth share and the memory
+    charge); where no byte figure is known (macOS), each major fault is ``page_in_bytes``.
+    Everything in one unit, so a process is charged in proportion to what it really took."""
+    growth = _num(proc.mem_growth)
+    return growth + max(_num(proc.read_bps), _num(proc.pageins) * page_in_bytes)
+
+
 def _active(processes: list[ProcessInfo], cpu_cap: float, busy: float | None,
-            resources: Iterable[str], rss: bool) -> list[_Use]:
+            resources: Iterable[str], rss: bool, page_in_bytes: float) -> list[_Use]:
     """The processes that consumed some of ``resources`` (always their CPU figures, which bound
     the reaped children's), are stuck in D state, or hold memory when ``rss`` shares are used.
 
@@ -111,13 +126,16 @@ def _active(processes: list[ProcessInfo], cpu_cap: float, busy: float | None,
         names.add("mem")
     uses = attrgetter(*sorted(names))
     num = _num
+    memory = "memory" in resources  # its demand only when charged (memory_demand, inlined: hot)
     out = []
     for p in processes:
         if not (any(uses(p)) or p.state == "stuck"):
             continue
+        read = num(p.read_bps)
+        demand = num(p.mem_growth) + max(read, num(p.pageins) * page_in_bytes) if memory else 0.0
         out.append(_Use(
-            p, min(cpu_cap, num(p.cpu)), num(p.cpu_children), num(p.read_bps) + num(p.write_bps),
-            num(p.sysbsd), num(p.mem_growth), num(p.pageins), num(p.csw), float(p.mem),
+            p, min(cpu_cap, num(p.cpu)), num(p.cpu_children), read + num(p.write_bps),
+            num(p.sysbsd), demand, num(p.csw), float(p.mem),
         ))
     _bound_children(out, busy)
     for use in out:
@@ -135,6 +153,30 @@ def _bound_children(active: list[_Use], busy: float | None) -> None:
         use.children = children
 
 
+def _reaped_switches(active: list[_Use], system_csw: float | None, busy: float | None) -> None:
+    """The machine's context switches no live process accounts for, laid at the door of the
+    parents that reaped children in the interval, each in proportion to its children's part of
+    the machine's busy time (``busy``, % of one core).
+
+    A process's switches are lost with it: the kernel adds a reaped child's CPU to its parent
+    (``cpu_children``) but not its switches. When a context-switch storm ends, its workers run
+    most of the interval and die before the sample: their switches were still most of the
+    machine's, and without this the storm's parent was charged their CPU alone (under cpu). A
+    parent whose children used a sliver of the busy time gets a sliver of the lost switches (the
+    rest may be the idle task's, or counts a sample missed), never all of them."""
+    if not system_csw or system_csw <= 0 or not busy or busy <= 0:
+        return
+    reapers = [u for u in active if u.children > 0]
+    if not reapers:
+        return
+    lost = system_csw - sum(u.csw for u in active)
+    if lost <= 0:
+        return
+    busy = max(busy, sum(u.children for u in reapers))
+    for use in reapers:
+        use.csw += lost * use.children / busy
+
+
 def _share(part: float, total: float) -> float:
     return part / total if total > 0 else 0.0
 
@@ -145,8 +187,7 @@ class _Totals:
     children: float
     io: float
     syscalls: float
-    growth: float
-    pageins: float
+    demand: float
     csw: float
     children_known: bool
     stuck: int
@@ -154,19 +195,17 @@ class _Totals:
 
 
 def _totals(processes: list[ProcessInfo], active: list[_Use], memory_stressed: bool) -> _Totals:
-    growth = sum(u.growth for u in active)
-    pageins = sum(u.pageins for u in active)
+    demand = sum(u.demand for u in active)
     return _Totals(
         cpu=sum(u.cpu for u in active),
         children=sum(u.children for u in active),
         io=sum(u.io for u in active),
         syscalls=sum(u.syscalls for u in active),
-        growth=growth,
-        pageins=pageins,
+        demand=demand,
         csw=sum(u.csw for u in active),
         children_known=any(u.proc.cpu_children is not None for u in active),
         stuck=sum(1 for p in processes if p.state == "stuck"),
-        rss=float(sum(p.mem for p in processes)) if memory_stressed and growth == 0 and pageins == 0 else 0.0,
+        rss=float(sum(p.mem for p in processes)) if memory_stressed and demand == 0 else 0.0,
     )
 
 
@@ -185,7 +224,7 @@ def _factors(t: _Totals, mult: dict[str, float]) -> list[tuple[str, str, float]]
         elif r == "memory" and t.rss:
             out.append((r, "rss", per(t.rss, m)))
         elif r == "memory":
-            out += [(r, "growth", per(t.growth, m)), (r, "pageins", per(t.pageins, m))]
+            out.append((r, "demand", per(t.demand, m)))
         elif r == "fork":
             out.append((r, "children", per(t.children, m)) if t.children_known else (r, "cpu", per(t.cpu, m)))
         elif r == "csw":
@@ -209,7 +248,8 @@ def _charge(use: _Use, factors: list[tuple[str, str, float]], stuck_io: float) -
 STALL_CAUSES = ("cpu", "io", "memory")
 
 
-def multipliers(stress: dict[str, float], contended: float = 35.0) -> dict[str, float]:
+def multipliers(stress: dict[str, float], contended: float = 35.0,
+                explained: dict[str, float] | None = None) -> dict[str, float]:
     """Per resource, the points a process holding all of it is charged: charge = mult * share.
 
     Sentinel lateness (stall) is a symptom, not a resource: it is split among cpu, io and memory
@@ -219,7 +259,9 @@ def multipliers(stress: dict[str, float], contended: float = 35.0) -> dict[str, 
     (the tiers' elevated threshold), up to 1. So a stall with no contention to explain it (the
     hypervisor paused the VM, the collector itself was stopped) is charged to nobody and raises
     no tier, however busy a core was with everyday work: the model does not invent a cause, and
-    the pause is recorded as a pause. A resource whose multiplier is under MIN_CHARGE can charge
+    the pause is recorded as a pause. Where the kernel says how long tasks waited for a
+    resource (PSI: ``explained``, scorer.stress.stall_explained), its part is at most what those
+    waits explain. A resource whose multiplier is under MIN_CHARGE can charge
     nobody a point, not even a group of workers (shares add up to <= 1), so it is left out: most
     resources of a calm machine, which keeps the per-process work small."""
     mult = {r: v for r, v in stress.items() if r in CATEGORY}
@@ -230,17 +272,22 @@ def multipliers(stress: dict[str, float], contended: float = 35.0) -> dict[str, 
         for r, weight in causes.items():
             if weight:
                 part = stall * weight / total * min(1.0, weight / contended)
+                if explained is not None and r in explained:
+                    part = min(part, explained[r])
                 mult[r] = max(mult.get(r, 0.0), part)
     return {r: v for r, v in mult.items() if v >= MIN_CHARGE}
 
 
-def categories_of(charge: dict[str, float], mult: dict[str, float], ratio: float) -> set[str]:
+def categories_of(charge: dict[str, float], mult: dict[str, float], ratio: float,
+                  contended: float = 35.0) -> set[str]:
     """The resources a process is charged for: its top charge, any charge of at least ``ratio``
-    of that, and any resource it holds at least ``ratio`` of (share = charge / multiplier), so the
-    parent of a fork storm is named under fork even while its CPU charge is larger."""
+    of that, and any contended resource (stress at the elevated threshold, ``contended``) it holds
+    at least ``ratio`` of (share = charge / multiplier). So the parent of a fork storm is named
+    under fork even while its CPU charge is larger, but a CPU hog whose workers' start-up was most
+    of a calm machine's memory growth (memory stress 5 beside cpu 57) is not named under mem."""
     top = max(charge.values(), default=0.0)
     return {CATEGORY[r] for r, c in charge.items()
-            if c >= MIN_CHARGE and (c >= ratio * top or c >= ratio * mult[r])}
+            if c >= MIN_CHARGE and (c >= ratio * top or (c >= ratio * mult[r] and mult[r] >= contended))}
 
 
 def _score(proc: ProcessInfo, score: int, cats: set[str]) -> ProcessScore:
@@ -269,36 +316,46 @@ def _by_state(processes: list[ProcessInfo], rules: SelectionRules) -> list[tuple
 NO_GROUP_PARENTS = frozenset({0, 1, 2})
 
 
+def _add(charge: dict[str, float], more: dict[str, float]) -> dict[str, float]:
+    return {r: charge.get(r, 0.0) + more.get(r, 0.0) for r in charge.keys() | more.keys()}
+
+
 def _charge_parents(charged: dict[int, tuple[ProcessInfo, dict[str, float]]],
                     processes: list[ProcessInfo]) -> None:
-    """Charge a parent with what its group of workers holds together.
+    """Charge a parent with what its copies and its group of workers hold together.
 
     Workers of one job (make -j, stress-ng --cpu 8, a browser's renderers) each hold a small part
     of the machine, and a single process of someone else's can outscore every one of them. Two or
     more children with the same command and the same parent are a group; the parent is charged
-    its own part plus the group's (parts of one resource add up to at most 1, so the charge stays
-    within the resource's stress). The workers keep their own, smaller scores."""
-    groups: dict[tuple[int, str], list[dict[str, float]]] = {}
-    for proc, charge in charged.values():
-        if proc.ppid not in NO_GROUP_PARENTS and charge:
-            groups.setdefault((proc.ppid, proc.command), []).append(charge)
-    extra: dict[int, dict[str, float]] = {}
+    its own part plus the group's. A child with its parent's own command (forked, not exec'd: a
+    copy doing the same work, e.g. each ``stress-ng --switch`` worker's partner at the other end
+    of its pipe) is charged to that parent first, so a worker carries its pair and the job's
+    parent the whole storm (without it stress-ng held half of it: score 50, outscored by others'
+    processes once the storm ended). Parts of one resource add up to at most 1, so a charge
+    stays within the resource's stress; the workers keep their own scores."""
+    # (pid, process, own charge) of every charged process with a parent that may be charged
+    children = [(pid, proc, charge) for pid, (proc, charge) in charged.items()
+                if charge and proc.ppid not in NO_GROUP_PARENTS]
+    # Their parents: most are charged themselves; the rest take one pass over the processes.
+    by_pid = {ppid: charged[ppid][0] for _, proc, _ in children if (ppid := proc.ppid) in charged}
+    if missing := {proc.ppid for _, proc, _ in children} - by_pid.keys():
+        by_pid.update((p.pid, p) for p in processes if p.pid in missing)
+    groups: dict[tuple[int, str], list[int]] = {}
+    for pid, proc, charge in children:
+        parent = by_pid.get(proc.ppid)
+        if parent is None:  # the parent exited: nobody to name
+            continue
+        if parent.command == proc.command:  # a copy: charged to its parent first
+            charged[parent.pid] = (parent, _add(charged.get(parent.pid, (parent, {}))[1], charge))
+        else:
+            groups.setdefault((parent.pid, proc.command), []).append(pid)
     for (ppid, _), members in groups.items():
         if len(members) < 2:
             continue
-        add = extra.setdefault(ppid, {})
-        for charge in members:
-            for r, c in charge.items():
-                add[r] = add.get(r, 0.0) + c
-    if not extra:
-        return
-    by_pid = {p.pid: p for p in processes}
-    for ppid, add in extra.items():
-        parent = by_pid.get(ppid)
-        if parent is None:  # the parent exited: nobody to name
-            continue
-        own = charged.get(ppid, (parent, {}))[1]
-        charged[ppid] = (parent, {r: own.get(r, 0.0) + add.get(r, 0.0) for r in own.keys() | add.keys()})
+        add: dict[str, float] = {}
+        for pid in members:  # each worker with the copies charged to it above
+            add = _add(add, charged[pid][1])
+        charged[ppid] = (by_pid[ppid], _add(charged.get(ppid, (by_pid[ppid], {}))[1], add))
 
 
 def run_delay_total(processes: list[ProcessInfo]) -> float | None:
@@ -307,8 +364,8 @@ def run_delay_total(processes: list[ProcessInfo]) -> float | None:
     return sum(_num(d) for d in known) if known else None
 
 
-def _charge_all(snapshot: Snapshot, stress: dict[str, float],
-                mult: dict[str, float]) -> dict[int, tuple[ProcessInfo, dict[str, float]]]:
+def _charge_all(snapshot: Snapshot, mult: dict[str, float], page_in_bytes: float,
+                contended: float) -> dict[int, tuple[ProcessInfo, dict[str, float]]]:
     """pid -> (process, charge per resource) of every process that consumed something."""
     if not mult:  # nothing is stressed enough to charge anyone a point: skip the processes
         return {}
@@ -316,8 +373,10 @@ def _charge_all(snapshot: Snapshot, stress: dict[str, float],
     cores = max(1, system.cpu_count)
     busy = None if system.cpu_busy_pct is None else system.cpu_busy_pct * cores
     memory_stressed = "memory" in mult
-    rss = memory_stressed and not any(p.mem_growth or p.pageins for p in processes)
-    active = _active(processes, 100.0 * cores, busy, mult, rss)
+    rss = memory_stressed and not any(memory_demand(p, page_in_bytes) for p in processes)
+    active = _active(processes, 100.0 * cores, busy, mult, rss, page_in_bytes)
+    if mult.get("csw", 0.0) >= contended:  # contended only: a calm machine's idle switches are no one's
+        _reaped_switches(active, system.csw, busy)
     totals = _totals(processes, active, memory_stressed)
     factors = _factors(totals, mult)
     stuck_io = mult["io"] / totals.stuck if "io" in mult and totals.stuck else 0.0
@@ -337,7 +396,7 @@ def _rogues(charged: dict[int, tuple[ProcessInfo, dict[str, float]]], mult: dict
     for proc, charge in charged.values():
         top = max(charge.values(), default=0.0)
         if top >= MIN_CHARGE:
-            ranked.append((top, proc, categories_of(charge, mult, rules.category_ratio)))
+            ranked.append((top, proc, categories_of(charge, mult, rules.category_ratio, rules.stress.elevated)))
     # Ranked on the charge before rounding: scores that round alike still order by who held more.
     rogues = {proc.pid: (top, proc, cats) for top, proc, cats in
               heapq.nlargest(rules.rogue_count, ranked, key=lambda r: r[0])}
@@ -358,8 +417,8 @@ def score_pressure(snapshot: Snapshot, rules: PressureRules) -> tuple[int, dict[
     wanted = (psi is None or psi.some is None) and system.run_delay_known is not False
     delay = run_delay_total(snapshot.processes) if wanted else None
     stress = machine_stress(system, snapshot.sentinel, delay, rules.stress)
-    mult = multipliers(stress, rules.stress.elevated)
-    rogues = _rogues(_charge_all(snapshot, stress, mult), mult, snapshot.processes, rules)
+    mult = multipliers(stress, rules.stress.elevated, stall_explained(system, rules.stress))
+    rogues = _rogues(_charge_all(snapshot, mult, rules.page_in_bytes, rules.stress.elevated), mult, snapshot.processes, rules)
     # The tiers follow what processes can be charged for: every resource's stress, the stall
     # only through the contended resources that explain it (``multipliers``).
     max_score = round(max(mult.values(), default=0.0))

@@ -161,3 +161,20 @@ def machine_stress(
         "csw": rules.csw["per_core"](_per(system.csw, cores)),
     }
     return {name: value for name, value in parts.items() if value is not None}
+
+
+def stall_explained(system: SystemStats, rules: StressRules) -> dict[str, float]:
+    """Per resource with PSI, the most of a stall it can explain: the stall ramp at the share of
+    the interval some task waited for it (PSI some). A late sentinel is a stall of everyone only
+    if tasks were waiting for something: the collector stopped for 2 s (SIGSTOP, a debugger, a
+    frozen cgroup) is late by the whole interval while PSI shows 3 % cpu waits, and a desktop's
+    everyday 23 % busy cpu then explained two thirds of it (an event, naming whoever used the
+    CPU). Busy loops starving everyone show cpu PSI near 100 %: they explain all of it. Where
+    the kernel has no PSI the resource is not listed (its stress alone bounds its part)."""
+    ramp = rules.stall["late_pct"]
+    out = {}
+    for name, psi in (("cpu", system.psi_cpu), ("memory", system.psi_memory), ("io", system.psi_io)):
+        if psi is not None and psi.some is not None:
+            out[name] = ramp(psi.some) or 0.0
+    return out
+

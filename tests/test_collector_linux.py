@@ -175,6 +175,49 @@ def test_busy_child_reads_about_one_core_and_sleeper_about_zero(children: Childr
     assert all(s is not None and s <= 1.0 for _, s in readings), readings
 
 
+REAPER = (
+    "import os, sys, time\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    with open(sys.argv[1], 'wb') as f:\n"  # 32 MiB written to storage ...
+    "        for _ in range(32): f.write(b'x' * (1 << 20))\n"
+    "        os.fsync(f.fileno())\n"
+    "    while time.process_time() < 1.2: pass\n"  # ... and 1.2 s of CPU, seen alive across samples
+    "    os._exit(0)\n"
+    "os.waitpid(pid, 0)\n"
+    "time.sleep(300)\n"
+)
+
+
+def test_what_a_reaped_child_was_seen_using_is_not_charged_again_to_its_parent(
+    children: Children, tmp_path: Path
+) -> None:
+    # The kernel adds the child's whole lifetime to the parent when it reaps it (cutime, and the
+    # parent's /proc/PID/io): 1.2 s of CPU in one 0.25 s interval read as every core, 32 MiB
+    # written long before as 128 MB/s. Only what the child used after its last sample (at most
+    # the interval: one core; no more writes) may land on the parent.
+    parent = children.spawn([sys.executable, "-c", REAPER, str(tmp_path / "written")])
+    child = None
+    samples = []
+    with LinuxBackend() as b:
+        b.sample()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.25)  # the sampling interval itself
+            procs = by_pid(b.sample()[0])
+            if child is None:
+                child = next((p.pid for p in procs.values() if p.ppid == parent.pid), None)
+            samples.append(procs)
+            if child is not None and child not in procs and parent.pid in procs:
+                break
+    assert child is not None and child not in samples[-1], "the child never ran or never exited"
+    seen_alive = [s[child].cpu for s in samples if child in s and s[child].cpu]
+    assert sum(seen_alive) * 0.25 >= 60, f"the child was seen using too little CPU: {seen_alive}"
+    reaped = [(s[parent.pid].cpu_children, s[parent.pid].write_bps) for s in samples[-2:] if parent.pid in s]
+    assert max(c for c, _ in reaped) <= 120.0, f"parent's (children CPU, writes) {reaped} (lifetime 1.2 s, interval 0.25 s)"
+    assert max(w for _, w in reaped) < 4e6, f"parent's (children CPU, writes) {reaped} (32 MiB written while seen)"
+
+
 def test_context_switches_of_all_threads_are_counted(children: Children, tmp_path: Path) -> None:
     """/proc/PID/status (and psutil) count the main thread only; the process did far more."""
     ready = tmp_path / "ready"

@@ -60,6 +60,24 @@ def test_a_new_stat_line_gives_deltas_and_caps_reaped_children_at_every_core() -
     assert (first.pageins, first.cpu_children) == (None, None)
 
 
+def test_what_reaped_children_were_seen_to_use_is_taken_out_and_what_is_left_waits() -> None:
+    parent = ProcessInfo(pid=9, command="sh", state="sleeping", cpu=0.0, cpu_children=150.0,
+                         read_bps=1e6, write_bps=3e9, sysbsd=500.0)
+    # Over 2 s: 300 ticks reaped (250 seen alive), 6 GB written (5.8 GB seen), 1000 calls (all seen).
+    seen = rec.Seen(ticks=250, read_bytes=0, write_bytes=5.8e9, syscalls=1000)
+    p, left = rec.without_seen_children(parent, seen, clk_tck=100, dt=2.0)
+    assert round(p.cpu_children, 6) == 25.0  # 50 ticks since its last sample, over 2 s
+    assert (p.read_bps, round(p.write_bps), p.sysbsd) == (1e6, 100e6, 0.0)
+    assert left == rec.Seen(0, 0, 0, 0)
+    # A reap that has not shown yet (the parent's figures are 0): the credit waits, untouched.
+    idle = ProcessInfo(pid=9, command="sh", state="sleeping", cpu=0.0, cpu_children=0.0, write_bps=0.0)
+    assert rec.without_seen_children(idle, seen, clk_tck=100, dt=1.0) == (idle, seen)
+    # More seen than shown (the reap half shown, or a child reaped by someone else): the figure
+    # goes to 0, the rest waits.
+    p, left = rec.without_seen_children(parent, rec.Seen(ticks=400), clk_tck=100, dt=2.0)
+    assert (p.cpu_children, left.ticks) == (0.0, 100)
+
+
 def test_an_unchanged_stat_keeps_the_state_and_takes_the_new_rates() -> None:
     old = ProcessInfo(pid=3, ppid=2, command="x", state="sleeping", mem=4096, cpu=9.0, pageins=4.0)
     p = rec.same_stat_record(old, 1.0, RATES, 1.0, uid=5, swap=8, growth=0.0, cgroup=None)

@@ -76,6 +76,18 @@ def test_cpu_above_the_hardware_is_clipped_to_the_machine() -> None:
     assert entry(c).clipped == "CPU above what the cores allow, clipped to the machine"
 
 
+def test_readers_refaulting_through_read_hold_the_memory_not_a_small_grower() -> None:
+    # A memory pause in a memory-limited cgroup (issue 16's memory row): the readers' page cache
+    # is reclaimed and read back, ~35 major faults/s, resident memory shrinking. By growth alone
+    # whoever grew held all of "mem": here a process growing 70 MB/s (above the 64 MB/s floor).
+    readers = [info(10, "pm-memthrash", 66.0, pageins=34.0, mem_growth=-10e6, read_bps=500e6),
+               info(11, "pm-memthrash", 66.0, pageins=39.0, mem_growth=-1e6, read_bps=455e6)]
+    collector = info(20, "collector", 2.4, mem_growth=70e6, read_bps=0.0)
+    ranked = [(c.process.pid, c.score) for c in culprits.consumption([*readers, collector], 2, "memory")]
+    assert [pid for pid, _ in ranked[:2]] == [10, 11] and ranked[0][1] >= 45
+    assert dict(ranked)[20] <= 10  # 70 of ~1,025 MB/s demanded
+
+
 def test_the_cause_decides_which_resource_ranks_first() -> None:
     hog = info(10, "spin", 100.0, state="running")
     writer = info(11, "dd", 2.0, write_bps=40e6, read_bps=0.0, state="stuck")

@@ -187,16 +187,80 @@ def test_io_falls_back_to_read_write_syscalls_where_no_process_has_byte_figures(
     assert rogues == {1: (58, ["io"]), 2: (6, ["io"])}  # 65 * 0.9, 65 * 0.1
 
 
-def test_memory_is_charged_by_growth_or_page_ins_and_by_resident_memory_when_nobody_grows():
-    grower = proc(1, mem=GIB, mem_growth=200e6, pageins=0.0)
-    faulter = proc(2, mem=GIB, mem_growth=-50e6, pageins=800.0)
-    _, stress, rogues = score([grower, faulter], psi_memory=m.PressureStall(some=40.0, full=20.0))
+def test_memory_is_charged_by_bytes_demanded_and_by_resident_memory_when_nobody_demands():
+    # Growth and bytes brought in from storage are one unit (bytes/s): a grower of 150 MB/s and
+    # a reader of 50 MB/s (shrinking meanwhile: its pages are being reclaimed) share 3:1.
+    grower = proc(1, mem=GIB, mem_growth=150e6, pageins=0.0, read_bps=0.0)
+    reader = proc(2, mem=GIB, mem_growth=-50e6, pageins=800.0, read_bps=50e6)
+    _, stress, rogues = score([grower, reader], psi_memory=m.PressureStall(some=40.0, full=20.0))
     assert stress == {"memory": 65}
-    assert rogues == {1: (65, ["mem"]), 2: (65, ["mem"])}  # each holds all of one kind
+    assert rogues == {1: (49, ["mem"]), 2: (16, ["mem"])}  # 65 * 3/4, 65 * 1/4
+    # No byte figure (macOS): a major fault stands for page_in_bytes.
+    faulter = proc(2, mem=GIB, mem_growth=None, pageins=12_207.0)  # 50 MB/s of 4096-byte pages
+    _, _, rogues = score([grower, faulter], psi_memory=m.PressureStall(some=40.0, full=20.0))
+    assert rogues == {1: (49, ["mem"]), 2: (16, ["mem"])}
+    _, _, rogues = score([grower, faulter], "[scoring.pressure]\npage_in_bytes = 12288\n",
+                         psi_memory=m.PressureStall(some=40.0, full=20.0))
+    assert rogues == {1: (33, ["mem"]), 2: (32, ["mem"])}  # 150 MB/s against 150 MB/s
     big = proc(1, mem=3 * GIB, cpu=1.0)
     small = proc(2, mem=GIB, cpu=1.0)
     _, _, rogues = score([big, small], mem_total=100, mem_available=1)  # used 99 %: 65
     assert rogues[1][1] == ["mem"] and rogues[1][0] == 49  # 65 * 3/4
+
+
+def test_refaults_through_read_charge_the_readers_not_a_small_grower_like_the_collector():
+    # Measured on this machine (issue 16's memory row): two readers of a file 4x their memory
+    # cgroup's limit, their page cache reclaimed and read back on every pass. Refaults through
+    # read() are no major faults (~35 a second each), their resident memory shrank this
+    # interval, and the collector (reading /proc) grew by 0.5 MB/s. Charged by growth alone the
+    # collector held the whole growth share: score 100, the readers' parent tied with it.
+    readers = [proc(10, ppid=9, command="pm-memthrash", cpu=66.0, mem=30 << 20, mem_growth=-10.46e6,
+                    pageins=34.0, read_bps=500.4e6),
+               proc(11, ppid=9, command="pm-memthrash", cpu=66.0, mem=30 << 20, mem_growth=-0.93e6,
+                    pageins=39.0, read_bps=455.5e6)]
+    shell = proc(9, ppid=1, command="sh", mem=1 << 20)
+    collector = proc(20, ppid=5, command="collector", cpu=2.4, mem=40 << 20, mem_growth=0.52e6,
+                     pageins=0.0, read_bps=0.0)
+    _, stress, rogues = score([shell, *readers, collector], psi_memory=m.PressureStall(some=49.1, full=44.4),
+                              psi_io=m.PressureStall(some=18.3, full=14.7), pageins=72.0)
+    assert stress["memory"] == 100
+    assert list(rogues)[:3] == [9, 10, 11] and rogues[9][0] == 100 and "mem" in rogues[9][1]  # their parent, then each
+    assert 20 not in rogues  # 0.5 of ~957 MB/s demanded: under half a point
+
+
+def test_holding_most_of_a_calm_resource_adds_no_category():
+    # stress-ng --cpu 2 starting: its workers' growth is most of the memory demanded while memory
+    # is calm (stress ~4): named under cpu, not "cpu, mem" (tests/e2e/test_detection.py saw that).
+    hog = proc(1, cpu=190.0, mem_growth=20e6, read_bps=0.0)
+    other = proc(2, cpu=5.0, mem_growth=1e6, read_bps=0.0)
+    _, stress, rogues = score([hog, other], cpu_busy_pct=100.0, mem_total=100, mem_available=18)
+    assert stress["cpu"] == 45 and 0 < stress["memory"] < 35
+    assert rogues[1][1] == ["cpu"]
+    # Memory contended (used 97 %: stress 50): holding most of it is a category.
+    _, stress, rogues = score([hog, other], cpu_busy_pct=100.0, mem_total=100, mem_available=3)
+    assert stress["memory"] >= 35 and rogues[1][1] == ["cpu", "mem"]
+
+
+def test_switches_of_children_that_died_in_the_interval_go_to_the_parent_that_reaped_them():
+    # The interval in which a context-switch storm ended: its workers switched ~800,000 times a
+    # second for most of it and were reaped by stress-ng before the sample. The kernel hands
+    # their CPU to stress-ng (cpu_children) but not their switches: a shell that switched 500
+    # times a second held every switch any live process made, and stress-ng was named under cpu.
+    parent = proc(1, command="stress-ng", cpu=0.0, cpu_children=150.0, csw=0.0)
+    shell = proc(2, command="bash", cpu=20.0, csw=500.0)
+    _, stress, rogues = score([parent, shell], cpu_busy_pct=90.0, csw=800_000.0)
+    assert stress["csw"] == 100
+    assert list(rogues)[0] == 1 and "csw" in rogues[1][1]
+    assert rogues[2][1] == ["cpu"]  # its own CPU; 500 of 800,000 switches is no csw charge
+    # A parent that reaped a sliver of the busy time (0.5 % of one core) gets a sliver of them.
+    storm = [proc(3, command="stress-ng-switc", cpu=90.0, csw=300_000.0),
+             proc(4, command="stress-ng-switc", cpu=90.0, csw=300_000.0)]
+    reaper = proc(5, command="python", cpu=0.2, cpu_children=0.5, csw=18.0)
+    _, _, rogues = score([*storm, reaper], cpu_busy_pct=100.0, csw=800_000.0)
+    assert list(rogues)[:2] == [3, 4] and rogues.get(5, (0, []))[0] <= 1
+    # A calm machine's switches that no process shows (the idle task's) are nobody's.
+    _, stress, rogues = score([parent, shell], cpu_busy_pct=90.0, csw=20_000.0)
+    assert stress["csw"] < 35 and "csw" not in rogues[1][1]
 
 
 def test_context_switches_are_charged_by_share():
@@ -222,6 +286,23 @@ def test_a_stall_raises_the_tier_only_as_far_as_a_contended_resource_explains_it
     max_score, stress, rogues = score(hogs, sentinel=stopped, cpu_busy_pct=100.0,
                                       psi_cpu=m.PressureStall(some=95.0))
     assert max_score >= 65 and rogues[1][0] == rogues[2][0] == round(max_score / 2)
+
+
+def test_a_stall_is_explained_by_a_resource_at_most_as_far_as_its_psi_says_tasks_waited():
+    # The collector stopped for 2 s (SIGSTOP) while others' everyday work kept the cores 62 %
+    # busy (cpu stress 23): the sentinel was late the whole interval (stall 100), and two thirds
+    # of it (23/35) went through cpu: tier 3, an event naming a shell (bench/detection.py). PSI
+    # showed tasks waiting for a CPU 3 % of the interval: that is all cpu can explain.
+    stopped = m.SentinelStats(tick_ms=20.0, window_s=60.0, ticks=3000, interval_late_pct=100.0)
+    shell = proc(7, command="bash", cpu=60.0)
+    max_score, stress, rogues = score([shell], sentinel=stopped, cpu_busy_pct=62.0,
+                                      psi_cpu=m.PressureStall(some=3.0), psi_io=m.PressureStall(some=0.0))
+    assert (stress["stall"], stress["cpu"]) == (100, 23)
+    assert max_score == 23 and rogues[7][0] == 23  # the cpu's own stress, no part of the stall
+    # Busy loops starving every task (cpu PSI 95 %): cpu explains the whole stall.
+    hogs = [proc(1, cpu=100.0), proc(2, cpu=100.0)]
+    max_score, _, _ = score(hogs, sentinel=stopped, cpu_busy_pct=100.0, psi_cpu=m.PressureStall(some=95.0))
+    assert max_score == 100
 
 
 def test_a_stall_is_charged_through_the_contended_resources_and_never_invented():
@@ -321,6 +402,24 @@ def test_every_anchor_pair_is_checked():
         toml = f"[scoring.pressure.{section}]\n{signal}_critical = {elevated}\n"
         with pytest.raises(config_mod.ConfigError, match=f"{signal}_critical must be above"):
             config_mod.parse(toml)
+
+
+def test_a_worker_carries_its_copies_and_the_job_s_parent_the_whole_storm():
+    # stress-ng --switch 4: 4 workers, each with a forked partner of the same name at the other end
+    # of its pipe, all 8 switching alike. Grouping direct children alone charged stress-ng half
+    # the storm (50), which others' processes outscored once it had ended.
+    workers = [proc(10 + i, ppid=9, command="stress-ng-switc", csw=100_000.0) for i in range(4)]
+    partners = [proc(20 + i, ppid=10 + i, command="stress-ng-switc", csw=100_000.0) for i in range(4)]
+    parent = proc(9, ppid=5, command="stress-ng")
+    _, stress, rogues = score([parent, *workers, *partners], csw=800_000.0)
+    assert stress["csw"] == 100
+    assert rogues[9] == (100, ["csw"])  # the whole storm
+    assert rogues[10] == (25, ["csw"]) and rogues[20] == (12, ["csw"])  # a worker and its pair; a partner
+    # A copy is charged to its parent once: a master with two same-named workers, as before.
+    master = [proc(30, ppid=5, command="nginx"), proc(31, ppid=30, command="nginx", cpu=100.0),
+              proc(32, ppid=30, command="nginx", cpu=100.0)]
+    _, _, rogues = score(master, **BUSY)
+    assert rogues[30][0] == 45 and rogues[31][0] == rogues[32][0] == 22  # 45 = 22.5 + 22.5, not twice that
 
 
 def test_a_parent_is_charged_what_its_group_of_same_named_workers_holds_together():
