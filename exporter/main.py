@@ -1,0 +1,139 @@
+"""The exporter worker: the pipeline's figures at ``/metrics`` in the Prometheus text format.
+
+In the pipeline it connects SUB "live" (tier, stress, the sentinel's lateness, culprits; and the
+hint that the database has news), SUB "lifecycle" (workers spawned, exited, restarted) and a
+DEALER to "control" (a ``status`` request every ``STATUS_EVERY_S``: which workers run, their pids
+for the CPU figures, their drop counters), and reads the database read-only for the counters that
+live there (exporter.dbtotals). The HTTP side is exporter.httpd on threads of its own, so a slow
+or hostile client never holds up this loop or its heartbeat.
+
+``[exporter] enabled = false`` (the default): the supervisor does not start it (config
+``disabled_workers``); run by hand, it says so and exits 0.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from prometheus_client import generate_latest
+
+from exporter.dbtotals import DbTotals, open_database
+from exporter.families import registry_for
+from exporter.httpd import MetricsServer
+from exporter.state import ExporterState
+from pmshared import messages as m
+from pmshared import paths, storage
+from pmshared.codec import Stamper
+from pmshared.endpoints import ENDPOINTS, send_nowait
+from pmshared.runtime import Worker, fail
+from pmshared.workerio import FrameInput, jsonl_parser, one_frame, open_endpoints, running, serve_frames
+
+NAME = "exporter"
+STATUS_EVERY_S = 5.0  # workers up, pids, drop counters: health moves slowly
+DB_EVERY_S = 60.0  # a read even without a hint from the live feed (a pause while tiering was down)
+DB_WAITING_EVERY_S = 2.0  # while a pause waits for its cause
+DB_RETRY_S = 5.0  # after the database could not be opened or read
+
+
+class Schedule:
+    """When the database and the supervisor are next asked (monotonic seconds)."""
+
+    def __init__(self, now: float) -> None:
+        self.db_at = now
+        self.status_at = now
+
+    def next_in_ms(self, now: float) -> int:
+        return max(0, int((min(self.db_at, self.status_at) - now) * 1000) + 1)
+
+
+class DatabaseReader:
+    """The read-only connection, opened when the database exists and reopened after trouble."""
+
+    def __init__(self, worker: Worker, totals: DbTotals, path: Path) -> None:
+        self.worker, self.totals, self.path = worker, totals, path
+        self.conn = None
+
+    def read(self) -> float:
+        """Count what is new; returns seconds until the next read is due."""
+        try:
+            if self.conn is None:
+                if not self.path.exists():
+                    return DB_RETRY_S  # the recorder has not created it yet
+                self.conn = open_database(self.path)
+            self.totals.read(self.conn, time.time())
+            self.worker.counters["db_reads"] += 1
+        except storage.StorageError as exc:
+            self.worker.warn_counted("db_errors", "cannot read the database: %s", exc)
+            self.close()
+            return DB_RETRY_S
+        return DB_WAITING_EVERY_S if self.totals.waiting else DB_EVERY_S
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = jsonl_parser(NAME, __doc__, "not supported: the exporter has no JSON-lines mode")
+    args = parser.parse_args(argv)
+    if args.jsonl:
+        fail("the exporter serves HTTP; it has no --jsonl mode (try `pmctl export --textfile DIR`)")
+    with running(NAME, jsonl=False) as worker:
+        settings = worker.config.exporter
+        if not settings.enabled:
+            worker.log.info("off ([exporter] enabled = false); exiting")
+            return 0
+        state = ExporterState()
+        registry = registry_for(state)
+        server = MetricsServer(settings.listen_address, settings.port, lambda: generate_latest(registry))
+        try:
+            server.start()
+        except OSError as exc:
+            fail(f"exporter cannot listen on {settings.listen_address}:{settings.port}: {exc.strerror or exc}", 1)
+        worker.log.info("serving /metrics on %s:%d", settings.listen_address, server.port)
+        try:
+            run_pipeline(worker, state, server)
+        finally:
+            server.close()
+    return 0
+
+
+def run_pipeline(worker: Worker, state: ExporterState, server: MetricsServer) -> None:
+    live, lifecycle, control = open_endpoints(worker, connect=("live", "lifecycle", "control"))
+    control_codec = ENDPOINTS["control"].codec()
+    stamp = Stamper(NAME, worker.incarnation)
+    db = DatabaseReader(worker, DbTotals(state), paths.db_path())
+    schedule = Schedule(time.monotonic())
+
+    def take_live(msg: m.LiveSample) -> None:
+        worker.counters["live_received"] += 1
+        if state.on_live(msg):
+            schedule.db_at = time.monotonic()  # a pause or an event's end: read now
+
+    def take_reply(frames: list[bytes]) -> None:
+        reply = control_codec.decode(frames[-1])
+        if isinstance(reply, m.ControlReply):
+            state.on_status(reply)
+
+    def tick() -> None:
+        now = time.monotonic()
+        if now >= schedule.db_at:
+            schedule.db_at = now + db.read()
+        if now >= schedule.status_at:
+            schedule.status_at = now + STATUS_EVERY_S
+            # A DEALER to a supervisor that is not there queues nothing and drops: fine.
+            send_nowait(control, control_codec.encode(stamp(m.ControlRequest, command="status")))
+        worker.counters["scrapes"] = server.served
+        worker.counters["scrapes_refused"] = server.refused + server.failed
+
+    tick()
+    try:
+        serve_frames(worker, [
+            FrameInput(live, one_frame(ENDPOINTS["live"].codec()), take_live, "frame on live"),
+            FrameInput(lifecycle, one_frame(ENDPOINTS["lifecycle"].codec()), state.on_lifecycle, "frame on lifecycle"),
+            FrameInput(control, lambda frames: frames, take_reply, "control reply"),
+        ], tick, lambda: min(worker.poll_timeout_ms(), schedule.next_in_ms(time.monotonic())))
+    finally:
+        db.close()
