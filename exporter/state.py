@@ -164,6 +164,16 @@ class ExporterState:
             self._event_key = live.state.event_key
             return news
 
+    def on_snapshot(self, reply: m.SnapshotReply) -> None:
+        """Tier and stress from tiering's snapshot (``pmctl export``, which has no live feed)."""
+        with self.lock:
+            self.tier = reply.state.tier
+            if reply.ring:
+                samples = reply.ring[-1].samples
+                self.stress, self.last_sample_at = samples.max_score, samples.timestamp
+                for resource, score in list(samples.stress.items())[:MAX_RESOURCES]:
+                    self.stress_by_resource[culprit_group(resource)] = score
+
     def _count_culprit(self, samples: m.ProcessSamples) -> None:
         top = max(samples.rogues, key=lambda r: r.score)
         if top.score <= 0:
