@@ -25,7 +25,7 @@ from pmshared import storage
 from pmshared.storage.errors import translate_errors
 
 CAUSE_WAIT_S = 120.0  # forensics' slowest capture (spindump, 30 s) with room to spare
-NO_BUNDLE = "none"
+NO_BUNDLE = "none"  # one of exporter.state.PAUSE_CAUSES
 
 _PAUSES = """
     SELECT p.id, p.duration_ms, p.end_at,

@@ -32,7 +32,11 @@ from pmshared.workerio import FrameInput, jsonl_parser, one_frame, open_endpoint
 NAME = "exporter"
 STATUS_EVERY_S = 5.0  # workers up, pids, drop counters: health moves slowly
 DB_EVERY_S = 60.0  # a read even without a hint from the live feed (a pause while tiering was down)
-DB_WAITING_EVERY_S = 2.0  # while a pause waits for its cause
+DB_WAITING_EVERY_S = 2.0  # while a pause waits for its cause, and for HINT_S after a hint
+# The live feed can tell of a pause (or an event's end) before the recorder has committed its row:
+# the hint came the fast way (collector -> scorer -> tiering), the row the batched way. So after a
+# hint the database is read every DB_WAITING_EVERY_S for this long, not once.
+HINT_S = 20.0
 DB_RETRY_S = 5.0  # after the database could not be opened or read
 
 
@@ -42,6 +46,11 @@ class Schedule:
     def __init__(self, now: float) -> None:
         self.db_at = now
         self.status_at = now
+        self.hint_until = now
+
+    def hint(self, now: float) -> None:
+        """The live feed says the database has news: read now, and often for a while."""
+        self.db_at, self.hint_until = now, now + HINT_S
 
     def next_in_ms(self, now: float) -> int:
         return max(0, int((min(self.db_at, self.status_at) - now) * 1000) + 1)
@@ -54,8 +63,8 @@ class DatabaseReader:
         self.worker, self.totals, self.path = worker, totals, path
         self.conn = None
 
-    def read(self) -> float:
-        """Count what is new; returns seconds until the next read is due."""
+    def read(self, eager: bool = False) -> float:
+        """Count what is new; returns seconds until the next read is due (soon while ``eager``)."""
         try:
             if self.conn is None:
                 if not self.path.exists():
@@ -67,7 +76,7 @@ class DatabaseReader:
             self.worker.warn_counted("db_errors", "cannot read the database: %s", exc)
             self.close()
             return DB_RETRY_S
-        return DB_WAITING_EVERY_S if self.totals.waiting else DB_EVERY_S
+        return DB_WAITING_EVERY_S if self.totals.waiting or eager else DB_EVERY_S
 
     def close(self) -> None:
         if self.conn is not None:
@@ -109,8 +118,8 @@ def run_pipeline(worker: Worker, state: ExporterState, server: MetricsServer) ->
 
     def take_live(msg: m.LiveSample) -> None:
         worker.counters["live_received"] += 1
-        if state.on_live(msg):
-            schedule.db_at = time.monotonic()  # a pause or an event's end: read now
+        if state.on_live(msg):  # a pause or an event's end
+            schedule.hint(time.monotonic())
 
     def take_reply(frames: list[bytes]) -> None:
         reply = control_codec.decode(frames[-1])
@@ -120,7 +129,7 @@ def run_pipeline(worker: Worker, state: ExporterState, server: MetricsServer) ->
     def tick() -> None:
         now = time.monotonic()
         if now >= schedule.db_at:
-            schedule.db_at = now + db.read()
+            schedule.db_at = now + db.read(eager=now < schedule.hint_until)
         if now >= schedule.status_at:
             schedule.status_at = now + STATUS_EVERY_S
             # A DEALER to a supervisor that is not there queues nothing and drops: fine.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import re
 import threading
+import typing
 from dataclasses import dataclass, field
 
 from pmshared import messages as m
@@ -26,6 +27,10 @@ from pmshared.safetext import inert
 PAUSE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # The sentinel's worst lateness of each interval, seconds: a tick's jitter (1-10 ms) to a pause.
 LATENESS_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+# Every label value a counter can take where the set is known, present at 0 from the start: a
+# series that appears already at 1 loses that first increment to rate() and increase().
+PAUSE_CAUSES = (*typing.get_args(m.PauseCause), "none")  # none: no forensics bundle in time
+PEAK_TIERS = (2, 3)  # an event is a stay above tier 1
 MAX_GROUPS = 20  # culprit groups with a series of their own; the rest count as OTHER
 OTHER = "other"
 MAX_GROUP_CHARS = 40
@@ -108,9 +113,9 @@ class ExporterState:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         # From the database (totals at start, then each new row once)
-        self.pauses_by_cause: dict[str, int] = {}
+        self.pauses_by_cause: dict[str, int] = dict.fromkeys(PAUSE_CAUSES, 0)
         self.pause_durations = Histogram(PAUSE_BUCKETS)
-        self.events_by_peak_tier: dict[int, int] = {}
+        self.events_by_peak_tier: dict[int, int] = dict.fromkeys(PEAK_TIERS, 0)
         # From the live feed
         self.tier: int | None = None
         self.stress: int | None = None

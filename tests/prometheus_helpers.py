@@ -87,3 +87,27 @@ class PrometheusServer:
         if self.proc is not None:
             procgroup.stop(self.proc, grace_s=5.0)
             self.proc = None
+
+
+DASHBOARD = Path(__file__).resolve().parent.parent / "dashboards" / "pause-monitor.json"
+# What Grafana puts in for the dashboard's variables, for running its queries without Grafana.
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "1h", "$instance": ".*", "$job": "pause-monitor"}
+
+
+def dashboard_panels(dashboard: dict) -> list[dict]:
+    """Every panel, those inside collapsed rows too."""
+    out = []
+    for panel in dashboard["panels"]:
+        out.append(panel)
+        out.extend(panel.get("panels", []))
+    return out
+
+
+def dashboard_exprs(substitute: bool = False) -> list[tuple[str, str]]:
+    """(panel title, PromQL) of every query of the dashboard; variables filled in on request."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [(p["title"], t["expr"]) for p in dashboard_panels(dashboard) for t in p.get("targets", [])]
+    if substitute:
+        for name, value in GRAFANA_VARIABLES.items():
+            exprs = [(title, expr.replace(name, value)) for title, expr in exprs]
+    return exprs

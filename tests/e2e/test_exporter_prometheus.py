@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from tests.prometheus_helpers import NO_PROMETHEUS, PROMETHEUS, PrometheusServer, free_port
+from exporter.state import PAUSE_CAUSES
+from tests.prometheus_helpers import NO_PROMETHEUS, PROMETHEUS, PrometheusServer, dashboard_exprs, free_port
 from tests.supervisor_helpers import Pipeline, pipeline, wait_for  # noqa: F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(PROMETHEUS is None, reason=NO_PROMETHEUS)]
@@ -43,8 +44,9 @@ def test_prometheus_sees_the_pause_with_its_cause_and_the_exporter_up(pipeline: 
     try:
         wait_for(lambda: _value(prometheus.query('up{job="pause-monitor"}')) == {"": 1.0}, 20,
                  lambda: f"the exporter up in Prometheus: {prometheus.query('up')}")
-        # Nothing paused yet: the counter family is there, with no cause.
-        assert prometheus.query("pause_monitor_pauses_total") == []
+        # Nothing paused yet: every cause is there at 0 (so the first pause is an increase).
+        zeros = wait_for(lambda: _value(prometheus.query("pause_monitor_pauses_total")), 10, "the pause counters")
+        assert zeros == dict.fromkeys(PAUSE_CAUSES, 0.0)
         wait_for(lambda: pipeline.cli("watch", "--once").returncode == 0, 20, "the live feed")
 
         collector = pipeline.workers()["collector"].pid
@@ -60,13 +62,25 @@ def test_prometheus_sees_the_pause_with_its_cause_and_the_exporter_up(pipeline: 
         assert len(pauses) == 1, pauses
         cause = pauses[0]["cause"]
 
-        seen = wait_for(lambda: _value(prometheus.query("pause_monitor_pauses_total")) or None, 20,
-                        lambda: f"the pause in Prometheus; exporter output:\n{pipeline.output()[-3000:]}")
-        assert seen == {cause: 1.0}, (seen, cause)
+        def counted():
+            values = _value(prometheus.query("pause_monitor_pauses_total"))
+            return values if sum(values.values()) else None
+
+        seen = wait_for(counted, 20, lambda: f"the pause in Prometheus; exporter output:\n{pipeline.output()[-3000:]}")
+        assert seen == {**dict.fromkeys(PAUSE_CAUSES, 0.0), cause: 1.0}, (seen, cause)
+        wait_for(lambda: _value(prometheus.query("sum by (cause) (increase(pause_monitor_pauses_total[1m])) > 0")),
+                 10, "increase() to see the pause")
         durations = prometheus.query("pause_monitor_pause_duration_seconds_count")
         assert [float(r["value"][1]) for r in durations] == [1.0]
         assert _value(prometheus.query('up{job="pause-monitor"}')) == {"": 1.0}
         up = {r["metric"]["worker"]: float(r["value"][1]) for r in prometheus.query("pause_monitor_worker_up")}
         assert up == {name: 1.0 for name in WORKERS}, up
+        # Every query of the Grafana dashboard runs on this Prometheus (variables as Grafana fills
+        # them); the pause panel shows the pause.
+        answers = {title + ": " + expr: prometheus.query(expr) for title, expr in dashboard_exprs(substitute=True)}
+        by_cause = [v for k, v in answers.items() if k.startswith("Pauses by cause")][0]
+        assert any(r["metric"]["cause"] == cause and float(r["value"][1]) > 0 for r in by_cause), by_cause
+        empty = [k for k, v in answers.items() if not v]
+        print("dashboard queries without data yet:", empty)
     finally:
         prometheus.stop()
