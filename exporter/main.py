@@ -30,7 +30,7 @@ from pmshared.runtime import Worker, fail
 from pmshared.workerio import FrameInput, jsonl_parser, one_frame, open_endpoints, running, serve_frames
 
 NAME = "exporter"
-STATUS_EVERY_S = 5.0  # workers up, pids, drop counters: health moves slowly
+STATUS_EVERY_S = 15.0  # pids and drop counters (up/down and restarts come at once, as lifecycle events)
 DB_EVERY_S = 60.0  # a read even without a hint from the live feed (a pause while tiering was down)
 DB_WAITING_EVERY_S = 2.0  # while a pause waits for its cause, and for HINT_S after a hint
 # The live feed can tell of a pause (or an event's end) before the recorder has committed its row:

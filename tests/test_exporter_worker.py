@@ -100,8 +100,8 @@ def _publish(live: zmq.Socket, stamp: Stamper, tier: int) -> None:
     """One live sample whose top rogue has a hostile name (an escape sequence and a newline)."""
     rogue = m.ProcessScore(pid=7, command="hog\x1b[31m\n", cpu=99.0, state="running", mem=0, cmprs=None,
                            pageins=None, csw=None, sysbsd=None, threads=1, score=60, categories=["cpu"])
-    samples = Stamper("scorer", "test")(m.ProcessSamples, timestamp=time.time(), elapsed_ms=1000.0, process_count=1, max_score=60,
-                    rogues=[rogue])
+    samples = Stamper("scorer", "test")(m.ProcessSamples, timestamp=time.time(), elapsed_ms=1000.0,
+                                        process_count=1, max_score=60, rogues=[rogue])
     live.send(ENDPOINTS["live"].codec().encode(stamp(m.LiveSample, samples=samples, state=m.TierState(tier=tier))))
 
 
