@@ -21,7 +21,7 @@ from pmshared import messages as m
 from pmshared.codec import Stamper
 from pmshared.endpoints import ENDPOINTS
 from tests.hostile_helpers import World
-from tests.prometheus_helpers import free_port, scrape
+from tests.prometheus_helpers import NO_PROMETHEUS, PROMETHEUS, PrometheusServer, free_port, scrape
 from tests.procutil import wait_for
 from tests.supervisor_helpers import Pipeline, pipeline  # noqa: F401
 
@@ -132,6 +132,32 @@ def test_scrapes_in_a_tight_loop_leave_the_heartbeat_on_time_and_memory_flat(wor
     assert rss["end"] - rss["warm"] < 2048, rss
 
 
+@pytest.mark.skipif(PROMETHEUS is None, reason=NO_PROMETHEUS)
+def test_a_real_prometheus_scraping_every_100_ms_finds_it_up_every_time(world: World, tmp_path):
+    port = free_port()
+    proc, live = _start(world, port)
+    beats, stamp = Beats(world), Stamper("tiering", "test-1")
+    prometheus = PrometheusServer(tmp_path, [f"127.0.0.1:{port}"], scrape_interval="100ms")
+    prometheus.start()
+    try:
+        wait_for(lambda: prometheus.query('up{job="pause-monitor"}'), 10, "the first scrape")
+        started = time.monotonic()
+        while time.monotonic() - started < 10.0:
+            _publish(live, stamp, tier=2)
+            beats.pump()
+            world.alive("exporter")
+            time.sleep(0.2)
+        up = prometheus.query('count_over_time(up{job="pause-monitor"}[10s])')
+        down = prometheus.query('count_over_time((up{job="pause-monitor"} == 0)[10s:100ms])')
+    finally:
+        prometheus.stop()
+    scrapes = int(float(up[0]["value"][1]))
+    print(f"{scrapes} scrapes by Prometheus in 10 s; worst heartbeat gap {beats.worst_gap():.3f} s")
+    assert scrapes >= 80, scrapes  # ~100 at 100 ms, less whatever this shared machine delayed
+    assert down == [] or float(down[0]["value"][1]) == 0, down
+    assert beats.worst_gap() < MISSED * HEARTBEAT_S
+
+
 def test_hostile_clients_hold_no_more_than_a_few_threads_and_only_for_a_few_seconds(world: World):
     port = free_port()
     proc, _live = _start(world, port)
@@ -194,3 +220,11 @@ def test_off_by_default_the_supervisor_does_not_start_it(pipeline: Pipeline):
     workers = pipeline.wait_running(["collector", "scorer", "tiering", "forensics", "recorder"], timeout=30)
     assert "exporter" not in workers
     assert "exporter: off in the config, not started" in pipeline.output()
+
+
+def test_up_with_only_the_switched_off_exporter_is_a_usage_error(pipeline: Pipeline):
+    pipeline.config.write_text("")
+    proc = pipeline.start("--only", "exporter", default_procfile=True)
+    assert pipeline.wait_exit() == 2
+    assert "error: nothing to run: exporter switched off in the config" in pipeline.output()
+    assert proc.returncode == 2
