@@ -30,7 +30,8 @@ from pmshared.runtime import Worker, fail
 from pmshared.workerio import FrameInput, jsonl_parser, one_frame, open_endpoints, running, serve_frames
 
 NAME = "exporter"
-STATUS_EVERY_S = 15.0  # pids and drop counters (up/down and restarts come at once, as lifecycle events)
+STATUS_EVERY_S = 15.0  # pids and drop counters (exits and restarts come at once, as lifecycle events)
+STATUS_SOON_S = 1.0  # while a worker is starting, backing off or stopping, and after a lifecycle event
 DB_EVERY_S = 60.0  # a read even without a hint from the live feed (a pause while tiering was down)
 DB_WAITING_EVERY_S = 2.0  # while a pause waits for its cause, and for HINT_S after a hint
 # The live feed can tell of a pause (or an event's end) before the recorder has committed its row:
@@ -125,6 +126,15 @@ def run_pipeline(worker: Worker, state: ExporterState, server: MetricsServer) ->
         reply = control_codec.decode(frames[-1])
         if isinstance(reply, m.ControlReply):
             state.on_status(reply)
+            status_soon()
+
+    def take_lifecycle(event: m.Lifecycle) -> None:
+        state.on_lifecycle(event)
+        status_soon()
+
+    def status_soon() -> None:
+        if state.unsettled:
+            schedule.status_at = min(schedule.status_at, time.monotonic() + STATUS_SOON_S)
 
     def tick() -> None:
         now = time.monotonic()
@@ -141,7 +151,7 @@ def run_pipeline(worker: Worker, state: ExporterState, server: MetricsServer) ->
     try:
         serve_frames(worker, [
             FrameInput(live, one_frame(ENDPOINTS["live"].codec()), take_live, "frame on live"),
-            FrameInput(lifecycle, one_frame(ENDPOINTS["lifecycle"].codec()), state.on_lifecycle, "frame on lifecycle"),
+            FrameInput(lifecycle, one_frame(ENDPOINTS["lifecycle"].codec()), take_lifecycle, "frame on lifecycle"),
             FrameInput(control, lambda frames: frames, take_reply, "control reply"),
         ], tick, lambda: min(worker.poll_timeout_ms(), schedule.next_in_ms(time.monotonic())))
     finally:

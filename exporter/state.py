@@ -130,6 +130,7 @@ class ExporterState:
         # From the supervisor (status replies and lifecycle events)
         self.workers: dict[str, WorkerHealth] = {}
         self.supervisor_pid: int | None = None
+        self.unsettled = True  # the supervisor's status is worth asking for again soon
 
     # -- the database ----------------------------------------------------------------------------
     def on_pause(self, cause: str, duration_ms: float) -> None:
@@ -199,6 +200,8 @@ class ExporterState:
     def on_status(self, reply: m.ControlReply) -> None:
         with self.lock:
             self.supervisor_pid = reply.supervisor_pid
+            # A worker starting, backing off or stopping is about to change: ask again soon.
+            self.unsettled = any(w.state in ("starting", "backoff", "stopping") for w in reply.workers)
             for status in reply.workers:
                 health = self._worker(status.name)
                 if health is None:
@@ -220,8 +223,10 @@ class ExporterState:
             health = self._worker(event.worker)
             if health is None:
                 return
+            # Up means running (heartbeating), which only the status tells: a spawn asks for it.
+            self.unsettled = True
             if event.kind == "spawn":
-                health.up, health.pid, health.dropped = True, event.pid, {}
+                health.pid, health.dropped = event.pid, {}
             elif event.kind == "restart":
                 health.restarts += 1
             else:  # exit, failed, watchdog_kill, stop

@@ -125,11 +125,17 @@ def test_health_from_status_replies_and_lifecycle_events():
     life = Stamper("supervisor", "s")
     state.on_lifecycle(life(m.Lifecycle, worker="collector", kind="restart"))
     state.on_status(_status(m.WorkerStatus(name="collector", state="running", pid=11, restarts=2)))
+    assert state.unsettled is False  # every worker running: the next status in STATUS_EVERY_S
     state.on_lifecycle(life(m.Lifecycle, worker="recorder", kind="spawn", pid=12))
     state.on_lifecycle(life(m.Lifecycle, worker="supervisor", kind="stop"))
     c, r = state.workers["collector"], state.workers["recorder"]
     assert (c.up, c.restarts, c.dropped) == (True, 3, {"dropped_raw": 3, "records_lost": 1})
-    assert (r.up, r.pid, r.restarts) == (True, 12, 5)
+    # Spawned is not yet running (no heartbeat yet): up waits for the status asked for soon.
+    assert (r.up, r.pid, r.restarts, state.unsettled) == (False, 12, 5, True)
+    state.on_status(_status(m.WorkerStatus(name="recorder", state="starting", pid=12, restarts=5)))
+    assert state.unsettled is True and state.workers["recorder"].up is False
+    state.on_status(_status(m.WorkerStatus(name="recorder", state="running", pid=12, restarts=5)))
+    assert state.unsettled is False and state.workers["recorder"].up is True
     assert state.pids() == {"collector": 11, "recorder": 12, "supervisor": 100}
     state.on_lifecycle(life(m.Lifecycle, worker="recorder", kind="exit", pid=12, exit_code=1))
     assert state.workers["recorder"].up is False and "recorder" not in state.pids()
