@@ -72,6 +72,10 @@ class DbTotals:
         self.pauses = RowTracker()
         self.events = RowTracker()
 
+    def new_file(self) -> None:
+        """The database was replaced (a corrupt one moved aside): its rows are all new."""
+        self.pauses, self.events = RowTracker(), RowTracker()
+
     @property
     def waiting(self) -> bool:
         """A pause is still waiting for its cause (read again soon)."""

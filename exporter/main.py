@@ -13,6 +13,7 @@ or hostile client never holds up this loop or its heartbeat.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -58,19 +59,31 @@ class Schedule:
 
 
 class DatabaseReader:
-    """The read-only connection, opened when the database exists and reopened after trouble."""
+    """The read-only connection, opened when the database exists and reopened after trouble.
+
+    A database moved aside as corrupt is followed by a fresh file at the same path, whose row ids
+    start again at 1: the reader notices the new file (another inode), reopens, and counts the
+    new file's rows on top of what it had counted (counters only grow)."""
 
     def __init__(self, worker: Worker, totals: DbTotals, path: Path) -> None:
         self.worker, self.totals, self.path = worker, totals, path
         self.conn = None
+        self._file: tuple[int, int] | None = None  # (st_dev, st_ino) of the open file
 
     def read(self, eager: bool = False) -> float:
         """Count what is new; returns seconds until the next read is due (soon while ``eager``)."""
         try:
+            try:
+                st = os.stat(self.path)
+            except FileNotFoundError:
+                self.close()
+                return DB_RETRY_S  # the recorder has not created it yet (or is replacing it)
+            if self.conn is not None and self._file != (st.st_dev, st.st_ino):
+                self.close()
+                self.totals.new_file()
             if self.conn is None:
-                if not self.path.exists():
-                    return DB_RETRY_S  # the recorder has not created it yet
                 self.conn = open_database(self.path)
+                self._file = (st.st_dev, st.st_ino)
             self.totals.read(self.conn, time.time())
             self.worker.counters["db_reads"] += 1
         except storage.StorageError as exc:

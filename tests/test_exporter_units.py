@@ -324,3 +324,32 @@ def test_after_a_hint_the_database_is_read_again_soon_even_if_the_row_is_not_the
     finally:
         reader.close()
         writer.close()
+
+
+def test_a_database_replaced_by_a_fresh_one_is_followed_and_its_rows_counted_on_top(tmp_path: Path):
+    """The recorder moves a corrupt database aside and starts a new file at the same path."""
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from exporter.main import DatabaseReader
+
+    path = tmp_path / "data.db"
+    state = ExporterState()
+    reader = DatabaseReader(SimpleNamespace(counters=Counter(), warn_counted=lambda *a: None), DbTotals(state), path)
+    try:
+        writer = storage.connect(path, mode="create")
+        apply_all(writer, [pause(f"col:{i}", T0 + i, seq=i) for i in (1, 2)]
+                  + [forensics_done([f"col:{i}"], f"/b/{i}", seq=i) for i in (1, 2)])
+        writer.close()
+        reader.read()
+        assert nonzero(state.pauses_by_cause) == {"cpu": 2}
+        path.rename(tmp_path / "data.db.corrupt-1")
+        for suffix in ("-wal", "-shm"):
+            (tmp_path / ("data.db" + suffix)).unlink(missing_ok=True)
+        writer = storage.connect(path, mode="create")
+        apply_all(writer, [pause("col2:1", T0 + 50), forensics_done(["col2:1"], "/b/9", seq=9)])
+        writer.close()
+        reader.read()
+        assert nonzero(state.pauses_by_cause) == {"cpu": 3}
+    finally:
+        reader.close()
