@@ -149,7 +149,19 @@ def run_pipeline(worker: Worker, state: ExporterState, server: MetricsServer) ->
         if state.unsettled:
             schedule.status_at = min(schedule.status_at, time.monotonic() + STATUS_SOON_S)
 
+    # Not polled: taken in turn once per wake-up, which the heartbeat paces (about one a second).
+    # Polling the live socket too woke this loop ~1.8 times a second (the sample and the heartbeat
+    # fall apart, and zmq's socket fd signals more than once per message); a second's delay costs
+    # nothing to figures Prometheus reads every 15 s. The messages wait in zmq's queue meanwhile.
+    inputs = [
+        FrameInput(live, one_frame(ENDPOINTS["live"].codec()), take_live, "frame on live"),
+        FrameInput(lifecycle, one_frame(ENDPOINTS["lifecycle"].codec()), take_lifecycle, "frame on lifecycle"),
+        FrameInput(control, lambda frames: frames, take_reply, "control reply"),
+    ]
+
     def tick() -> None:
+        for source in inputs:
+            source.drain(worker)
         now = time.monotonic()
         if now >= schedule.db_at:
             schedule.db_at = now + db.read(eager=now < schedule.hint_until)
@@ -162,10 +174,6 @@ def run_pipeline(worker: Worker, state: ExporterState, server: MetricsServer) ->
 
     tick()
     try:
-        serve_frames(worker, [
-            FrameInput(live, one_frame(ENDPOINTS["live"].codec()), take_live, "frame on live"),
-            FrameInput(lifecycle, one_frame(ENDPOINTS["lifecycle"].codec()), take_lifecycle, "frame on lifecycle"),
-            FrameInput(control, lambda frames: frames, take_reply, "control reply"),
-        ], tick, lambda: min(worker.poll_timeout_ms(), schedule.next_in_ms(time.monotonic())))
+        serve_frames(worker, [], tick, lambda: min(worker.poll_timeout_ms(), schedule.next_in_ms(time.monotonic())))
     finally:
         db.close()
