@@ -20,7 +20,6 @@ from exporter.httpd import DEADLINE_S, MAX_CLIENTS
 from pmshared import messages as m
 from pmshared.codec import Stamper
 from pmshared.endpoints import ENDPOINTS
-from pmshared.runtime import HEARTBEAT_SLACK
 from tests.hostile_helpers import World
 from tests.prometheus_helpers import NO_PROMETHEUS, PROMETHEUS, PrometheusServer, free_port, scrape
 from tests.procutil import wait_for
@@ -143,8 +142,9 @@ def test_scrapes_in_a_tight_loop_leave_the_heartbeat_on_time_and_memory_flat(wor
     assert scrapes >= 80, scrapes  # at least one every 100 ms
     assert 'pause_monitor_culprit_seconds_total{group="hog___31m_J"}' in body, body  # made inert
     assert "pause_monitor_live_missed_total 0.0" in body
-    # A heartbeat may come up to HEARTBEAT_SLACK of an interval late (pmshared.runtime), no later.
-    assert len(beats.times) >= 8.0 / ((1 + HEARTBEAT_SLACK) * HEARTBEAT_S) - 2, beats.times
+    # Every gap between two heartbeats is checked (a missing one is a long gap); the count only
+    # says there were gaps to check (the whole machine, exporter included, may stall for seconds).
+    assert len(beats.times) >= 4, beats.times
     print(f"{scrapes} scrapes in 8 s; worst heartbeat gap {beats.worst_gap():.3f} s; RSS {rss}")
     beats.assert_on_time()
     assert rss["end"] - rss["warm"] < 2048, rss
