@@ -41,6 +41,7 @@ up_cmd.register(app)
 
 # Commands for people (each module imports only typer at import time: `pmctl events` starts fast).
 from cli import config_cmd, doctor_cmd, events_cmd, history_cmd, pauses_cmd, prune_cmd, service_cmd, watch_cmd  # noqa: E402
+from cli import export_cmd  # noqa: E402
 
 app.command()(watch_cmd.watch)
 app.add_typer(events_cmd.app, name="events")
@@ -51,6 +52,7 @@ app.command()(doctor_cmd.doctor)
 app.add_typer(config_cmd.app, name="config")
 app.command()(service_cmd.install)
 app.command()(service_cmd.uninstall)
+app.command()(export_cmd.export)
 
 from cli import keys_cmd  # noqa: E402 - remote watch's CURVE keys
 

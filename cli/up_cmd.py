@@ -138,7 +138,7 @@ def status(
     --json prints one object: {"running": true, "supervisor_pid", "started_at", "uptime_s",
     "tier" (null when tiering does not answer), "max_score", "healthy", "set_aside" (corrupt
     databases moved aside), "workers": [{"name", "state", "pid", "started_at", "uptime_s",
-    "restarts", "last_heartbeat_age_s", "last_exit", "reason", "retry_in_s"}]}; when nothing
+    "restarts", "last_heartbeat_age_s", "last_exit", "reason", "retry_in_s", "counters"}]}; when nothing
     answers: {"running": false, "unresponsive_pid", "last_event", "note"}. Uptimes are measured on
     the supervisor's monotonic clock (a clock change does not move them); started_at is a label.
     Exit codes: see above; with --connect, a machine that does not answer is one line on stderr

@@ -17,6 +17,7 @@ or an exhausted memory.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import re
 import stat
@@ -398,6 +399,22 @@ class EventLogConfig(_Section):
     journald: bool = True  # also send each line to journald's native socket, when there is one
 
 
+class ExporterConfig(_Section):
+    """The Prometheus exporter worker (issue 20). Off by default: it opens a TCP port."""
+
+    enabled: bool = False
+    # An IP literal (no host name: resolving one at start would make the worker wait on DNS).
+    # Loopback by default; "0.0.0.0" or "::" to let a Prometheus on another machine scrape it.
+    listen_address: Annotated[str, Meta(min_length=1, max_length=45)] = "127.0.0.1"
+    port: Annotated[int, Meta(ge=1, le=65535)] = 9847
+
+    def __post_init__(self) -> None:
+        try:
+            ipaddress.ip_address(self.listen_address)
+        except ValueError:
+            raise ValueError(f"listen_address must be an IP address, got {self.listen_address[:45]!r}") from None
+
+
 class Config(_Section):
     sampling: SamplingConfig = msgspec.field(default_factory=SamplingConfig)
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
@@ -412,6 +429,7 @@ class Config(_Section):
     transport: TransportConfig = msgspec.field(default_factory=TransportConfig)
     remote: RemoteConfig = msgspec.field(default_factory=RemoteConfig)
     event_log: EventLogConfig = msgspec.field(default_factory=EventLogConfig)
+    exporter: ExporterConfig = msgspec.field(default_factory=ExporterConfig)
 
     def __post_init__(self) -> None:
         # With the tcp transport every endpoint has a port from transport.tcp_port_base on (the
@@ -625,3 +643,9 @@ def _toml_value(value: object) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot render {value!r} as TOML")
+
+
+def disabled_workers(config: Config) -> set[str]:
+    """Procfile entries the config switches off: the supervisor does not start them at all (a
+    worker that exited because it is off would be restarted, then marked failed)."""
+    return set() if config.exporter.enabled else {"exporter"}

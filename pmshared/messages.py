@@ -426,6 +426,9 @@ class WorkerStatus(Struct, frozen=True, kw_only=True):
     # line of a traceback), kept across its restarts until a run lasts; None while healthy.
     reason: str | None = None
     retry_in_s: float | None = None  # FAILED: seconds until the supervisor tries it once more
+    # The current run's counters from its last heartbeat (cumulative since it started; the
+    # exporter publishes the dropped/lost ones).
+    counters: dict[str, int] = {}
 
 
 class ControlRequest(Envelope, frozen=True, kw_only=True, tag="control_request"):

@@ -339,7 +339,7 @@ class Supervisor:
                 self.counters.foreign_heartbeats += 1
                 continue
             self.counters.heartbeats += 1
-            slot.heartbeat(now, self.heartbeat_allowance)
+            slot.heartbeat(now, self.heartbeat_allowance, hb.counters)
 
     def _serve_control(self, now: float) -> None:
         for _ in range(MAX_MESSAGES_PER_TURN):

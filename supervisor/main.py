@@ -58,6 +58,12 @@ def run(procfile: Path | None, only: str | None) -> int:
         if names is not None and not names:
             fail("--only needs at least one process name", USAGE)
         entries = procfile_mod.select(entries, names)
+        # A worker the config switches off ([exporter] enabled = false) is not started at all:
+        # started, it would exit, and an exit means a restart, then FAILED.
+        switched_off = [e.name for e in entries if e.name in config_mod.disabled_workers(config)]
+        entries = [e for e in entries if e.name not in switched_off]
+        if not entries:
+            fail(f"nothing to run: {', '.join(switched_off)} switched off in the config", USAGE)
     except procfile_mod.ProcfileError as exc:
         for problem in str(exc).splitlines():
             print(f"error: {inert(problem)}", file=sys.stderr)
@@ -76,6 +82,8 @@ def run(procfile: Path | None, only: str | None) -> int:
         fail(f"cannot take the supervisor lock: {exc}", USAGE)
     try:
         printer = Printer([e.name for e in entries])
+        for name in switched_off:
+            printer.system(f"{name}: off in the config, not started")
         # A crashed run leaves its socket files; we hold the lock, so they are nobody's now.
         for stale in remove_stale_sockets():
             printer.system(f"removed stale socket {stale}")

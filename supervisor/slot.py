@@ -10,7 +10,7 @@ transitions, so each field is written in one place. The fields stay public for r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pmshared import messages as m
 from supervisor.child import Child, describe_exit
@@ -33,6 +33,7 @@ class Slot:
     last_exit: str | None = None
     detail: str = ""  # why it is FAILED
     reason: str | None = None  # the last error line of the current (or last) run
+    counters: dict[str, int] = field(default_factory=dict)  # the current run's last heartbeat's
 
     @property
     def name(self) -> str:
@@ -56,6 +57,7 @@ class Slot:
         self.heartbeat_at = None
         self.kill_at = None
         self.reason = None
+        self.counters = {}
 
     def exited(self, returncode: int, *, stopping: bool) -> str:
         """The child was reaped; how it ended (``code 1``, ``signal 9 (SIGKILL)``)."""
@@ -92,8 +94,10 @@ class Slot:
             self.reason = reason
 
     # -- heartbeats and the watchdog -------------------------------------------------------------
-    def heartbeat(self, now: float, allowance_s: float) -> None:
+    def heartbeat(self, now: float, allowance_s: float, counters: dict[str, int] | None = None) -> None:
         self.heartbeat_at = now
+        if counters is not None:
+            self.counters = counters
         if self.kill_at is None:  # one being killed is not saved by a last heartbeat
             self.heartbeat_deadline = now + allowance_s
             if self.state == "starting":
@@ -152,6 +156,7 @@ class Slot:
             last_exit=self.last_exit,
             uptime_s=round(max(now - child.started_mono, 0.0), 3) if child else None,
             reason=(self.reason or (self.detail if self.state == "failed" else None)) if unhealthy else None,
+            counters=dict(self.counters),
             retry_in_s=(
                 round(max(0.0, self.restart_at - now), 1)
                 if self.state == "failed" and self.restart_at is not None else None

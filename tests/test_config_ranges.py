@@ -135,6 +135,7 @@ class Startup:
         self.scorer_and_tiering(config)
         self.forensics(config)
         self.recorder(config)
+        self.exporter(config)
 
     def sockets(self, config: cfg.Config) -> None:
         """Every socket of every endpoint, both sides, with the options the workers set; close()
@@ -249,6 +250,15 @@ class Startup:
             elog.file.rotate()
             assert len(elog.file.files()) <= config.event_log.keep + 1
         elog.close()
+
+
+    def exporter(self, config: cfg.Config) -> None:
+        """The exporter's listen address and port make a socket address (no name lookup)."""
+        import socket
+
+        exporter = config.exporter
+        assert socket.getaddrinfo(exporter.listen_address, exporter.port, type=socket.SOCK_STREAM,
+                                  flags=socket.AI_NUMERICHOST)
 
 
 @pytest.fixture(scope="module")

@@ -115,3 +115,14 @@ def test_a_worker_in_backoff_is_due_at_its_restart():
     slot = new_slot()
     slot.backing_off(restart_at=7.0)
     assert slot.next_due(watchdog=True) == 7.0
+
+
+def test_status_carries_the_current_runs_heartbeat_counters_and_a_new_run_starts_empty():
+    # The exporter publishes a worker's drop counters from these (issue 20).
+    slot = running()
+    slot.heartbeat(102.0, allowance_s=3.0, counters={"dropped_raw": 2, "samples": 9})
+    assert slot.status(103.0).counters == {"dropped_raw": 2, "samples": 9}
+    slot.heartbeat(103.0, allowance_s=3.0)  # a heartbeat read without counters keeps the last ones
+    assert slot.status(103.5).counters == {"dropped_raw": 2, "samples": 9}
+    slot.spawned(child(pid=4243, started=110.0), first_heartbeat_by=123.0)  # type: ignore[arg-type]
+    assert slot.status(111.0).counters == {}

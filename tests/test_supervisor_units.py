@@ -94,7 +94,7 @@ def test_procfile_is_found_in_a_checkout_and_when_installed(tmp_path: Path):
 def test_the_real_procfile_lists_producers_before_consumers_and_the_recorder_last():
     # The supervisor stops workers in this order (see supervisor/daemon.py).
     entries = procfile.load(procfile.find_default())
-    assert [e.name for e in entries] == ["collector", "scorer", "tiering", "forensics", "recorder"]
+    assert [e.name for e in entries] == ["collector", "scorer", "tiering", "forensics", "exporter", "recorder"]
     assert all(e.argv()[:2] == [sys.executable, "-m"] for e in entries)
 
 
