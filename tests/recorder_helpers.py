@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pmshared import messages as m
-from pmshared import paths
+from pmshared import paths, storage
 from pmshared.codec import Stamper
 from tests.procutil import wait_for  # noqa: F401 - re-exported to the tests
 
@@ -67,6 +67,13 @@ class Tiering:
     def closed(self, key: str, start: float, end: float, peak_score: int, peak_tier: int = 3) -> m.EventClosed:
         return self.stamp(m.EventClosed, event_key=key, start=start, end=end, peak_score=peak_score,
                           peak_tier=peak_tier)
+
+
+def apply_all(conn, records) -> None:
+    """Store ``records`` in one transaction, the way the recorder's batch does."""
+    with conn:
+        for record in records:
+            storage.apply(conn, record)
 
 
 def pause(pause_id: str, start: float, duration_ms: float = 1500.0, seq: int = 1) -> m.Pause:

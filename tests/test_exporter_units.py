@@ -21,7 +21,7 @@ from exporter.state import MAX_GROUPS, OTHER, ExporterState, Histogram, culprit_
 from pmshared import messages as m
 from pmshared import storage
 from pmshared.codec import Stamper
-from tests.recorder_helpers import Tiering, forensics_done, pause
+from tests.recorder_helpers import Tiering, apply_all, forensics_done, pause
 from tests.recorder_helpers import rogue as make_rogue
 
 T0 = 1_700_000_000.0
@@ -147,12 +147,6 @@ def conn(tmp_path: Path):
     c = storage.connect(tmp_path / "data.db", mode="create")
     yield c
     c.close()
-
-
-def apply_all(conn, records) -> None:
-    with conn:
-        for record in records:
-            storage.apply(conn, record)
 
 
 def test_row_tracker_counts_each_row_once_when_resolved():

@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from pmshared import storage
-from tests.recorder_helpers import REPO, Tiering, forensics_done, pause, rogue, wait_for
+from tests.recorder_helpers import REPO, Tiering, apply_all, forensics_done, pause, rogue, wait_for
 
 T0 = 1_700_000_000.0
 DAY = 86400.0
@@ -29,12 +29,6 @@ def conn(db_path: Path):
     c = storage.connect(db_path, mode="create")
     yield c
     c.close()
-
-
-def apply_all(conn, records) -> None:
-    with conn:
-        for record in records:
-            storage.apply(conn, record)
 
 
 def count(conn, table: str) -> int:
