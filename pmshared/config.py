@@ -62,6 +62,9 @@ class SamplingConfig(_Section):
     # The seed's score gauge colours: green below 30, yellow below 60, red above.
     elevation_threshold: ScoreThreshold = 30
     critical_threshold: ScoreThreshold = 60
+    # The collector, scorer and tiering ask for SCHED_RR at this priority (0: the normal class):
+    # a context-switch storm starves other sessions' tasks for seconds (pmshared/schedclass.py).
+    realtime_priority: Annotated[int, Meta(ge=0, le=99)] = 1
 
 
 class RetentionConfig(_Section):
