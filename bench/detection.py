@@ -9,8 +9,8 @@ One pipeline (bench/pipeline_run.py: a real `pmctl up` from the repository's Pro
 temporary home with an empty config file, so every default) runs every row in turn:
 
 - loads, 12 s each (stress-ng, and memory pressure from a file-backed working set 4× the limit
-  of a memory cgroup: see tests/stressload.py): time from the start to the first live sample at
-  tier ≥ 2 (target ≤ 3 s), the event it opened and whether it closed after the load, the event's
+  of a memory cgroup: see tests/stressload.py): time from the start to tiering's publication of
+  the first live sample at tier ≥ 2 (target ≤ 3 s), the event it opened and whether it closed after the load, the event's
   top culprit (must be the load's process: its worker, or for a fork storm the worker that forks)
   and that culprit's categories (must include the row's), the peak of the score the tiers follow;
 - quiet rows: idle, and everyday work (a Python loop at ~20 % of a core, tar | gzip and

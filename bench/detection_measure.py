@@ -130,7 +130,9 @@ def measure_load(run: PipelineRun, watch: SampleWatch, row: LoadRow, seconds: fl
     ended, ended_wall = time.monotonic(), time.time()
     seen = watch.since(t0)
     first = next((s for s in seen if s.tier >= 2), None)
-    res.to_tier2_s = None if first is None else first.received - t0
+    # When tiering published it, not when this process received it: a storm starves this process
+    # (a normal task) for seconds, the pipeline's real-time workers not (pmshared/schedclass.py).
+    res.to_tier2_s = None if first is None else first.sample.sent_at - wall0
     res.peak = peak_text(seen)
     if len(seen) < seconds / 2:  # 1 Hz sampling: the monitor itself was starved
         res.misses.append(f"only {len(seen)} live samples during the {seconds:.0f} s load")

@@ -30,7 +30,7 @@ import zmq
 from collector.backend import PLATFORM, Backend, UnsupportedPlatform, make_backend
 from collector.sentinel import DetectedPause, Sentinel
 from pmshared import messages as m
-from pmshared import paths
+from pmshared import paths, schedclass
 from pmshared.codec import Stamper
 from pmshared.endpoints import ENDPOINTS, Sockets, send_nowait
 from pmshared.runtime import POLL_MS, WakePipe, Worker, drain_fd, fail
@@ -402,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
             worker.close()
             fail(f"cannot open sockets: {exc}")
 
+    schedclass.apply_to_worker(worker)  # before the sentinel starts: it leaves the class itself
     inbox = PauseInbox(signal_fd=worker.wakeup_fd)
     sentinel = Sentinel(worker.config.sentinel, inbox.put)
     collector = Collector(

@@ -179,6 +179,11 @@ def stat_record(
 
 # Samples a reaped child's seen figures wait for its parent's to show the reap (the reap can fall
 # between two reads of one pass), then are dropped: a parent's figures are never held down longer.
+# Not a config key: it measures nothing about the machine or the model, only this collector's read
+# order (the kernel updates cutime before the child's /proc entry goes, so the reap shows by the
+# next pass that reads the parent; a parent that reaps ran, so it is read; 3 leaves slack for a
+# pass cut short by an error). A user has no reason to tune it, and no value changes a score
+# except by leaving a seen child's CPU charged twice (shorter) or holding a parent down (longer).
 REAPED_CREDIT_SAMPLES = 3
 
 

@@ -26,6 +26,7 @@ from typing import Callable
 
 from pmshared import messages as m
 from pmshared.config import SentinelConfig
+from pmshared.schedclass import leave_realtime
 
 log = logging.getLogger("collector.sentinel")
 
@@ -339,8 +340,14 @@ class Sentinel:
         if not self.suspend_aware:
             log.warning("no suspend-inclusive clock on this system; suspended time reads as 0")
         # daemon: a wedged sentinel must never keep the worker from exiting.
-        self._thread = threading.Thread(target=self.run, name="pause-sentinel", daemon=True)
+        self._thread = threading.Thread(target=self._run_normal, name="pause-sentinel", daemon=True)
         self._thread.start()
+
+    def _run_normal(self) -> None:
+        # The worker may run in the real-time class (pmshared/schedclass.py): the sentinel measures
+        # how late an ordinary task wakes, so it leaves that class before its first tick.
+        leave_realtime()
+        self.run()
 
     def stop(self, timeout: float = 0.5) -> None:
         self._stopped = True

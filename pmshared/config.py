@@ -63,6 +63,11 @@ class SamplingConfig(_Section):
     # The seed's score gauge colours: green below 30, yellow below 60, red above.
     elevation_threshold: ScoreThreshold = 30
     critical_threshold: ScoreThreshold = 60
+    # The collector, scorer and tiering ask for SCHED_RR at this priority (0: the normal class):
+    # a context-switch storm starves other sessions' tasks for seconds (pmshared/schedclass.py).
+    # At most 49: the kernel's threaded interrupt handlers run at 50, and a monitor must not
+    # outrank them.
+    realtime_priority: Annotated[int, Meta(ge=0, le=49)] = 1
 
 
 class RetentionConfig(_Section):

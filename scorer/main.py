@@ -9,7 +9,7 @@ Scoring itself is the pure ``scorer.scoring.build_samples``.
 
 from __future__ import annotations
 
-from pmshared import messages as m
+from pmshared import messages as m, schedclass
 from pmshared.endpoints import ENDPOINTS, send_nowait
 from pmshared.runtime import Worker
 from pmshared.workerio import (FrameInput, LineInput, LineOutput, jsonl_parser, one_frame, open_endpoints, running,
@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
                         "(no sockets)").parse_args(argv)
     with running(NAME, jsonl=args.jsonl) as worker:
         rules = ScoringRules.from_config(worker.config)
+        schedclass.apply_to_worker(worker)  # a context-switch storm must not starve it
         (run_jsonl if args.jsonl else run_pipeline)(worker, rules)
     return 0
 

@@ -15,7 +15,7 @@ import time
 
 import zmq
 
-from pmshared import messages as m
+from pmshared import messages as m, schedclass
 from pmshared.codec import BadMessage
 from pmshared.endpoints import ENDPOINTS, send_nowait
 from pmshared.paths import PathError
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with running(NAME, jsonl=args.jsonl) as worker:
         engine = Tiering(worker.config, worker.incarnation)
+        schedclass.apply_to_worker(worker)  # a context-switch storm must not starve it
         if args.jsonl:
             run_jsonl(worker, engine, args.clock)
         else:

@@ -48,7 +48,7 @@ def skip_unless_runnable(row: LoadRow) -> None:
 @dataclass
 class Detected:
     load: Load
-    after_s: float | None  # load start -> first sample at tier >= 2 with the load's process on top
+    after_s: float | None  # load start -> tiering published the first sample at tier >= 2 with the load on top
     seen: list[Seen]
 
     def describe(self) -> str:
@@ -80,7 +80,7 @@ def run_until_detected(watch: SampleWatch, row: LoadRow, scratch: Path, stack: E
     a sample at tier ≥ 2 whose top rogue is one of the load's processes, or ``timeout``."""
     prepare(row, scratch)
     wait_calm(watch)
-    started = time.monotonic()
+    started, started_wall = time.monotonic(), time.time()
     load = start(row, LOAD_LIFETIME_S, scratch, stack)
 
     def ours(s: Seen) -> bool:
@@ -91,7 +91,16 @@ def run_until_detected(watch: SampleWatch, row: LoadRow, scratch: Path, stack: E
         return top.pid in load.seen
 
     hit = watch.first(ours, started, timeout)
-    return Detected(load, None if hit is None else hit.received - started, watch.since(started))
+    return Detected(load, None if hit is None else published_after(hit, started_wall), watch.since(started))
+
+
+def published_after(seen: Seen, started_wall: float) -> float:
+    """Seconds from ``started_wall`` to when tiering published ``seen`` (its envelope's sent_at,
+    wall clock of this machine), not to when this process received it: the workers on the
+    detection path run in the real-time class (pmshared/schedclass.py), a test process does not,
+    and a context-switch storm starves it for seconds (it received a sample published 1.0 s
+    after the storm's start 6.4 s after it)."""
+    return seen.sample.sent_at - started_wall
 
 
 def event_naming(pipeline: Pipeline, row: LoadRow, pids: set[int], timeout: float = 15) -> dict:

@@ -6,8 +6,10 @@ No threshold is lowered: the pipeline runs with an empty config file. The loads 
 stress-ng (and root with cgroup v1 for the memory row) and skip, saying how to get it, without.
 Every load runs in its own process group, every cgroup is removed, whatever the test's outcome.
 
-Timing is from the load's start to the first live sample at tier ≥ 2 whose top rogue is one of
-the load's processes; the figures are printed (run with ``-s`` to see them).
+Timing is from the load's start to when tiering published the first live sample at tier ≥ 2
+whose top rogue is one of the load's processes (its ``sent_at``: this process, a normal task, can
+receive it seconds later during a context-switch storm; see detection_helpers.published_after);
+the figures are printed (run with ``-s`` to see them).
 """
 
 from __future__ import annotations
