@@ -136,19 +136,19 @@ def check_flight(config, now: float | None = None) -> list[Finding]:
         return []  # the database check above says what is wrong with it (or it predates the record)
     limits = f"kept {retention.flight_days} days, at most {retention.flight_max_mb} MB"
     if usage.first_at is None:
-        return [Finding("ok", "flight record", f"empty ({limits}): the recorder keeps every sample while running")]
-    found = [Finding("ok", "flight record", (
+        return [Finding("ok", "flight", f"empty ({limits}): the recorder keeps every sample while running")]
+    found = [Finding("ok", "flight", (
         f"{fmt.timestamp(usage.first_at)} to {fmt.timestamp(usage.last_at)} "
         f"({fmt.human_seconds(usage.last_at - usage.first_at)}, {usage.samples:,} samples), "
         f"{usage.bytes / 1e6:.1f} MB ({limits})"))]
     cutoff = now - retention.flight_days * 86400.0
     if usage.overdue_blocks and usage.overdue_since is not None and usage.overdue_since < cutoff - FLIGHT_AGE_SLACK_S:
-        found.append(Finding("warn", "flight record", (
+        found.append(Finding("warn", "flight", (
             f"retention is behind: {usage.overdue_blocks} minutes older than {retention.flight_days} days "
             f"(oldest {fmt.timestamp(usage.overdue_since)})"),
             "the recorder prunes every 10 minutes: is it running (`pmctl status`)? `pmctl prune` removes them now"))
     if usage.bytes > retention.flight_max_mb * 1e6 * FLIGHT_SIZE_SLACK:
-        found.append(Finding("warn", "flight record", (
+        found.append(Finding("warn", "flight", (
             f"{usage.bytes / 1e6:.1f} MB, over its {retention.flight_max_mb} MB limit"),
             "the recorder prunes every 10 minutes (pinned events' minutes are kept whatever the limit); "
             "`pmctl prune --dry-run` shows what would go"))
