@@ -159,7 +159,7 @@ def export(
     ident = parse_id(event_id)
     from cli import event_export
     from cli import format as fmt
-    from cli.errors import open_db, read_one
+    from cli.errors import open_db
     from pmshared import paths, storage
 
     if output.exists() and not force:
