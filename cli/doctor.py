@@ -31,6 +31,7 @@ def diagnose() -> list[Finding]:
     config, found = check_config()
     found += check_data_dir()
     found += check_database()
+    found += check_flight(config)
     found += check_runtime_dir()
     found += check_event_log(config)
     found += check_pipeline(config)
@@ -105,6 +106,53 @@ def check_database() -> list[Finding]:
                         "`pmctl down` first"), *found]
     how = "quick_check ok" if result.complete else "quick_check stopped at its time budget, sound so far"
     return [Finding("ok", "database", f"{db} ({_size(db)}, {how} in {result.seconds:.2f} s)"), *found]
+
+
+# The recorder prunes the flight record every 10 minutes (recorder/flight_retention.py): data past
+# the age limit by more than this, or a size over the limit by more than FLIGHT_SIZE_SLACK, means
+# retention is not keeping up (recorder stopped, or the database refusing the deletes).
+FLIGHT_AGE_SLACK_S = 3600.0
+FLIGHT_SIZE_SLACK = 1.05
+
+
+def check_flight(config, now: float | None = None) -> list[Finding]:
+    """The flight record's span and size, and whether retention keeps it within its limits."""
+    import time
+
+    from cli import format as fmt
+    from pmshared import storage
+
+    if config is None or not paths.db_path().exists():
+        return []
+    now = time.time() if now is None else now
+    retention = config.retention
+    try:
+        conn = storage.open_readonly(paths.db_path())
+        try:
+            usage = storage.flight_usage(conn, max_age_days=retention.flight_days, now=now)
+        finally:
+            conn.close()
+    except storage.StorageError:
+        return []  # the database check above says what is wrong with it (or it predates the record)
+    limits = f"kept {retention.flight_days} days, at most {retention.flight_max_mb} MB"
+    if usage.first_at is None:
+        return [Finding("ok", "flight", f"empty ({limits}): the recorder keeps every sample while running")]
+    found = [Finding("ok", "flight", (
+        f"{fmt.timestamp(usage.first_at)} to {fmt.timestamp(usage.last_at)} "
+        f"({fmt.human_seconds(usage.last_at - usage.first_at)}, {usage.samples:,} samples), "
+        f"{usage.bytes / 1e6:.1f} MB ({limits})"))]
+    cutoff = now - retention.flight_days * 86400.0
+    if usage.overdue_blocks and usage.overdue_since is not None and usage.overdue_since < cutoff - FLIGHT_AGE_SLACK_S:
+        found.append(Finding("warn", "flight", (
+            f"retention is behind: {usage.overdue_blocks} minutes older than {retention.flight_days} days "
+            f"(oldest {fmt.timestamp(usage.overdue_since)})"),
+            "the recorder prunes every 10 minutes: is it running (`pmctl status`)? `pmctl prune` removes them now"))
+    if usage.bytes > retention.flight_max_mb * 1e6 * FLIGHT_SIZE_SLACK:
+        found.append(Finding("warn", "flight", (
+            f"{usage.bytes / 1e6:.1f} MB, over its {retention.flight_max_mb} MB limit"),
+            "the recorder prunes every 10 minutes (pinned events' minutes are kept whatever the limit); "
+            "`pmctl prune --dry-run` shows what would go"))
+    return found
 
 
 def _size(path: Path) -> str:

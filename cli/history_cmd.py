@@ -124,12 +124,14 @@ def _frames(frames: list, output_format: str, since_at: float, until_at: float, 
 
 def _plot(db, since_at: float, until_at: float) -> None:
     """The whole window as charts (cli/history_plot.py); only the charted figures are read."""
-    from cli.history_plot import points, show
+    from cli.history_plot import show
     from pmshared import storage
-    from pmshared.storage.flight_figures import figures_in_window
+    from pmshared.storage.flight_figures import figures_in_window, figures_span
 
-    show(points(figures_in_window(db, since_at, until_at))
-         or storage.samples_in_window(db, since_at, until_at))  # before the flight record: events' samples
+    span = figures_span(db, since_at, until_at)
+    if span is not None:  # streamed: a week of seconds is aggregated as it is read, never held
+        return show(figures_in_window(db, since_at, until_at), span)
+    show(storage.samples_in_window(db, since_at, until_at))  # before the flight record: events' samples
 
 
 # --------------------------------------------------------------------------- before the flight record

@@ -1,6 +1,8 @@
 """`pmctl history --plot`: stress, PSI and sentinel lateness over the window as terminal charts.
 
-Pure: ``plot(rows, width)`` returns a Rich renderable drawn from the samples alone. One column per
+Pure: ``plot(rows, width)`` returns a Rich renderable drawn from the samples alone; given the
+window's ``span`` it aggregates the rows as they stream past (``Buckets``), so a week of seconds
+is never held at once. One column per
 time bucket: solid eighth blocks up to the bucket's mean, ░ from there up to its maximum (so a
 one-second spike stays visible in a week without hiding the usual level), a y scale that says its
 unit, and the window's times under each chart. A bucket with no sample is a blank column: a hole
@@ -36,27 +38,30 @@ class Point:
     late_ms: float | None
 
 
+SERIES = ("stress", "psi_cpu", "psi_memory", "psi_io", "late_ms")  # a Point's fields after t
+
+
+def _values(row: object) -> tuple:
+    """(t, stress, psi_cpu, psi_memory, psi_io, late_ms) of a Point, storage's flight Figures
+    (already that tuple), a stored row (anything with ``.samples``) or a ProcessSamples."""
+    if isinstance(row, tuple):
+        return row
+    if isinstance(row, Point):
+        return (row.t, row.stress, row.psi_cpu, row.psi_memory, row.psi_io, row.late_ms)
+    s = getattr(row, "samples", row)
+    system, sentinel = getattr(s, "system", None), getattr(s, "sentinel", None)
+    late = None
+    if sentinel is not None:
+        # The worst lateness within this sample's interval; the window's max is sticky (it
+        # repeats one hitch for a whole minute), so it is only the fallback for old records.
+        late = sentinel.interval_max_ms if sentinel.interval_max_ms is not None else sentinel.max_ms
+    return (s.timestamp, s.max_score, _some(system, "psi_cpu"), _some(system, "psi_memory"),
+            _some(system, "psi_io"), late)
+
+
 def points(rows: Iterable[object]) -> list[Point]:
-    """Points from stored rows (anything with ``.samples``), ProcessSamples or storage's flight
-    Figures (or Points), sorted by time. Takes an iterator: a day of rows need not be held at once."""
-    out = []
-    for row in rows:
-        if isinstance(row, Point):
-            out.append(row)
-            continue
-        s = getattr(row, "samples", row)
-        system, sentinel = getattr(s, "system", None), getattr(s, "sentinel", None)
-        late = None
-        if sentinel is not None:
-            # The worst lateness within this sample's interval; the window's max is sticky (it
-            # repeats one hitch for a whole minute), so it is only the fallback for old records.
-            late = sentinel.interval_max_ms if sentinel.interval_max_ms is not None else sentinel.max_ms
-        out.append(Point(
-            t=s.timestamp, stress=s.max_score, psi_cpu=_some(system, "psi_cpu"),
-            psi_memory=_some(system, "psi_memory"), psi_io=_some(system, "psi_io"), late_ms=late,
-        ))
-    out.sort(key=lambda p: p.t)
-    return out
+    """Points from stored rows, ProcessSamples or storage's flight Figures, sorted by time."""
+    return sorted((Point(*_values(row)) for row in rows), key=lambda p: p.t)
 
 
 def _some(system: object, name: str) -> float | None:
@@ -64,48 +69,91 @@ def _some(system: object, name: str) -> float | None:
     return None if stall is None else stall.some
 
 
-def plot(rows: Iterable[object], width: int = 100, elevation: int = 30, critical: int = 60) -> RenderableType:
-    pts = points(rows)
-    if not pts:
-        return Text("nothing to plot: no samples in the window")
+class Buckets:
+    """Every series' (maximum, total, count) per time bucket, filled as rows stream past: memory
+    is the chart's width, never the window's length. ``cols`` equal buckets from ``start`` to
+    ``end``; fewer seconds than columns: one column per second."""
+
+    def __init__(self, start: float, end: float, cols: int, series: int = len(SERIES)) -> None:
+        self.start, self.span = start, end - start
+        self.n = max(1, min(cols, int(self.span) + 1))
+        self.peak: list[list[float | None]] = [[None] * self.n for _ in range(series)]
+        self.total = [[0.0] * self.n for _ in range(series)]
+        self.count = [[0] * self.n for _ in range(series)]
+        self.rows = 0
+
+    def add(self, t: float, values: Sequence[float | None]) -> None:
+        n, span = self.n, self.span
+        i = min(n - 1, max(0, int((t - self.start) / span * n))) if span > 0 else 0
+        self.rows += 1
+        for k, v in enumerate(values):
+            if v is None:
+                continue
+            cur = self.peak[k][i]
+            if cur is None or v > cur:
+                self.peak[k][i] = v
+            self.total[k][i] += v
+            self.count[k][i] += 1
+
+    def stats(self, k: int) -> list[tuple[float, float] | None]:
+        """(maximum, mean) of each bucket of series ``k``, None for a bucket with no value."""
+        total, count = self.total[k], self.count[k]
+        return [None if p is None else (p, total[i] / count[i]) for i, p in enumerate(self.peak[k])]
+
+    def mean(self, k: int) -> float | None:
+        n = sum(self.count[k])
+        return sum(self.total[k]) / n if n else None
+
+
+def plot(rows: Iterable[object], width: int = 100, elevation: int = 30, critical: int = 60,
+         span: tuple[float, float] | None = None) -> RenderableType:
+    """The charts of ``rows``. With ``span`` (first, last time) given, rows are aggregated as they
+    stream (a week's worth never held); without it they are gathered first to find it."""
     cols = max(10, width - LABEL_WIDTH - 2)
-    start, end = pts[0].t, pts[-1].t
+    if span is None:
+        pts = points(rows)
+        if not pts:
+            return Text("nothing to plot: no samples in the window")
+        rows, span = pts, (pts[0].t, pts[-1].t)
+    start, end = span
+    buckets = Buckets(start, end, cols)
+    for row in rows:
+        t, *values = _values(row)
+        buckets.add(t, values)
+    if not buckets.rows:
+        return Text("nothing to plot: no samples in the window")
     charts: list[RenderableType] = [
-        _chart("stress", [(p.t, p.stress) for p in pts], start, end, cols, top=100, unit="",
+        _chart("stress", buckets, 0, start, end, top=100, unit="",
                colour=lambda v: "bold red" if v >= critical else "yellow" if v >= elevation else "green"),
     ]
-    for name, pick in (("PSI cpu some", lambda p: p.psi_cpu), ("PSI memory some", lambda p: p.psi_memory),
-                       ("PSI io some", lambda p: p.psi_io)):
-        series = [(p.t, pick(p)) for p in pts]
-        if any(v is not None for _, v in series):  # macOS has no PSI: no empty chart
-            charts.append(_chart(name, series, start, end, cols, top=_nice_top(series, floor=10), unit="%"))
-    late = [(p.t, p.late_ms) for p in pts]
-    if any(v is not None for _, v in late):
-        charts.append(_chart("sentinel lateness, worst per sample", late, start, end, cols,
-                             top=_nice_top(late, floor=10), unit="ms"))
-    seconds = max(1.0, (end - start) / max(1, min(cols, int(end - start) + 1)))
+    for k, name in ((1, "PSI cpu some"), (2, "PSI memory some"), (3, "PSI io some")):
+        if buckets.mean(k) is not None:  # macOS has no PSI: no empty chart
+            charts.append(_chart(name, buckets, k, start, end, top=_nice_top(buckets.peak[k], floor=10), unit="%"))
+    if buckets.mean(4) is not None:
+        charts.append(_chart("sentinel lateness, worst per sample", buckets, 4, start, end,
+                             top=_nice_top(buckets.peak[4], floor=10), unit="ms"))
+    seconds = max(1.0, (end - start) / buckets.n)
     charts.append(Text(f"one column = {fmt.human_seconds(seconds)}: █ its mean, {SHADE} up to its highest second",
                        style="dim"))
     return Group(*charts)
 
 
-def show(rows: Iterable[object]) -> None:
+def show(rows: Iterable[object], span: tuple[float, float] | None = None) -> None:
     """Print the charts for ``pmctl history --plot`` at the terminal's width and thresholds."""
     from cli.events_cmd import levels
 
     console = fmt.console()
     lv = levels()
-    console.print(plot(rows, width=console.width, elevation=lv.elevated, critical=lv.critical))
+    console.print(plot(rows, width=console.width, elevation=lv.elevated, critical=lv.critical, span=span))
 
 
-def _chart(title: str, series: Sequence[tuple[float, float | None]], start: float, end: float, cols: int,
-           top: float, unit: str, colour: Callable[[float], str] | None = None) -> RenderableType:
-    buckets = bucket_stats(series, start, end, cols)
-    peaks = [b[0] for b in buckets if b is not None]
+def _chart(title: str, buckets: Buckets, k: int, start: float, end: float, top: float, unit: str,
+           colour: Callable[[float], str] | None = None) -> RenderableType:
+    stats = buckets.stats(k)
+    peaks = [b[0] for b in stats if b is not None]
     head = Text(title, style="bold")
     if peaks:
-        mean = sum(v for _, v in series if v is not None) / sum(1 for _, v in series if v is not None)
-        head.append(f"  max {_value(max(peaks), unit)}, mean {_value(mean, unit)}", style="dim")
+        head.append(f"  max {_value(max(peaks), unit)}, mean {_value(buckets.mean(k), unit)}", style="dim")
     else:
         head.append("  no data", style="dim")
     lines = [head]
@@ -113,11 +161,11 @@ def _chart(title: str, series: Sequence[tuple[float, float | None]], start: floa
         level_top = CHART_ROWS - row  # this row covers heights (level_top - 1, level_top] in rows
         label = _value(top, unit) if row == 0 else (_value(0, unit) if row == CHART_ROWS - 1 else "")
         line = Text(f"{label:>{LABEL_WIDTH}} │", style="dim")
-        for b in buckets:
+        for b in stats:
             line.append(*_column_cell(b, top, level_top, colour))
         lines.append(line)
-    lines.append(Text(" " * LABEL_WIDTH + " └" + "─" * len(buckets), style="dim"))
-    lines.append(_time_axis(start, end, len(buckets)))
+    lines.append(Text(" " * LABEL_WIDTH + " └" + "─" * len(stats), style="dim"))
+    lines.append(_time_axis(start, end, len(stats)))
     return Group(*lines)
 
 
@@ -145,20 +193,10 @@ def bucket_max(series: Sequence[tuple[float, float | None]], start: float, end: 
 def bucket_stats(series: Sequence[tuple[float, float | None]], start: float, end: float,
                  cols: int) -> list[tuple[float, float] | None]:
     """(maximum, mean) of each time bucket (see bucket_max), None for a bucket with no value."""
-    span = end - start
-    n = max(1, min(cols, int(span) + 1))
-    peak: list[float | None] = [None] * n
-    total = [0.0] * n
-    count = [0] * n
+    buckets = Buckets(start, end, cols, series=1)
     for t, v in series:
-        if v is None:
-            continue
-        i = min(n - 1, int((t - start) / span * n)) if span > 0 else 0
-        cur = peak[i]
-        peak[i] = v if cur is None else max(cur, v)
-        total[i] += v
-        count[i] += 1
-    return [None if p is None else (p, total[i] / count[i]) for i, p in enumerate(peak)]
+        buckets.add(t, (v,))
+    return buckets.stats(0)
 
 
 def _cell(value: float | None, top: float, level_top: int) -> str:
@@ -171,9 +209,9 @@ def _cell(value: float | None, top: float, level_top: int) -> str:
     return EIGHTHS[min(8, max(1, math.ceil(filled)))]
 
 
-def _nice_top(series: Sequence[tuple[float, float | None]], floor: float) -> float:
+def _nice_top(peaks: Iterable[float | None], floor: float) -> float:
     """The y scale's top: the data's maximum rounded up to 1, 2 or 5 times a power of ten."""
-    peak = max((v for _, v in series if v is not None), default=0.0)
+    peak = max((v for v in peaks if v is not None), default=0.0)
     peak = max(peak, floor)
     power = 10 ** math.floor(math.log10(peak))
     for step in (1, 2, 5, 10):

@@ -14,6 +14,7 @@ import zmq
 from pmshared import paths, runtime, storage
 from pmshared.endpoints import ENDPOINTS
 from pmshared.workerio import FrameInput, one_frame, serve_frames
+from recorder.durable import DurablePoints, relaxed
 from recorder.event_log import EventLog, log_path
 from recorder.flight_retention import FlightRetention
 from recorder.pruning import PruneSchedule
@@ -62,7 +63,8 @@ def received(worker: runtime.Worker, codec) -> Callable[[list[bytes]], object]:
 
 
 def open_writer(db_path: Path):
-    return lambda: storage.connect(db_path, mode="create", busy_timeout_ms=BUSY_TIMEOUT_MS)
+    """Commits that do not wait for the disk; the loop's durable points do (recorder/durable.py)."""
+    return lambda: relaxed(storage.connect(db_path, mode="create", busy_timeout_ms=BUSY_TIMEOUT_MS))
 
 
 def serve(db_path: Path, config) -> int:
@@ -89,6 +91,7 @@ def serve(db_path: Path, config) -> int:
     # Back-pressure: while the writer is full, new records wait in ZeroMQ's queue.
     records = FrameInput(sock, received(worker, ENDPOINTS["record"].codec()), writer.add, "frame on record",
                          budget=DRAIN_MAX, paused=lambda: writer.full)
+    durable = DurablePoints(counters=worker.counters, log=log)
     code = 0
     try:
         check_at_start(db_path, writer.corrupt, log)
@@ -97,9 +100,12 @@ def serve(db_path: Path, config) -> int:
         except storage.TRANSIENT as exc:
             log.warning("database not available yet (%s); will retry", exc)
         log.info("recording into %s", db_path)
-        loop(worker, records, writer, pruners, event_log)
+        loop(worker, records, writer, pruners, event_log, durable)
         taken = drain_at_shutdown(worker, records, writer, deadline=time.monotonic() + SHUTDOWN_DRAIN_S)
         log.info("stopping: %d frames taken at shutdown, %d records to write", taken, len(writer.pending))
+        writer.flush(force=True)
+        if writer.conn is not None:
+            durable.sync(writer.conn)
     except storage.StorageError as exc:
         # Corrupt, too new or read-only: retrying cannot help; say it in one line and exit.
         log.error("%s", exc)
@@ -112,17 +118,21 @@ def serve(db_path: Path, config) -> int:
 
 
 def loop(worker: runtime.Worker, records: FrameInput, writer: BatchWriter,
-         pruners: list[PruneSchedule | FlightRetention], event_log: EventLog | None = None) -> None:
+         pruners: list[PruneSchedule | FlightRetention], event_log: EventLog | None = None,
+         durable: DurablePoints | None = None) -> None:
     def timeout_ms() -> int:
         wait_s = worker.poll_timeout_ms() / 1000
-        retry_in = writer.seconds_until_retry()
-        if retry_in is not None:
-            wait_s = min(wait_s, retry_in)
+        for due_in in (writer.seconds_until_retry(), durable and durable.seconds_until_due()):
+            if due_in is not None:
+                wait_s = min(wait_s, due_in)
         # Rounded up: waking a millisecond before a heartbeat or retry is due costs a turn.
         return math.ceil(wait_s * 1000)
 
     def write() -> None:
-        writer.flush()
+        if writer.flush() and durable is not None and writer.conn is not None:
+            durable.committed(writer.conn)
+        elif durable is not None:
+            durable.run_if_due(writer.conn)
         if writer.conn is not None and not writer.pending:
             try:
                 for pruner in pruners:

@@ -94,3 +94,13 @@ def test_history_plot_draws_the_recorded_window(isolated_home):
     lines = result.output.splitlines()
     assert lines[0].startswith("stress  max 90") and all(len(line) <= 90 for line in lines)
     assert "█" in result.output
+
+
+def test_streamed_rows_draw_the_same_charts_as_a_list():
+    """With the window's span given, rows are aggregated as they stream (a week is never held):
+    the picture is the one the whole list gives."""
+    rows = [sample(i, (i * 7) % 100, psi=float(i % 13), late=float(i % 40)) for i in range(5000)]
+    buf = StringIO()
+    streamed = plot((r for r in rows), width=100, span=(rows[0].timestamp, rows[-1].timestamp))
+    Console(file=buf, width=100, color_system=None).print(streamed)
+    assert buf.getvalue().splitlines() == draw(rows, width=100)

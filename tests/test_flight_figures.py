@@ -41,11 +41,17 @@ def write(db: Path, seconds: int) -> None:
 
 
 def charted(s) -> tuple:
+    """What a chart shows of a frame's ProcessSamples, in storage's Figures order."""
     system, sentinel = s.system, s.sentinel
-    return (s.timestamp, s.max_score,
-            None if system is None or system.psi_cpu is None else system.psi_cpu.some,
-            None if system is None else system.psi_io,
-            None if sentinel is None else (sentinel.interval_max_ms, sentinel.max_ms))
+
+    def some(name):
+        stall = None if system is None else getattr(system, name)
+        return None if stall is None else stall.some
+
+    late = None
+    if sentinel is not None:
+        late = sentinel.interval_max_ms if sentinel.interval_max_ms is not None else sentinel.max_ms
+    return (s.timestamp, s.max_score, some("psi_cpu"), some("psi_memory"), some("psi_io"), late)
 
 
 def test_figures_equal_the_frames_from_blocks_and_recent_rows(tmp_path: Path):
@@ -58,9 +64,24 @@ def test_figures_equal_the_frames_from_blocks_and_recent_rows(tmp_path: Path):
         frames = storage.FlightReader(conn).frames(T0 - 10, T0 + 200)
         figures = list(figures_in_window(conn, T0 - 10, T0 + 200))
         assert len(figures) == len(frames) == 150
-        assert [charted(f) for f in figures] == [charted(f.samples) for f in frames]
+        assert [tuple(f) for f in figures] == [charted(f.samples) for f in frames]
+        assert any(f.psi_cpu for f in figures) and any(f.late_ms for f in figures)
         inside = list(figures_in_window(conn, T0 + 15, T0 + 145))  # edges inside a block and the recent rows
         assert [f.timestamp for f in inside] == [T0 + i for i in range(15, 146)]
         assert list(figures_in_window(conn, T0 + 500, T0 + 600)) == []
+    finally:
+        conn.close()
+
+
+def test_figures_span_is_the_recorded_part_of_the_window(tmp_path: Path):
+    from pmshared.storage.flight_figures import figures_span
+
+    db = tmp_path / "data.db"
+    write(db, 150)
+    conn = storage.open_readonly(db)
+    try:
+        assert figures_span(conn, T0 - 1000, T0 + 1000) == (T0, T0 + 149)
+        assert figures_span(conn, T0 + 15, T0 + 100) == (T0 + 15, T0 + 100)
+        assert figures_span(conn, T0 + 500, T0 + 600) is None
     finally:
         conn.close()

@@ -231,3 +231,23 @@ def test_sigterm_exits_within_a_second_after_storing_what_it_has(home, sender, r
     assert [p.pause_id for p in db_figure(home, storage.list_pauses)] == ["col:1"]
     assert not home.socket.exists()
     integrity_ok(home)
+
+
+def test_flight_samples_are_made_durable_at_once_then_by_the_timer(home, health, sender, recorders):
+    """The first commit is a durable point at once; samples committed within 1.5 s of it wait for
+    the loop's timer (no further sample needed), so none stays off the disk longer than that."""
+    from pmshared.codec import Stamper
+    from recorder.durable import DURABLE_EVERY_S
+    from tests.flight_helpers import sample
+
+    recorder = recorders()
+    recorder.wait_ready()
+    stamp = Stamper("tiering", "tiering-D")
+    sender.send(stamp(m.FlightSample, samples=sample(T0), state=m.TierState(tier=1)))
+    health.wait(lambda c: c.get("records_stored") == 1 and c.get("durable_points") == 1)
+    sent = time.monotonic()
+    sender.send(*(stamp(m.FlightSample, samples=sample(T0 + i), state=m.TierState(tier=1)) for i in (1, 2)))
+    health.wait(lambda c: c.get("records_stored") == 3 and c.get("durable_points") == 1)
+    health.wait(lambda c: c.get("durable_points") == 2, timeout=DURABLE_EVERY_S + 5)
+    assert time.monotonic() - sent < DURABLE_EVERY_S + 2  # by the timer, not at the next heartbeat or stop
+    assert db_figure(home, lambda c: c.execute("SELECT count(*) FROM flight_recent").get) == 3

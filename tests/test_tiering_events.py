@@ -164,3 +164,18 @@ def test_ring_entries_are_a_copy():
     ring.push(samples(3, 3.0), 3)
     assert [e.samples.max_score for e in entries] == [1]
     assert [(e.samples.max_score, e.tier) for e in ring.entries()] == [(2, 2), (3, 3)]
+
+
+def test_the_whole_process_table_goes_only_to_the_flight_record():
+    """The minute's table (~85 KB) is for the flight record alone: the live feed every watch
+    client gets, the ring (and so every snapshot reply) and event samples go without it."""
+    engine = Tiering(config_mod.Config(), INC)
+    table = [m.ProcessInfo(pid=pid, command=f"p{pid}", state="sleeping") for pid in range(1, 600)]
+    # 40 opens an event: its entry sample is an EventSample record, which must not carry it either.
+    out = engine.handle(msgspec.structs.replace(samples(40, timestamp=100.0), table=table), now=100.0)
+    assert out.flight.samples.table == table
+    assert out.live.samples.table is None
+    assert engine.snapshot_reply().ring[-1].samples.table is None
+    event_samples = [r for r in out.records if isinstance(r, m.EventSample)]
+    assert event_samples and all(r.samples.table is None for r in event_samples)
+    assert out.live.samples.max_score == out.flight.samples.max_score == 40

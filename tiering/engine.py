@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import msgspec
+
 from pmshared import messages as m
 from pmshared.codec import Stamper
 from pmshared.config import Config
@@ -103,7 +105,14 @@ class Tiering:
         return [self._record(m.TieringStarted)]
 
     def handle(self, samples: m.ProcessSamples, now: float) -> Outputs:
-        """One scored sample; ``now`` is the clock the de-escalation delay is measured on."""
+        """One scored sample; ``now`` is the clock the de-escalation delay is measured on.
+
+        The minute's whole process table (``samples.table``, ~85 KB) goes only to the flight
+        record: no viewer, ring entry or event sample shows it, and it would otherwise travel to
+        every ``pmctl watch`` client and sit in the ring and in each snapshot reply."""
+        full = samples
+        if samples.table is not None:
+            samples = msgspec.structs.replace(samples, table=None)
         action = self.tiers.update(samples.max_score, now)
         tier = self.tiers.tier
         records = self._records_for(action, tier, samples, now)
@@ -112,7 +121,7 @@ class Tiering:
         self.ring.push(samples, tier)
         state = self.state
         live = self._live(m.LiveSample, samples=samples, state=state, buffer_len=len(self.ring))
-        flight = self._flight(m.FlightSample, samples=samples, state=state)
+        flight = self._flight(m.FlightSample, samples=full, state=state)
         return Outputs(live=live, records=records, flight=flight)
 
     # -- event bookkeeping -----------------------------------------------------------------------

@@ -81,7 +81,7 @@ from pmshared.storage.errors import (
     translate_errors,
 )
 from pmshared.storage.flight import FlightReader, Frame, Mark, mark_window
-from pmshared.storage.flight_writes import FlightPruneResult, prune_flight
+from pmshared.storage.flight_writes import FlightPruneResult, FlightUsage, flight_usage, prune_flight
 from pmshared.storage.files import access_problem, make_private, quarantine, quarantined
 from pmshared.storage.health import CHECK_BUDGET_S, CheckResult, check
 from pmshared.storage.queries import (
@@ -128,5 +128,6 @@ __all__ = [
     "remove_bundle_dirs", "samples_in_window", "schema_version", "set_status",
     "translate_errors", "upgrade",
     # the flight recorder (issue 19)
-    "FlightPruneResult", "FlightReader", "Frame", "Mark", "mark_window", "prune_flight",
+    "FlightPruneResult", "FlightReader", "FlightUsage", "Frame", "Mark", "flight_usage", "mark_window",
+    "prune_flight",
 ]

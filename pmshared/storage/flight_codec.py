@@ -22,7 +22,7 @@ import msgspec
 
 from pmshared.storage.flight_layout import Frame, StoredFrame, message_frame, stored_plain
 
-__all__ = ["CODEC", "BlockCorrupt", "Frame", "decode_block", "decode_frame", "encode_block", "encode_frame"]
+__all__ = ["CODEC", "BlockCorrupt", "Frame", "decode_block", "decompress_block", "decode_frame", "encode_block", "encode_frame"]
 
 CODEC = "zstd"  # stored with each block, so a later codec can be added without a migration
 ZSTD_LEVEL = 6
@@ -60,16 +60,23 @@ def encode_block(frames: list[tuple[float, bytes]]) -> bytes:
     return _zstd()[1].compress(body)
 
 
-def decode_block(data: bytes, codec: str = CODEC) -> list[tuple[float, msgspec.Raw]]:
-    """A block's (timestamp, still-encoded frame) pairs; frames decode with ``decode_frame``."""
-    zstandard, _, decompressor, _, block_decoder = _zstd()
+def decompress_block(data: bytes, codec: str = CODEC) -> bytes:
+    """A block's msgpack body (``[[timestamp, frame], ...]``), for a reader with its own decoder."""
+    zstandard, decompressor = _zstd()[0], _zstd()[2]
     try:
         if codec == "zstd":
-            body = decompressor.decompress(data)
-        elif codec == "zlib":  # what the first measurements wrote; read for free
-            body = zlib.decompress(data)
-        else:
-            raise BlockCorrupt(f"a stored block uses codec {codec!r}, unknown to this pause-monitor")
-        return block_decoder.decode(body)
-    except (zlib.error, zstandard.ZstdError, msgspec.DecodeError) as exc:
+            return decompressor.decompress(data)
+        if codec == "zlib":  # what the first measurements wrote; read for free
+            return zlib.decompress(data)
+    except (zlib.error, zstandard.ZstdError) as exc:
+        raise BlockCorrupt(f"a stored block does not decode: {exc}") from exc
+    raise BlockCorrupt(f"a stored block uses codec {codec!r}, unknown to this pause-monitor")
+
+
+def decode_block(data: bytes, codec: str = CODEC) -> list[tuple[float, msgspec.Raw]]:
+    """A block's (timestamp, still-encoded frame) pairs; frames decode with ``decode_frame``."""
+    body = decompress_block(data, codec)
+    try:
+        return _zstd()[4].decode(body)
+    except msgspec.DecodeError as exc:
         raise BlockCorrupt(f"a stored block does not decode: {exc}") from exc

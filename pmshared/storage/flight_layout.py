@@ -119,8 +119,30 @@ class _Layout:
         self.sizes = tuple(i for i, k in enumerate(self.names) if k in _BYTES)
         self.drop = tuple(i for i, k in enumerate(self.names) if k in drop)
 
-    def row(self, row: list) -> list:
-        """Round ``row`` (the struct as an array) in place; returns it."""
+        self.row = self._compiled(len(self.names))
+
+    def _compiled(self, width: int):
+        """``row(r)``: round ``r`` (the struct as an array) in place and return it, as straight-line
+        code made once per struct: the recorder runs it on ~35 rows a second (600 once a minute),
+        where a loop over index tuples and a call per figure cost twice as much."""
+        lines = [f"def row(r):", f"    if len(r) != {width}:", "        return slow(r)"]
+        for i in self.drop:
+            lines.append(f"    r[{i}] = None")
+        for i in self.floats:  # _q, inlined
+            lines += [f"    v = r[{i}]", "    if v.__class__ is float:",
+                      "        if -10.0 < v < 10.0:",
+                      f"            r[{i}] = (round(v, 2) if -1.0 < v < 1.0 else round(v, 1)) if v else 0",
+                      "        elif v == v and v != INF and v != -INF:", f"            r[{i}] = round(v)"]
+        for i in self.sizes:
+            lines += [f"    v = r[{i}]", "    if v.__class__ is int and not -1000 < v < 1000:",
+                      f"        r[{i}] = q_bytes(v)"]
+        lines.append("    return r")
+        scope = {"slow": self._row_loop, "INF": _INF, "q_bytes": _q_bytes}
+        exec("\n".join(lines), scope)  # noqa: S102 -- our own field indices, nothing from outside
+        return scope["row"]
+
+    def _row_loop(self, row: list) -> list:
+        """The same rounding for a row of another length (never from astuple; kept for safety)."""
         n = len(row)
         for i in self.drop:
             if i < n:

@@ -86,29 +86,79 @@ class FlightPruneResult(msgspec.Struct, frozen=True, kw_only=True):
     blocks_by_size: int = 0
     bytes_freed: int = 0
     bytes_kept: int = 0  # stored flight data after the prune (blocks and recent rows)
+    removed_from: float | None = None  # the time span the removed minutes covered
+    removed_until: float | None = None
+    dry_run: bool = False
+
+
+class _DryRun(Exception):
+    """Raised inside the prune's transaction to roll it back (``dry_run``)."""
 
 
 @db_errors
-def prune_flight(conn: apsw.Connection, *, max_age_days: float, max_bytes: int, now: float) -> FlightPruneResult:
+def prune_flight(conn: apsw.Connection, *, max_age_days: float, max_bytes: int, now: float,
+                 dry_run: bool = False) -> FlightPruneResult:
     """Remove blocks ending before ``now - max_age_days``, then the oldest until the flight data
-    (blocks plus recent rows) fits in ``max_bytes``; blocks of pinned events are kept either way."""
+    (blocks plus recent rows) fits in ``max_bytes``; blocks of pinned events are kept either way.
+    ``dry_run`` runs the same deletes and rolls them back: the result is what a real run removes."""
     args = {"lead": PINNED_LEAD_S, "now": now, "cutoff": now - max_age_days * 86400.0}
-    with conn:
-        aged = conn.execute(
-            f"DELETE FROM flight_blocks WHERE end_at < :cutoff AND NOT {_PINNED} RETURNING bytes", args
-        ).fetchall()
-        total = (conn.execute("SELECT coalesce(sum(bytes), 0) FROM flight_blocks").get
-                 + conn.execute("SELECT coalesce(sum(length(data)), 0) FROM flight_recent").get)
-        doomed: list[int] = []
-        freed = 0
-        if total > max_bytes:
-            for block_id, size in conn.execute(
-                f"SELECT id, bytes FROM flight_blocks WHERE NOT {_PINNED} ORDER BY start_at", args
-            ):
-                if total - freed <= max_bytes:
-                    break
-                doomed.append(block_id)
-                freed += size
-            conn.executemany("DELETE FROM flight_blocks WHERE id = ?", [(i,) for i in doomed])
-    return FlightPruneResult(blocks_by_age=len(aged), blocks_by_size=len(doomed),
-                             bytes_freed=sum(b for (b,) in aged) + freed, bytes_kept=total - freed)
+    result = None
+    try:
+        with conn:
+            aged = conn.execute(f"DELETE FROM flight_blocks WHERE end_at < :cutoff AND NOT {_PINNED}"
+                                " RETURNING bytes, start_at, end_at", args).fetchall()
+            total = (conn.execute("SELECT coalesce(sum(bytes), 0) FROM flight_blocks").get
+                     + conn.execute("SELECT coalesce(sum(length(data)), 0) FROM flight_recent").get)
+            doomed: list[tuple[int, int, float, float]] = []
+            freed = 0
+            if total > max_bytes:
+                for block_id, size, start_at, end_at in conn.execute(
+                    f"SELECT id, bytes, start_at, end_at FROM flight_blocks WHERE NOT {_PINNED} ORDER BY start_at", args
+                ):
+                    if total - freed <= max_bytes:
+                        break
+                    doomed.append((block_id, size, start_at, end_at))
+                    freed += size
+                conn.executemany("DELETE FROM flight_blocks WHERE id = ?", [(d[0],) for d in doomed])
+            spans = [(a, b) for _, a, b in aged] + [(a, b) for _, _, a, b in doomed]
+            result = FlightPruneResult(
+                blocks_by_age=len(aged), blocks_by_size=len(doomed),
+                bytes_freed=sum(b for b, _, _ in aged) + freed, bytes_kept=total - freed,
+                removed_from=min((a for a, _ in spans), default=None),
+                removed_until=max((b for _, b in spans), default=None), dry_run=dry_run)
+            if dry_run:
+                raise _DryRun
+    except _DryRun:
+        pass
+    assert result is not None
+    return result
+
+
+class FlightUsage(msgspec.Struct, frozen=True, kw_only=True):
+    """What the flight record holds now, and how much of it is past the age limit (not pinned)."""
+
+    first_at: float | None
+    last_at: float | None
+    samples: int
+    bytes: int  # blocks and recent rows
+    overdue_blocks: int  # past ``max_age_days`` and not kept for a pinned event
+    overdue_since: float | None  # the oldest of them
+
+
+@db_errors
+def flight_usage(conn: apsw.Connection, *, max_age_days: float, now: float) -> FlightUsage:
+    """Read-only (``pmctl doctor``): span, size and what retention should already have removed."""
+    args = {"lead": PINNED_LEAD_S, "now": now, "cutoff": now - max_age_days * 86400.0}
+    first, last, samples, size = conn.execute(
+        "SELECT min(start_at), max(end_at), coalesce(sum(samples), 0), coalesce(sum(bytes), 0) FROM flight_blocks"
+    ).fetchall()[0]
+    r_first, r_last, r_samples, r_size = conn.execute(
+        "SELECT min(ts), max(ts), count(*), coalesce(sum(length(data)), 0) FROM flight_recent").fetchall()[0]
+    overdue, since = conn.execute(
+        f"SELECT count(*), min(start_at) FROM flight_blocks WHERE end_at < :cutoff AND NOT {_PINNED}", args
+    ).fetchall()[0]
+    firsts = [t for t in (first, r_first) if t is not None]
+    lasts = [t for t in (last, r_last) if t is not None]
+    return FlightUsage(first_at=min(firsts, default=None), last_at=max(lasts, default=None),
+                       samples=samples + r_samples, bytes=size + r_size, overdue_blocks=overdue,
+                       overdue_since=since)

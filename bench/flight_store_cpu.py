@@ -1,0 +1,76 @@
+"""The recorder's CPU per flight sample in its store path, in-process and exact (process_time:
+user + system, so the fsyncs count), without the wake-up and ZeroMQ costs bench/flight_cpu.py
+also sees (its /proc figures have 10 ms ticks: ~0.1 ms a record at 120 records).
+
+    python bench/flight_store_cpu.py [--records 600] [--runs 3]
+
+Each record is decoded from its wire bytes and stored through BatchWriter on a real file, one
+transaction each, as the recorder does at 1 Hz; a minute is packed every 60. Modes:
+- ``full``: synchronous=FULL, an fsync on every commit (the recorder before durable points);
+- ``durable``: the recorder now: synchronous=NORMAL and recorder/durable.py's points on a clock
+  that advances 1 s a record (so at 1 Hz's cadence: an fsync every second commit).
+Reported: ms of CPU per record, the best of ``--runs`` (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.flight_gen import flight_records, simulate  # noqa: E402
+from pmshared import storage  # noqa: E402
+from pmshared.endpoints import ENDPOINTS  # noqa: E402
+from recorder.durable import DurablePoints, relaxed  # noqa: E402
+from recorder.writer import BatchWriter  # noqa: E402
+
+log = logging.getLogger("bench")
+
+
+def run(frames: list[bytes], mode: str) -> float:
+    codec = ENDPOINTS["record"].codec()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-store-"))
+    try:
+        conn = storage.connect(tmp / "data.db", mode="create")
+        if mode == "durable":
+            relaxed(conn)
+        writer = BatchWriter(lambda: conn, max_pending=10_000, counters=Counter(), log=log)
+        clock = [0.0]
+        durable = DurablePoints(counters=Counter(), log=log, clock=lambda: clock[0])
+        began = time.process_time()
+        for frame in frames:
+            writer.add(codec.decode(frame))
+            writer.flush()
+            if mode == "durable":
+                durable.committed(conn)
+                durable.run_if_due(conn)
+            clock[0] += 1.0
+        spent = time.process_time() - began
+        conn.close()
+        return spent / len(frames)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=600)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--procs", type=int, default=600)
+    args = parser.parse_args(argv)
+    codec = ENDPOINTS["record"].codec()
+    frames = [codec.encode(r) for r in flight_records(simulate(args.records, args.procs, start=time.time() - args.records))]
+    best = {mode: min(run(frames, mode) for _ in range(args.runs)) for mode in ("full", "durable")}
+    print({f"{mode}_ms_per_record": round(v * 1000, 3) for mode, v in best.items()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
