@@ -21,6 +21,7 @@ import apsw
 import msgspec
 
 from pmshared import messages as m
+from pmshared.storage.dryrun import transaction
 from pmshared.storage.errors import db_errors
 from pmshared.storage.flight_codec import CODEC, BlockCorrupt, Frame, decode_block, encode_block, encode_frame
 
@@ -91,10 +92,6 @@ class FlightPruneResult(msgspec.Struct, frozen=True, kw_only=True):
     dry_run: bool = False
 
 
-class _DryRun(Exception):
-    """Raised inside the prune's transaction to roll it back (``dry_run``)."""
-
-
 @db_errors
 def prune_flight(conn: apsw.Connection, *, max_age_days: float, max_bytes: int, now: float,
                  dry_run: bool = False) -> FlightPruneResult:
@@ -102,35 +99,28 @@ def prune_flight(conn: apsw.Connection, *, max_age_days: float, max_bytes: int, 
     (blocks plus recent rows) fits in ``max_bytes``; blocks of pinned events are kept either way.
     ``dry_run`` runs the same deletes and rolls them back: the result is what a real run removes."""
     args = {"lead": PINNED_LEAD_S, "now": now, "cutoff": now - max_age_days * 86400.0}
-    result = None
-    try:
-        with conn:
-            aged = conn.execute(f"DELETE FROM flight_blocks WHERE end_at < :cutoff AND NOT {_PINNED}"
-                                " RETURNING bytes, start_at, end_at", args).fetchall()
-            total = (conn.execute("SELECT coalesce(sum(bytes), 0) FROM flight_blocks").get
-                     + conn.execute("SELECT coalesce(sum(length(data)), 0) FROM flight_recent").get)
-            doomed: list[tuple[int, int, float, float]] = []
-            freed = 0
-            if total > max_bytes:
-                for block_id, size, start_at, end_at in conn.execute(
-                    f"SELECT id, bytes, start_at, end_at FROM flight_blocks WHERE NOT {_PINNED} ORDER BY start_at", args
-                ):
-                    if total - freed <= max_bytes:
-                        break
-                    doomed.append((block_id, size, start_at, end_at))
-                    freed += size
-                conn.executemany("DELETE FROM flight_blocks WHERE id = ?", [(d[0],) for d in doomed])
-            spans = [(a, b) for _, a, b in aged] + [(a, b) for _, _, a, b in doomed]
-            result = FlightPruneResult(
-                blocks_by_age=len(aged), blocks_by_size=len(doomed),
-                bytes_freed=sum(b for b, _, _ in aged) + freed, bytes_kept=total - freed,
-                removed_from=min((a for a, _ in spans), default=None),
-                removed_until=max((b for _, b in spans), default=None), dry_run=dry_run)
-            if dry_run:
-                raise _DryRun
-    except _DryRun:
-        pass
-    assert result is not None
+    with transaction(conn, dry_run=dry_run):
+        aged = conn.execute(f"DELETE FROM flight_blocks WHERE end_at < :cutoff AND NOT {_PINNED}"
+                            " RETURNING bytes, start_at, end_at", args).fetchall()
+        total = (conn.execute("SELECT coalesce(sum(bytes), 0) FROM flight_blocks").get
+                 + conn.execute("SELECT coalesce(sum(length(data)), 0) FROM flight_recent").get)
+        doomed: list[tuple[int, int, float, float]] = []
+        freed = 0
+        if total > max_bytes:
+            for block_id, size, start_at, end_at in conn.execute(
+                f"SELECT id, bytes, start_at, end_at FROM flight_blocks WHERE NOT {_PINNED} ORDER BY start_at", args
+            ):
+                if total - freed <= max_bytes:
+                    break
+                doomed.append((block_id, size, start_at, end_at))
+                freed += size
+            conn.executemany("DELETE FROM flight_blocks WHERE id = ?", [(d[0],) for d in doomed])
+        spans = [(a, b) for _, a, b in aged] + [(a, b) for _, _, a, b in doomed]
+        result = FlightPruneResult(
+            blocks_by_age=len(aged), blocks_by_size=len(doomed),
+            bytes_freed=sum(b for b, _, _ in aged) + freed, bytes_kept=total - freed,
+            removed_from=min((a for a, _ in spans), default=None),
+            removed_until=max((b for _, b in spans), default=None), dry_run=dry_run)
     return result
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import apsw
 
+from pmshared.storage.dryrun import transaction
 from pmshared.storage.errors import NotFound, db_errors
 from pmshared.storage.queries import EventSummary, PruneResult, check_status, select_events
 
@@ -40,10 +41,6 @@ def set_status(conn: apsw.Connection, event_id: int, status: str, notes: str | N
     return select_events(conn, "WHERE id = ?", (int(event_id),), "")[0]
 
 
-class _DryRun(Exception):
-    """Raised inside prune's transaction to roll it back."""
-
-
 @db_errors
 def prune(
     conn: apsw.Connection,
@@ -69,45 +66,38 @@ def prune(
     now = time.time() if now is None else now
     events_cutoff = now - events_days * _DAY
     samples_cutoff = now - samples_days * _DAY
-    result: PruneResult | None = None
-    try:
-        with conn:
-            event_ids = [row[0] for row in conn.execute(
-                "SELECT id FROM events WHERE start_at < ? AND end_at IS NOT NULL"
-                " AND status IN ('reviewed', 'dismissed') ORDER BY start_at",
-                (events_cutoff,),
-            )]
-            doomed = json.dumps(event_ids)
-            events = select_events(conn, "WHERE id IN (SELECT value FROM json_each(?))", (doomed,),
-                                   "") if event_ids else []
-            samples = conn.execute(
-                "SELECT count(*) FROM event_samples WHERE event_id IN (SELECT value FROM json_each(?))",
-                (doomed,),
-            ).get
-            conn.execute("DELETE FROM events WHERE id IN (SELECT value FROM json_each(?))", (doomed,))
-            pause_rows = conn.execute(
-                "DELETE FROM pauses WHERE start_at < ? AND NOT EXISTS ("
-                " SELECT 1 FROM events e WHERE e.start_at <= pauses.end_at"
-                " AND (e.end_at IS NULL OR e.end_at >= pauses.start_at)) RETURNING id, pause_id",
-                (samples_cutoff,),
-            ).fetchall()
-            bundle_paths = [row[0] for row in conn.execute(
-                "DELETE FROM bundles WHERE NOT EXISTS ("
-                "  SELECT 1 FROM bundle_pauses bp JOIN pauses p ON p.pause_id = bp.pause_id"
-                "  WHERE bp.bundle_id = bundles.id)"
-                " AND (done_at < ? OR EXISTS (SELECT 1 FROM bundle_pauses bp"
-                "  WHERE bp.bundle_id = bundles.id AND bp.pause_id IN (SELECT value FROM json_each(?))))"
-                " RETURNING bundle_path",
-                (samples_cutoff, json.dumps([row[1] for row in pause_rows])),
-            )]
-            result = PruneResult(dry_run=dry_run, events=events, samples=samples,
-                                 pauses=sorted(row[0] for row in pause_rows),
-                                 bundle_paths=sorted(set(bundle_paths)))
-            if dry_run:
-                raise _DryRun
-    except _DryRun:
-        pass
-    assert result is not None
+    with transaction(conn, dry_run=dry_run):
+        event_ids = [row[0] for row in conn.execute(
+            "SELECT id FROM events WHERE start_at < ? AND end_at IS NOT NULL"
+            " AND status IN ('reviewed', 'dismissed') ORDER BY start_at",
+            (events_cutoff,),
+        )]
+        doomed = json.dumps(event_ids)
+        events = select_events(conn, "WHERE id IN (SELECT value FROM json_each(?))", (doomed,),
+                               "") if event_ids else []
+        samples = conn.execute(
+            "SELECT count(*) FROM event_samples WHERE event_id IN (SELECT value FROM json_each(?))",
+            (doomed,),
+        ).get
+        conn.execute("DELETE FROM events WHERE id IN (SELECT value FROM json_each(?))", (doomed,))
+        pause_rows = conn.execute(
+            "DELETE FROM pauses WHERE start_at < ? AND NOT EXISTS ("
+            " SELECT 1 FROM events e WHERE e.start_at <= pauses.end_at"
+            " AND (e.end_at IS NULL OR e.end_at >= pauses.start_at)) RETURNING id, pause_id",
+            (samples_cutoff,),
+        ).fetchall()
+        bundle_paths = [row[0] for row in conn.execute(
+            "DELETE FROM bundles WHERE NOT EXISTS ("
+            "  SELECT 1 FROM bundle_pauses bp JOIN pauses p ON p.pause_id = bp.pause_id"
+            "  WHERE bp.bundle_id = bundles.id)"
+            " AND (done_at < ? OR EXISTS (SELECT 1 FROM bundle_pauses bp"
+            "  WHERE bp.bundle_id = bundles.id AND bp.pause_id IN (SELECT value FROM json_each(?))))"
+            " RETURNING bundle_path",
+            (samples_cutoff, json.dumps([row[1] for row in pause_rows])),
+        )]
+        result = PruneResult(dry_run=dry_run, events=events, samples=samples,
+                             pauses=sorted(row[0] for row in pause_rows),
+                             bundle_paths=sorted(set(bundle_paths)))
     return result
 
 
