@@ -18,11 +18,8 @@ figure to look at is the headroom: rows/s here against ~1 row/s needed.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +34,7 @@ sys.path.insert(0, str(REPO))
 from pmshared import messages as m  # noqa: E402
 from pmshared import storage  # noqa: E402
 from pmshared.codec import Stamper  # noqa: E402
+from bench._recorder_proc import running_recorder  # noqa: E402
 from pmshared.endpoints import ENDPOINTS  # noqa: E402
 
 COMMANDS = ["firefox", "Web Content", "chrome --type=renderer", "python3", "node /usr/lib/code/out/main.js",
@@ -92,26 +90,7 @@ def bench_storage(rows: int, batch: int, workdir: Path) -> tuple[float, int]:
 
 
 def bench_process(rows: int, workdir: Path) -> float:
-    home = workdir / "home"
-    runtime = Path(tempfile.mkdtemp(prefix="pmb", dir="/tmp"))
-    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
-           "XDG_DATA_HOME": str(home / "data"), "XDG_RUNTIME_DIR": str(runtime)}
-    env.pop("PAUSE_MONITOR_CONFIG", None)
-    saved = {k: os.environ.get(k) for k in ("XDG_RUNTIME_DIR", "XDG_DATA_HOME")}
-    os.environ.update({k: env[k] for k in saved})
-    db = home / "data" / "pause-monitor" / "data.db"
-    proc = subprocess.Popen([sys.executable, "-m", "recorder"], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    from pmshared.endpoints import Sockets
-
-    sockets = Sockets()
-    try:
-        sock_path = runtime / "pause-monitor" / "record.sock"
-        deadline = time.monotonic() + 10
-        while not (sock_path.exists() and db.exists()):
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("recorder did not start")
-            time.sleep(0.02)
+    with running_recorder(workdir / "home") as (_proc, sockets, db):
         push = sockets.connect("record")
         push.setsockopt(zmq.SNDTIMEO, 10000)
         codec = ENDPOINTS["record"].codec()
@@ -127,20 +106,6 @@ def bench_process(rows: int, workdir: Path) -> float:
         elapsed = time.perf_counter() - started
         reader.close()
         return rows / elapsed
-    finally:
-        sockets.close()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def main() -> int:

@@ -17,23 +17,21 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import zmq
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench._recorder_proc import running_recorder  # noqa: E402
 from bench.flight_gen import flight_records, simulate  # noqa: E402
 from pmshared.endpoints import ENDPOINTS  # noqa: E402
 
 TICK_S = os.sysconf("SC_CLK_TCK")
-PROFILE = os.environ.get("FLIGHT_CPU_PROFILE", "").split() or []  # e.g. "-m cProfile -o FILE"
+PROFILE = tuple(os.environ.get("FLIGHT_CPU_PROFILE", "").split())  # e.g. "-m cProfile -o FILE"
 
 
 def cpu_times(pid: int) -> tuple[float, float]:
@@ -60,65 +58,36 @@ def cpu_seconds(pid: int) -> float:
 
 def measure(seconds: float, rate: float, procs: int) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="bench-flight-"))
-    runtime = Path(tempfile.mkdtemp(prefix="pmf", dir="/tmp"))
-    env = {**os.environ, "HOME": str(workdir), "XDG_CONFIG_HOME": str(workdir / "config"),
-           "XDG_DATA_HOME": str(workdir / "data"), "XDG_RUNTIME_DIR": str(runtime)}
-    env.pop("PAUSE_MONITOR_CONFIG", None)
-    saved = {k: os.environ.get(k) for k in ("XDG_RUNTIME_DIR", "XDG_DATA_HOME")}
-    os.environ.update({k: env[k] for k in saved})
     count = int(seconds * rate)
     start = time.time() - count
     codec = ENDPOINTS["record"].codec()
     frames = [codec.encode(r) for r in flight_records(simulate(count, procs, start=start))]
-    proc = subprocess.Popen([sys.executable, *PROFILE, "-m", "recorder"], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    from pmshared.endpoints import Sockets
-
-    sockets = Sockets()
     try:
-        sock_path = runtime / "pause-monitor" / "record.sock"
-        db = workdir / "data" / "pause-monitor" / "data.db"
-        deadline = time.monotonic() + 10
-        while not (sock_path.exists() and db.exists()):
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("recorder did not start")
-            time.sleep(0.05)
-        time.sleep(2.0)  # its start-up (imports, check, first prune) is not the steady state
-        push = sockets.connect("record")
-        idle0 = cpu_seconds(proc.pid)
-        time.sleep(seconds)
-        idle = cpu_seconds(proc.pid) - idle0
-        busy0 = cpu_seconds(proc.pid)
-        user0, system0 = cpu_times(proc.pid)
-        began = time.monotonic()
-        for i, frame in enumerate(frames):
-            push.send(frame)
-            time.sleep(max(0.0, began + (i + 1) / rate - time.monotonic()))
-        time.sleep(0.5)  # the last one written
-        busy = cpu_seconds(proc.pid) - busy0
-        user1, system1 = cpu_times(proc.pid)
-        wall = time.monotonic() - began
-        idle_same = idle * wall / seconds
-        per_record = max(0.0, busy - idle_same) / count
-        return {"records": count, "wall_s": round(wall, 1), "idle_cpu_s": round(idle_same, 3),
-                "busy_cpu_s": round(busy, 3),
-                "of_which_user_s": round(user1 - user0, 3), "of_which_system_s": round(system1 - system0, 3), "added_ms_per_record": round(per_record * 1000, 3),
-                "added_pct_of_a_core_at_1hz": round(per_record * 100, 4)}
+        with running_recorder(workdir, PROFILE) as (proc, sockets, _db):
+            time.sleep(2.0)  # its start-up (imports, check, first prune) is not the steady state
+            push = sockets.connect("record")
+            idle0 = cpu_seconds(proc.pid)
+            time.sleep(seconds)
+            idle = cpu_seconds(proc.pid) - idle0
+            busy0 = cpu_seconds(proc.pid)
+            user0, system0 = cpu_times(proc.pid)
+            began = time.monotonic()
+            for i, frame in enumerate(frames):
+                push.send(frame)
+                time.sleep(max(0.0, began + (i + 1) / rate - time.monotonic()))
+            time.sleep(0.5)  # the last one written
+            busy = cpu_seconds(proc.pid) - busy0
+            user1, system1 = cpu_times(proc.pid)
     finally:
-        sockets.close()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        shutil.rmtree(runtime, ignore_errors=True)
         shutil.rmtree(workdir, ignore_errors=True)
+    wall = time.monotonic() - began
+    idle_same = idle * wall / seconds
+    per_record = max(0.0, busy - idle_same) / count
+    return {"records": count, "wall_s": round(wall, 1), "idle_cpu_s": round(idle_same, 3),
+            "busy_cpu_s": round(busy, 3),
+            "of_which_user_s": round(user1 - user0, 3), "of_which_system_s": round(system1 - system0, 3),
+            "added_ms_per_record": round(per_record * 1000, 3),
+            "added_pct_of_a_core_at_1hz": round(per_record * 100, 4)}
 
 
 def main(argv: list[str] | None = None) -> int:
