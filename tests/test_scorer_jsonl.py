@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from pmshared import messages as m
@@ -111,7 +112,12 @@ def test_scorer_into_tiering_makes_one_event_on_sample_time(tmp_path, spawn, mon
     assert passed == [pause] and messages.index(pause) == 5
     live = [msg for msg in messages if isinstance(msg, m.LiveSample)]
     flight = [msg for msg in messages if isinstance(msg, m.FlightSample)]
-    assert [(f.samples, f.state) for f in flight] == [(s.samples, s.state) for s in live]
+    # The same samples, except that the minute's whole process table rides only in the flight
+    # sample (tiering keeps it off the live feed), and there is one in the first minute.
+    assert flight[0].samples.table, "the first minute's process table goes to the flight record"
+    assert all(s.samples.table is None for s in live)
+    assert [(msgspec.structs.replace(f.samples, table=None), f.state) for f in flight] == [
+        (s.samples, s.state) for s in live]
     records = [msg for msg in messages[1:] if not isinstance(msg, m.LiveSample | m.Pause | m.FlightSample)]
 
     # Every snapshot scored once, in order; the de-escalation delay ran on the samples' clock
