@@ -22,6 +22,7 @@ from prometheus_client import generate_latest
 from exporter.dbtotals import DbTotals, open_database
 from exporter.families import registry_for
 from exporter.httpd import MetricsServer
+from exporter.live import LiveView, live_codec
 from exporter.state import ExporterState
 from pmshared import messages as m
 from pmshared import paths, storage
@@ -130,7 +131,7 @@ def run_pipeline(worker: Worker, state: ExporterState, server: MetricsServer) ->
     db = DatabaseReader(worker, DbTotals(state), paths.db_path())
     schedule = Schedule(time.monotonic())
 
-    def take_live(msg: m.LiveSample) -> None:
+    def take_live(msg: LiveView) -> None:
         worker.counters["live_received"] += 1
         if state.on_live(msg):  # a pause or an event's end
             schedule.hint(time.monotonic())
@@ -154,7 +155,8 @@ def run_pipeline(worker: Worker, state: ExporterState, server: MetricsServer) ->
     # fall apart, and zmq's socket fd signals more than once per message); a second's delay costs
     # nothing to figures Prometheus reads every 15 s. The messages wait in zmq's queue meanwhile.
     inputs = [
-        FrameInput(live, one_frame(ENDPOINTS["live"].codec()), take_live, "frame on live"),
+        # The lean view: the exporter reads a few figures of each sample, not every rogue's record.
+        FrameInput(live, one_frame(live_codec()), take_live, "frame on live"),
         FrameInput(lifecycle, one_frame(ENDPOINTS["lifecycle"].codec()), take_lifecycle, "frame on lifecycle"),
         FrameInput(control, lambda frames: frames, take_reply, "control reply"),
     ]

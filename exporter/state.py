@@ -19,6 +19,7 @@ import threading
 import typing
 from dataclasses import dataclass, field
 
+from exporter.live import LiveView, Samples
 from pmshared import messages as m
 from pmshared.safetext import inert
 
@@ -120,6 +121,7 @@ class ExporterState:
         self.tier: int | None = None
         self.stress: int | None = None
         self.stress_by_resource: dict[str, int] = {}
+        self._resource_keys: dict[str, str] = {}  # resource name as sent -> its label value
         self.last_sample_at: float | None = None
         self.lateness = Histogram(LATENESS_BUCKETS)
         self.culprit_seconds: dict[str, float] = {}
@@ -144,16 +146,17 @@ class ExporterState:
             self.events_by_peak_tier[peak_tier] = self.events_by_peak_tier.get(peak_tier, 0) + 1
 
     # -- the live feed ---------------------------------------------------------------------------
-    def on_live(self, live: m.LiveSample) -> bool:
-        """Take one live sample; True when the database may hold something new (the sentinel
-        counted a pause, or an event ended) and is worth reading now rather than later."""
+    def on_live(self, live: m.LiveSample | LiveView) -> bool:
+        """Take one live sample (the full message, or the exporter's lean view of it:
+        exporter.live); True when the database may hold something new (the sentinel counted a
+        pause, or an event ended) and is worth reading now rather than later."""
         samples = live.samples
         with self.lock:
             self.live_gaps.see(live)
             self.tier, self.stress = live.state.tier, samples.max_score
             self.last_sample_at = samples.timestamp
             for resource, score in samples.stress.items():
-                key = culprit_group(resource)
+                key = self._resource_key(resource)
                 if key in self.stress_by_resource or len(self.stress_by_resource) < MAX_RESOURCES:
                     self.stress_by_resource[key] = score
             sentinel = samples.sentinel
@@ -170,6 +173,17 @@ class ExporterState:
             self._event_key = live.state.event_key
             return news
 
+    def _resource_key(self, resource: str) -> str:
+        """``culprit_group(resource)``, remembered: the same few resource names come every second
+        (two regex passes each, most of a sample's work here), so each is worked out once. Bounded
+        like the series: at most MAX_RESOURCES names are remembered, any other is worked out anew."""
+        key = self._resource_keys.get(resource)
+        if key is None:
+            key = culprit_group(resource)
+            if len(self._resource_keys) < MAX_RESOURCES:
+                self._resource_keys[resource] = key
+        return key
+
     def on_snapshot(self, reply: m.SnapshotReply) -> None:
         """Tier and stress from tiering's snapshot (``pmctl export``, which has no live feed)."""
         with self.lock:
@@ -180,7 +194,7 @@ class ExporterState:
                 for resource, score in list(samples.stress.items())[:MAX_RESOURCES]:
                     self.stress_by_resource[culprit_group(resource)] = score
 
-    def _count_culprit(self, samples: m.ProcessSamples) -> None:
+    def _count_culprit(self, samples: m.ProcessSamples | Samples) -> None:
         top = max(samples.rogues, key=lambda r: r.score)
         if top.score <= 0:
             return

@@ -10,6 +10,7 @@ import os
 import stat
 from pathlib import Path
 
+import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -17,10 +18,12 @@ from exporter import textfile
 from exporter.dbtotals import CAUSE_WAIT_S, NO_BUNDLE, DbTotals, RowTracker
 from exporter.families import METRICS, registry_for
 from exporter.httpd import route
-from exporter.state import MAX_GROUPS, OTHER, ExporterState, Histogram, culprit_group
+from exporter.live import live_codec
+from exporter.state import MAX_GROUPS, MAX_RESOURCES, OTHER, ExporterState, Histogram, culprit_group
 from pmshared import messages as m
 from pmshared import storage
-from pmshared.codec import Stamper
+from pmshared.codec import BadMessage, Stamper
+from pmshared.endpoints import ENDPOINTS
 from tests.recorder_helpers import Tiering, apply_all, forensics_done, pause
 from tests.recorder_helpers import rogue as make_rogue
 
@@ -93,6 +96,54 @@ def test_lateness_gaps_stress_and_tier_come_from_the_samples():
     assert state.lateness.count == 2 and state.lateness.counts[2] == 1 and state.lateness.counts[8] == 1
     assert state.live_gaps.missed == 1
     assert state.tier == 1 and state.stress_by_resource == {"cpu": 40, "io": 5}
+
+
+def _full_live_frames() -> list[bytes]:
+    """Live samples as tiering sends them (every field of the rogues, the machine, the sentinel and
+    the busiest processes filled in), encoded by the live socket's real codec."""
+    live, codec = Live(), ENDPOINTS["live"].codec()
+    system = m.SystemStats(cpu_count=2, load1=1.5, mem_total=8 << 30, psi_cpu=m.PressureStall(some=4.0, full=1.0))
+    top = [m.ProcessInfo(pid=900 + i, command=f"busy{i}", state="sleeping", cpu=3.0, mem=1 << 20, cgroup="u.slice")
+           for i in range(3)]
+    hogs = [make_rogue(i, name, score, cgroup="app.slice", categories=["cpu", "io"], io_bps=5e6, ppid=1)
+            for i, (name, score) in enumerate((("kworker/u8:2", 70), (HOSTILE, 90), ("bash", 5)))]
+    frames = []
+    for i, (tier, pauses, key) in enumerate(((1, 0, None), (2, 0, "t:1"), (3, 1, "t:1"), (2, 2, "t:1"), (1, 2, None))):
+        sample = live(tier=tier, rogues=tuple(hogs[: i + 1]), pauses=pauses, event_key=key, late_ms=3.0 * (i + 1),
+                      stress={"cpu": 30 + i, "memory": 2, HOSTILE: 7})
+        full = msgspec.structs.replace(sample, samples=msgspec.structs.replace(sample.samples, system=system, top=top))
+        frames.append(codec.encode(full))
+    return frames
+
+
+def test_the_lean_live_decoder_gives_the_same_figures_as_the_full_message():
+    full_state, lean_state = ExporterState(), ExporterState()
+    full_codec, lean_codec = ENDPOINTS["live"].codec(), live_codec()
+    hints = [(full_state.on_live(full_codec.decode(f)), lean_state.on_live(lean_codec.decode(f)))
+             for f in _full_live_frames()]
+    assert [a for a, _ in hints] == [b for _, b in hints] == [False, False, True, True, True]
+    assert render(lean_state) == render(full_state)
+    assert lean_state.culprit_seconds and full_state.stress_by_resource == lean_state.stress_by_resource
+
+
+def test_the_lean_live_decoder_refuses_what_the_full_one_refuses_on_its_fields():
+    frame = _full_live_frames()[1]
+    bad_score = frame.replace(b"\xa5score\x46", b"\xa5score\x65")  # a rogue's score 70 -> 101
+    assert bad_score != frame
+    other_type = ENDPOINTS["scored"].codec().encode(msgspec.msgpack.decode(frame, type=m.LiveSample).samples)
+    for bad in (bad_score, other_type, b"\x93garbage"):
+        with pytest.raises(BadMessage):
+            ENDPOINTS["live"].codec().decode(bad)
+        with pytest.raises(BadMessage):
+            live_codec().decode(bad)
+
+
+def test_resource_names_are_remembered_as_labels_but_bounded_and_inert():
+    state, live = ExporterState(), Live()
+    for i in range(2):  # the second sample finds the names remembered: the same labels
+        state.on_live(live(stress={HOSTILE: 9, "cpu": 1, **{f"r{n}": n for n in range(MAX_RESOURCES + 4)}}))
+        assert len(state.stress_by_resource) == MAX_RESOURCES
+        assert state.stress_by_resource[culprit_group(HOSTILE)] == 9 and HOSTILE not in state.stress_by_resource
 
 
 def test_histogram_buckets_are_cumulative_with_inf_last():
