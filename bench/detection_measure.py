@@ -95,7 +95,9 @@ def peak_text(seen: list[Seen]) -> str:
 
 def wait_calm(watch: SampleWatch, res: Result) -> None:
     """Until a sample at tier 1 (no event open), then how busy the machine is for a second: on a
-    shared machine someone else's work shows up in every figure."""
+    shared machine someone else's work shows up in every figure. Earlier work's dirty pages are
+    written back first, so their writeback does not land inside the row (tests/e2e/detection_helpers)."""
+    os.sync()
     hit = watch.first(lambda s: s.tier == 1, time.monotonic(), CALM_WAIT_S)
     if not hit:
         res.misses.append(f"tier stayed above 1 for {CALM_WAIT_S:.0f} s before the row")

@@ -9,6 +9,7 @@ the ``ExitStack`` the test holds, whatever happens.
 from __future__ import annotations
 
 import json
+import os
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -63,7 +64,12 @@ class Detected:
 
 
 def wait_calm(watch: SampleWatch, timeout: float = 30) -> None:
-    """Until a live sample at tier 1 (no event open): a timing means something only from there."""
+    """Until a live sample at tier 1 (no event open): a timing means something only from there.
+    Dirty pages left by earlier work (the set-up's pip install, a previous row) are written back
+    first: their writeback is io stress no process of the row caused, and it comes in bursts up to
+    30 s later (dirty_expire), so it would land inside the row and be charged to whoever of the
+    row moved a byte or waited in D state meanwhile."""
+    os.sync()
     started = time.monotonic()
     if watch.first(lambda s: s.tier == 1, started, timeout):
         return
