@@ -337,10 +337,15 @@ def test_200_restarts_leave_fds_and_memory_flat(pipeline: Pipeline):
 
         return check
 
+    def settled_fds() -> int:
+        # A worker restarted every 5 ms has its output pipes open for part of the time: the fewest
+        # seen over 50 readings is the supervisor's own count, which a leak would still raise.
+        return min(fd_count(pipeline.pid) for _ in range(50))
+
     wait_for(restarts_at_least(20), 30, "20 restarts")
-    fds_20, rss_20 = fd_count(pipeline.pid), rss_kib(pipeline.pid)
+    fds_20, rss_20 = settled_fds(), rss_kib(pipeline.pid)
     wait_for(restarts_at_least(200), 60, "200 restarts")
-    fds_200, rss_200 = fd_count(pipeline.pid), rss_kib(pipeline.pid)
+    fds_200, rss_200 = settled_fds(), rss_kib(pipeline.pid)
     print(f"after 20 restarts: {fds_20} fds, {rss_20} KiB; after 200: {fds_200} fds, {rss_200} KiB")
     assert fds_200 <= fds_20 + 2
     assert rss_200 <= rss_20 + 2048
