@@ -258,7 +258,8 @@ class LinuxBackend:
         self._last_pid: int | None = None
         self._since_listing = 0  # samples since /proc was last listed
         self._fds = FdBudget(fd_limit)
-        self._system = SystemReader(self._root)
+        # /sys describes this machine's devices: used only with its own /proc.
+        self._system = SystemReader(self._root, "/sys" if self._live else None)
         self._system.run_delay_known = self._run_delay
         self._procs: dict[str, _Proc] = {}
         self._multi: dict[str, _Proc] = {}  # processes with more than one thread

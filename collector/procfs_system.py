@@ -13,6 +13,7 @@ import os
 
 from pmshared.messages import PressureStall, SystemStats
 
+from .procfs_disks import SECTOR, sectors_moved
 from .procfs_files import O_FLAGS, read_fd
 from .procfs_parse import (
     CpuTimes,
@@ -71,12 +72,17 @@ def _rate(now: int | None, before: int | None, dt: float | None) -> float | None
 class SystemReader:
     """Reads the machine-wide files; ``read(now)`` returns SystemStats over the last interval."""
 
-    def __init__(self, proc_root: str = "/proc") -> None:
+    def __init__(self, proc_root: str = "/proc", sys_root: str | None = "/sys") -> None:
+        """``sys_root`` None: the devices are unknown (a /proc tree of another machine)."""
         self._stat = _KeptFile(f"{proc_root}/stat")
         self._loadavg = _KeptFile(f"{proc_root}/loadavg")
         self._meminfo = _KeptFile(f"{proc_root}/meminfo")
         self._vmstat = _KeptFile(f"{proc_root}/vmstat")
         self._psi = {r: _KeptFile(f"{proc_root}/pressure/{r}") for r in PSI_RESOURCES}
+        self._diskstats = _KeptFile(f"{proc_root}/diskstats") if sys_root else None
+        self._sys_block = f"{sys_root}/block"
+        self._disk_counted: dict[bytes, bool] = {}  # diskstats name -> are its bytes counted
+        self._sectors: int | None = None
         self._t: float | None = None
         self._cpu: CpuTimes | None = None
         self._vm: VmCounters | None = None
@@ -146,6 +152,7 @@ class SystemReader:
                 full=_stall_pct(full, prev_full, dt),
             )
 
+        disk_bps = self._disk_bps(dt)
         self._t = now
         return SystemStats(
             cpu_count=ps.cpu_count,
@@ -169,11 +176,21 @@ class SystemReader:
             forks=forks,
             csw=csw,
             run_delay_known=self.run_delay_known,
+            disk_bps=disk_bps,
         )
+
+    def _disk_bps(self, dt: float | None) -> float | None:
+        raw = self._diskstats.read() if self._diskstats is not None else None
+        sectors = sectors_moved(raw, self._disk_counted, self._sys_block) if raw else None
+        before, self._sectors = self._sectors, sectors
+        rate = _rate(sectors, before, dt)
+        return None if rate is None else rate * SECTOR
 
     def close(self) -> None:
         for f in (self._stat, self._loadavg, self._meminfo, self._vmstat, *self._psi.values()):
             f.close()
+        if self._diskstats is not None:
+            self._diskstats.close()
 
 
 def _stall_pct(total: int | None, before: int | None, dt: float | None) -> float | None:

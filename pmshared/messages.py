@@ -109,6 +109,9 @@ class SystemStats(Struct, frozen=True, kw_only=True):
     # False where the kernel does not account per-task run delay (schedstat reads "0 0 n").
     run_delay_known: bool | None = None
     memory_pressure: Literal["normal", "warn", "critical"] | None = None  # macOS pressure level
+    # Bytes/s read + written by the storage devices (Linux /proc/diskstats, each byte once), the
+    # kernel's writeback and journal included: what processes' io shares are measured against.
+    disk_bps: float | None = None
 
 
 class SentinelStats(Struct, frozen=True, kw_only=True):

@@ -18,8 +18,14 @@ score. A parent of two or more same-named workers is also charged what they hold
     cpu     cpu + cpu_children, each process capped at the machine's cores; children's CPU (a
             whole lifetime arrives when they are reaped) bounded by the busy time the live
             processes leave unexplained (``_bound_children``)
-    io      read + write bytes; where no process's figures show a byte moved, read/write system
-            calls (Linux sysbsd is syscr + syscw); a task in D state gets at least 1/#stuck
+    io      read + write bytes, against the larger of what all processes moved and what the
+            storage devices moved (``disk_bps``): the kernel's writeback of pages dirtied earlier,
+            the journal and swap move bytes no process shows in the interval, and charged by the
+            processes' sum alone the one process that read a page took all of that stress. Where
+            no process has byte figures (macOS), read/write system calls (sysbsd). A task waiting
+            in D state is not charged for waiting (it is listed as stuck): it is io's victim, and
+            charging it named stress-ng's cpu worker, waiting for the set-up's writeback, as the
+            io culprit
     memory  its part of the memory demanded in the interval, in bytes/s: resident + swapped
             growth (if positive) plus what it brought in from storage (read bytes, or major
             faults times ``page_in_bytes`` where larger); when memory is stressed and nobody
@@ -118,7 +124,7 @@ def memory_demand(proc: ProcessInfo, page_in_bytes: float) -> float:
 def _active(processes: list[ProcessInfo], cpu_cap: float, busy: float | None,
             resources: Iterable[str], rss: bool, page_in_bytes: float) -> list[_Use]:
     """The processes that consumed some of ``resources`` (always their CPU figures, which bound
-    the reaped children's), are stuck in D state, or hold memory when ``rss`` shares are used.
+    the reaped children's), or hold memory when ``rss`` shares are used.
 
     ``busy`` is the CPU the whole machine was busy with (% of one core), None if unknown."""
     names = {"cpu", "cpu_children"}.union(*(_USES[r] for r in resources))
@@ -129,7 +135,7 @@ def _active(processes: list[ProcessInfo], cpu_cap: float, busy: float | None,
     memory = "memory" in resources  # its demand only when charged (memory_demand, inlined: hot)
     out = []
     for p in processes:
-        if not (any(uses(p)) or p.state == "stuck"):
+        if not any(uses(p)):
             continue
         read = num(p.read_bps)
         demand = num(p.mem_growth) + max(read, num(p.pageins) * page_in_bytes) if memory else 0.0
@@ -190,11 +196,13 @@ class _Totals:
     demand: float
     csw: float
     children_known: bool
-    stuck: int
+    bytes_known: bool  # some process has storage byte figures (else io is shared by syscalls)
+    disk: float  # bytes/s the storage devices moved, 0 when unknown
     rss: float  # only summed when the memory fallback needs it (else 0)
 
 
-def _totals(processes: list[ProcessInfo], active: list[_Use], memory_stressed: bool) -> _Totals:
+def _totals(processes: list[ProcessInfo], active: list[_Use], memory_stressed: bool,
+            disk_bps: float | None) -> _Totals:
     demand = sum(u.demand for u in active)
     return _Totals(
         cpu=sum(u.cpu for u in active),
@@ -204,7 +212,8 @@ def _totals(processes: list[ProcessInfo], active: list[_Use], memory_stressed: b
         demand=demand,
         csw=sum(u.csw for u in active),
         children_known=any(u.proc.cpu_children is not None for u in active),
-        stuck=sum(1 for p in processes if p.state == "stuck"),
+        bytes_known=any(p.read_bps is not None or p.write_bps is not None for p in processes),
+        disk=_num(disk_bps),
         rss=float(sum(p.mem for p in processes)) if memory_stressed and demand == 0 else 0.0,
     )
 
@@ -220,7 +229,7 @@ def _factors(t: _Totals, mult: dict[str, float]) -> list[tuple[str, str, float]]
         if r == "cpu":
             out.append((r, "cpu", per(t.cpu, m)))
         elif r == "io":
-            out.append((r, "io", per(t.io, m)) if t.io else (r, "syscalls", per(t.syscalls, m)))
+            out.append((r, "io", per(max(t.io, t.disk), m)) if t.bytes_known else (r, "syscalls", per(t.syscalls, m)))
         elif r == "memory" and t.rss:
             out.append((r, "rss", per(t.rss, m)))
         elif r == "memory":
@@ -232,16 +241,13 @@ def _factors(t: _Totals, mult: dict[str, float]) -> list[tuple[str, str, float]]
     return out
 
 
-def _charge(use: _Use, factors: list[tuple[str, str, float]], stuck_io: float) -> dict[str, float]:
-    """Points of each stressed resource this process accounts for (``stuck_io``: the io charge
-    of a task in D state, at least its part of the stuck tasks)."""
+def _charge(use: _Use, factors: list[tuple[str, str, float]]) -> dict[str, float]:
+    """Points of each stressed resource this process accounts for."""
     charge: dict[str, float] = {}
     for r, figure, points in factors:
         value = getattr(use, figure) * points
         if value > charge.get(r, 0.0):
             charge[r] = value
-    if stuck_io and use.proc.state == "stuck" and stuck_io > charge.get("io", 0.0):
-        charge["io"] = stuck_io
     return charge
 
 
@@ -377,12 +383,11 @@ def _charge_all(snapshot: Snapshot, mult: dict[str, float], page_in_bytes: float
     active = _active(processes, 100.0 * cores, busy, mult, rss, page_in_bytes)
     if mult.get("csw", 0.0) >= contended:  # contended only: a calm machine's idle switches are no one's
         _reaped_switches(active, system.csw, busy)
-    totals = _totals(processes, active, memory_stressed)
+    totals = _totals(processes, active, memory_stressed, system.disk_bps)
     factors = _factors(totals, mult)
-    stuck_io = mult["io"] / totals.stuck if "io" in mult and totals.stuck else 0.0
     charged = {}
     for use in active:
-        charge = _charge(use, factors, stuck_io)
+        charge = _charge(use, factors)
         if charge:  # else it held none of the stressed resources
             charged[use.proc.pid] = (use.proc, charge)
     _charge_parents(charged, processes)

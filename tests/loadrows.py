@@ -29,6 +29,7 @@ from tests.stressload import (
     parallel,
     stress_ng,
     stress_ng_missing,
+    warm_stress_ng,
     working_set_file,
 )
 
@@ -75,8 +76,11 @@ def missing(row: LoadRow) -> str | None:
 
 
 def prepare(row: LoadRow, scratch: Path) -> None:
-    """What ``row`` needs before its clock starts: the memory row's file (writing it is io)."""
-    if not row.args and not (scratch / "working-set").exists():
+    """What ``row`` needs before its clock starts: stress-ng in the page cache, the memory row's
+    file (writing either is io)."""
+    if row.args:
+        warm_stress_ng()
+    elif not (scratch / "working-set").exists():
         working_set_file(scratch / "working-set", MEM_FILE_MIB)
 
 

@@ -18,9 +18,11 @@ page cache on every pass and fault it back in: the reader stalls in reclaim and 
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -69,6 +71,20 @@ def stress_ng(*args: str, seconds: float, temp_dir: str | os.PathLike) -> list[s
     assert STRESS_NG is not None, stress_ng_missing()
     return [STRESS_NG, *args, "--timeout", f"{max(1, round(seconds))}s", "--temp-path", str(temp_dir),
             "--quiet"]
+
+
+@functools.cache
+def warm_stress_ng() -> None:
+    """stress-ng's program and libraries in the page cache, once per process. A row measures its
+    load, not the loading of stress-ng: on a machine where it was installed long ago (a CI image)
+    its first start reads megabytes from a cold disk, and the monitor rightly names that second's
+    io stress after it, before its workers' cpu shows."""
+    assert STRESS_NG is not None, stress_ng_missing()
+    with open(STRESS_NG, "rb") as f:
+        while f.read(1 << 20):
+            pass
+    subprocess.run([STRESS_NG, "--version"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=30, check=False)
 
 
 def group_members(pgid: int) -> list[tuple[int, str]]:

@@ -171,14 +171,40 @@ def test_fork_share_falls_back_to_cpu_share_where_no_process_has_a_children_figu
     assert rogues[1] == (41, ["cpu", "fork"])  # 55 * 0.75 = 41.25 fork, 33.75 cpu
 
 
-def test_io_is_charged_by_bytes_and_a_stuck_task_gets_at_least_its_part_of_the_stuck():
+def test_io_is_charged_by_bytes_and_a_task_waiting_in_d_state_is_listed_not_charged():
     writer = proc(1, command="writer", read_bps=0.0, write_bps=300e6)
     reader = proc(2, command="reader", read_bps=100e6, write_bps=None)
     stuck = proc(3, command="nfs", state="stuck")
     _, stress, rogues = score([writer, reader, stuck], psi_io=m.PressureStall(some=50.0, full=30.0))
     assert stress == {"io": 65}
     assert rogues[1] == (49, ["io"]) and rogues[2] == (16, ["io"])  # 65 * 3/4, 65 * 1/4
-    assert rogues[3] == (65, ["io", "stuck"])  # the only stuck task: share 1
+    assert rogues[3] == (0, ["stuck"])  # waiting for io is being its victim, not its cause
+
+
+def test_io_shares_are_of_what_the_devices_moved_so_writeback_nobody_shows_is_charged_to_nobody():
+    # The kernel writes back 400 MB/s dirtied earlier (by a process long gone); the only process
+    # that moved bytes this second read 4 MB/s of its binary. Against the processes' sum it took
+    # the whole io stress (65); against the devices it holds 1 % of it.
+    loader = proc(1, command="stress-ng", cpu=30.0, read_bps=4e6, write_bps=0.0)
+    idle = proc(2, command="sshd", cpu=0.1, read_bps=0.0, write_bps=0.0)
+    psi = m.PressureStall(some=50.0, full=30.0)
+    _, stress, rogues = score([loader, idle], psi_io=psi, disk_bps=400e6)
+    assert stress == {"io": 65}
+    assert rogues == {1: (1, ["io"])}  # 65 * 4/400 = 0.65
+    # Without the device figure (a platform that does not give it) the processes' sum stands.
+    assert score([loader, idle], psi_io=psi)[2] == {1: (65, ["io"])}
+    # Processes that show more than the devices moved (dirtying the page cache faster than it is
+    # written back) are shared among themselves: the devices' figure only ever lowers a share.
+    writer = proc(3, command="dd", read_bps=0.0, write_bps=800e6)
+    assert score([writer, loader], psi_io=psi, disk_bps=400e6)[2] == {3: (65, ["io"])}  # 65 * 800/804
+
+
+def test_where_byte_figures_exist_nobody_moving_a_byte_means_nobody_is_charged_io_by_syscalls():
+    # Linux: io stress (the devices' own latency, another VM on the host) while no process moved a
+    # byte: syscalls are no stand-in for bytes there, so nobody is named for it.
+    procs = [proc(1, command="stress-ng", cpu=90.0, sysbsd=9000.0, read_bps=0.0, write_bps=0.0)]
+    _, stress, rogues = score(procs, psi_io=m.PressureStall(some=50.0))
+    assert stress == {"io": 65} and rogues == {}
 
 
 def test_io_falls_back_to_read_write_syscalls_where_no_process_has_byte_figures():

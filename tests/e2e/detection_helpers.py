@@ -134,3 +134,17 @@ def culprit_categories(pipeline: Pipeline, event: dict) -> tuple[list[str], list
                   if r["pid"] == event["top_culprit_pid"]]
     top = max(per_sample, key=lambda sc: sc[0], default=(0, []))  # max keeps the first of equals
     return top[1], per_sample
+
+
+def settled_categories(pipeline: Pipeline, event: dict, samples: int = 2,
+                       timeout: float = 4.0) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """``culprit_categories`` once the event holds ``samples`` stored samples of its top culprit
+    (or ``timeout`` passed: an event in tier 2 stores only its entry and its peaks). What `pmctl
+    events` names comes from the culprit's highest sample of the event, which the first second
+    alone, a load still starting, need not be."""
+    deadline = time.monotonic() + timeout
+    while True:
+        cats, per_sample = culprit_categories(pipeline, event)
+        if len(per_sample) >= samples or time.monotonic() >= deadline:
+            return cats, per_sample
+        time.sleep(0.5)  # `pmctl` costs ~0.3 s of CPU on a 2-core machine: polled gently

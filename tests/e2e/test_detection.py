@@ -28,6 +28,7 @@ from tests.e2e.detection_helpers import (
     culprit_categories,
     event_naming,
     run_until_detected,
+    settled_categories,
     skip_unless_runnable,
     start_defaults,
     wait_calm,
@@ -53,7 +54,7 @@ def _escalates(pipeline: Pipeline, tmp_path: Path, key: str, stack: ExitStack, w
     print(f"\n[{key}] {row.name}: tier ≥ 2 with the load on top after {detected.after_s:.2f} s")
     assert detected.after_s <= TARGET_TIER2_S, f"{row.name}: after {detected.after_s:.2f} s (target 3 s)"
     event = event_naming(pipeline, row, detected.load.seen)
-    cats, per_sample = culprit_categories(pipeline, event)
+    cats, per_sample = settled_categories(pipeline, event)
     print(f"[{key}] event #{event['id']}: top culprit {event['top_culprit']} ({event['top_culprit_pid']}), "
           f"(score, categories) per sample {per_sample}, peak {event['peak_score']}")
     assert row.category in cats, (row.category, per_sample)
