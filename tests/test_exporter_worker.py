@@ -10,6 +10,9 @@ heartbeat_interval_s) is what would get the worker killed as hung.
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import socket
 import threading
 import time
@@ -25,7 +28,7 @@ from pmshared.endpoints import ENDPOINTS
 from tests.hostile_helpers import World
 from tests.prometheus_helpers import NO_PROMETHEUS, PROMETHEUS, PrometheusServer, free_port, scrape
 from tests.procutil import wait_for
-from tests.supervisor_helpers import Pipeline, pipeline  # noqa: F401
+from tests.supervisor_helpers import Pipeline, fake, pid_gone, pipeline  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -324,3 +327,33 @@ def test_up_with_only_the_switched_off_exporter_is_a_usage_error(pipeline: Pipel
     assert pipeline.wait_exit() == 2
     assert "error: nothing to run: exporter switched off in the config" in pipeline.output()
     assert proc.returncode == 2
+
+
+def test_the_watchdog_honours_the_exporters_own_interval_and_still_restarts_it_when_it_hangs(pipeline: Pipeline):
+    """Past start-up the exporter heartbeats every 5 s against a configured 0.25 s (allowance 4 x
+    0.25 s = 1 s): the supervisor lets it be silent that long, unrestarted, and still replaces it
+    once it hangs (SIGSTOP), after 4 x 5 s without a heartbeat."""
+    port = free_port()
+    pipeline.write_config()  # the fast supervisor of the supervisor tests
+    with open(pipeline.config, "a") as config:
+        config.write(f"[exporter]\nenabled = true\nport = {port}\n")
+    pipeline.write_procfile({"exporter": "python -m exporter", "fine": fake("fine")})
+    pipeline.start()
+    old = pipeline.wait_running(["exporter", "fine"], timeout=30)["exporter"].pid
+
+    def silent_beyond_the_configured_allowance() -> bool:
+        w = pipeline.workers()["exporter"]
+        assert (w.pid, w.restarts) == (old, 0), f"restarted while healthy; output:\n{pipeline.output()}"
+        return w.state == "running" and (w.last_heartbeat_age_s or 0.0) > 2.0
+
+    wait_for(silent_beyond_the_configured_allowance, 30, "an exporter silent for 2 s and left running")
+    os.kill(old, signal.SIGSTOP)
+
+    def replaced() -> dict | None:
+        w = pipeline.workers().get("exporter")
+        return w if w and w.pid not in (None, old) and w.state == "running" else None
+
+    new = wait_for(replaced, 40, lambda: f"the exporter replaced; output:\n{pipeline.output()}")
+    assert new.restarts == 1 and pid_gone(old)
+    hung = re.search(rf"exporter \(pid {old}\) hung \(no heartbeat for ([\d.]+) s\)", pipeline.output())
+    assert hung and float(hung.group(1)) >= 4 * 5.0, pipeline.output()
