@@ -33,6 +33,7 @@ POLL_MS = 200  # longest a loop not polling Worker.wakeup_fd waits before lookin
 # Longest a loop that polls Worker.wakeup_fd sleeps (woken by signals, heartbeats); longer for a
 # worker that heartbeats less often (Worker.heartbeat_every).
 MAX_IDLE_MS = 1000
+MAX_HEARTBEAT_S = 60.0  # the longest interval a heartbeat may announce (Heartbeat.interval_s)
 # A heartbeat may go out this fraction of an interval early or late. A worker woken by its own
 # 1 Hz work (the snapshot flow) then sends it on that wake-up instead of waking once more just for
 # it: on a VM one wake-up costs 40-70 us of CPU, more than the heartbeat itself. Heartbeats stay
@@ -248,6 +249,7 @@ class Worker:
         Each heartbeat then carries its interval (``Heartbeat.interval_s``) and the supervisor's
         watchdog allows missed_heartbeats of it: such a worker's hang is noticed that much later,
         every other worker's as before. Call before start_heartbeat."""
+        seconds = min(seconds, MAX_HEARTBEAT_S)
         if seconds > self._heartbeat_every:
             self._heartbeat_every = seconds
             self._heartbeat_slack = HEARTBEAT_SLACK * seconds
