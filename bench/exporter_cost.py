@@ -13,6 +13,7 @@ Without prometheus installed, the bench scrapes /metrics itself at the same inte
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import threading
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.pipeline_proc import cpu_s, load  # noqa: E402
+from bench.pipeline_proc import cpu_s, load, threads_runtime_s  # noqa: E402
 from bench.pipeline_run import PipelineRun  # noqa: E402
 from tests.prometheus_helpers import PROMETHEUS, PrometheusServer, free_port, scrape  # noqa: E402
 
@@ -31,13 +32,44 @@ TARGET_PCT = 0.05
 WARMUP_S = 20.0
 
 
-def measure(pids: dict[str, int], seconds: float) -> dict[str, float]:
-    """% of one core of each pid over ``seconds`` (own CPU only)."""
+def switches(pid: int) -> dict[str, int]:
+    """Context switches (voluntary + not) so far of each live thread of ``pid``, keyed as
+    ``threads_runtime_s`` keys them: a thread's wake-ups are its voluntary switches."""
+    out: dict[str, int] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            n = int(fields["voluntary_ctxt_switches"]) + int(fields["nonvoluntary_ctxt_switches"])
+        except (OSError, KeyError, ValueError):
+            continue
+        out["main" if int(tid) == pid else f"{fields['Name'].strip()}/{tid}"] = n
+    return out
+
+
+def measure(pids: dict[str, int], seconds: float) -> tuple[dict[str, float], list[str]]:
+    """% of one core of each pid over ``seconds`` (own CPU only), and the exporter's threads:
+    each one's % and context switches a second; threads that came and went in the window (one
+    per scrape) are what the process clock counted beyond the threads alive at both ends."""
     before = {name: cpu_s(pid, children=False) for name, pid in pids.items()}
+    threads0, switches0 = threads_runtime_s(pids["exporter"]), switches(pids["exporter"])
     start = time.monotonic()
     time.sleep(seconds)
     took = time.monotonic() - start
-    return {name: 100 * (cpu_s(pid, children=False) - before[name]) / took for name, pid in pids.items()}
+    threads1, switches1 = threads_runtime_s(pids["exporter"]), switches(pids["exporter"])
+    pct = {name: 100 * (cpu_s(pid, children=False) - before[name]) / took for name, pid in pids.items()}
+    lines, kept = [], 0.0
+    for name in sorted(set(threads0) & set(threads1)):
+        used = threads1[name] - threads0[name]
+        kept += used
+        wakes = (switches1.get(name, 0) - switches0.get(name, 0)) / took
+        lines.append(f"  {name:<22} {100 * used / took:.4f} %  {wakes:.2f} switches/s")
+    lines.append(f"  {'threads that came and went':<22} {pct['exporter'] - 100 * kept / took:.4f} %")
+    return pct, lines
 
 
 def self_scraper(port: int, every: float, stop: threading.Event) -> threading.Thread:
@@ -72,7 +104,7 @@ def main() -> int:
         try:
             time.sleep(WARMUP_S)
             load_before = load()
-            pct = measure(pids, args.seconds)
+            pct, thread_lines = measure(pids, args.seconds)
             scrapes = None
             if prometheus is not None:
                 result = prometheus.query('count_over_time(up{job="pause-monitor"}[10m])')
@@ -86,6 +118,8 @@ def main() -> int:
         print(f"exporter: {pct['exporter']:.4f} % of a core (target <= {TARGET_PCT} %): "
               f"{'met' if pct['exporter'] <= TARGET_PCT else 'NOT met'}")
         print(f"tiering (same window, 1 Hz live feed, for scale): {pct['tiering']:.4f} % of a core")
+        print("exporter by thread (schedstat run time; context switches: its wake-ups):")
+        print("\n".join(thread_lines))
     return 0
 
 

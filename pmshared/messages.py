@@ -395,10 +395,16 @@ class ForensicsDone(Envelope, frozen=True, kw_only=True, tag="forensics_done"):
 
 
 class Heartbeat(Envelope, frozen=True, kw_only=True, tag="heartbeat"):
-    """Once a second from every worker to the supervisor. Counters are cumulative."""
+    """Once a heartbeat interval from every worker to the supervisor. Counters are cumulative.
+
+    ``interval_s``: when the next one is due, for a worker that heartbeats less often than the
+    configured interval (the exporter: one wake-up every few seconds instead of every second).
+    The supervisor's watchdog then allows it missed_heartbeats of its own interval, never fewer
+    than of the configured one; the range is the config's."""
 
     pid: int
     counters: dict[str, int] = {}
+    interval_s: Annotated[float, Meta(ge=0.05, le=60)] | None = None
 
 
 LifecycleKind = Literal["spawn", "exit", "restart", "failed", "watchdog_kill", "stop"]

@@ -30,7 +30,10 @@ from pmshared.endpoints import ENDPOINTS, Sockets, send_nowait
 from pmshared.safetext import inert
 
 POLL_MS = 200  # longest a loop not polling Worker.wakeup_fd waits before looking at the stop flag
-MAX_IDLE_MS = 1000  # longest a loop that polls Worker.wakeup_fd sleeps (woken by signals, heartbeats)
+# Longest a loop that polls Worker.wakeup_fd sleeps (woken by signals, heartbeats); longer for a
+# worker that heartbeats less often (Worker.heartbeat_every).
+MAX_IDLE_MS = 1000
+MAX_HEARTBEAT_S = 60.0  # the longest interval a heartbeat may announce (Heartbeat.interval_s)
 # A heartbeat may go out this fraction of an interval early or late. A worker woken by its own
 # 1 Hz work (the snapshot flow) then sends it on that wake-up instead of waking once more just for
 # it: on a VM one wake-up costs 40-70 us of CPU, more than the heartbeat itself. Heartbeats stay
@@ -156,9 +159,11 @@ class Worker:
         self._heartbeat_codec = ENDPOINTS["health"].codec()
         self._heartbeat_every = self.config.supervisor.heartbeat_interval_s
         self._heartbeat_slack = HEARTBEAT_SLACK * self._heartbeat_every
+        self._max_idle_ms = MAX_IDLE_MS
         self._next_heartbeat = 0.0
         self._fast_heartbeats_until = time.monotonic() + STARTUP_HEARTBEATS_FOR_S
         self._wakeup: WakePipe | None = None
+        self._wakeup_lock = threading.Lock()  # wake() from other threads against close()
         self._trim_at: float | None = time.monotonic() + TRIM_AFTER_S  # None once done
         self.wakeup_fd: int | None = None  # readable after a signal; see install_signal_handlers
 
@@ -192,6 +197,13 @@ class Worker:
         signal.set_wakeup_fd(self._wakeup.write_fd, warn_on_full_buffer=False)
         self.wakeup_fd = self._wakeup.fd
 
+    def wake(self) -> None:
+        """Wake the main loop's poll from another thread, as a signal would (serve_frames then
+        drains its inputs and ticks); nothing once closed (the fd number may be reused)."""
+        with self._wakeup_lock:
+            if self._wakeup is not None:
+                self._wakeup.poke()
+
     def drain_wakeup(self) -> None:
         """Empty wakeup_fd once a poll saw it readable (its bytes carry nothing: the flag does)."""
         if self._wakeup is not None:
@@ -223,13 +235,26 @@ class Worker:
         now = time.monotonic() if now is None else now
         # Rounded up: waking a millisecond early would find the heartbeat not yet due.
         due_in = math.ceil((self._next_heartbeat + self._heartbeat_slack - now) * 1000)
-        return max(0, min(MAX_IDLE_MS, due_in))
+        return max(0, min(self._max_idle_ms, due_in))
 
     @property
     def running(self) -> bool:
         return not self.stopping.is_set()
 
     # -- heartbeat -------------------------------------------------------------------------------
+    def heartbeat_every(self, seconds: float) -> None:
+        """Heartbeat every ``seconds`` instead of the configured interval, when that is longer,
+        and let an idle loop sleep that long: for a worker with nothing to do every second (each
+        wake-up of a Python process costs ~0.4 ms of CPU on a VM, most of a quiet worker's cost).
+        Each heartbeat then carries its interval (``Heartbeat.interval_s``) and the supervisor's
+        watchdog allows missed_heartbeats of it: such a worker's hang is noticed that much later,
+        every other worker's as before. Call before start_heartbeat."""
+        seconds = min(seconds, MAX_HEARTBEAT_S)
+        if seconds > self._heartbeat_every:
+            self._heartbeat_every = seconds
+            self._heartbeat_slack = HEARTBEAT_SLACK * seconds
+            self._max_idle_ms = max(MAX_IDLE_MS, math.ceil((1 + HEARTBEAT_SLACK) * seconds * 1000))
+
     def start_heartbeat(self) -> None:
         assert self.sockets is not None
         self._heartbeat_sock = self.sockets.connect("health")
@@ -247,7 +272,10 @@ class Worker:
             every = min(every, STARTUP_HEARTBEAT_S)
         self._next_heartbeat = now + every
         self._heartbeat_slack = HEARTBEAT_SLACK * every
-        msg = self._heartbeat_stamp(m.Heartbeat, pid=os.getpid(), counters=dict(self.counters))
+        # The interval is said only where it is longer than the configured one (heartbeat_every):
+        # the supervisor allows every worker at least that.
+        interval = every if every > self.config.supervisor.heartbeat_interval_s else None
+        msg = self._heartbeat_stamp(m.Heartbeat, pid=os.getpid(), counters=dict(self.counters), interval_s=interval)
         # PUB never blocks; with no supervisor listening the message is simply dropped.
         send_nowait(self._heartbeat_sock, self._heartbeat_codec.encode(msg))
         # Housekeeping rides on the heartbeat: it runs from the main loop, at a known rhythm.
@@ -258,8 +286,9 @@ class Worker:
     def close(self) -> None:
         if self.sockets is not None:
             self.sockets.close()
-        if self._wakeup is not None:
-            signal.set_wakeup_fd(-1)
-            self._wakeup.close()
-            self._wakeup = None
-            self.wakeup_fd = None
+        with self._wakeup_lock:
+            if self._wakeup is not None:
+                signal.set_wakeup_fd(-1)
+                self._wakeup.close()
+                self._wakeup = None
+                self.wakeup_fd = None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
@@ -52,13 +52,16 @@ def running(name: str, *, jsonl: bool) -> Iterator[Worker]:
     worker.log.info("stopped; counters %s", dict(worker.counters))
 
 
-def open_endpoints(worker: Worker, *, bind: Iterable[str] = (), connect: Iterable[str] = ()) -> list[zmq.Socket]:
-    """Bind, then connect the named endpoints and start the heartbeat; one clear line and exit
-    when they cannot be opened (a path too long, an address in use)."""
+def open_endpoints(worker: Worker, *, bind: Iterable[str] = (), connect: Iterable[str] = (),
+                   hwm: Mapping[str, int] | None = None) -> list[zmq.Socket]:
+    """Bind, then connect the named endpoints (a connected one with its own high-water mark where
+    ``hwm`` gives one) and start the heartbeat; one clear line and exit when they cannot be opened
+    (a path too long, an address in use)."""
     assert worker.sockets is not None
+    hwm = hwm or {}
     try:
         socks = [worker.sockets.bind(name) for name in bind]
-        socks += [worker.sockets.connect(name) for name in connect]
+        socks += [worker.sockets.connect(name, hwm=hwm.get(name)) for name in connect]
     except (PathError, zmq.ZMQError) as exc:
         fail(f"{worker.name} cannot open its endpoints: {exc}")
     worker.start_heartbeat()

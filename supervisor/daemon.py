@@ -339,7 +339,17 @@ class Supervisor:
                 self.counters.foreign_heartbeats += 1
                 continue
             self.counters.heartbeats += 1
-            slot.heartbeat(now, self.heartbeat_allowance, hb.counters)
+            slot.heartbeat(now, self.allowance_for(hb), hb.counters)
+
+    def allowance_for(self, hb: m.Heartbeat) -> float:
+        """The silence after ``hb`` that counts as a hang: missed_heartbeats intervals, of the
+        worker's own interval when it heartbeats less often than configured (never shorter).
+        The freeze rule (``_freeze_rule``) holds for it too: allowance minus longest gap is
+        (missed_heartbeats - 1 - HEARTBEAT_SLACK) x I - POLL_MS, which grows with the interval I
+        (missed_heartbeats >= 2), so it is at least what the configured interval leaves."""
+        if hb.interval_s is None or hb.interval_s <= self.cfg.heartbeat_interval_s:
+            return self.heartbeat_allowance
+        return self.cfg.missed_heartbeats * hb.interval_s
 
     def _serve_control(self, now: float) -> None:
         for _ in range(MAX_MESSAGES_PER_TURN):

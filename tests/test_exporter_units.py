@@ -398,3 +398,62 @@ def test_a_database_replaced_by_a_fresh_one_is_followed_and_its_rows_counted_on_
         assert nonzero(state.pauses_by_cause) == {"cpu": 3}
     finally:
         reader.close()
+
+
+# ------------------------------------------------------------------------------- the main loop's rhythm
+def test_routine_reads_ride_on_a_heartbeat_wake_up_and_urgent_ones_wake_the_loop_on_time():
+    """The exporter's loop wakes every HEARTBEAT_S: the status every 15 s and the database every
+    minute wait for such a wake-up instead of waking it once more; a first read, a hint's reads
+    and a worker starting do not wait."""
+    from exporter.main import (DB_EVERY_S, DB_WAITING_EVERY_S, HEARTBEAT_S, RIDE_S, STATUS_EVERY_S,
+                               STATUS_SOON_S, Schedule)
+    from pmshared.runtime import HEARTBEAT_SLACK
+
+    assert RIDE_S > (1 + HEARTBEAT_SLACK) * HEARTBEAT_S  # a heartbeat's wake-up always comes first
+    s = Schedule(now=100.0)
+    assert s.next_in_ms(100.0) <= 1  # the first reads: at once
+    s.status_sent(100.0)
+    s.db_read(100.0, DB_EVERY_S)
+    assert s.next_in_ms(100.0) == pytest.approx((STATUS_EVERY_S + RIDE_S) * 1000, abs=1)
+    s.status_soon(101.0)  # a worker is starting: its state is asked for on time
+    assert s.next_in_ms(101.0) == pytest.approx(STATUS_SOON_S * 1000, abs=1)
+    s.status_sent(102.0)
+    s.hint(103.0)  # the live feed tells of a pause: read now, then every 2 s, on time
+    assert s.next_in_ms(103.0) <= 1
+    s.db_read(103.0, DB_WAITING_EVERY_S)
+    assert s.next_in_ms(103.0) == pytest.approx(DB_WAITING_EVERY_S * 1000, abs=1)
+
+
+def test_a_scrape_is_answered_only_by_a_catch_up_that_began_after_it_asked():
+    """CatchUp between an HTTP thread (ask) and the main loop (begin, take in, done): a catch-up
+    already under way when the scrape asked may have passed the live socket before the newest
+    sample came, so it does not answer; the next one does."""
+    import threading
+
+    from exporter.catchup import CatchUp
+
+    woken = threading.Semaphore(0)
+    catch_up = CatchUp(woken.release, wait_s=30.0)
+    under_way = catch_up.begin()  # the main loop is taking in its queue when the scrape asks
+    answer: list[bool] = []
+    scrape = threading.Thread(target=lambda: answer.append(catch_up.ask()))
+    scrape.start()
+    assert woken.acquire(timeout=10)  # the ask woke the main loop
+    catch_up.done(under_way)
+    scrape.join(0.2)
+    assert scrape.is_alive() and not answer  # not answered by the catch-up begun before it
+    catch_up.done(catch_up.begin())  # the main loop's next turn
+    scrape.join(10)
+    assert answer == [True] and catch_up.late == 0
+
+
+def test_a_late_main_loop_costs_the_scrape_freshness_never_its_answer():
+    from exporter.catchup import CatchUp
+
+    catch_up = CatchUp(lambda: None, wait_s=0.01)  # nobody catches up
+    assert catch_up.ask() is False and catch_up.late == 1
+    catch_up.close()  # the loop is gone (shutting down): no wait at all, nothing woken
+    woke = []
+    closed = CatchUp(lambda: woke.append(1), wait_s=30.0)
+    closed.close()
+    assert closed.ask() is False and woke == []

@@ -4,17 +4,22 @@ it, and run by hand it exits 0); a port in use is one line and exit 1.
 
 The storm test binds the health endpoint itself (tests/hostile_helpers.World), as the supervisor
 would, and timestamps every heartbeat: a gap longer than the supervisor's allowance
-(missed_heartbeats x heartbeat_interval_s) is what would get the worker killed as hung.
+(missed_heartbeats x the interval the last heartbeat announced, never less than
+heartbeat_interval_s) is what would get the worker killed as hung.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import socket
 import threading
 import time
 
 import pytest
 import zmq
+from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.httpd import DEADLINE_S, MAX_CLIENTS
 from pmshared import messages as m
@@ -23,7 +28,7 @@ from pmshared.endpoints import ENDPOINTS
 from tests.hostile_helpers import World
 from tests.prometheus_helpers import NO_PROMETHEUS, PROMETHEUS, PrometheusServer, free_port, scrape
 from tests.procutil import wait_for
-from tests.supervisor_helpers import Pipeline, pipeline  # noqa: F401
+from tests.supervisor_helpers import Pipeline, fake, pid_gone, pipeline  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +64,8 @@ class Beats:
     as the supervisor itself forgives heartbeats missed while the whole machine stalled."""
 
     def __init__(self, world: World) -> None:
-        self.world, self.times = world, []
+        self.world, self.times, self.intervals = world, [], []
+        self.counters: dict[str, int] = {}  # the newest heartbeat's
         self.codec = ENDPOINTS["health"].codec()
         self.last_look: float | None = None
         self.worst_look = 0.0
@@ -74,17 +80,21 @@ class Beats:
                 frame = self.world.health.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if self.codec.decode(frame).sender == "exporter":
+            hb = self.codec.decode(frame)
+            if hb.sender == "exporter":
                 self.times.append(time.monotonic())
+                self.intervals.append(max(HEARTBEAT_S, hb.interval_s or 0.0))
+                self.counters = hb.counters
 
     def worst_gap(self) -> float:
         return max(b - a for a, b in zip(self.times, self.times[1:]))
 
     def assert_on_time(self) -> None:
-        gap, allowance = self.worst_gap(), MISSED * HEARTBEAT_S
-        assert gap < allowance + self.worst_look, (
-            f"heartbeats {gap:.2f} s apart (looked every {self.worst_look:.2f} s at worst): the supervisor "
-            f"would kill it")
+        """Each gap within the supervisor's allowance after the heartbeat that began it."""
+        for a, b, every in zip(self.times, self.times[1:], self.intervals):
+            assert b - a < MISSED * every + self.worst_look, (
+                f"heartbeats {b - a:.2f} s apart, allowed {MISSED * every:.2f} s (looked every "
+                f"{self.worst_look:.2f} s at worst): the supervisor would kill it")
 
 
 @pytest.fixture
@@ -148,6 +158,71 @@ def test_scrapes_in_a_tight_loop_leave_the_heartbeat_on_time_and_memory_flat(wor
     print(f"{scrapes} scrapes in 8 s; worst heartbeat gap {beats.worst_gap():.3f} s; RSS {rss}")
     beats.assert_on_time()
     assert rss["end"] - rss["warm"] < 2048, rss
+
+
+def _publish_late(live: zmq.Socket, stamp: Stamper, late_ms: float) -> None:
+    """One live sample whose sentinel saw ``late_ms`` of lateness (one lateness observation)."""
+    sentinel = m.SentinelStats(tick_ms=20, window_s=60, interval_max_ms=late_ms)
+    samples = Stamper("scorer", "test")(m.ProcessSamples, timestamp=time.time(), elapsed_ms=1000.0,
+                                        process_count=1, max_score=0, rogues=[], sentinel=sentinel)
+    live.send(ENDPOINTS["live"].codec().encode(stamp(m.LiveSample, samples=samples, state=m.TierState(tier=1))))
+
+
+JOIN_MS = 1.0  # the samples sent until the SUB has joined: the 1 ms bucket, apart from the counted ones
+
+
+def _lateness(port: int) -> tuple[float, float, float, float]:
+    """From one scrape: (observations above JOIN_MS, their sum in seconds, live messages missed,
+    all observations)."""
+    values = {(s.name, s.labels.get("le")): s.value for f in text_string_to_metric_families(scrape(port))
+              for s in f.samples if s.name.startswith("pause_monitor_sentinel_lateness") or "missed" in s.name}
+    name = "pause_monitor_sentinel_lateness_seconds"
+    joined = values[(name + "_bucket", repr(JOIN_MS / 1000))]
+    return (values[(name + "_count", None)] - joined, values[(name + "_sum", None)] - joined * JOIN_MS / 1000,
+            values[("pause_monitor_live_missed_total", None)], values[(name + "_count", None)])
+
+
+def test_between_its_heartbeats_a_scrape_sees_every_sample_sent_before_it_and_none_is_lost(world: World):
+    """The exporter's loop wakes every 5 s (its own heartbeat interval, past start-up) and takes the
+    live feed in lazily; a scrape has it catch up first (exporter.catchup). Checked in the middle of
+    a heartbeat interval (its next wake-up is 3.75 s or more away), with bursts beyond one
+    wake-up's former budget (64) and a burst left for the loop's own wake-up: every scrape sees
+    exactly what was sent before it, and the heartbeat's counters agree."""
+    port = free_port()
+    proc, live = _start(world, port)
+    beats, stamp = Beats(world), Stamper("tiering", "test-1")
+    # The SUB joins asynchronously: samples (in their own bucket) until one is seen.
+    wait_for(lambda: (_publish_late(live, stamp, JOIN_MS), _lateness(port)[3] > 0)[1], 20, "the live feed joined")
+
+    def slow_heartbeat() -> bool:
+        beats.pump()
+        return bool(beats.intervals) and beats.intervals[-1] == 5.0
+
+    wait_for(slow_heartbeat, 30, "a heartbeat announcing 5 s (start-up over)")
+    seen = len(beats.times)
+    wait_for(lambda: (beats.pump(), len(beats.times) > seen)[1], 10, "the next heartbeat")
+    beat_at = beats.times[-1]
+    assert _lateness(port)[:3] == (0, pytest.approx(0), 0)
+    sent, total = 0, 0.0
+    for burst in (100, 1, 150):
+        for i in range(burst):
+            late_ms = 2.0 + i % 7
+            _publish_late(live, stamp, late_ms)
+            sent, total = sent + 1, total + late_ms / 1000
+        wait_for(lambda: _lateness(port)[0] == sent, 2.0, lambda: f"{sent} observations; scraped {_lateness(port)}")
+        assert time.monotonic() - beat_at < 5.0 * 0.75, "too slow to tell a catch-up from a heartbeat's wake-up"
+        assert _lateness(port)[1:3] == (pytest.approx(total), 0)
+    # A burst no scrape asks for: the loop takes it in on its own next wake-up (its heartbeat).
+    for _ in range(200):
+        _publish_late(live, stamp, 4.0)
+    sent, total = sent + 200, total + 0.8
+    seen = len(beats.times)
+    wait_for(lambda: (beats.pump(), len(beats.times) >= seen + 2)[1], 20, "two more heartbeats")
+    counted, counted_sum, missed, everything = _lateness(port)
+    assert (counted, counted_sum, missed) == (sent, pytest.approx(total), 0)
+    assert beats.counters["live_received"] == everything, beats.counters
+    beats.assert_on_time()
+    world.alive("exporter")
 
 
 @pytest.mark.skipif(PROMETHEUS is None, reason=NO_PROMETHEUS)
@@ -252,3 +327,33 @@ def test_up_with_only_the_switched_off_exporter_is_a_usage_error(pipeline: Pipel
     assert pipeline.wait_exit() == 2
     assert "error: nothing to run: exporter switched off in the config" in pipeline.output()
     assert proc.returncode == 2
+
+
+def test_the_watchdog_honours_the_exporters_own_interval_and_still_restarts_it_when_it_hangs(pipeline: Pipeline):
+    """Past start-up the exporter heartbeats every 5 s against a configured 0.25 s (allowance 4 x
+    0.25 s = 1 s): the supervisor lets it be silent that long, unrestarted, and still replaces it
+    once it hangs (SIGSTOP), after 4 x 5 s without a heartbeat."""
+    port = free_port()
+    pipeline.write_config()  # the fast supervisor of the supervisor tests
+    with open(pipeline.config, "a") as config:
+        config.write(f"[exporter]\nenabled = true\nport = {port}\n")
+    pipeline.write_procfile({"exporter": "python -m exporter", "fine": fake("fine")})
+    pipeline.start()
+    old = pipeline.wait_running(["exporter", "fine"], timeout=30)["exporter"].pid
+
+    def silent_beyond_the_configured_allowance() -> bool:
+        w = pipeline.workers()["exporter"]
+        assert (w.pid, w.restarts) == (old, 0), f"restarted while healthy; output:\n{pipeline.output()}"
+        return w.state == "running" and (w.last_heartbeat_age_s or 0.0) > 2.0
+
+    wait_for(silent_beyond_the_configured_allowance, 30, "an exporter silent for 2 s and left running")
+    os.kill(old, signal.SIGSTOP)
+
+    def replaced() -> dict | None:
+        w = pipeline.workers().get("exporter")
+        return w if w and w.pid not in (None, old) and w.state == "running" else None
+
+    new = wait_for(replaced, 40, lambda: f"the exporter replaced; output:\n{pipeline.output()}")
+    assert new.restarts == 1 and pid_gone(old)
+    hung = re.search(rf"exporter \(pid {old}\) hung \(no heartbeat for ([\d.]+) s\)", pipeline.output())
+    assert hung and float(hung.group(1)) >= 4 * 5.0, pipeline.output()

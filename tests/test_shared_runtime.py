@@ -98,3 +98,38 @@ def test_a_long_interval_heartbeats_every_second_while_the_worker_starts(tmp_pat
     late = [g for a, g in zip(sent, gaps) if a >= start + runtime.STARTUP_HEARTBEATS_FOR_S]
     assert early and max(early) <= runtime.STARTUP_HEARTBEAT_S + 0.11, early
     assert late and min(late) >= 60 * (1 - HEARTBEAT_SLACK) - 0.11, late  # then the configured rhythm
+
+
+def test_a_worker_heartbeating_less_often_says_so_and_sleeps_that_long(tmp_path, monkeypatch):
+    """Worker.heartbeat_every (the exporter's 5 s): each heartbeat past start-up carries its
+    interval, which the supervisor's watchdog allows missed_heartbeats of, and an idle loop sleeps
+    to the end of that window instead of waking every second."""
+    from pmshared import runtime
+
+    monkeypatch.setenv("PAUSE_MONITOR_CONFIG", str(tmp_path / "absent.toml"))  # the defaults: 1 s
+    worker = Worker("probe", sockets=False)
+    worker.install_signal_handlers()  # poll_timeout_ms is for loops that poll the wake-up fd
+    worker.heartbeat_every(5.0)
+    codec = ENDPOINTS["health"].codec()
+    sent: list[tuple[float, object]] = []
+
+    class Sock:
+        def send(self, frame: bytes, flags: int = 0) -> None:
+            sent.append((now, codec.decode(frame)))
+
+    worker._heartbeat_sock = Sock()
+    try:
+        start = time.monotonic()
+        now = start
+        while now < start + runtime.STARTUP_HEARTBEATS_FOR_S + 30:
+            worker.heartbeat(now=now)
+            now += 0.1
+        early = [hb.interval_s for t, hb in sent if t < start + runtime.STARTUP_HEARTBEATS_FOR_S]
+        late = [(t, hb.interval_s) for t, hb in sent if t >= start + runtime.STARTUP_HEARTBEATS_FOR_S]
+        assert early and set(early) == {None}  # every second while starting: the configured rhythm
+        assert len(late) >= 4 and {i for _, i in late} == {5.0}
+        assert min(b - a for (a, _), (b, _) in zip(late, late[1:])) >= 5.0 * (1 - HEARTBEAT_SLACK) - 0.11
+        last = late[-1][0]
+        assert worker.poll_timeout_ms(now=last) == round(5000 * (1 + HEARTBEAT_SLACK))
+    finally:
+        worker.close()

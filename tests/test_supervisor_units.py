@@ -356,8 +356,8 @@ class Harness:
         self.children[name].returncode = code
         self.sup._on_signal(signal.SIGCHLD, None)
 
-    def heartbeat(self, name: str) -> None:
-        msg = self.stamp(m.Heartbeat, pid=self.children[name].pid, counters={})
+    def heartbeat(self, name: str, interval_s: float | None = None) -> None:
+        msg = self.stamp(m.Heartbeat, pid=self.children[name].pid, counters={}, interval_s=interval_s)
         self.health_in.send(self.sup.health_codec.encode(msg))
         # The test waits for delivery (in-process: at once); the supervisor never polls here.
         assert self.sup.health.poll(1000), "the heartbeat did not arrive"
@@ -543,6 +543,29 @@ def test_a_worker_that_stops_heartbeating_is_still_killed_by_the_watchdog(harnes
     h.heartbeat("b")
     h.turn(h.now + 0.01)
     assert h.slot("b").state == "running" and h.sup.health not in h.poller.registered
+
+
+def test_a_worker_heartbeating_less_often_gets_its_own_allowance_and_is_still_killed_when_it_hangs(harness):
+    """The exporter heartbeats every 5 s (Heartbeat.interval_s): allowed 3 x 5 s of silence, not
+    3 x 1 s; the others keep theirs; an interval shorter than the configured one changes nothing."""
+    h = harness(["slow", "fast"], heartbeat_interval_s=1.0, missed_heartbeats=3, grace_period_s=2.0)
+    h.start()
+    h.exit_on_term.add("slow")
+    h.heartbeat("slow", interval_s=5.0)
+    h.heartbeat("fast", interval_s=0.5)
+    h.turn(h.now + 0.1)
+    assert h.slot("slow").heartbeat_deadline == pytest.approx(h.now + 15.0)
+    assert h.slot("fast").heartbeat_deadline == pytest.approx(h.now + 3.0)  # never below the config's
+    for _ in range(4):  # a heartbeat 6.25 s apart (its interval plus the slack) is on time
+        _run_until(h, h.now + 6.25, beating=["fast"])
+        h.heartbeat("slow", interval_s=5.0)
+        h.turn(h.now + 0.01)
+    assert h.sent(signal.SIGTERM) == [] and h.slot("slow").state == "running"
+    slow_last = h.slot("slow").heartbeat_at
+    _run_until(h, h.now + 30, beating=["fast"], done=lambda: h.sent(signal.SIGTERM))  # slow hangs
+    assert h.sent(signal.SIGTERM) == ["slow"]
+    assert h.when("slow", signal.SIGTERM) == pytest.approx(slow_last + 15.0)
+    assert "hung (no heartbeat for 15.0 s)" in h.out.getvalue()
 
 
 @pytest.mark.parametrize(
