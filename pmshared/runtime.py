@@ -30,7 +30,11 @@ from pmshared.endpoints import ENDPOINTS, Sockets, send_nowait
 from pmshared.safetext import inert
 
 POLL_MS = 200  # longest a loop not polling Worker.wakeup_fd waits before looking at the stop flag
-MAX_IDLE_MS = 1000  # longest a loop that polls Worker.wakeup_fd sleeps (woken by signals, heartbeats)
+# Longest a loop that polls Worker.wakeup_fd sleeps (woken by signals, heartbeats): the end of the
+# default heartbeat's window ((1 + HEARTBEAT_SLACK) x 1 s). Capped at 1 s, a worker fed at 1 Hz
+# woke for its heartbeat at the due time and again a few ms later for the input whenever the input
+# came just after it (half the seconds: tiering and forensics woke 1.4-1.8 times a second).
+MAX_IDLE_MS = 1250
 # A heartbeat may go out this fraction of an interval early or late. A worker woken by its own
 # 1 Hz work (the snapshot flow) then sends it on that wake-up instead of waking once more just for
 # it: on a VM one wake-up costs 40-70 us of CPU, more than the heartbeat itself. Heartbeats stay
