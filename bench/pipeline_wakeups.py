@@ -103,7 +103,8 @@ def main() -> int:
             pct = d_ns / dt / 1e7
             if name != "python floor":
                 total += pct
-            print(f"| {label(name, pid, tid, comm)} | {pct:.3f} | {d_runs / dt:.1f} | {d_ns / max(d_runs, 1) / 1e3:.0f} |")
+            per_wake_us = d_ns / max(d_runs, 1) / 1e3
+            print(f"| {label(name, pid, tid, comm)} | {pct:.3f} | {d_runs / dt:.1f} | {per_wake_us:.0f} |")
     print(f"| **pipeline** | **{total:.3f}** | | |")
     return 0
 
