@@ -30,9 +30,12 @@ from pmshared.endpoints import ENDPOINTS, Sockets, send_nowait
 from pmshared.safetext import inert
 
 POLL_MS = 200  # longest a loop not polling Worker.wakeup_fd waits before looking at the stop flag
-# Longest a loop that polls Worker.wakeup_fd sleeps (woken by signals, heartbeats); longer for a
-# worker that heartbeats less often (Worker.heartbeat_every).
-MAX_IDLE_MS = 1000
+# Longest a loop that polls Worker.wakeup_fd sleeps (woken by signals, heartbeats): the end of the
+# default heartbeat's window ((1 + HEARTBEAT_SLACK) x 1 s); longer for a worker that heartbeats less
+# often (Worker.heartbeat_every). Capped at 1 s, a worker fed at 1 Hz woke for its heartbeat at the
+# due time and again a few ms later for the input whenever the input came just after it (half the
+# seconds: tiering and forensics woke 1.4-1.8 times a second).
+MAX_IDLE_MS = 1250
 MAX_HEARTBEAT_S = 60.0  # the longest interval a heartbeat may announce (Heartbeat.interval_s)
 # A heartbeat may go out this fraction of an interval early or late. A worker woken by its own
 # 1 Hz work (the snapshot flow) then sends it on that wake-up instead of waking once more just for

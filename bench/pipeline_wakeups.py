@@ -1,0 +1,113 @@
+"""Where the pipeline's CPU goes, thread by thread: CPU, wake-ups a second, CPU per wake-up.
+
+Run: ``.venv/bin/python bench/pipeline_wakeups.py [--processes 600] [--seconds 40]`` (Linux).
+
+An idle monitor's cost is mostly wake-ups (on a VM one costs 30-90 us of CPU before any work), so
+this counts them: /proc/PID/task/TID/schedstat gives each thread's run time (ns) and its number of
+runs on a CPU, at the start and end of the window. Beside the pipeline, over the same window, runs
+the floor of the pause sentinel's design: a bare Python thread that only sleeps 20 ms in a loop
+(``time.sleep``, the main thread blocked in select like the collector's). The sentinel's CPU per
+wake-up is read against it: what is left above it is the tick's own work.
+
+A worker that wakes twice where once would do (a heartbeat due just before its 1 Hz input) shows
+as about 2 runs a second on its main thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench._spawn import Sleepers  # noqa: E402
+from bench.pipeline_proc import load  # noqa: E402
+from bench.pipeline_run import PipelineRun  # noqa: E402
+
+# The sentinel's floor: a thread that sleeps one tick at a time and does nothing else.
+FLOOR = """
+import os, select, threading, time
+def tick():
+    while True:
+        time.sleep(0.02)
+threading.Thread(target=tick, daemon=True).start()
+r, _ = os.pipe()
+while True:
+    select.select([r], [], [], 1.0)
+"""
+
+
+def threads(pid: int) -> dict[int, tuple[str, int, int]]:
+    """tid -> (comm, run ns, runs) of every live thread of ``pid``."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                comm = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                ns, _, runs = (int(x) for x in f.read().split()[:3])
+        except (OSError, ValueError):
+            continue
+        out[int(tid)] = (comm, ns, runs)
+    return out
+
+
+def label(name: str, pid: int, tid: int, comm: str) -> str:
+    if tid == pid:
+        return f"{name} main"
+    if comm.startswith("ZMQbg/"):
+        return f"{name} zmq {comm.split('/')[1].lower()}"
+    return f"{name} {'sentinel' if name == 'collector' else 'thread'}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--processes", type=int, default=600, help="processes on the machine (sleepers added)")
+    ap.add_argument("--seconds", type=float, default=40.0)
+    args = ap.parse_args()
+    with Sleepers(lifetime_s=900) as sleepers, PipelineRun("", "wakeups") as run:
+        run.start()
+        sleepers.grow_to(args.processes)
+        floor = subprocess.Popen([sys.executable, "-c", FLOOR])
+        try:
+            time.sleep(5.0)  # past the first snapshots and the workers' warm-up
+            pids = {**run.pids(), "python floor": floor.pid}
+            before = {n: threads(p) for n, p in pids.items()}
+            t0 = time.monotonic()
+            time.sleep(args.seconds)
+            dt = time.monotonic() - t0
+            after = {n: threads(p) for n, p in pids.items()}
+        finally:
+            floor.kill()
+            floor.wait()
+    print(f"{args.seconds:.0f} s at ~{args.processes} processes, load {load()}\n")
+    print("| thread | % of a core | wake-ups/s | us CPU per wake-up |")
+    print("|---|---:|---:|---:|")
+    total = 0.0
+    for name, pid in pids.items():
+        for tid, (comm, ns, runs) in sorted(after[name].items()):
+            if tid not in before[name] or comm == "ZMQbg/Reaper":
+                continue
+            d_ns, d_runs = ns - before[name][tid][1], runs - before[name][tid][2]
+            if name == "python floor" and tid == pid:
+                continue  # its main thread only waits in select
+            pct = d_ns / dt / 1e7
+            if name != "python floor":
+                total += pct
+            per_wake_us = d_ns / max(d_runs, 1) / 1e3
+            print(f"| {label(name, pid, tid, comm)} | {pct:.3f} | {d_runs / dt:.1f} | {per_wake_us:.0f} |")
+    print(f"| **pipeline** | **{total:.3f}** | | |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
