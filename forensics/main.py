@@ -4,9 +4,11 @@ Sockets (pmshared.endpoints): SUB "live" (tiering's feed, for the ring buffer an
 rules), PULL "pause" (bound here; the collector pushes each Pause with a fresh process list),
 PUSH "record" (ForensicsDone to the recorder, never blocking; drops are counted).
 
-The loop polls both inputs and the worker's signal wakeup fd, until the next heartbeat is due
-(POLL_MS while a capture runs, to pick up its result), so it heartbeats every second whatever the
-captures do: they run on their own threads and process groups. On SIGTERM the loop wakes and
+The loop polls the pause socket and the worker's signal wakeup fd until the next heartbeat is due
+(every HEARTBEAT_S; POLL_MS while a capture runs, to pick up its result), whatever the captures do:
+they run on their own threads and process groups. The live feed waits in ZeroMQ's queue and is
+taken in on every wake-up and before each pause (polled too where an alert rule needs each sample
+at once: ``prompt_alerts``). On SIGTERM the loop wakes and
 ends, running captures' process groups are killed, and the worker exits within a second (the
 record socket's linger is shortened to fit).
 
@@ -26,6 +28,7 @@ import zmq
 
 from pmshared import messages as m
 from pmshared.codec import Stamper
+from pmshared.config import AlertsConfig
 from pmshared.endpoints import ENDPOINTS, send_nowait
 from pmshared.jsonlpipe import IDLE
 from pmshared.runtime import POLL_MS, Worker
@@ -51,12 +54,53 @@ def done_message(stamp: Stamper, result: SessionResult) -> m.ForensicsDone:
     )
 
 
+# Forensics has nothing to do every second: the live feed only fills its ring buffer. It heartbeats
+# every HEARTBEAT_S (the watchdog allows missed_heartbeats of it) and takes the queued live samples
+# in on each wake-up, and before every pause it is sent, so the ring is whole when a pause needs it.
+# Waking for each sample was most of an idle forensics worker's CPU (a Python wake-up costs
+# ~0.3-0.4 ms of CPU on a VM; one a second is ~0.04 % of a core).
+HEARTBEAT_S = 5.0
+# Samples that wait between two wake-ups: HEARTBEAT_S plus slack at the collector's fastest rate
+# (interval_s 0.1 s) is ~63; room for four times that.
+LIVE_QUEUE = 256
+
+
+def prompt_alerts(alerts: AlertsConfig) -> bool:
+    """Do the alert rules need each live sample as it comes? A tier-2 notification (off by
+    default), or a critical-score one due sooner than a lazy wake-up's delay would matter: then
+    the live feed is polled as before."""
+    return alerts.enabled and (alerts.elevated_entered or (alerts.critical_stress and alerts.critical_duration < 2 * HEARTBEAT_S))
+
+
+def live_first(worker: Worker, live: FrameInput, on_pause: Callable[[m.Pause], object]) -> Callable[[m.Pause], None]:
+    """``on_pause`` after every live sample queued so far is taken in: a pause's session reads
+    the ring buffer, which must hold the samples up to the pause."""
+
+    def handle(pause: m.Pause) -> None:
+        live.drain(worker)
+        on_pause(pause)
+
+    return handle
+
+
 def run_sockets(worker: Worker, engine: Engine) -> None:
-    pause_sock, live_sock, record_sock = open_endpoints(worker, bind=("pause",), connect=("live", "record"))
+    prompt = prompt_alerts(worker.config.alerts)
+    if not prompt:
+        worker.heartbeat_every(HEARTBEAT_S)
+    pause_sock, live_sock, record_sock = open_endpoints(worker, bind=("pause",), connect=("live", "record"),
+                                                         hwm={"live": LIVE_QUEUE})
     record_codec = ENDPOINTS["record"].codec()
     stamp = worker.stamper()
 
+    def inbox(sock: zmq.Socket, name: str, handle: Callable[[Any], object], budget: int) -> FrameInput:
+        return FrameInput(sock, one_frame(ENDPOINTS[name].codec()), handle, f"{name} frame",
+                          budget=budget, bad_counter=f"bad_input_{name}")
+
+    live = inbox(live_sock, "live", engine.on_live, LIVE_QUEUE)
+    on_pause = live_first(worker, live, engine.on_pause)
+
     def tick() -> None:
+        live.drain(worker)  # not polled: taken in on every wake-up
         engine.tick()
         for result in engine.take_done():
             msg = done_message(stamp, result)
@@ -67,15 +111,11 @@ def run_sockets(worker: Worker, engine: Engine) -> None:
                 worker.log.warning("recorder queue full: ForensicsDone for %s dropped",
                                    result.bundle_path or ", ".join(result.pause_ids))
 
-    def inbox(sock: zmq.Socket, name: str, handle: Callable[[Any], object]) -> FrameInput:
-        return FrameInput(sock, one_frame(ENDPOINTS[name].codec()), handle, f"{name} frame",
-                          budget=DRAIN_BUDGET, bad_counter=f"bad_input_{name}")
-
     worker.log.info("forensics ready (bundles in %s)", engine.events_dir)
-    # While a capture runs its result is picked up within POLL_MS; idle, the loop sleeps until a
-    # heartbeat is due (or a frame or signal comes).
-    serve_frames(worker, [inbox(pause_sock, "pause", engine.on_pause), inbox(live_sock, "live", engine.on_live)],
-                 tick, timeout_ms=lambda: POLL_MS if engine.busy else worker.poll_timeout_ms())
+    # While a capture runs its result is picked up (and the live feed taken in) within POLL_MS;
+    # idle, the loop sleeps until a heartbeat is due (or a pause or a signal comes).
+    polled = [inbox(pause_sock, "pause", on_pause, DRAIN_BUDGET)] + ([live] if prompt else [])
+    serve_frames(worker, polled, tick, timeout_ms=lambda: POLL_MS if engine.busy else worker.poll_timeout_ms())
 
 
 def run_jsonl(worker: Worker, engine: Engine) -> None:

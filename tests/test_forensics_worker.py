@@ -240,3 +240,24 @@ def test_sigterm_during_a_hanging_capture_exits_fast_and_kills_the_capture(world
     assert meta["status"] in ("interrupted", "capturing")
     if meta["status"] == "interrupted":
         assert "worker stopping" in meta["captures"]["kernel_log"]["error"]
+
+
+def test_the_live_feed_is_taken_in_lazily_unless_an_alert_needs_each_sample_and_always_before_a_pause() -> None:
+    from pmshared.config import parse
+    from forensics.main import live_first, prompt_alerts
+
+    assert not prompt_alerts(parse("").alerts)  # the defaults: a 30 s critical rule, no tier-2 alert
+    assert prompt_alerts(parse("[alerts]\nelevated_entered = true\n").alerts)
+    assert prompt_alerts(parse("[alerts]\ncritical_duration = 3\n").alerts)
+    assert not prompt_alerts(parse("[alerts]\nenabled = false\nelevated_entered = true\n").alerts)
+
+    order: list[str] = []
+
+    class Queued:
+        def drain(self, worker) -> int:
+            order.append("live drained")
+            return 0
+
+    handle = live_first(None, Queued(), lambda pause: order.append(f"pause {pause}"))  # type: ignore[arg-type]
+    handle("p1")  # type: ignore[arg-type]
+    assert order == ["live drained", "pause p1"]
