@@ -1,19 +1,21 @@
-"""Durable points: the recorder commits at once but fsyncs at most every DURABLE_EVERY_S.
+"""Durable points: the recorder commits without waiting for the disk and fsyncs at most every DURABLE_EVERY_S.
 
 The recorder's connection runs WAL with ``synchronous=NORMAL``: a commit writes its pages to the
 WAL file (the operating system's cache) without waiting for the disk. Any process can read it at
-once and a crash of any process, ``kill -9`` of the recorder included, loses nothing: the kernel
+once and a crash of any process, ``kill -9`` of the recorder included, loses nothing committed: the kernel
 still has the pages. Only a hard reset (power loss, kernel panic) loses what was not yet on the
 disk, so this class makes a *durable point* (an fsync of the WAL file) on a schedule:
 
-- after a commit, if the last durable point is ``every_s`` (1.5 s) old or older;
+- after a commit, if the last durable point is ``every_s`` (1 s) old or older;
 - otherwise at the latest ``every_s`` after the first commit not yet durable (the loop's timer),
   so a sample is never left undurable longer than that when no further sample arrives.
 
-At 1 Hz that is an fsync every second sample, on the commit of that sample: after a hard reset
-the record stops at most 2 s (plus the sample's transit, milliseconds) before it. In general a
-sample is on the disk within ``every_s`` of its commit. SQLite fsyncs the WAL itself before each
-checkpoint and the database after it, so what a checkpoint moves out of the WAL stays durable.
+The writer holds flight samples up to 1 s before it commits them (recorder/flight_hold.py), so at
+1 Hz they commit in pairs every 2 s, each pair with its durable point: after a hard reset the
+record stops at most 2 s (plus the sample's transit, milliseconds) before it, as before the hold.
+In general a sample is on the disk within 2 s of its arrival (1 s held, 1 s to the durable point).
+SQLite fsyncs the WAL itself before each checkpoint and the database after it, so what a
+checkpoint moves out of the WAL stays durable.
 Why: at ``synchronous=FULL`` every commit waited for its own fsync, the largest part of the
 recorder's CPU for the flight record (README, "The flight recorder").
 """
@@ -30,7 +32,7 @@ import apsw
 
 from recorder.ratelimit import RateLimitedLog
 
-DURABLE_EVERY_S = 1.5
+DURABLE_EVERY_S = 1.0
 
 
 def relaxed(conn: apsw.Connection) -> apsw.Connection:

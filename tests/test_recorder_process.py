@@ -233,21 +233,51 @@ def test_sigterm_exits_within_a_second_after_storing_what_it_has(home, sender, r
     integrity_ok(home)
 
 
-def test_flight_samples_are_made_durable_at_once_then_by_the_timer(home, health, sender, recorders):
-    """The first commit is a durable point at once; samples committed within 1.5 s of it wait for
-    the loop's timer (no further sample needed), so none stays off the disk longer than that."""
+def flight_rows(home: TempHome) -> list[float]:
+    return db_figure(home, lambda c: [r[0] for r in c.execute("SELECT ts FROM flight_recent ORDER BY ts")]) or []
+
+
+def test_a_flight_sample_is_held_at_most_a_second_then_written_durably_by_the_timer(home, health, sender, recorders):
+    """Held (recorder/flight_hold.py) so that two share a transaction, but never longer than
+    HOLD_S without a further sample: the loop's timer writes it, with its durable point."""
     from pmshared.codec import Stamper
-    from recorder.durable import DURABLE_EVERY_S
+    from recorder.flight_hold import HOLD_S
     from tests.flight_helpers import sample
 
     recorder = recorders()
     recorder.wait_ready()
     stamp = Stamper("tiering", "tiering-D")
     sender.send(stamp(m.FlightSample, samples=sample(T0), state=m.TierState(tier=1)))
-    health.wait(lambda c: c.get("records_stored") == 1 and c.get("durable_points") == 1)
     sent = time.monotonic()
-    sender.send(*(stamp(m.FlightSample, samples=sample(T0 + i), state=m.TierState(tier=1)) for i in (1, 2)))
-    health.wait(lambda c: c.get("records_stored") == 3 and c.get("durable_points") == 1)
-    health.wait(lambda c: c.get("durable_points") == 2, timeout=DURABLE_EVERY_S + 5)
-    assert time.monotonic() - sent < DURABLE_EVERY_S + 2  # by the timer, not at the next heartbeat or stop
-    assert db_figure(home, lambda c: c.execute("SELECT count(*) FROM flight_recent").get) == 3
+    health.wait(lambda c: c.get("frames_received") == 1)  # taken, and not yet written:
+    assert flight_rows(home) == [] or time.monotonic() - sent > HOLD_S - 0.25
+    wait_for(lambda: flight_rows(home) == [T0], HOLD_S + 3, what="the held sample, written by the timer")
+    assert time.monotonic() - sent > HOLD_S - 0.25  # it was held, not written at once
+    hb = health.wait(lambda c: c.get("records_stored") == 1)
+    assert hb.counters["durable_points"] == 1 and hb.counters["batches_written"] == 1
+
+
+def test_kill_9_loses_at_most_the_samples_of_the_last_second(home, sender, recorders):
+    """At 1 Hz samples are written in pairs; a kill -9 finds at most the last one unwritten
+    (the rest is in the database, committed, whatever the durable points have done)."""
+    from pmshared.codec import Stamper
+    from recorder.flight_hold import HOLD_S
+    from tests.flight_helpers import sample
+
+    recorder = recorders()
+    recorder.wait_ready()
+    stamp = Stamper("tiering", "tiering-K")
+    sent_at = []
+    for i in range(7):
+        sender.send(stamp(m.FlightSample, samples=sample(T0 + i), state=m.TierState(tier=1)))
+        sent_at.append(time.monotonic())
+        time.sleep(max(0.0, sent_at[0] + i + 1 - time.monotonic()))
+    # Killed 0.3 s after the last sample: it may still be held, every older one is written.
+    time.sleep(max(0.0, sent_at[-1] + 0.3 - time.monotonic()))
+    killed = time.monotonic()
+    recorder.stop(signal.SIGKILL)
+    stored = flight_rows(home)
+    must = [T0 + i for i, at in enumerate(sent_at) if killed - at >= HOLD_S + 0.25]
+    assert must == [T0 + i for i in range(6)]
+    assert set(must) <= set(stored), (stored, must)
+    integrity_ok(home)
