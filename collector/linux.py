@@ -268,7 +268,8 @@ class LinuxBackend:
         self._swap_until = 0  # sample number until which the swap refresh period applies
         self._stat_period = self._refresh_every  # stat refresh period in force this sample
         self._memory_until = 0  # sample number until which stat_every applies
-        self._gone: set[int] = set()  # pids that vanished this sample (their children move)
+        # pid -> ppid of the processes that vanished this sample (their children move)
+        self._gone: dict[int, int] = {}
         # parent pid -> [what its vanished (reaped) children were seen to use, last sample to
         # wait for the reap to show]: taken out of the parent's figures (without_seen_children)
         self._reaped: dict[int, list] = {}
@@ -783,7 +784,7 @@ class LinuxBackend:
 
     def _forget(self, e: _Proc) -> None:
         self.counters["gone"] += 1
-        self._gone.add(e.pid)
+        self._gone[e.pid] = e.info.ppid
         # Its own credit, a reap of its children its figures never showed (it died, or stayed a
         # zombie, before being read again): the kernel folded those children into its lifetime,
         # which its reaper now receives. Dropped, the bench's python, reaping a zombie shell whose
@@ -795,12 +796,22 @@ class LinuxBackend:
             for more in (own[0] if own else None, folded):
                 if more is not None:
                     seen = add_seen(seen, more)
-            credit = self._reaped.setdefault(e.info.ppid, [Seen(), 0])
+            credit = self._reaped.setdefault(self._reaper_of(e.info.ppid), [Seen(), 0])
             credit[0] = add_seen(credit[0], seen)
             credit[1] = self._n + REAPED_CREDIT_SAMPLES
         self._close_fds(e)
         if self._multi.get(e.name) is e:
             del self._multi[e.name]
+
+    def _reaper_of(self, ppid: int) -> int:
+        """Who receives a vanished process's lifetime: its parent, or, where the parent vanished in
+        the same sample (a shell killed with its workers), the nearest ancestor that did not: it
+        reaps the orphans (as a subreaper or init) or the zombie parent holding them."""
+        for _ in range(64):  # a chain of this sample's dead, never a cycle; bounded all the same
+            if ppid not in self._gone:
+                break
+            ppid = self._gone[ppid]
+        return ppid
 
     def _take_out_seen_children(self, out: list[ProcessInfo], procs: dict[str, _Proc], dt: float | None,
                                 n: int) -> None:

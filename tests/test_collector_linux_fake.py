@@ -619,3 +619,29 @@ def test_a_zombie_passes_on_what_it_reaped_to_its_own_reaper(fake: FakeProc) -> 
         fake.process(100, comm="python", utime=11, child_ticks=(101, 0), io_bytes=(gb, 0))  # reaped now
         python = by_pid(b.sample()[0])[100]
         assert not python.read_bps, python.read_bps
+
+
+@pytest.mark.parametrize("first", ["200", "300"], ids=["shell-forgotten-first", "reader-forgotten-first"])
+def test_a_parent_killed_with_its_children_hands_them_to_the_ancestor_that_reaps_them(fake: FakeProc, first) -> None:
+    """Shell and reader killed together (one process group): the orphaned reader is reaped by the
+    nearest subreaper, here the shell's parent, which receives the reader's lifetime io at once;
+    the collector had seen it, so it is taken out there, whichever of the two it finds gone first
+    (the order it last listed them in: forced here, /proc's own order is the directory's)."""
+    gb = 5 * 2**30
+    clock = FakeClock()
+    fake.process(100, comm="python", utime=10)
+    fake.process(200, comm="sh", ppid=100, utime=1)
+    fake.process(300, comm="reader", ppid=200, utime=1)
+    with backend(fake, clock) as b:
+        listed = b._names
+        b._names = lambda known: sorted(listed(known), key=lambda name: name != first)  # type: ignore[method-assign]
+        b.sample()
+        clock.t += 1.0
+        fake.process(300, comm="reader", ppid=200, utime=101, io_bytes=(gb, 0))
+        assert by_pid(b.sample()[0])[300].read_bps == pytest.approx(gb)
+        clock.t += 1.0
+        fake.remove(200)
+        fake.remove(300)
+        fake.process(100, comm="python", utime=11, child_ticks=(101, 0), io_bytes=(gb, 0))  # reaped both
+        python = by_pid(b.sample()[0])[100]
+        assert not python.read_bps, python.read_bps
