@@ -13,7 +13,6 @@ Without prometheus installed, the bench scrapes /metrics itself at the same inte
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import threading
@@ -24,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.pipeline_proc import cpu_s, load, threads_runtime_s  # noqa: E402
+from bench.pipeline_proc import cpu_s, load, thread_switches, threads_runtime_s  # noqa: E402
 from bench.pipeline_run import PipelineRun  # noqa: E402
 from tests.prometheus_helpers import PROMETHEUS, PrometheusServer, free_port, scrape  # noqa: E402
 
@@ -32,35 +31,16 @@ TARGET_PCT = 0.05
 WARMUP_S = 20.0
 
 
-def switches(pid: int) -> dict[str, int]:
-    """Context switches (voluntary + not) so far of each live thread of ``pid``, keyed as
-    ``threads_runtime_s`` keys them: a thread's wake-ups are its voluntary switches."""
-    out: dict[str, int] = {}
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/status") as f:
-                fields = dict(line.split(":", 1) for line in f if ":" in line)
-            n = int(fields["voluntary_ctxt_switches"]) + int(fields["nonvoluntary_ctxt_switches"])
-        except (OSError, KeyError, ValueError):
-            continue
-        out["main" if int(tid) == pid else f"{fields['Name'].strip()}/{tid}"] = n
-    return out
-
-
 def measure(pids: dict[str, int], seconds: float) -> tuple[dict[str, float], list[str]]:
     """% of one core of each pid over ``seconds`` (own CPU only), and the exporter's threads:
     each one's % and context switches a second; threads that came and went in the window (one
     per scrape) are what the process clock counted beyond the threads alive at both ends."""
     before = {name: cpu_s(pid, children=False) for name, pid in pids.items()}
-    threads0, switches0 = threads_runtime_s(pids["exporter"]), switches(pids["exporter"])
+    threads0, switches0 = threads_runtime_s(pids["exporter"]), thread_switches(pids["exporter"])
     start = time.monotonic()
     time.sleep(seconds)
     took = time.monotonic() - start
-    threads1, switches1 = threads_runtime_s(pids["exporter"]), switches(pids["exporter"])
+    threads1, switches1 = threads_runtime_s(pids["exporter"]), thread_switches(pids["exporter"])
     pct = {name: 100 * (cpu_s(pid, children=False) - before[name]) / took for name, pid in pids.items()}
     lines, kept = [], 0.0
     for name in sorted(set(threads0) & set(threads1)):

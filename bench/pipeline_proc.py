@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from collector.linux import cpu_clock_id
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+T = TypeVar("T")
 
 
 def _stat_fields(path: str) -> tuple[str, list[str]]:
@@ -38,24 +43,51 @@ def cpu_s(pid: int, children: bool = True) -> float:
     return own + ((int(f[13]) + int(f[14])) / CLK_TCK if children else 0.0)
 
 
-def threads_runtime_s(pid: int) -> dict[str, float]:
-    """On-CPU seconds per live thread from /proc/PID/task/TID/schedstat (nanoseconds, so far
-    finer than stat's clock ticks), keyed ``"<comm>/<tid>"`` (the main thread is ``main``)."""
-    out: dict[str, float] = {}
+def each_thread(pid: int, read: Callable[[str, int], T]) -> dict[str, T]:
+    """``read(task_dir, tid)`` of every live thread of ``pid`` whose files could be read, keyed
+    ``"<comm>/<tid>"`` (the main thread is ``main``); a thread gone meanwhile is left out."""
+    out: dict[str, T] = {}
     try:
         tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return out
     for tid in tids:
+        task = f"/proc/{pid}/task/{tid}"
         try:
-            comm, _ = _stat_fields(f"/proc/{pid}/task/{tid}/stat")
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                ns = int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
+            comm, _ = _stat_fields(f"{task}/stat")
+            value = read(task, int(tid))
+        except (OSError, ValueError, IndexError, KeyError):
             continue
-        key = "main" if int(tid) == pid else f"{comm}/{tid}"
-        out[key] = ns / 1e9
+        out["main" if int(tid) == pid else f"{comm}/{tid}"] = value
     return out
+
+
+def _schedstat(task: str) -> list[int]:
+    with open(f"{task}/schedstat") as f:
+        return [int(x) for x in f.read().split()[:3]]
+
+
+def threads_runtime_s(pid: int) -> dict[str, float]:
+    """On-CPU seconds per live thread from /proc/PID/task/TID/schedstat (nanoseconds, so far
+    finer than stat's clock ticks), keyed as ``each_thread`` keys them."""
+    return each_thread(pid, lambda task, _tid: _schedstat(task)[0] / 1e9)
+
+
+def thread_runs(pid: int) -> dict[str, tuple[int, int]]:
+    """(run ns, times run) so far per live thread (schedstat), keyed as ``each_thread`` keys them."""
+    return each_thread(pid, lambda task, _tid: tuple(_schedstat(task)[:3:2]))
+
+
+def thread_switches(pid: int) -> dict[str, int]:
+    """Context switches (voluntary + not) so far per live thread, keyed as ``each_thread`` keys
+    them: a thread's wake-ups are its voluntary switches."""
+
+    def read(task: str, _tid: int) -> int:
+        with open(f"{task}/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        return int(fields["voluntary_ctxt_switches"]) + int(fields["nonvoluntary_ctxt_switches"])
+
+    return each_thread(pid, read)
 
 
 def smaps_rollup_kb(pid: int) -> dict[str, int]:

@@ -16,7 +16,6 @@ as about 2 runs a second on its main thread.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench._spawn import Sleepers  # noqa: E402
-from bench.pipeline_proc import load  # noqa: E402
+from bench.pipeline_proc import load, thread_runs  # noqa: E402
 from bench.pipeline_run import PipelineRun  # noqa: E402
 
 # The sentinel's floor: a thread that sleeps one tick at a time and does nothing else.
@@ -42,30 +41,12 @@ while True:
 """
 
 
-def threads(pid: int) -> dict[int, tuple[str, int, int]]:
-    """tid -> (comm, run ns, runs) of every live thread of ``pid``."""
-    out = {}
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/comm") as f:
-                comm = f.read().strip()
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                ns, _, runs = (int(x) for x in f.read().split()[:3])
-        except (OSError, ValueError):
-            continue
-        out[int(tid)] = (comm, ns, runs)
-    return out
-
-
-def label(name: str, pid: int, tid: int, comm: str) -> str:
-    if tid == pid:
+def label(name: str, key: str) -> str:
+    """A thread of worker ``name`` by its ``each_thread`` key ("main" or "<comm>/<tid>")."""
+    if key == "main":
         return f"{name} main"
-    if comm.startswith("ZMQbg/"):
-        return f"{name} zmq {comm.split('/')[1].lower()}"
+    if key.startswith("ZMQbg/"):
+        return f"{name} zmq {key.split('/')[1].lower()}"
     return f"{name} {'sentinel' if name == 'collector' else 'thread'}"
 
 
@@ -81,11 +62,11 @@ def main() -> int:
         try:
             time.sleep(5.0)  # past the first snapshots and the workers' warm-up
             pids = {**run.pids(), "python floor": floor.pid}
-            before = {n: threads(p) for n, p in pids.items()}
+            before = {n: thread_runs(p) for n, p in pids.items()}
             t0 = time.monotonic()
             time.sleep(args.seconds)
             dt = time.monotonic() - t0
-            after = {n: threads(p) for n, p in pids.items()}
+            after = {n: thread_runs(p) for n, p in pids.items()}
         finally:
             floor.kill()
             floor.wait()
@@ -93,18 +74,18 @@ def main() -> int:
     print("| thread | % of a core | wake-ups/s | us CPU per wake-up |")
     print("|---|---:|---:|---:|")
     total = 0.0
-    for name, pid in pids.items():
-        for tid, (comm, ns, runs) in sorted(after[name].items()):
-            if tid not in before[name] or comm == "ZMQbg/Reaper":
+    for name in pids:
+        for key, (ns, runs) in sorted(after[name].items()):
+            if key not in before[name] or key.startswith("ZMQbg/Reaper"):
                 continue
-            d_ns, d_runs = ns - before[name][tid][1], runs - before[name][tid][2]
-            if name == "python floor" and tid == pid:
+            d_ns, d_runs = ns - before[name][key][0], runs - before[name][key][1]
+            if name == "python floor" and key == "main":
                 continue  # its main thread only waits in select
             pct = d_ns / dt / 1e7
             if name != "python floor":
                 total += pct
             per_wake_us = d_ns / max(d_runs, 1) / 1e3
-            print(f"| {label(name, pid, tid, comm)} | {pct:.3f} | {d_runs / dt:.1f} | {per_wake_us:.0f} |")
+            print(f"| {label(name, key)} | {pct:.3f} | {d_runs / dt:.1f} | {per_wake_us:.0f} |")
     print(f"| **pipeline** | **{total:.3f}** | | |")
     return 0
 

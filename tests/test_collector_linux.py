@@ -538,10 +538,8 @@ def test_idle_process_costs_one_clock_read_and_a_run_is_seen(
         assert busy.cpu > 0 and busy.csw > 0
 
 
-def test_new_pids_are_looked_at_one_by_one_instead_of_a_listing(children: Children, tmp_path: Path) -> None:
-    """The fork count moved and loadavg's last pid went up by a few: exactly those pids are
-    looked at; a thread's pid among them is not taken for a process."""
-    tree = LinkedTree(tmp_path / "proc")
+def _process_with_a_thread(children: Children) -> tuple[subprocess.Popen, int]:
+    """A Python process with a second thread, both waiting on stdin; (process, the thread's id)."""
     code = (
         "import threading, sys\n"
         "report = lambda: (print(threading.get_native_id(), flush=True), sys.stdin.read())\n"
@@ -549,7 +547,14 @@ def test_new_pids_are_looked_at_one_by_one_instead_of_a_listing(children: Childr
         "sys.stdin.read()\n"
     )
     parent = children.spawn([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    tid = int(parent.stdout.readline())
+    return parent, int(parent.stdout.readline())
+
+
+def test_new_pids_are_looked_at_one_by_one_instead_of_a_listing(children: Children, tmp_path: Path) -> None:
+    """The fork count moved and loadavg's last pid went up by a few: exactly those pids are
+    looked at; a thread's pid among them is not taken for a process."""
+    tree = LinkedTree(tmp_path / "proc")
+    parent, tid = _process_with_a_thread(children)
     newcomer = children.spawn(["sleep", "300"])
     tree.link(parent.pid)
     tree.forks(100)
@@ -579,14 +584,7 @@ def test_new_pids_are_looked_at_one_by_one_instead_of_a_listing(children: Childr
 def test_a_probe_tells_a_process_from_a_thread_and_a_free_pid(children: Children) -> None:
     """The probe asks the pid's process CPU clock, which the kernel gives a thread group leader
     only: no status file is generated for it."""
-    code = (
-        "import threading, sys\n"
-        "report = lambda: (print(threading.get_native_id(), flush=True), sys.stdin.read())\n"
-        "threading.Thread(target=report).start()\n"
-        "sys.stdin.read()\n"
-    )
-    parent = children.spawn([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    tid = int(parent.stdout.readline())
+    parent, tid = _process_with_a_thread(children)
     gone = children.spawn(["true"])
     gone.wait(timeout=10)
     assert Path(f"/proc/{tid}/status").exists()  # a thread's directory is there, unlisted

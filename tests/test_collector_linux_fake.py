@@ -594,29 +594,41 @@ def test_unreadable_io_gives_none_not_zero() -> None:
         shutil.rmtree(top, ignore_errors=True)
 
 
+GB5 = 5 * 2**30
+
+
+def _python_shell_and_reader(fake: FakeProc) -> None:
+    """python (100) started a shell (200) that started a reader (300)."""
+    fake.process(100, comm="python", utime=10)
+    fake.process(200, comm="sh", ppid=100, utime=1)
+    fake.process(300, comm="reader", ppid=200, utime=1)
+
+
+def _reader_seen_reading(fake: FakeProc, clock: FakeClock, b: LinuxBackend) -> None:
+    """A first sample, then one that sees the reader read 5 GiB in a second."""
+    b.sample()
+    clock.t += 1.0
+    fake.process(300, comm="reader", ppid=200, utime=101, io_bytes=(GB5, 0))
+    assert by_pid(b.sample()[0])[300].read_bps == pytest.approx(GB5)
+    clock.t += 1.0
+
+
 def test_a_zombie_passes_on_what_it_reaped_to_its_own_reaper(fake: FakeProc) -> None:
     """The kernel folds a reaped child's lifetime io into its parent; when that parent dies before
     its figures showed it (a shell killed with its readers, a zombie until someone reaps it), the
     grandparent receives it all at once. What the collector saw the grandchildren use is taken
     out there too: the bench's python, reaping a zombie shell, had shown 11.6 GB/s of io."""
-    gb = 5 * 2**30
     clock = FakeClock()
-    fake.process(100, comm="python", utime=10)
-    fake.process(200, comm="sh", ppid=100, utime=1)
-    fake.process(300, comm="reader", ppid=200, utime=1)
+    _python_shell_and_reader(fake)
     with backend(fake, clock) as b:
-        b.sample()
-        clock.t += 1.0
-        fake.process(300, comm="reader", ppid=200, utime=101, io_bytes=(gb, 0))  # seen reading 5 GiB
-        assert by_pid(b.sample()[0])[300].read_bps == pytest.approx(gb)
-        clock.t += 1.0
+        _reader_seen_reading(fake, clock, b)
         fake.remove(300)  # reaped by the shell, which is killed: a zombie holding the reader's lifetime
-        fake.process(200, comm="sh", state="Z", ppid=100, utime=1, child_ticks=(100, 0), io_bytes=(gb, 0))
+        fake.process(200, comm="sh", state="Z", ppid=100, utime=1, child_ticks=(100, 0), io_bytes=(GB5, 0))
         for _ in range(5):  # nobody reaps the zombie for a while
             b.sample()
             clock.t += 1.0
         fake.remove(200)
-        fake.process(100, comm="python", utime=11, child_ticks=(101, 0), io_bytes=(gb, 0))  # reaped now
+        fake.process(100, comm="python", utime=11, child_ticks=(101, 0), io_bytes=(GB5, 0))  # reaped now
         python = by_pid(b.sample()[0])[100]
         assert not python.read_bps, python.read_bps
 
@@ -627,21 +639,14 @@ def test_a_parent_killed_with_its_children_hands_them_to_the_ancestor_that_reaps
     nearest subreaper, here the shell's parent, which receives the reader's lifetime io at once;
     the collector had seen it, so it is taken out there, whichever of the two it finds gone first
     (the order it last listed them in: forced here, /proc's own order is the directory's)."""
-    gb = 5 * 2**30
     clock = FakeClock()
-    fake.process(100, comm="python", utime=10)
-    fake.process(200, comm="sh", ppid=100, utime=1)
-    fake.process(300, comm="reader", ppid=200, utime=1)
+    _python_shell_and_reader(fake)
     with backend(fake, clock) as b:
         listed = b._names
         b._names = lambda known: sorted(listed(known), key=lambda name: name != first)  # type: ignore[method-assign]
-        b.sample()
-        clock.t += 1.0
-        fake.process(300, comm="reader", ppid=200, utime=101, io_bytes=(gb, 0))
-        assert by_pid(b.sample()[0])[300].read_bps == pytest.approx(gb)
-        clock.t += 1.0
+        _reader_seen_reading(fake, clock, b)
         fake.remove(200)
         fake.remove(300)
-        fake.process(100, comm="python", utime=11, child_ticks=(101, 0), io_bytes=(gb, 0))  # reaped both
+        fake.process(100, comm="python", utime=11, child_ticks=(101, 0), io_bytes=(GB5, 0))  # reaped both
         python = by_pid(b.sample()[0])[100]
         assert not python.read_bps, python.read_bps
