@@ -148,3 +148,13 @@ def settled_categories(pipeline: Pipeline, event: dict, samples: int = 2,
         if len(per_sample) >= samples or time.monotonic() >= deadline:
             return cats, per_sample
         time.sleep(0.5)  # `pmctl` costs ~0.3 s of CPU on a 2-core machine: polled gently
+
+
+def wait_closed(pipeline: Pipeline, event: dict, what: str, timeout: float = 20) -> dict:
+    """The `pmctl events --json` entry of ``event`` once it has closed (polled gently: `pmctl`
+    costs ~0.3 s of CPU on a 2-core machine)."""
+
+    def closed():
+        return next((e for e in cli_json(pipeline, "events") if e["id"] == event["id"] and e["end"]), None)
+
+    return wait_for(closed, timeout, what, interval=0.5)

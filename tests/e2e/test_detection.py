@@ -30,12 +30,13 @@ from tests.e2e.detection_helpers import (
     run_until_detected,
     settled_categories,
     skip_unless_runnable,
+    wait_closed,
     start_defaults,
     wait_calm,
 )
 from tests.livefeed import SampleWatch
 from tests.loadrows import CORES, ROW
-from tests.supervisor_helpers import Pipeline, pipeline, wait_for  # noqa: F401
+from tests.supervisor_helpers import Pipeline, pipeline  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -73,11 +74,8 @@ def test_stress_ng_on_every_core_escalates_within_3_s_names_its_worker_and_the_e
             assert cli_json(pipeline, "status")["tier"] >= 2  # and the user's command says so
         stopped = time.monotonic()
 
-        def closed():
-            return next((e for e in cli_json(pipeline, "events") if e["id"] == event["id"] and e["end"]), None)
-
         # Tier 3 steps down to 2, then 1, one de-escalation delay (5 s) each: ~12 s, plus slack.
-        done = wait_for(closed, 20, "the event to close after the load stopped", interval=0.5)
+        done = wait_closed(pipeline, event, "the event to close after the load stopped")
     print(f"[cpu] event closed {time.monotonic() - stopped:.1f} s after the load stopped (delay 5 s per tier)")
     assert done["interrupted"] is False and done["peak_tier"] >= 2
 
@@ -111,10 +109,7 @@ def test_a_context_switch_storm_escalates_named_under_csw_before_and_after_it_en
             event, load = _escalates(pipeline, tmp_path, "switch", stack, watch)
         stopped = time.monotonic()
 
-        def closed():
-            return next((e for e in cli_json(pipeline, "events") if e["id"] == event["id"] and e["end"]), None)
-
-        done = wait_for(closed, 20, "the storm's event to close after it stopped", interval=0.5)
+        done = wait_closed(pipeline, event, "the storm's event to close after it stopped")
     print(f"[switch] event closed {time.monotonic() - stopped:.1f} s after the storm stopped")
     assert done["top_culprit_pid"] in load.seen, (done["top_culprit"], done["top_culprit_pid"])
     cats, per_sample = culprit_categories(pipeline, done)
