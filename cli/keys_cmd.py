@@ -3,6 +3,9 @@
 A machine that serves ([remote] enabled) needs its server keypair and the public keys of the
 clients it allows; a machine that watches needs its client keypair and the server key of each
 machine it connects to. One `generate` makes both pairs; the public keys are what people copy.
+
+A key may start with '-' (a Z85 character), which a command line takes for an option: the hints
+this tool prints, and its README, put `--` before a key.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def show(role: Role = None) -> None:
 
 @app.command()
 def allow(
-    key: Annotated[str, typer.Argument(help="The client's public key (`pmctl keys show --role client` there).")],
+    key: Annotated[str, typer.Argument(help="The client's public key (`pmctl keys show --role client` there); after `--`, as it may start with '-'.")],
     name: Annotated[Optional[str], typer.Option(
         "--name", help="File name for it in allowed_clients/ (default from the key).")] = None,
 ) -> None:
@@ -74,7 +77,7 @@ def allow(
 @app.command()
 def trust(
     host: Annotated[str, typer.Argument(help="The server's host as you will write it in --connect tcp://HOST:PORT.")],
-    key: Annotated[str, typer.Argument(help="Its server public key (`pmctl keys show --role server` there).")],
+    key: Annotated[str, typer.Argument(help="Its server public key (`pmctl keys show --role server` there); after `--`, as it may start with '-'.")],
 ) -> None:
     """Remember a server's public key for `pmctl watch/status --connect tcp://HOST:PORT`."""
     curve_keys = _keys()

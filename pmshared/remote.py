@@ -161,7 +161,7 @@ def diagnose(target: Target, address: str, events: list[int], waited_s: float) -
     head = f"no reply from {address} within {waited_s:g} s"
     if zmq.EVENT_HANDSHAKE_FAILED_AUTH in events:
         return (f"{head}: the server refused this client's key; on the server run "
-                f"`pmctl keys allow '{target.client.public}'`")
+                f"`pmctl keys allow -- '{target.client.public}'`")
     if zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL in events or zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL in events:
         return (f"{head}: the CURVE handshake failed (wrong server key for {target.host}? compare "
                 "`pmctl keys show --role server` there; or the server has remote disabled)")

@@ -27,6 +27,7 @@ from tests.test_collector_linux import (  # noqa: F401 - children: the fixture
     _tree_of,
     by_pid,
     children,
+    wait_ready,
 )
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux /proc backend")
@@ -104,18 +105,26 @@ def test_writer_shows_write_bytes(children: Children, tmp_path: Path) -> None:
         assert p.read_bps is not None
 
 
-def test_growing_process_shows_memory_growth(children: Children) -> None:
-    # 4 MiB more touched every 50 ms, up to 400 MiB (the fixture kills it long before).
+def test_growing_process_shows_memory_growth(children: Children, tmp_path: Path) -> None:
+    # 4 MiB more touched every 50 ms, up to 400 MiB (the fixture kills it long before). It says
+    # when its first chunk is in: Python's own start-up maps several MiB within milliseconds, a
+    # true rate far above the loop's when two samples fall a few ms apart around it.
+    ready = tmp_path / "ready"
     code = (
-        "import time\n"
-        "chunks = []\n"
-        "for _ in range(100):\n"
-        "    chunks.append(bytearray(4 * 2**20)); time.sleep(0.05)\n"
+        "import pathlib, time\n"
+        "chunks = [bytearray(4 * 2**20)]\n"
+        f"pathlib.Path({str(ready)!r}).touch()\n"
+        "for _ in range(99):\n"
+        "    time.sleep(0.05); chunks.append(bytearray(4 * 2**20))\n"
         "time.sleep(300)\n"
     )
     grower = children.python(code)
+    wait_ready(ready)
     with LinuxBackend() as b:
         b.sample()
+        # The rate is over the interval between two samples: one of a few hundred ms, as the
+        # collector's own are, spans several of the loop's steps rather than one 4 MiB jump.
+        time.sleep(0.3)
         p = _sampled(b, grower.pid, lambda p: (p.mem_growth or 0) > 10 * 2**20, "mem_growth of a growing child")
         assert p.mem_growth < 400 * 2**20  # a rate (it grows ~80 MiB/s), not a size
 

@@ -119,8 +119,13 @@ def test_keys_commands_end_to_end():
     assert client == curve_keys.load_public("client")
     shown = pmctl("keys", "show").stdout.split()
     assert shown == ["server", curve_keys.load_public("server"), "client", client]
-    assert pmctl("keys", "allow", client, "--name", "me").returncode == 0
+    assert pmctl("keys", "allow", "--name", "me", "--", client).returncode == 0
     assert curve_keys.allowed_keys() == {client}
+    # A key may start with '-' (a Z85 character): after `--`, as the hints write it, it is a key.
+    dashed = "-" + client[1:]
+    assert pmctl("keys", "allow", "--name", "dashed", "--", dashed).returncode == 0
+    assert pmctl("keys", "trust", "db9", "--", dashed).returncode == 0
+    assert curve_keys.allowed_keys() == {client, dashed} and curve_keys.known_servers()["db9"] == dashed
     bad = pmctl("keys", "allow", "nope")
     assert bad.returncode == 1 and bad.stderr.startswith("error: ") and bad.stderr.count("\n") == 1
     assert pmctl("keys", "show", "--role", "neither").returncode == 2
@@ -201,7 +206,7 @@ def test_diagnose_names_the_failure_in_one_line(events, says):
     line = remote.diagnose(target, target.address("snapshot"), events, 3.0)
     assert line.startswith("no reply from tcp://db1:47301 within 3 s: ") and says in line and "\n" not in line
     if "refused this client's key" in says:
-        assert f"pmctl keys allow '{target.client.public}'" in line
+        assert f"pmctl keys allow -- '{target.client.public}'" in line
 
 
 def test_a_target_only_reaches_the_published_endpoints():
