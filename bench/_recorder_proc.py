@@ -1,7 +1,10 @@
 """A real recorder process in a private home for the recorder benchmarks, always stopped.
 
 ``running_recorder(home, extra_args)`` points this process's environment at the private home (so
-``Sockets`` connects to that recorder), starts ``python [extra_args] -m recorder``, waits until its
+``Sockets`` connects to that recorder), binds the supervisor's "health" endpoint (as ``pmctl up``
+does: without it the recorder's heartbeat socket retries the missing endpoint ~10 times a second,
+a process kept busier and warmer than in the pipeline), starts ``python [extra_args] -m
+recorder``, waits until its
 socket and database exist, yields the process, a ``Sockets`` and the database path, and on the
 way out closes the sockets, stops the recorder (SIGTERM, then SIGKILL), restores the environment
 and removes the runtime directory.
@@ -35,9 +38,10 @@ def running_recorder(home: Path, python_args: tuple[str, ...] = ()) -> Iterator[
     saved = {k: os.environ.get(k) for k in _ENV_KEYS}
     os.environ.update({k: env[k] for k in _ENV_KEYS})
     db = home / "data" / "pause-monitor" / "data.db"
+    sockets = Sockets()
+    sockets.bind("health")  # heartbeats go where the supervisor's would
     proc = subprocess.Popen([sys.executable, *python_args, "-m", "recorder"], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    sockets = Sockets()
     try:
         sock_path = runtime / "pause-monitor" / "record.sock"
         deadline = time.monotonic() + 10

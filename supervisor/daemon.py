@@ -599,14 +599,14 @@ class Supervisor:
             child = slot.child
             if child is None:
                 continue
-            if child.poll() is None:
+            # Only a leader not yet reaped (running, or exited and waiting for us) keeps its pid,
+            # the group's id, from reuse: the group of one reaped earlier may be someone else's.
+            if child.returncode is None:
                 child.signal_group(signal.SIGKILL)
                 try:
                     child.proc.wait(timeout=KILL_WAIT_S)
                 except Exception:  # noqa: BLE001 - stuck in the kernel: PDEATHSIG still applies
                     pass
-            else:
-                child.signal_group(signal.SIGKILL)
             child.close_output()
             slot.child = None  # we are on the way out: no state to keep
         self.by_pid.clear()

@@ -624,3 +624,35 @@ def test_a_failed_worker_shows_its_reason_and_is_retried_after_failed_retry_s(ha
     h.turn(h.now + 0.1)
     recorder = {w.name: w for w in h.sup.statuses()}["recorder"]
     assert recorder.state == "running" and recorder.reason is None and recorder.retry_in_s is None
+
+
+def test_on_the_way_out_a_group_whose_leader_was_reaped_earlier_is_not_signalled():
+    """Its pid, the group's id, is free once reaped and may lead someone else's group by now:
+    here a real group of ours stands in for that stranger, and survives _kill_everything, while
+    the group of a leader not yet reaped is killed."""
+    import subprocess
+    from types import SimpleNamespace
+
+    from supervisor.child import Child
+
+    def group() -> subprocess.Popen:
+        return subprocess.Popen(["sleep", "60"], start_new_session=True)
+
+    stranger, running = group(), group()
+    pipes = [os.pipe() for _ in range(2)]
+    try:
+        reaped_earlier = Child("recorder", stranger, os.fdopen(pipes[0][0], "rb"), forked=False)
+        reaped_earlier.returncode = 0  # as poll() leaves it after reaping
+        alive = Child("scorer", running, os.fdopen(pipes[1][0], "rb"), forked=False)
+        slots = [SimpleNamespace(child=reaped_earlier), SimpleNamespace(child=alive)]
+        Supervisor._kill_everything(SimpleNamespace(slots=slots, by_pid={}))
+        assert running.returncode == -signal.SIGKILL  # killed and reaped
+        assert stranger.poll() is None  # never signalled
+        assert all(slot.child is None for slot in slots)
+    finally:
+        for proc in (stranger, running):
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        for _, write_end in pipes:
+            os.close(write_end)
