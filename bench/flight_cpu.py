@@ -5,7 +5,7 @@
 Runs the real ``python -m recorder`` in a temporary home and measures its CPU time (utime + stime
 from /proc/PID/stat) twice over the same wall time: idle (heartbeats only: what it cost before the
 flight record), then while ``--rate`` FlightSample records a second arrive over its ipc "record"
-socket, as tiering sends them. The samples are the scored samples of a simulated ``--procs``-process
+socket, as tiering sends them: in pairs, back to back (tiering/flight_hold.py). The samples are the scored samples of a simulated ``--procs``-process
 machine (bench/flight_gen.py: ten rogues, the busiest few, the whole table once a minute), one
 second of sample time apart, so a minute block is packed every 60 records as in the pipeline.
 Reported: the added CPU per record and, at one record a second, in % of one core. ``--rate`` above
@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 from bench._recorder_proc import running_recorder  # noqa: E402
 from bench.flight_gen import flight_records, simulate  # noqa: E402
 from pmshared.endpoints import ENDPOINTS  # noqa: E402
+from tiering.flight_hold import PAIR  # noqa: E402
 
 TICK_S = os.sysconf("SC_CLK_TCK")
 PROFILE = tuple(os.environ.get("FLIGHT_CPU_PROFILE", "").split())  # e.g. "-m cProfile -o FILE"
@@ -72,9 +73,10 @@ def measure(seconds: float, rate: float, procs: int) -> dict:
             busy0 = cpu_seconds(proc.pid)
             user0, system0 = cpu_times(proc.pid)
             began = time.monotonic()
-            for i, frame in enumerate(frames):
-                push.send(frame)
-                time.sleep(max(0.0, began + (i + 1) / rate - time.monotonic()))
+            for i in range(0, len(frames), PAIR):  # as tiering sends them (tiering/flight_hold.py)
+                for frame in frames[i:i + PAIR]:
+                    push.send(frame)
+                time.sleep(max(0.0, began + (i + PAIR) / rate - time.monotonic()))
             time.sleep(0.5)  # the last one written
             busy = cpu_seconds(proc.pid) - busy0
             user1, system1 = cpu_times(proc.pid)

@@ -32,6 +32,7 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pmshared import messages as m  # noqa: E402
+from pmshared.flight_codec import flight_fields  # noqa: E402
 from pmshared import storage  # noqa: E402
 from pmshared.codec import Stamper  # noqa: E402
 from recorder.writer import BatchWriter  # noqa: E402
@@ -128,7 +129,7 @@ def flight_records(samples: Iterator[m.ProcessSamples], incarnation: str = "tier
     stamp = Stamper("tiering", incarnation)
     for s in samples:
         tier = 1 if s.max_score < 30 else 2 if s.max_score < 60 else 3
-        yield stamp(m.FlightSample, samples=s, state=m.TierState(tier=tier, tier_since=s.timestamp))
+        yield stamp(m.FlightSample, **flight_fields(s, m.TierState(tier=tier, tier_since=s.timestamp)))
 
 
 def write(db: Path, start: float, seconds: int, *, procs: int = 600, distinct_s: int = 600,
@@ -144,7 +145,7 @@ def write(db: Path, start: float, seconds: int, *, procs: int = 600, distinct_s:
         minute_table = s.table if (i % 60 == 0) else None  # keep "a table a minute" after wrapping
         s = msgspec.structs.replace(s, timestamp=start + i + s.timestamp % 1, table=minute_table)
         tier = 1 if s.max_score < 30 else 2 if s.max_score < 60 else 3
-        writer.add(tiering(m.FlightSample, samples=s, state=m.TierState(tier=tier, tier_since=start)))
+        writer.add(tiering(m.FlightSample, **flight_fields(s, m.TierState(tier=tier, tier_since=start))))
         if len(writer.pending) >= batch:
             writer.flush()
     writer.flush()

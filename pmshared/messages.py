@@ -455,10 +455,16 @@ class ControlReply(Envelope, frozen=True, kw_only=True, tag="control_reply"):
 
 class FlightSample(Envelope, frozen=True, kw_only=True, tag="flight_sample"):
     """Every sample with its tier, for the flight recorder's continuous record (tiering ->
-    recorder, once a sample). On PUSH "record" because it must arrive: the PUB feed drops."""
+    recorder, once a sample). On PUSH "record" because it must arrive: the PUB feed drops.
 
-    samples: ProcessSamples
-    state: TierState
+    ``frame`` is the sample and the tier state already as the record keeps them
+    (``pmshared.flight_codec``: figures rounded, structs as arrays; ``flight_codec.flight_fields``
+    makes both fields, ``decode_frame`` reads one back). Tiering has them in hand, warm, once a
+    second; in the recorder, decoding the wire's full sample and re-encoding it cold was two
+    thirds of what a flight sample cost it. The same second is on the live feed in full."""
+
+    timestamp: float  # the sample's (ProcessSamples.timestamp): the record's key
+    frame: bytes
 
 
 RECORD_TYPES = (TieringStarted, EventOpened, EventSample, EventClosed, Pause, ForensicsDone, FlightSample)

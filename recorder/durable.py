@@ -10,10 +10,10 @@ disk, so this class makes a *durable point* (an fsync of the WAL file) on a sche
 - otherwise at the latest ``every_s`` after the first commit not yet durable (the loop's timer),
   so a sample is never left undurable longer than that when no further sample arrives.
 
-The writer holds flight samples up to 1 s before it commits them (recorder/flight_hold.py), so at
+Tiering holds a flight sample up to 1 s and sends them in pairs (tiering/flight_hold.py), so at
 1 Hz they commit in pairs every 2 s, each pair with its durable point: after a hard reset the
-record stops at most 2 s (plus the sample's transit, milliseconds) before it, as before the hold.
-In general a sample is on the disk within 2 s of its arrival (1 s held, 1 s to the durable point).
+record stops at most 2 s (plus the sample's transit, milliseconds) before it. In general a sample
+is on the disk within 2 s of being taken (1 s held, 1 s to the durable point).
 SQLite fsyncs the WAL itself before each checkpoint and the database after it, so what a
 checkpoint moves out of the WAL stays durable.
 Why: at ``synchronous=FULL`` every commit waited for its own fsync, the largest part of the

@@ -11,13 +11,11 @@ from pathlib import Path
 
 import zmq
 
-from pmshared import messages as m
 from pmshared import paths, runtime, storage
 from pmshared.endpoints import ENDPOINTS
 from pmshared.workerio import FrameInput, one_frame, serve_frames
 from recorder.durable import DurablePoints, relaxed
 from recorder.event_log import EventLog, log_path
-from recorder.flight_hold import HoldPolicy
 from recorder.flight_retention import FlightRetention
 from recorder.pruning import PruneSchedule
 from recorder.recovery import SetAside, check_at_start
@@ -87,7 +85,7 @@ def serve(db_path: Path, config) -> int:
     event_log = EventLog(config.event_log, log_path(db_path), counters=worker.counters, log=log)
     writer = BatchWriter(open_writer(db_path), max_pending=config.transport.record_queue,
                          counters=worker.counters, log=log, set_aside=SetAside(db_path, log),
-                         on_stored=event_log.stored, hold=HoldPolicy((m.FlightSample,)))
+                         on_stored=event_log.stored)
     pruners = [PruneSchedule(config.retention, paths.events_dir(), counters=worker.counters, log=log),
                FlightRetention(config.retention, counters=worker.counters, log=log)]
     # Back-pressure: while the writer is full, new records wait in ZeroMQ's queue.

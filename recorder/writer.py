@@ -1,8 +1,8 @@
 """Writing records in batches, with a bounded retry queue for a busy or full database.
 
 Records wait in ``pending`` (in arrival order) until a batch of them commits in one transaction:
-at the caller's next write, or, for kinds a ``HoldPolicy`` lets wait (the recorder's flight
-samples), once the first of them has waited its moment (recorder/flight_hold.py).
+at the caller's next write (tiering sends flight samples in pairs, so that two share one:
+tiering/flight_hold.py).
 A busy database (another process holds the write lock past our short busy timeout), a full disk or
 an I/O error leaves the batch in ``pending`` and schedules a retry with exponential back-off; the
 caller's loop keeps heart-beating and watching its stop flag meanwhile.
@@ -30,7 +30,6 @@ import apsw
 from pmshared import messages as m
 from pmshared import storage
 from pmshared.safetext import inert
-from recorder.flight_hold import HoldPolicy
 from recorder.ratelimit import RateLimitedLog
 
 BATCH_MAX = 500  # records per transaction
@@ -50,10 +49,7 @@ class BatchWriter:
         clock: Callable[[], float] = time.monotonic,
         set_aside: Callable[[storage.StorageError], bool] | None = None,
         on_stored: Callable[[apsw.Connection, list[m.Record]], None] | None = None,
-        hold: HoldPolicy | None = None,
     ) -> None:
-        # Records of some kinds may wait a moment to share a transaction (recorder/flight_hold.py).
-        self._hold = hold
         self._open_db = open_db
         # Told the records of each committed batch (rejected ones left out): the event log.
         self._on_stored = on_stored
@@ -78,16 +74,13 @@ class BatchWriter:
     def add(self, record: m.Record) -> None:
         self.pending.append(record)
         self.counters["records_received"] += 1
-        if self._hold is not None:
-            self._hold.arrived(record, self.clock())
 
     def seconds_until_retry(self, now: float | None = None) -> float | None:
         """None when nothing waits; 0 when a write is due now."""
         if not self.pending:
             return None
         now = self.clock() if now is None else now
-        held = self._hold.seconds_until_due(now) if self._hold is not None else 0.0
-        return max(0.0, self._retry_at - now, held)
+        return max(0.0, self._retry_at - now)
 
     def connection(self) -> apsw.Connection:
         """The open connection, opening it on first use. Raises storage errors as they come."""
@@ -122,7 +115,7 @@ class BatchWriter:
         (corrupt database, schema too new, read-only) propagates.
         """
         now = self.clock() if now is None else now
-        if not self.pending or (not force and (now < self._retry_at or not self._due(now))):
+        if not self.pending or (not force and now < self._retry_at):
             return 0
         stored = 0
         while self.pending:
@@ -144,12 +137,7 @@ class BatchWriter:
             if self._on_stored is not None:
                 self._on_stored(conn, kept)
         self._recovered(now)
-        if self._hold is not None:
-            self._hold.emptied()
         return stored
-
-    def _due(self, now: float) -> bool:
-        return self._hold is None or self._hold.due(now)
 
     def _write(self, conn: apsw.Connection, batch: list[m.Record]) -> list[m.Record]:
         """Commit ``batch`` in one transaction; the records stored (rejected ones left out)."""

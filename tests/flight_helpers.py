@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from pmshared import messages as m
+from pmshared.flight_codec import flight_fields
 from pmshared import storage
 from pmshared.codec import Stamper
 from recorder.writer import BatchWriter
@@ -35,7 +36,7 @@ class Recorder:
         self.stamp = Stamper("tiering", "tiering-A")
 
     def record(self, t: float, tier: int = 2, **kw) -> None:
-        self.writer.add(self.stamp(m.FlightSample, samples=sample(t, **kw), state=m.TierState(tier=tier)))
+        self.writer.add(self.stamp(m.FlightSample, **flight_fields(sample(t, **kw), m.TierState(tier=tier))))
 
     def flush(self) -> None:
         assert self.writer.flush() >= 0 and not self.writer.pending

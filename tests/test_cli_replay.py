@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from pmshared import messages as m
+from pmshared.flight_codec import flight_fields
 from pmshared import paths, storage
 from pmshared.codec import Stamper
 from tests.cli_people_helpers import HOSTILE, RECOGNISABLE, DbBuilder, control_bytes, rogue
@@ -50,7 +51,7 @@ def recorded(isolated_home):
             t = T0 + i
             tier = 3 if BUSY_FROM <= i < BUSY_TO else 1
             state = m.TierState(tier=tier, tier_since=T0 + BUSY_FROM if tier == 3 else T0)
-            storage.apply(db.conn, tiering(m.FlightSample, samples=flight_sample(t, i), state=state))
+            storage.apply(db.conn, tiering(m.FlightSample, **flight_fields(flight_sample(t, i), state)))
     db.event(T0 + BUSY_FROM, [80] * 3, culprit="hog-now", end=T0 + BUSY_TO)
     db.pause(T0 + 130.4, duration_ms=900)
     db.close()

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from pmshared import messages as m
+from pmshared.flight_codec import flight_fields
 from pmshared import storage
 from pmshared.codec import Stamper
 from pmshared.storage.flight_figures import figures_in_window
@@ -35,7 +36,7 @@ def write(db: Path, seconds: int) -> None:
             sentinel=m.SentinelStats(tick_ms=20, window_s=60, max_ms=99.0, interval_max_ms=float(i % 30))
             if i % 5 else None,
         )
-        writer.add(stamp(m.FlightSample, samples=samples, state=m.TierState(tier=1)))
+        writer.add(stamp(m.FlightSample, **flight_fields(samples, m.TierState(tier=1))))
     writer.flush()
     conn.close()
 

@@ -11,11 +11,14 @@ from collections import Counter
 from pathlib import Path
 
 import apsw
+import msgspec
 import pytest
 
+from pmshared import messages as m
 from pmshared import storage
+from pmshared.flight_codec import flight_fields
 from pmshared.storage.flight_writes import minute_of
-from tests.flight_helpers import Recorder
+from tests.flight_helpers import Recorder, sample
 from tests.recorder_helpers import Tiering, pause
 
 T0 = 1_700_000_020.0  # 40 s into a minute: the first minute is partial
@@ -218,7 +221,7 @@ def test_a_frame_comes_back_in_the_wire_types_with_figures_rounded_and_times_exa
     import msgspec
 
     from pmshared import messages as m
-    from pmshared.storage.flight_codec import Frame, decode_frame, encode_frame
+    from pmshared.flight_codec import Frame, decode_frame, encode_frame
 
     t = 1_700_000_000.123456
     proc = m.ProcessInfo(pid=4_194_303, command="big", state="running", cpu=23.456, mem=1_536_454_827,
@@ -267,3 +270,36 @@ def test_a_damaged_block_is_skipped_and_counted_never_a_traceback(rec: Recorder)
     rec.record(T0 + 151)
     rec.flush()
     assert [f.timestamp for f in storage.FlightReader(rec.conn).frames(T0, T0 + 19)] == [T0 + 5]
+
+
+@pytest.mark.parametrize("frame", [b"", b"\xc1", b"\x93\x01\x02", b"garbage, not msgpack", b"\x91" * 10,
+                                   b"\x92\x01\x02\x03", b"\x92\x01\xc1"])
+def test_a_flight_sample_whose_frame_is_not_one_is_rejected_and_its_minute_stays_readable(rec: Recorder, frame) -> None:
+    """The record keeps a frame verbatim inside its minute's block: one that is not well-formed
+    (a bad sender on the record socket) is rejected at the door, counted, and the others of that
+    minute, packed around it, still read back."""
+    rec.seconds(T0, 10)
+    rec.writer.add(rec.stamp(m.FlightSample, timestamp=T0 + 10, frame=frame))
+    rec.seconds(T0 + 11, 60)  # the minute closes and is packed
+    assert rec.writer.counters["records_rejected"] == 1
+    reader = storage.FlightReader(rec.conn)
+    assert [f.timestamp for f in reader.frames(T0, T0 + 19)] == [T0 + i for i in range(20) if i != 10]
+    assert reader.bad_blocks == 0
+
+
+def test_a_flight_sample_at_no_time_is_rejected(rec: Recorder) -> None:
+    good = rec.stamp(m.FlightSample, **flight_fields(sample(T0), m.TierState(tier=1)))
+    rec.writer.add(msgspec.structs.replace(good, timestamp=float("nan")))
+    rec.writer.add(good)
+    rec.flush()
+    assert rec.writer.counters["records_rejected"] == 1
+    assert [f.timestamp for f in storage.FlightReader(rec.conn).frames(T0 - 1, T0 + 1)] == [T0]
+
+
+def test_a_well_formed_frame_of_the_wrong_shape_costs_only_itself(rec: Recorder) -> None:
+    rec.seconds(T0, 10)
+    rec.writer.add(rec.stamp(m.FlightSample, timestamp=T0 + 10, frame=b"\x92\x01\x02"))  # [1, 2]
+    rec.seconds(T0 + 11, 60)
+    reader = storage.FlightReader(rec.conn)
+    assert [f.timestamp for f in reader.frames(T0, T0 + 19)] == [T0 + i for i in range(20) if i != 10]
+    assert reader.bad_blocks == 1  # that frame, counted; its minute's other 19 read back

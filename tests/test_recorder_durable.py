@@ -23,7 +23,7 @@ def points(synced: list[float], clock: list[float], fail: bool = False) -> Durab
 
 
 def test_at_1_hz_each_pair_the_writer_commits_is_a_durable_point_so_a_reset_loses_at_most_2_s():
-    """The writer holds flight samples up to 1 s (recorder/flight_hold.py): at 1 Hz it commits a
+    """Tiering sends flight samples in pairs (tiering/flight_hold.py): at 1 Hz the recorder commits a
     pair every 2 s, and each commit is then a durable point."""
     synced: list[float] = []
     clock = [100.0]

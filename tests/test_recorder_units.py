@@ -208,73 +208,23 @@ def test_rejected_record_does_not_sink_its_batch(tmp_path: Path) -> None:
     assert [p.pause_id for p in storage.list_pauses(conn)] == ["ok:2", "ok:1"]
 
 
-# --------------------------------------------------------------------------- holding flight samples
-
-
-def held_writer(db: Path, clock: FakeClock):
-    from recorder.flight_hold import HoldPolicy
-
-    conn = storage.connect(db, mode="create")
-    writer = BatchWriter(lambda: conn, max_pending=1000, counters=Counter(), log=log, clock=clock,
-                         hold=HoldPolicy((m.FlightSample,)))
-    return writer, conn
+# --------------------------------------------------------------------------- flight samples
 
 
 def flight(t: float) -> m.FlightSample:
+    from pmshared.flight_codec import flight_fields
     from tests.flight_helpers import sample
 
-    return m.FlightSample(sender="tiering", incarnation="t", seq=int(t), sent_at=t, samples=sample(t),
-                          state=m.TierState(tier=1))
+    return m.FlightSample(sender="tiering", incarnation="t", seq=int(t), sent_at=t,
+                          **flight_fields(sample(t), m.TierState(tier=1)))
 
 
-def test_at_1_hz_flight_samples_are_written_in_pairs_and_none_waits_over_the_hold(tmp_path: Path) -> None:
-    from recorder.flight_hold import HOLD_S
-
-    clock = FakeClock()
-    writer, conn = held_writer(tmp_path / "d.db", clock)
-    writes = []
-    for i in range(6):
-        clock.now = 1000.0 + i + 0.01 * (i % 2)  # arrival jitter
-        writer.add(flight(T0 + i))
-        assert writer.seconds_until_retry() <= HOLD_S  # the loop wakes by then at the latest
-        if writer.flush():
-            writes.append(i)
-    assert writes == [1, 3, 5]  # each write took the held sample and the new one
-    assert writer.counters["batches_written"] == 3 and writer.counters["records_stored"] == 6
-    assert conn.execute("SELECT count(*) FROM flight_recent").get == 6
-
-
-def test_a_lone_flight_sample_is_written_when_its_hold_is_over(tmp_path: Path) -> None:
-    from recorder.flight_hold import HOLD_S, HOLD_SLACK_S
-
-    clock = FakeClock()
-    writer, conn = held_writer(tmp_path / "d.db", clock)
+def test_flight_samples_taken_together_are_written_at_once_in_one_transaction(tmp_path: Path) -> None:
+    """Tiering sends them in pairs; the writer holds nothing back: a pair is one batch."""
+    conn = storage.connect(tmp_path / "d.db", mode="create")
+    writer = BatchWriter(lambda: conn, max_pending=1000, counters=Counter(), log=log, clock=FakeClock())
     writer.add(flight(T0))
-    assert writer.flush() == 0 and writer.seconds_until_retry() == HOLD_S
-    clock.now += HOLD_S - HOLD_SLACK_S - 0.01  # a wake-up too early (a heartbeat) leaves it held
-    assert writer.flush() == 0
-    clock.now += 0.01  # within the slack: written on this wake-up, not one more at the deadline
-    assert writer.flush() == 1 and writer.seconds_until_retry() is None
-
-
-def test_any_other_record_is_written_at_once_with_the_held_samples(tmp_path: Path) -> None:
-    clock = FakeClock()
-    writer, conn = held_writer(tmp_path / "d.db", clock)
-    writer.add(flight(T0))
-    clock.now += 0.1
-    writer.add(pause("col:1", T0))
+    writer.add(flight(T0 + 1))
     assert writer.seconds_until_retry() == 0
-    assert writer.flush() == 2
-    assert [p.pause_id for p in storage.list_pauses(conn)] == ["col:1"]
-    writer.add(flight(T0 + 1))  # and the hold starts over for the next sample
-    assert writer.flush() == 0 and writer.seconds_until_retry() > 0
-
-
-def test_held_samples_are_written_at_close(tmp_path: Path) -> None:
-    db = tmp_path / "d.db"
-    writer, conn = held_writer(db, FakeClock())
-    writer.add(flight(T0))
-    assert writer.close() == 0
-    check = storage.connect(db, mode="create")
-    assert check.execute("SELECT count(*) FROM flight_recent").get == 1
-    check.close()
+    assert writer.flush() == 2 and writer.counters["batches_written"] == 1
+    assert conn.execute("SELECT count(*) FROM flight_recent").get == 2

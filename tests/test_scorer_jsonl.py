@@ -17,11 +17,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from pmshared import messages as m
 from pmshared.codec import JsonLines, Stamper
+from pmshared.flight_codec import decode_frame
 from pmshared.jsonlpipe import IDLE, iter_lines
 from tests.tiering_helpers import REPO, SEED_MODEL, burner_snapshot, quiet_snapshot, samples
 
@@ -112,12 +112,17 @@ def test_scorer_into_tiering_makes_one_event_on_sample_time(tmp_path, spawn, mon
     assert passed == [pause] and messages.index(pause) == 5
     live = [msg for msg in messages if isinstance(msg, m.LiveSample)]
     flight = [msg for msg in messages if isinstance(msg, m.FlightSample)]
-    # The same samples, except that the minute's whole process table rides only in the flight
-    # sample (tiering keeps it off the live feed), and there is one in the first minute.
-    assert flight[0].samples.table, "the first minute's process table goes to the flight record"
+    frames = [decode_frame(f.frame) for f in flight]
+    # The same samples (as the record keeps them: figures rounded), except that the minute's whole
+    # process table rides only in the flight sample (tiering keeps it off the live feed), and
+    # there is one in the first minute.
+    assert frames[0].samples.table, "the first minute's process table goes to the flight record"
     assert all(s.samples.table is None for s in live)
-    assert [(msgspec.structs.replace(f.samples, table=None), f.state) for f in flight] == [
-        (s.samples, s.state) for s in live]
+    assert [f.timestamp for f in flight] == [fr.samples.timestamp for fr in frames] == [
+        s.samples.timestamp for s in live]
+    assert [(fr.samples.snapshot_seq, fr.samples.max_score, [r.pid for r in fr.samples.rogues], fr.state)
+            for fr in frames] == [
+        (s.samples.snapshot_seq, s.samples.max_score, [r.pid for r in s.samples.rogues], s.state) for s in live]
     records = [msg for msg in messages[1:] if not isinstance(msg, m.LiveSample | m.Pause | m.FlightSample)]
 
     # Every snapshot scored once, in order; the de-escalation delay ran on the samples' clock

@@ -7,6 +7,7 @@ import pytest
 
 from pmshared import config as config_mod
 from pmshared import messages as m
+from pmshared.flight_codec import decode_frame
 from tiering.engine import Tiering
 from tiering.ring import RingBuffer, capacity
 from tests.tiering_helpers import samples
@@ -173,9 +174,11 @@ def test_the_whole_process_table_goes_only_to_the_flight_record():
     table = [m.ProcessInfo(pid=pid, command=f"p{pid}", state="sleeping") for pid in range(1, 600)]
     # 40 opens an event: its entry sample is an EventSample record, which must not carry it either.
     out = engine.handle(msgspec.structs.replace(samples(40, timestamp=100.0), table=table), now=100.0)
-    assert out.flight.samples.table == table
+    flown = decode_frame(out.flight.frame)  # as the record keeps it
+    assert [(p.pid, p.command, p.state) for p in flown.samples.table] == [(p.pid, p.command, p.state) for p in table]
+    assert out.flight.timestamp == flown.samples.timestamp == 100.0
     assert out.live.samples.table is None
     assert engine.snapshot_reply().ring[-1].samples.table is None
     event_samples = [r for r in out.records if isinstance(r, m.EventSample)]
     assert event_samples and all(r.samples.table is None for r in event_samples)
-    assert out.live.samples.max_score == out.flight.samples.max_score == 40
+    assert out.live.samples.max_score == flown.samples.max_score == 40

@@ -15,6 +15,7 @@ from pmshared import messages as m
 from pmshared import paths
 from pmshared.codec import Stamper
 from pmshared.endpoints import ENDPOINTS, Sockets, send_nowait
+from pmshared.flight_codec import Frame, decode_frame
 from tests.tiering_helpers import (
     SEED_MODEL,
     burner_snapshot,
@@ -94,10 +95,14 @@ def test_snapshots_become_live_samples_events_and_a_snapshot(tmp_path, monkeypat
         assert isinstance(entry, m.EventSample) and entry.action == "tier2_entry"
         assert opened.event_key == entry.event_key == hot_live.state.event_key
         # The hot sample also went to the flight recorder, with the tier it produced.
-        flown = [r for r in before if isinstance(r, m.FlightSample) and r.samples.snapshot_seq == hot.seq]
+        def hot_frame(r: m.Record) -> Frame | None:
+            if isinstance(r, m.FlightSample) and (frame := decode_frame(r.frame)).samples.snapshot_seq == hot.seq:
+                return frame
+            return None
+
+        flown = [frame for r in before if (frame := hot_frame(r)) is not None]
         if not flown:  # the flight socket is a separate queue: it may arrive after the event records
-            flown = [receive_until(record, RECORD.decode, lambda r: isinstance(r, m.FlightSample)
-                                   and r.samples.snapshot_seq == hot.seq)[0]]
+            flown = [hot_frame(receive_until(record, RECORD.decode, hot_frame)[0])]
         assert flown[0].state.tier == 2 and flown[0].state.event_key == hot_live.state.event_key
         burner = [r for r in entry.samples.rogues if r.command == "burner"]
         assert burner and burner[0].score == 55 and burner[0].pid == 4242

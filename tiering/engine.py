@@ -33,6 +33,7 @@ import msgspec
 from pmshared import messages as m
 from pmshared.codec import Stamper
 from pmshared.config import Config
+from pmshared.flight_codec import flight_fields
 
 from tiering.ring import RingBuffer, capacity
 from tiering.tiers import CRITICAL, TierAction, TierManager
@@ -121,7 +122,7 @@ class Tiering:
         self.ring.push(samples, tier)
         state = self.state
         live = self._live(m.LiveSample, samples=samples, state=state, buffer_len=len(self.ring))
-        flight = self._flight(m.FlightSample, samples=full, state=state)
+        flight = self._flight(m.FlightSample, **flight_fields(full, state))
         return Outputs(live=live, records=records, flight=flight)
 
     # -- event bookkeeping -----------------------------------------------------------------------

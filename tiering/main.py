@@ -3,7 +3,8 @@
 In the pipeline it connects SUB "scored", binds PUB "live" (every sample with its tier) and ROUTER
 "snapshot" (the ring buffer for joining viewers), and connects PUSH "record" (event records for
 the recorder, sent without blocking: a dead recorder costs records, counted and logged, never the
-live feed). One poller serves both inputs. With ``--jsonl`` it reads scored samples as JSON lines
+live feed). Flight samples, every sample for the flight record, go in pairs on a PUSH of their
+own (tiering/flight_hold.py). One poller serves both inputs. With ``--jsonl`` it reads scored samples as JSON lines
 on stdin and writes live samples and records as JSON lines on stdout, passing other workers'
 messages on. The logic is the pure
 ``tiering.engine.Tiering``.
@@ -11,6 +12,7 @@ messages on. The logic is the pure
 
 from __future__ import annotations
 
+import math
 import time
 
 import zmq
@@ -24,6 +26,7 @@ from pmshared.workerio import (FrameInput, LineInput, LineOutput, jsonl_parser, 
                                serve_frames, serve_lines)
 
 from tiering.engine import Tiering
+from tiering.flight_hold import FlightHold
 
 NAME = "tiering"
 
@@ -63,6 +66,7 @@ def log_records(worker: Worker, records: list[m.Record]) -> None:
 def run_pipeline(worker: Worker, engine: Tiering) -> None:
     live, snapshot, scored, record = open_endpoints(worker, bind=("live", "snapshot"), connect=("scored", "record"))
     flight = open_flight_socket(worker)
+    hold = FlightHold()
     live_codec = ENDPOINTS["live"].codec()
     snapshot_codec = ENDPOINTS["snapshot"].codec()
     record_codec = ENDPOINTS["record"].codec()
@@ -90,14 +94,26 @@ def run_pipeline(worker: Worker, engine: Tiering) -> None:
         send_nowait_multipart(snapshot, [*frames[:-1], reply])
         worker.counters["snapshots_served"] += 1
 
+    def send_flight(frames: list[bytes]) -> None:
+        for frame in frames:
+            if not send_nowait(flight, frame):
+                worker.warn_counted("flight_dropped", "flight queue full (recorder down?): dropped a sample")
+
     def tier(samples: m.ProcessSamples) -> None:
-        out = engine.handle(samples, time.monotonic())
+        now = time.monotonic()
+        out = engine.handle(samples, now)
         send_nowait(live, live_codec.encode(out.live))
         send_records(out.records)
-        if out.flight is not None and not send_nowait(flight, record_codec.encode(out.flight)):
-            worker.warn_counted("flight_dropped", "flight queue full (recorder down?): dropped a sample")
+        if out.flight is not None:
+            send_flight(hold.add(record_codec.encode(out.flight), now))
         log_records(worker, out.records)
         worker.counters["samples"] += 1
+
+    def timeout_ms() -> int:
+        wait_ms = worker.poll_timeout_ms()
+        due_in = hold.seconds_until_due(time.monotonic())
+        # Rounded up: waking a millisecond before the held sample is due costs a turn.
+        return wait_ms if due_in is None else min(wait_ms, math.ceil(due_in * 1000))
 
     send_records(engine.start())
     worker.log.info("tiering samples from %s", worker.sockets.address("scored"))
@@ -105,8 +121,9 @@ def run_pipeline(worker: Worker, engine: Tiering) -> None:
         serve_frames(worker, [
             FrameInput(scored, one_frame(ENDPOINTS["scored"].codec()), tier, "frame on scored"),
             FrameInput(snapshot, lambda frames: frames, serve_snapshot, "snapshot request"),
-        ])
+        ], tick=lambda: send_flight(hold.take_due(time.monotonic())), timeout_ms=timeout_ms)
     finally:
+        send_flight(hold.take_all())  # on its way within EXIT_LINGER_MS, as the records are
         # Records the recorder never took hold the exit for at most the shared EXIT_LINGER_MS.
         record.close()
         flight.close()

@@ -40,7 +40,7 @@ import msgspec
 
 from pmshared import messages as m
 from pmshared.storage.errors import NotFound, translate_errors
-from pmshared.storage.flight_codec import BlockCorrupt, Frame, decode_block, decode_frame
+from pmshared.flight_codec import BlockCorrupt, Frame, decode_block, decode_frame
 
 __all__ = ["Frame", "FlightReader", "Mark", "mark_window"]
 

@@ -23,8 +23,8 @@ import apsw
 import msgspec
 
 from pmshared.storage.errors import translate_errors
-from pmshared.storage.flight_codec import BlockCorrupt, decode_block, decompress_block
-from pmshared.storage.flight_layout import _Samples, _Sentinel, _Stall, _System
+from pmshared.flight_codec import BlockCorrupt, decode_block, decompress_block
+from pmshared.flight_layout import _Samples, _Sentinel, _Stall, _System
 
 __all__ = ["Figures", "figures_in_window", "figures_span"]
 

@@ -21,9 +21,9 @@ import apsw
 import msgspec
 
 from pmshared import messages as m
+from pmshared.flight_codec import CODEC, BlockCorrupt, check_frame, decode_block, encode_block
 from pmshared.storage.dryrun import transaction
-from pmshared.storage.errors import db_errors
-from pmshared.storage.flight_codec import CODEC, BlockCorrupt, Frame, decode_block, encode_block, encode_frame
+from pmshared.storage.errors import RecordRejected, db_errors
 
 MINUTE_S = 60
 PINNED_LEAD_S = 300.0  # kept before a pinned event: the history a pause bundle carries
@@ -40,12 +40,18 @@ def minute_of(ts: float) -> int:
 
 
 def store_sample(conn: apsw.Connection, record: m.FlightSample) -> None:
-    """Keep one sample (inside the caller's transaction), then pack the minutes it closes."""
-    ts = record.samples.timestamp
-    frame = Frame(samples=record.samples, state=record.state)
+    """Keep one sample (inside the caller's transaction), then pack the minutes it closes.
+    RecordRejected for a frame that is not one (see flight_codec.check_frame)."""
+    ts = record.timestamp
+    if not math.isfinite(ts):
+        raise RecordRejected(f"a flight sample at {ts!r}: not a time")
+    try:
+        check_frame(record.frame)
+    except BlockCorrupt as exc:
+        raise RecordRejected(str(exc)) from exc
     conn.execute(
         "INSERT INTO flight_recent (ts, data) VALUES (?, ?) ON CONFLICT (ts) DO NOTHING",
-        (ts, encode_frame(frame)),
+        (ts, record.frame),
     )
     oldest = conn.execute("SELECT min(ts) FROM flight_recent").get
     if oldest is not None and minute_of(oldest) < minute_of(ts):

@@ -20,13 +20,25 @@ import zlib
 
 import msgspec
 
-from pmshared.storage.flight_layout import Frame, StoredFrame, message_frame, stored_plain
+from pmshared import messages as m
+from pmshared.flight_layout import Frame, StoredFrame, message_frame, stored_plain
 
-__all__ = ["CODEC", "BlockCorrupt", "Frame", "decode_block", "decompress_block", "decode_frame", "encode_block", "encode_frame"]
+__all__ = ["CODEC", "BlockCorrupt", "Frame", "check_frame", "decode_block", "decompress_block", "decode_frame",
+           "encode_block", "encode_frame", "flight_fields"]
 
 CODEC = "zstd"  # stored with each block, so a later codec can be added without a migration
 ZSTD_LEVEL = 6
 _encoder = msgspec.msgpack.Encoder()
+
+
+@functools.cache
+def _frame_decoder() -> msgspec.msgpack.Decoder:
+    return msgspec.msgpack.Decoder(StoredFrame)
+
+
+@functools.cache
+def _structure() -> msgspec.msgpack.Decoder:
+    return msgspec.msgpack.Decoder(list[msgspec.Raw])
 
 
 @functools.cache
@@ -36,7 +48,7 @@ def _zstd():
     import zstandard
 
     return (zstandard, zstandard.ZstdCompressor(level=ZSTD_LEVEL), zstandard.ZstdDecompressor(),
-            msgspec.msgpack.Decoder(StoredFrame), msgspec.msgpack.Decoder(list[tuple[float, msgspec.Raw]]))
+            _frame_decoder(), msgspec.msgpack.Decoder(list[tuple[float, msgspec.Raw]]))
 
 
 class BlockCorrupt(ValueError):
@@ -45,6 +57,24 @@ class BlockCorrupt(ValueError):
 
 def encode_frame(frame: Frame) -> bytes:
     return _encoder.encode(stored_plain(frame))
+
+
+def flight_fields(samples: m.ProcessSamples, state: m.TierState) -> dict:
+    """A ``FlightSample``'s own fields for one sample and the tier state after it."""
+    return {"timestamp": samples.timestamp, "frame": encode_frame(Frame(samples=samples, state=state))}
+
+
+def check_frame(data: bytes) -> None:
+    """BlockCorrupt unless ``data`` is one well-formed msgpack array, as every frame is: what a
+    socket brings is checked before it is kept, since a minute's block holds its frames verbatim
+    and a malformed one (truncated, an invalid byte, trailing bytes) would make the whole block
+    unreadable. Only the structure, skipped over without building anything: a typed decode would
+    cost cold as much as the insert. A well-formed frame of the wrong shape is found when read
+    (``decode_frame``: BlockCorrupt, skipped and counted by the reader), costing only itself."""
+    try:
+        _structure().decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise BlockCorrupt(f"not a flight frame: {exc}") from exc
 
 
 def decode_frame(data: bytes | msgspec.Raw) -> Frame:
