@@ -31,6 +31,10 @@ SHUTDOWN_DRAIN_S = 0.3  # at SIGTERM: take what is already queued, then write it
 # socket buffer when the main loop ends. An empty read therefore ends the drain only after this
 # long without a frame (still within SHUTDOWN_DRAIN_S).
 SHUTDOWN_QUIET_S = 0.1
+# Tiering sends flight samples in pairs, one every 2 s at 1 Hz: a heartbeat every 2 s rides on
+# that wake-up instead of waking the recorder once more in between (a wake-up is most of what an
+# idle Python process costs on a VM). The watchdog allows missed_heartbeats of it.
+HEARTBEAT_S = 2.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -73,6 +77,7 @@ def serve(db_path: Path, config) -> int:
     log = worker.log
     try:
         sock = worker.sockets.bind("record")
+        worker.heartbeat_every(HEARTBEAT_S)
         worker.start_heartbeat()
     except (zmq.ZMQError, paths.PathError) as exc:
         worker.close()
