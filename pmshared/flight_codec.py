@@ -43,12 +43,12 @@ def _structure() -> msgspec.msgpack.Decoder:
 
 @functools.cache
 def _zstd():
-    """zstandard and the decoders, made on first use: a pmctl command that reads no frame (every
-    one but history, export and replay) does not pay for them at start."""
+    """zstandard and the block decoder, made on first use: a pmctl command that reads no block
+    (every one but history, export and replay) does not pay for them at start."""
     import zstandard
 
     return (zstandard, zstandard.ZstdCompressor(level=ZSTD_LEVEL), zstandard.ZstdDecompressor(),
-            _frame_decoder(), msgspec.msgpack.Decoder(list[tuple[float, msgspec.Raw]]))
+            msgspec.msgpack.Decoder(list[tuple[float, msgspec.Raw]]))
 
 
 class BlockCorrupt(ValueError):
@@ -79,7 +79,7 @@ def check_frame(data: bytes) -> None:
 
 def decode_frame(data: bytes | msgspec.Raw) -> Frame:
     try:
-        return message_frame(_zstd()[3].decode(data))
+        return message_frame(_frame_decoder().decode(data))
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise BlockCorrupt(f"a stored frame does not decode: {exc}") from exc
 
@@ -107,6 +107,6 @@ def decode_block(data: bytes, codec: str = CODEC) -> list[tuple[float, msgspec.R
     """A block's (timestamp, still-encoded frame) pairs; frames decode with ``decode_frame``."""
     body = decompress_block(data, codec)
     try:
-        return _zstd()[4].decode(body)
+        return _zstd()[3].decode(body)
     except msgspec.DecodeError as exc:
         raise BlockCorrupt(f"a stored block does not decode: {exc}") from exc
