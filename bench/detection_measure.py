@@ -54,8 +54,8 @@ def events_since(wall: float) -> list[storage.EventSummary]:
 
 
 def culprit_row(event: storage.EventSummary):
-    """The event's top culprit as the stored sample where it scored highest has it (the one
-    `pmctl events` names it from; the earliest on a tie), None if no sample has it."""
+    """The event's top culprit as the stored sample where it scored highest has it (its figures
+    say why it was named), None if no sample has it."""
     conn = storage.open_readonly(paths.db_path())
     try:
         detail = storage.get_event(conn, event.id)
@@ -66,6 +66,10 @@ def culprit_row(event: storage.EventSummary):
 
 
 def culprit_categories(event: storage.EventSummary) -> list[str]:
+    """What `pmctl events` says the top culprit did: its categories summed over the event's
+    seconds (tiering's tally); for an event without one, those of its highest-scoring sample."""
+    if event.top_culprit_categories:
+        return list(event.top_culprit_categories)
     row = culprit_row(event)
     return list(row.categories) if row else []
 

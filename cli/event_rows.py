@@ -29,6 +29,8 @@ def events_plain(events: Sequence[Any], now: float) -> str:
         culprit = fmt.clean(e.top_culprit or fmt.MISSING, limit=40)
         if e.top_culprit_pid is not None:
             culprit += f" ({e.top_culprit_pid})"
+        if e.top_culprit_categories:
+            culprit += f" {','.join(e.top_culprit_categories)}"
         rows.append([str(e.id), fmt.timestamp(e.start), duration_text(e, now), str(e.peak_score),
                      str(e.peak_tier), fmt.clean(e.status), culprit, str(e.pause_count)])
     return plain.table(EVENT_COLUMNS, rows)

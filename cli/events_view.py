@@ -55,12 +55,14 @@ def events_table(events: Sequence[Any], now: float, levels: Levels) -> Table:
     table.add_column("peak", justify="right", no_wrap=True)
     table.add_column("tier", justify="right", no_wrap=True)
     table.add_column("status", no_wrap=True)
-    table.add_column("top culprit", no_wrap=True, max_width=40, overflow="ellipsis")
+    table.add_column("top culprit", no_wrap=True, max_width=48, overflow="ellipsis")
     table.add_column("pauses", justify="right", no_wrap=True)
     for e in events:
         culprit = fmt.safe(e.top_culprit or fmt.MISSING, limit=40)
         if e.top_culprit_pid is not None:
             culprit.append(f" ({e.top_culprit_pid})", style="dim")
+        if e.top_culprit_categories:
+            culprit.append(f" {','.join(e.top_culprit_categories)}")
         table.add_row(
             str(e.id),
             fmt.timestamp(e.start),
@@ -123,6 +125,20 @@ def continuous_rows(samples: Sequence[Any], levels: Levels, limit: int = 10) -> 
     return table
 
 
+def tally_rows(culprits: Sequence[Any], levels: Levels) -> Table:
+    """Who the event is about: each process's scores summed over all of the event's samples
+    (tiering's tally), which the event is named after."""
+    table = Table(title="over the whole event: scores summed over its samples", title_justify="left",
+                  show_edge=False, pad_edge=False)
+    for name, justify in (("command", "left"), ("pid", "right"), ("summed", "right"), ("peak", "right"),
+                          ("samples", "right"), ("categories", "left")):
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for c in culprits:
+        table.add_row(fmt.safe(c.command, limit=48), str(c.pid), str(c.score_sum),
+                      Text(str(c.peak), style=levels.style(c.peak)), str(c.samples), ",".join(c.categories))
+    return table
+
+
 def event_detail(detail: Any, now: float, levels: Levels, width: int = 100) -> RenderableType:
     e = detail.event
     parts: list[RenderableType] = []
@@ -140,6 +156,9 @@ def event_detail(detail: Any, now: float, levels: Levels, width: int = 100) -> R
     key = Text("key ", style="dim")
     key.append_text(fmt.safe(e.event_key))
     parts.append(key)
+    if e.culprits:
+        parts.append(Text(""))
+        parts.append(tally_rows(e.culprits, levels))
 
     if detail.samples:
         scores = [s.max_score for s in detail.samples]

@@ -263,6 +263,29 @@ class EventClosed(Envelope, frozen=True, kw_only=True, tag="event_closed"):
     duration_ms: NonNeg | None = None
 
 
+class EventCulprit(Struct, frozen=True, kw_only=True):
+    """One process's part of an event as a whole: its scores summed over the event's samples."""
+
+    pid: int
+    command: str
+    score_sum: NonNegInt  # its score added up over the event's samples (point-seconds at 1 Hz)
+    peak: Score  # its highest score in the event
+    samples: NonNegInt  # samples of the event it was a rogue in
+    # Its categories by points summed the same way, leading first; those under the category ratio
+    # of the leading one are left out (a 1 s start-up spike does not name a 10 s io load cpu).
+    categories: list[Category]
+
+
+class EventCulprits(Envelope, frozen=True, kw_only=True, tag="event_culprits"):
+    """Who the event is about so far (tiering -> recorder): the processes with the largest summed
+    scores over all of its samples, sent when the leader or its categories change, every so often
+    while the event lasts, and just before it closes. An event's top culprit is the first."""
+
+    event_key: str
+    event_start: float  # lets the recorder create the event if EventOpened was lost
+    culprits: list[EventCulprit]
+
+
 class Pause(Envelope, frozen=True, kw_only=True, tag="pause"):
     """The whole machine stalled while awake (collector sentinel)."""
 
@@ -467,8 +490,10 @@ class FlightSample(Envelope, frozen=True, kw_only=True, tag="flight_sample"):
     frame: bytes
 
 
-RECORD_TYPES = (TieringStarted, EventOpened, EventSample, EventClosed, Pause, ForensicsDone, FlightSample)
-Record = TieringStarted | EventOpened | EventSample | EventClosed | Pause | ForensicsDone | FlightSample
+RECORD_TYPES = (TieringStarted, EventOpened, EventSample, EventClosed, EventCulprits, Pause, ForensicsDone,
+                FlightSample)
+Record = (TieringStarted | EventOpened | EventSample | EventClosed | EventCulprits | Pause | ForensicsDone
+          | FlightSample)
 # Every message there is: a ``--jsonl`` worker tells another worker's message from garbage with it.
 AnyMessage = (Snapshot | ProcessSamples | LiveSample | SnapshotRequest | SnapshotReply | Record | Heartbeat
               | Lifecycle | ControlRequest | ControlReply)

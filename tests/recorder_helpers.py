@@ -64,6 +64,12 @@ class Tiering:
                           action="tier2_peak" if tier == 2 else None,
                           samples=process_samples(timestamp, rogues))
 
+    def culprits(self, key: str, event_start: float, *tally: tuple[int, str, int, int, list[str]]) -> m.EventCulprits:
+        """``tally``: (pid, command, score_sum, peak, categories), largest sum first."""
+        return self.stamp(m.EventCulprits, event_key=key, event_start=event_start, culprits=[
+            m.EventCulprit(pid=pid, command=command, score_sum=total, peak=peak, samples=1, categories=cats)
+            for pid, command, total, peak, cats in tally])
+
     def closed(self, key: str, start: float, end: float, peak_score: int, peak_tier: int = 3) -> m.EventClosed:
         return self.stamp(m.EventClosed, event_key=key, start=start, end=end, peak_score=peak_score,
                           peak_tier=peak_tier)

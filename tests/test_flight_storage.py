@@ -124,7 +124,7 @@ def test_migration_from_v2_keeps_data_and_adds_the_flight_tables(tmp_path: Path)
     with pytest.raises(storage.SchemaTooOld):
         storage.open_readonly(db)
     rec = Recorder(db)  # the recorder's open upgrades
-    assert storage.schema_version(rec.conn) == storage.SCHEMA_VERSION == 3
+    assert storage.schema_version(rec.conn) == storage.SCHEMA_VERSION == 4
     assert rec.conn.execute("SELECT event_key FROM events").get == "a:1"
     write_seconds(rec, T0, 3)
     assert len(storage.FlightReader(rec.conn).frames(T0, T0 + 3)) == 3

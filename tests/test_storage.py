@@ -41,7 +41,7 @@ def count(conn, table: str) -> int:
 def test_create_makes_the_current_schema_in_wal_mode(db_path: Path) -> None:
     conn = storage.connect(db_path, mode="create")
     try:
-        assert storage.schema_version(conn) == storage.SCHEMA_VERSION == 3
+        assert storage.schema_version(conn) == storage.SCHEMA_VERSION == 4
         assert conn.pragma("journal_mode") == "wal"
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
         assert {"events", "event_samples", "pauses", "bundles", "bundle_pauses", "artifacts", "meta"} <= tables
@@ -499,3 +499,37 @@ def test_prune_keeps_everything_young_and_checks_its_arguments(conn) -> None:
     assert result.events == [] and count(conn, "events") == 5
     with pytest.raises(ValueError):
         storage.prune(conn, events_days=0, samples_days=30)
+
+
+def test_an_event_is_named_after_its_tally_the_latest_replacing_the_one_before(conn) -> None:
+    # The tally names who the event is about over its length: here a parent whose one-second cpu
+    # spike (its highest-scoring stored sample, 41) is outweighed by its later io.
+    tiering = Tiering()
+    key = tiering.new_key()
+    apply_all(conn, [tiering.opened(key, T0),
+                     tiering.sample(key, T0, T0, [rogue(100, "stress-ng", 41)], tier=2),
+                     tiering.culprits(key, T0, (100, "stress-ng", 41, 41, ["cpu"]))])
+    (event,) = storage.list_events(conn)
+    assert (event.top_culprit, event.top_culprit_pid, event.top_culprit_score) == ("stress-ng", 100, 41)
+    assert event.top_culprit_categories == ["cpu"]
+    apply_all(conn, [tiering.culprits(key, T0, (100, "stress-ng", 311, 41, ["io"]),
+                                      (101, "stress-ng-hdd", 155, 20, ["io", "stuck"])),
+                     tiering.closed(key, T0, T0 + 12, peak_score=41)])
+    (event,) = storage.list_events(conn)
+    assert event.top_culprit_categories == ["io"] and event.end == T0 + 12
+    assert [(c.pid, c.score_sum, c.categories) for c in event.culprits] == [
+        (100, 311, ["io"]), (101, 155, ["io", "stuck"])]
+    assert storage.get_event(conn, event.id).event.culprits == event.culprits
+
+
+def test_a_tally_for_an_event_not_yet_known_creates_it_and_a_bad_stored_tally_falls_back(conn) -> None:
+    tiering = Tiering()
+    key = tiering.new_key()
+    apply_all(conn, [tiering.culprits(key, T0, (7, "hog", 80, 40, ["cpu"]))])  # EventOpened lost
+    (event,) = storage.list_events(conn)
+    assert (event.event_key, event.start, event.top_culprit, event.end) == (key, T0, "hog", None)
+    # A tally that does not decode (written by hand, or damaged): named from its samples instead.
+    apply_all(conn, [tiering.sample(key, T0, T0 + 1, [rogue(8, "other", 30)], tier=2)])
+    conn.execute("UPDATE events SET culprits = '[{\"pid\": \"x\"}' WHERE event_key = ?", (key,))
+    (event,) = storage.list_events(conn)
+    assert (event.top_culprit, event.top_culprit_categories, event.culprits) == ("other", [], [])

@@ -106,6 +106,10 @@ def test_snapshots_become_live_samples_events_and_a_snapshot(tmp_path, monkeypat
         assert flown[0].state.tier == 2 and flown[0].state.event_key == hot_live.state.event_key
         burner = [r for r in entry.samples.rogues if r.command == "burner"]
         assert burner and burner[0].score == 55 and burner[0].pid == 4242
+        # Who the event is about so far: the burner, from its one sample.
+        tally, _ = receive_until(record, RECORD.decode, not_flight)
+        assert isinstance(tally, m.EventCulprits) and tally.event_key == entry.event_key
+        assert [(c.pid, c.score_sum, c.peak, c.samples) for c in tally.culprits] == [(4242, 55, 55, 1)]
 
         viewer.send(SNAPSHOT.encode(Stamper("viewer", "v")(m.SnapshotRequest)))
         reply, _ = receive_until(viewer, SNAPSHOT.decode, lambda r: True)

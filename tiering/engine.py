@@ -9,7 +9,10 @@ actions into records for the recorder, the way the seed's daemon main loop did
 - entering tier 3 opens the event if tier 1 jumped straight to 3, and saves the entry sample as a
   tier-3 sample; every later sample while in tier 3 is saved too (continuous);
 - leaving tier 3 saves nothing by itself (the event goes on in tier 2);
-- returning to tier 1 closes the event with its peak score and peak tier.
+- returning to tier 1 closes the event with its peak score and peak tier;
+- while an event is open, every sample's rogues at the elevated threshold are tallied
+  (``culprit_tally``): who the event is about, over its whole length, goes to the recorder as ``EventCulprits`` when the leader or its
+  categories change, every ``CULPRITS_EVERY_S`` otherwise, and just before the event closes.
 
 Times: an event's start and end are its samples' wall-clock timestamps (labels for people and
 storage); its length is measured on ``now``, the clock ``handle`` is given (monotonic in the
@@ -35,10 +38,17 @@ from pmshared.codec import Stamper
 from pmshared.config import Config
 from pmshared.flight_codec import flight_fields
 
+from tiering.culprit_tally import CulpritTally
 from tiering.ring import RingBuffer, capacity
 from tiering.tiers import CRITICAL, TierAction, TierManager
 
 SENDER = "tiering"
+# How often a long event's tally is re-sent when only its sums moved (its leader changing is sent
+# at once): the stored sums lag the event by at most this, and the recorder writes a row for each.
+CULPRITS_EVERY_S = 10.0
+# An event's first tallied samples are each sent: its first seconds are when someone runs `pmctl
+# events` to see what is going on, and when its sums move the most.
+CULPRITS_EACH_FIRST = 5
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,14 @@ class _OpenEvent:
     peak_score: int
     peak_tier: int
     opened_at: float  # on the caller's clock (``now``): what the duration is measured on
+    tally: CulpritTally
+    sent_leader: tuple[int, tuple[str, ...]] | None = None
+    sent_at: float | None = None  # when its tally was last sent (``now``)
+    tallied: int = 0  # samples added to the tally
+
+
+# The actions whose branch above tallies the sample itself.
+_TALLIED = (TierAction.TIER2_ENTRY, TierAction.TIER2_PEAK, TierAction.TIER3_ENTRY, TierAction.TIER2_EXIT)
 
 
 class Tiering:
@@ -77,6 +95,7 @@ class Tiering:
         self._reply = Stamper(SENDER, incarnation)
         self._flight = Stamper(SENDER, incarnation)
         self._event: _OpenEvent | None = None
+        self._category_ratio = config.scoring.pressure.category_ratio
         self._events_opened = 0
         self._tier_since: float | None = None
 
@@ -137,14 +156,18 @@ class Tiering:
         if action is TierAction.TIER2_ENTRY:
             event = self._open(samples, tier=2, out=out, now=now)
             out.append(self._sample(event, samples, 2, action))
+            self._tally(event, samples, now, out)
         elif action is TierAction.TIER2_PEAK and self._event is not None:
             out.append(self._sample(self._event, samples, 2, action))
+            self._tally(self._event, samples, now, out)
         elif action is TierAction.TIER3_ENTRY:
             event = self._event or self._open(samples, tier=3, out=out, now=now)
             event.peak_tier = 3
             out.append(self._sample(event, samples, 3, action))
+            self._tally(event, samples, now, out)
         elif action is TierAction.TIER2_EXIT and self._event is not None:
             event, self._event = self._event, None
+            self._tally(event, samples, now, out, final=True)
             out.append(
                 self._record(
                     m.EventClosed,
@@ -160,7 +183,29 @@ class Tiering:
         # Tier 3 saves every sample; its entry sample was saved above.
         if tier == CRITICAL and action is not TierAction.TIER3_ENTRY and self._event is not None:
             out.append(self._sample(self._event, samples, 3, None))
+        if self._event is not None and action not in _TALLIED:
+            self._tally(self._event, samples, now, out)
         return out
+
+    def _tally(self, event: _OpenEvent, samples: m.ProcessSamples, now: float, out: list[m.Record],
+               final: bool = False) -> None:
+        """Add the sample to the event's tally; send it while the event is young, when its leader
+        changed, when it is due, or (``final``) before the event closes.
+
+        Only samples at the elevated threshold count: the event is about the seconds the machine
+        was stressed, not its calm tail (the de-escalation delay), where whoever ran then, a
+        `pmctl` the user started to look, say, would add up seconds of small scores."""
+        young = False
+        if samples.max_score >= self.tiers.elevated_threshold:
+            event.tally.add(samples.rogues)
+            event.tallied += 1
+            young = event.tallied <= CULPRITS_EACH_FIRST
+        leader = event.tally.leader()
+        due = event.sent_at is None or now - event.sent_at >= CULPRITS_EVERY_S
+        if final or young or leader != event.sent_leader or due:
+            event.sent_leader, event.sent_at = leader, now
+            out.append(self._record(m.EventCulprits, event_key=event.key, event_start=event.start,
+                                    culprits=event.tally.culprits()))
 
     def _open(self, samples: m.ProcessSamples, tier: int, out: list[m.Record], now: float) -> _OpenEvent:
         self._events_opened += 1
@@ -170,6 +215,7 @@ class Tiering:
             peak_score=samples.max_score,
             peak_tier=tier,
             opened_at=now,
+            tally=CulpritTally(self._category_ratio),
         )
         out.append(
             self._record(

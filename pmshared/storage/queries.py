@@ -13,6 +13,7 @@ from pmshared.storage.schema import schema_version
 
 _samples_decoder = msgspec.json.Decoder(m.ProcessSamples)
 _culprits_decoder = msgspec.json.Decoder(list[m.Culprit])
+_event_culprits_decoder = msgspec.json.Decoder(list[m.EventCulprit])
 
 STATUSES = ("unreviewed", "reviewed", "pinned", "dismissed")
 
@@ -33,12 +34,17 @@ class EventSummary(msgspec.Struct, frozen=True, kw_only=True):
     last_sample_at: float | None
     sample_count: int
     pause_count: int  # pauses overlapping the event
-    top_culprit: str | None  # command of the highest-scoring rogue across its samples
+    # The process the event is about: the first of ``culprits`` (the largest score summed over
+    # the event's samples); for events recorded before schema v4, the highest-scoring rogue of
+    # its stored samples. Its score is its highest in the event.
+    top_culprit: str | None
     top_culprit_pid: int | None
     top_culprit_score: int | None
     # Closed events: the length tiering measured on its monotonic clock, or (events from before
     # schema v2, interrupted ones) end - start, never negative. None while open.
     duration_ms: float | None = None
+    top_culprit_categories: list[str] = []  # what it did, leading first ([] before schema v4)
+    culprits: list[m.EventCulprit] = []  # tiering's tally, largest summed score first
 
     @property
     def duration_s(self) -> float | None:
@@ -112,7 +118,8 @@ _EVENT_COLUMNS = """
     (SELECT count(*) FROM event_samples s WHERE s.event_id = e.id),
     (SELECT count(*) FROM pauses p WHERE p.end_at >= e.start_at AND (e.end_at IS NULL OR p.start_at <= e.end_at)),
     ts.top_command, ts.top_pid, ts.top_score,
-    CASE WHEN e.end_at IS NOT NULL THEN coalesce(e.duration_ms, max(0.0, e.end_at - e.start_at) * 1000) END
+    CASE WHEN e.end_at IS NOT NULL THEN coalesce(e.duration_ms, max(0.0, e.end_at - e.start_at) * 1000) END,
+    e.culprits
 """
 # The sample holding the event's top culprit (index event_samples_event_top).
 _TOP_SAMPLE_JOIN = """
@@ -121,13 +128,31 @@ _TOP_SAMPLE_JOIN = """
 """
 
 
+def _tally(text: str | None) -> list[m.EventCulprit]:
+    """An event's stored culprit tally; [] when none was stored or it does not decode (the
+    event is then named from its samples, as before schema v4)."""
+    if not text:
+        return []
+    try:
+        return _event_culprits_decoder.decode(text)
+    except msgspec.DecodeError:
+        return []
+
+
 def _event_from_row(row: tuple) -> EventSummary:
+    culprits = _tally(row[17])
+    if culprits:
+        top = culprits[0]
+        named = {"top_culprit": top.command, "top_culprit_pid": top.pid, "top_culprit_score": top.peak,
+                 "top_culprit_categories": list(top.categories)}
+    else:
+        named = {"top_culprit": row[13], "top_culprit_pid": row[14],
+                 "top_culprit_score": row[15] if row[13] is not None else None}
     return EventSummary(
         id=row[0], event_key=row[1], start=row[2], end=row[3], peak_score=row[4], peak_tier=row[5],
         status=row[6], notes=row[7], interrupted=bool(row[8]), incarnation=row[9],
-        last_sample_at=row[10], sample_count=row[11], pause_count=row[12], top_culprit=row[13],
-        top_culprit_pid=row[14], top_culprit_score=row[15] if row[13] is not None else None,
-        duration_ms=row[16],
+        last_sample_at=row[10], sample_count=row[11], pause_count=row[12], duration_ms=row[16],
+        culprits=culprits, **named,
     )
 
 

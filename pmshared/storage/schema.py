@@ -21,7 +21,7 @@ from pmshared.storage.errors import (
     translate_errors,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 OpenMode = Literal["create", "readwrite", "readonly"]
@@ -158,6 +158,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX flight_blocks_start ON flight_blocks(start_at);
     CREATE INDEX flight_blocks_end ON flight_blocks(end_at);
+    """,
+    # ---- v4
+    """
+    -- Who an event is about over its whole length (tiering's EventCulprits): a JSON list of
+    -- EventCulprit, the largest summed score first. NULL for events recorded before v4 (readers
+    -- then name the event after the rogue of its highest-scoring stored sample).
+    ALTER TABLE events ADD COLUMN culprits TEXT;
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -77,6 +77,12 @@ def _apply(conn: apsw.Connection, record: m.Record) -> None:
                 _interrupt_if_open(conn, event_id)
         case m.EventClosed():
             _event_closed(conn, record)
+        case m.EventCulprits():
+            _note_tiering(conn, record.incarnation, record.sent_at)
+            event_id = _ensure_event(conn, record.event_key, record.event_start, record.incarnation, 2, 0)
+            # Each tally holds the whole event so far: the latest replaces the one before.
+            conn.execute("UPDATE events SET culprits = ? WHERE id = ?",
+                         (_json.encode(record.culprits).decode(), event_id))
         case m.Pause():
             conn.execute(
                 "INSERT INTO pauses (pause_id, start_at, end_at, duration_ms, expected_ms,"

@@ -125,28 +125,26 @@ def event_naming(pipeline: Pipeline, row: LoadRow, pids: set[int], timeout: floa
     return wait_for(find, timeout, state, interval=0.5)
 
 
-def culprit_categories(pipeline: Pipeline, event: dict) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """The categories of the event's top culprit in the stored sample where it scored highest (the
-    one `pmctl events` names it from; the earliest on a tie), and (score, categories) in each
-    stored sample, by time (`pmctl events show`)."""
-    detail = cli_json(pipeline, "events", "show", str(event["id"]))
-    per_sample = [(r["score"], r["categories"]) for s in detail["samples"] for r in s["samples"]["rogues"]
-                  if r["pid"] == event["top_culprit_pid"]]
-    top = max(per_sample, key=lambda sc: sc[0], default=(0, []))  # max keeps the first of equals
-    return top[1], per_sample
+def culprit_categories(pipeline: Pipeline, event: dict) -> tuple[list[str], list[tuple]]:
+    """What `pmctl events` says the event's top culprit did (its categories summed over the
+    event's seconds: tiering's tally), and the tally as (command, pid, summed score, peak,
+    samples, categories)."""
+    now = next(e for e in cli_json(pipeline, "events") if e["id"] == event["id"])
+    tally = [(c["command"], c["pid"], c["score_sum"], c["peak"], c["samples"], c["categories"])
+             for c in now["culprits"]]
+    return now["top_culprit_categories"], tally
 
 
-def settled_categories(pipeline: Pipeline, event: dict, samples: int = 2,
-                       timeout: float = 4.0) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """``culprit_categories`` once the event holds ``samples`` stored samples of its top culprit
-    (or ``timeout`` passed: an event in tier 2 stores only its entry and its peaks). What `pmctl
-    events` names comes from the culprit's highest sample of the event, which the first second
-    alone, a load still starting, need not be."""
+def settled_categories(pipeline: Pipeline, event: dict, samples: int = 3,
+                       timeout: float = 8.0) -> tuple[list[str], list[tuple]]:
+    """``culprit_categories`` once the event's top culprit was tallied in ``samples`` samples (or
+    ``timeout`` passed): its first second alone, a load still starting, need not say what the
+    load does (tiering sends each of an event's first five tallies)."""
     deadline = time.monotonic() + timeout
     while True:
-        cats, per_sample = culprit_categories(pipeline, event)
-        if len(per_sample) >= samples or time.monotonic() >= deadline:
-            return cats, per_sample
+        cats, tally = culprit_categories(pipeline, event)
+        if (tally and tally[0][4] >= samples) or time.monotonic() >= deadline:
+            return cats, tally
         time.sleep(0.5)  # `pmctl` costs ~0.3 s of CPU on a 2-core machine: polled gently
 
 

@@ -85,7 +85,9 @@ def test_a_busy_loop_on_every_core_opens_an_event_that_names_it_and_closes_when_
     done = wait_for(closed, 30, "the event to close after the load stopped")
     assert done["interrupted"] is False
     assert done["end"] > done["start"]
-    assert len([e for e in _json(pipeline, "events") if e["top_culprit"] in (LOAD_NAME, HOG_NAME)]) == 1
+    events = _json(pipeline, "events")
+    assert len([e for e in events if e["top_culprit"] in (LOAD_NAME, HOG_NAME)]) == 1, [
+        (e["id"], e["top_culprit"], e["top_culprit_pid"], e["culprits"]) for e in events]
 
 
 def test_a_pause_yields_one_pause_row_and_a_linked_forensics_bundle(pipeline: Pipeline):
