@@ -36,8 +36,9 @@ Errors: every public function raises only ``StorageError`` subclasses for databa
 Design decisions (documented here because the CLI and tests rely on them):
 - Idempotency. Events are keyed by ``event_key``; event samples and forensics bundles by their
   record key ``"<sender incarnation>:<seq>"``; pauses by ``pause_id``. A record applied twice is
-  stored once. An ``EventSample``/``EventClosed`` whose ``EventOpened`` was lost creates the event
-  from ``event_start``/``start``.
+  stored once. An ``EventSample``/``EventClosed``/``EventCulprits`` whose ``EventOpened`` was lost
+  creates the event from ``event_start``/``start``. An ``EventCulprits`` holds the event's whole
+  tally so far: the latest replaces the one before (``events.culprits``), and names the event.
 - Interrupted events. ``TieringStarted`` closes events left open by other tiering incarnations at
   their last recorded sample (or start) and flags them ``interrupted``. The current incarnation and
   its start are remembered (table ``meta``), so (a) an event record from a *newer* incarnation whose
