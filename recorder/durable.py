@@ -41,6 +41,12 @@ def relaxed(conn: apsw.Connection) -> apsw.Connection:
     return conn
 
 
+# fdatasync where there is one (Linux): the WAL's data and what reading it back needs (its size),
+# not its times; ~50 us of CPU less than fsync on ext4 every durable point. SQLite syncs its WAL
+# the same way.
+_datasync = getattr(os, "fdatasync", os.fsync)
+
+
 def fsync_wal(conn: apsw.Connection) -> None:
     """Put what the WAL holds on the disk. Without a WAL file (nothing written since the last
     checkpoint truncated it) everything committed is in the database file, synced by SQLite."""
@@ -49,7 +55,7 @@ def fsync_wal(conn: apsw.Connection) -> None:
     except FileNotFoundError:
         return
     try:
-        os.fsync(fd)
+        _datasync(fd)
     finally:
         os.close(fd)
 

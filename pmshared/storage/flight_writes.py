@@ -41,7 +41,12 @@ def minute_of(ts: float) -> int:
 
 def store_sample(conn: apsw.Connection, record: m.FlightSample) -> None:
     """Keep one sample (inside the caller's transaction), then pack the minutes it closes.
-    RecordRejected for a frame that is not one (see flight_codec.check_frame)."""
+    RecordRejected for a frame that is not one (see flight_codec.check_frame).
+
+    Once a second, so it costs as few statements as it can: the sample is checked before any is
+    run, its one insert needs no savepoint of its own (nothing to undo if it fails: the batch's
+    transaction is retried whole), and the same statement returns the oldest kept row's time. The
+    packing of a minute, once a minute, runs in a savepoint: one that fails leaves the rows."""
     ts = record.timestamp
     if not math.isfinite(ts):
         raise RecordRejected(f"a flight sample at {ts!r}: not a time")
@@ -49,13 +54,14 @@ def store_sample(conn: apsw.Connection, record: m.FlightSample) -> None:
         check_frame(record.frame)
     except BlockCorrupt as exc:
         raise RecordRejected(str(exc)) from exc
-    conn.execute(
-        "INSERT INTO flight_recent (ts, data) VALUES (?, ?) ON CONFLICT (ts) DO NOTHING",
+    oldest = conn.execute(
+        "INSERT INTO flight_recent (ts, data) VALUES (?, ?) ON CONFLICT (ts) DO NOTHING"
+        " RETURNING (SELECT min(ts) FROM flight_recent)",
         (ts, record.frame),
-    )
-    oldest = conn.execute("SELECT min(ts) FROM flight_recent").get
+    ).get  # None for a sample already kept (a resend): the next new one packs what is due
     if oldest is not None and minute_of(oldest) < minute_of(ts):
-        compact_before(conn, minute_of(ts) * MINUTE_S)
+        with conn:
+            compact_before(conn, minute_of(ts) * MINUTE_S)
 
 
 def compact_before(conn: apsw.Connection, boundary: float) -> int:
