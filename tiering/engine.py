@@ -11,7 +11,8 @@ actions into records for the recorder, the way the seed's daemon main loop did
 - leaving tier 3 saves nothing by itself (the event goes on in tier 2);
 - returning to tier 1 closes the event with its peak score and peak tier;
 - while an event is open, every sample's rogues at the elevated threshold are tallied
-  (``culprit_tally``): who the event is about, over its whole length, goes to the recorder as ``EventCulprits`` when the leader or its
+  (``culprit_tally``): who the event is about over its whole length goes to the recorder as
+  ``EventCulprits`` with each of the event's first few samples, then when the leader or its
   categories change, every ``CULPRITS_EVERY_S`` otherwise, and just before the event closes.
 
 Times: an event's start and end are its samples' wall-clock timestamps (labels for people and
@@ -72,10 +73,6 @@ class _OpenEvent:
     sent_leader: tuple[int, tuple[str, ...]] | None = None
     sent_at: float | None = None  # when its tally was last sent (``now``)
     tallied: int = 0  # samples added to the tally
-
-
-# The actions whose branch above tallies the sample itself.
-_TALLIED = (TierAction.TIER2_ENTRY, TierAction.TIER2_PEAK, TierAction.TIER3_ENTRY, TierAction.TIER2_EXIT)
 
 
 class Tiering:
@@ -156,18 +153,15 @@ class Tiering:
         if action is TierAction.TIER2_ENTRY:
             event = self._open(samples, tier=2, out=out, now=now)
             out.append(self._sample(event, samples, 2, action))
-            self._tally(event, samples, now, out)
         elif action is TierAction.TIER2_PEAK and self._event is not None:
             out.append(self._sample(self._event, samples, 2, action))
-            self._tally(self._event, samples, now, out)
         elif action is TierAction.TIER3_ENTRY:
             event = self._event or self._open(samples, tier=3, out=out, now=now)
             event.peak_tier = 3
             out.append(self._sample(event, samples, 3, action))
-            self._tally(event, samples, now, out)
         elif action is TierAction.TIER2_EXIT and self._event is not None:
             event, self._event = self._event, None
-            self._tally(event, samples, now, out, final=True)
+            self._tally(event, samples, now, out, final=True)  # before the close it completes
             out.append(
                 self._record(
                     m.EventClosed,
@@ -183,7 +177,7 @@ class Tiering:
         # Tier 3 saves every sample; its entry sample was saved above.
         if tier == CRITICAL and action is not TierAction.TIER3_ENTRY and self._event is not None:
             out.append(self._sample(self._event, samples, 3, None))
-        if self._event is not None and action not in _TALLIED:
+        if self._event is not None:
             self._tally(self._event, samples, now, out)
         return out
 
