@@ -61,9 +61,11 @@ def sentinel_pct(r: CpuResult, collector: str = "collector") -> float:
 
 
 def _children_cpu(pids: dict[str, int]) -> dict[tuple[str, int], float]:
-    """(``"<worker>/<comm>"``, pid) -> CPU seconds of each worker's live children."""
-    kids = live_children(pids.values())
-    return {(f"{name}/{comm}", child): cpu_s(child) for name, pid in pids.items() for child, comm in kids.get(pid, [])}
+    """(``"<worker>/<comm>"``, pid) -> CPU seconds of each process's live children that are not in
+    ``pids`` themselves (the supervisor's children are the workers)."""
+    kids, listed = live_children(pids.values()), set(pids.values())
+    return {(f"{name}/{comm}", child): cpu_s(child)
+            for name, pid in pids.items() for child, comm in kids.get(pid, []) if child not in listed}
 
 
 def _thread_label(key: str) -> str:

@@ -133,11 +133,15 @@ def live_children(parents: Iterable[int]) -> dict[int, list[tuple[int, str]]]:
 
 def with_children(pids: dict[str, int]) -> dict[str, int]:
     """``pids`` (name -> pid) and each one's live children as ``"<name>/<comm>"`` (a second child
-    of the same name ``"<name>/<comm>#2"``, and so on)."""
+    of the same name ``"<name>/<comm>#2"``, and so on); children already in ``pids`` (the
+    supervisor's workers) are not listed twice."""
     out = dict(pids)
     kids = live_children(pids.values())
+    listed = set(pids.values())
     for name, pid in pids.items():
         for child, comm in sorted(kids.get(pid, [])):
+            if child in listed:
+                continue
             label, n = f"{name}/{comm}", 1
             while label in out:
                 n += 1
