@@ -1,8 +1,8 @@
 """A loop run in a small forked child of the collector, its results relayed to the parent.
 
-Why a child: the pause sentinel wakes 50 times a second, and a wake-up costs less CPU in a small
-process than inside the collector (its sampling thread, ZeroMQ's threads, a large heap); see
-``Sentinel`` and the README's Measured section.
+Why a child: the pause sentinel wakes 50 times a second, and a wake-up costs a little less CPU in
+a process of its own than beside the collector's threads (the README's Measured section has the
+figures, and the memory it costs).
 
 The parent and the child share two kinds of state:
 - numbers the child keeps current (the tick count, the lateness ring) live in an anonymous
