@@ -33,9 +33,8 @@ import sys
 import threading
 import time
 import traceback
+from types import ModuleType
 from typing import Callable, NoReturn
-
-from pmshared import prctl
 
 Send = Callable[[bytes], object]
 # body(send, orphaned): the child's work; orphaned() is True once the parent is gone (cheap, but
@@ -73,6 +72,10 @@ class ForkedChild:
     def start(self, body: Body) -> None:
         """Fork. Call it from the main thread: PDEATHSIG follows the thread that forked, and a
         fork with other threads running copies their locks mid-use (start the child early)."""
+        # Imported here, in the parent: ctypes only where a child is forked (the supervisor has it
+        # loaded already when it forked the collector).
+        from pmshared import prctl
+
         parent = os.getpid()
         read_fd, write_fd = os.pipe()
         for stream in (sys.stdout, sys.stderr):  # nothing buffered here may be written twice
@@ -88,7 +91,7 @@ class ForkedChild:
             raise
         if pid == 0:
             os.close(read_fd)
-            _child(body, self.name, write_fd, parent)
+            _child(body, self.name, write_fd, parent, prctl)
         # Only the child may hold the write end: its exit is then the pipe's end of file.
         os.close(write_fd)
         self.pid, self._read_fd = pid, read_fd
@@ -164,7 +167,7 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def _child(body: Body, name: str, write_fd: int, parent: int) -> NoReturn:
+def _child(body: Body, name: str, write_fd: int, parent: int, prctl: ModuleType) -> NoReturn:
     """The child, from fork to ``os._exit``: never returns into the parent's code."""
     code = 1
     try:
