@@ -50,7 +50,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._spawn import Sleepers  # noqa: E402
-from bench.pipeline_cost import import_costs, measure_cpu, measure_memory  # noqa: E402
+from bench.pipeline_cost import import_costs, measure_cpu, measure_memory, sentinel_pct  # noqa: E402
 from bench.pipeline_latency import hog_trial  # noqa: E402
 from bench.pipeline_pauses import (  # noqa: E402
     Trial,
@@ -59,7 +59,7 @@ from bench.pipeline_pauses import (  # noqa: E402
     run_trials,
     smallest_reliable,
 )
-from bench.pipeline_proc import group_files_kb, load, process_count  # noqa: E402
+from bench.pipeline_proc import group_files_kb, load, process_count, with_children  # noqa: E402
 from bench.pipeline_run import PipelineRun  # noqa: E402
 from bench.pipeline_scale import ScalePoint, linear_fit, measure_point  # noqa: E402
 from pmshared.config import SentinelConfig  # noqa: E402
@@ -186,7 +186,7 @@ def phase_cost(args: argparse.Namespace, sleepers: Sleepers) -> None:
             total_uss = sum(m.get("Private", 0) for m in mem.values()) / 1024
             total_anon = sum(m.get("Pss_Anon", 0) for m in mem.values()) / 1024
             total_file = sum(m.get("Pss_File", 0) for m in mem.values()) / 1024
-            file_kb = group_files_kb(list(pids.values()))
+            file_kb = group_files_kb(list(with_children(pids).values()))
             alone = total_anon + file_kb / 1024
             say("\nMemory (smaps_rollup, MB):\n")
             say("| process | PSS | of which anonymous | of which files | USS (private) | RSS |")
@@ -347,8 +347,8 @@ def phase_low(args: argparse.Namespace, tick_ms: float, threshold_ms: float, fir
             collector = {"collector": pids["collector"]}
             time.sleep(2.0)  # the 1 s stalls out of the way
             r = measure_cpu(collector, args.tick_seconds, lambda: collector, with_top=False)
-            row(f"CPU of the pause sentinel thread, {name}",
-                f"{r.threads['collector'].get('thread', 0.0):.3f} % of a core (collector "
+            row(f"CPU of the pause sentinel, {name}",
+                f"{sentinel_pct(r):.3f} % of a core (collector "
                 f"{r.per_process['collector']:.2f} %, {args.tick_seconds:.0f} s)",
                 "—", f"default tick {DEFAULT_TICK_MS:.0f} ms: see the CPU table of part 1", None,
                 f"{r.load_before} -> {r.load_after}")
@@ -389,7 +389,7 @@ def phase_ticks(args: argparse.Namespace) -> None:
             pids = run.pids()
             collector = {"collector": pids["collector"]}
             r = measure_cpu(collector, args.tick_seconds, lambda: collector, with_top=False)
-            sentinel = r.threads["collector"].get("thread", 0.0)
+            sentinel = sentinel_pct(r)
             trials = [t for t in run_trials(run, pids["collector"], [1000.0], args.repeats + 3) if t.detected]
             errs = [abs(t.reported_ms - t.stall_ms) for t in trials]
             mids = [abs(t.reported_ms - t.expected_ms / 2 - t.stall_ms) for t in trials]

@@ -10,7 +10,6 @@ pmshared.storage, read-only, the way `pmctl events --json` reads them.
 from __future__ import annotations
 
 import os
-import signal
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from bench.pipeline_proc import machine_busy_pct
 from bench.pipeline_run import PipelineRun
 from pmshared import paths, storage
 from tests.livefeed import SampleWatch, Seen
+from tests.procutil import freeze, thaw
 
 TARGET_TIER2_S = 3.0
 CALM_WAIT_S = 30.0
@@ -228,9 +228,9 @@ def measure_stop(run: PipelineRun, watch: SampleWatch, stop_s: float, watch_s: f
     pids = run.pids()
     ours = {pid: name for name, pid in pids.items()}
     wall0 = time.time()
-    os.kill(pids["collector"], signal.SIGSTOP)
+    freeze(pids["collector"])  # with its sentinel process, as before it had one
     time.sleep(stop_s)  # the stimulus itself
-    os.kill(pids["collector"], signal.SIGCONT)
+    thaw(pids["collector"])
     seen = watch.collect(watch_s)
     res.peak = peak_text(seen)
     events = events_since(wall0 - 0.5)

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench._spawn import Sleepers  # noqa: E402
-from bench.pipeline_cost import CpuResult, measure_cpu  # noqa: E402
+from bench.pipeline_cost import CpuResult, measure_cpu, sentinel_pct  # noqa: E402
 from bench.pipeline_proc import load  # noqa: E402
 from bench.pipeline_run import PipelineRun  # noqa: E402
 
@@ -51,7 +51,7 @@ def side(r: CpuResult, prefix: str) -> str:
     threads = r.threads[f"{prefix}/collector"]
     return (f"{total:.3f} % ({total / r.top_pct:.2f}× top), without forensics "
             f"{total - per.get('forensics', 0.0):.3f} %; " + ", ".join(f"{n} {v:.3f}" for n, v in per.items())
-            + f"; collector main {threads.get('main', 0.0):.3f}, sentinel {threads.get('thread', 0.0):.3f}")
+            + f"; collector main {threads.get('main', 0.0):.3f}, sentinel {sentinel_pct(r, f'{prefix}/collector'):.3f}")
 
 
 def main() -> int:

@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from bench.pipeline_proc import (
     activity_between,
     cpu_s,
+    live_children,
     load,
     machine_activity,
     process_count,
     smaps_rollup_kb,
     threads_runtime_s,
+    with_children,
 )
 from bench.pipeline_run import REPO
 
@@ -49,6 +51,23 @@ class CpuResult:
         return sum(self.per_process.values())
 
 
+SENTINEL_PROCESS = "collector/pm-sentinel"
+
+
+def sentinel_pct(r: CpuResult, collector: str = "collector") -> float:
+    """The pause sentinel's CPU (% of a core) in either mode: its process, or the collector's thread
+    that is neither main nor ZeroMQ's (in process mode that thread only relays pauses)."""
+    return r.per_process.get(f"{collector}/pm-sentinel", 0.0) + r.threads.get(collector, {}).get("thread", 0.0)
+
+
+def _children_cpu(pids: dict[str, int]) -> dict[tuple[str, int], float]:
+    """(``"<worker>/<comm>"``, pid) -> CPU seconds of each process's live children that are not in
+    ``pids`` themselves (the supervisor's children are the workers)."""
+    kids, listed = live_children(pids.values()), set(pids.values())
+    return {(f"{name}/{comm}", child): cpu_s(child)
+            for name, pid in pids.items() for child, comm in kids.get(pid, []) if child not in listed}
+
+
 def _thread_label(key: str) -> str:
     if key == "main":
         return "main"
@@ -69,6 +88,7 @@ def measure_cpu(pids: dict[str, int], seconds: float, pids_now, with_top: bool =
         act0 = machine_activity()
         t0 = time.monotonic()
         c0 = {n: cpu_s(p) for n, p in pids.items()}
+        k0 = _children_cpu(pids)
         th0 = {n: threads_runtime_s(p) for n, p in pids.items()}
         top0 = cpu_s(top.pid, children=False)
         end = t0 + seconds
@@ -76,6 +96,9 @@ def measure_cpu(pids: dict[str, int], seconds: float, pids_now, with_top: bool =
             time.sleep(min(5.0, max(0.0, end - time.monotonic())))
             counts.append(process_count())
         c1 = {n: cpu_s(p) for n, p in pids.items()}
+        k1 = _children_cpu(pids)
+        for key in k0.keys() - k1.keys():  # gone: reads 0, its CPU now in its parent's cutime
+            k1[key] = cpu_s(key[1])
         th1 = {n: threads_runtime_s(p) for n, p in pids.items()}
         top1 = cpu_s(top.pid, children=False)
         dt = time.monotonic() - t0
@@ -96,6 +119,10 @@ def measure_cpu(pids: dict[str, int], seconds: float, pids_now, with_top: bool =
             label = _thread_label(key)
             split[label] = split.get(label, 0.0) + (v - th0[n].get(key, 0.0)) / dt * 100
         threads[n] = split
+    for label, child in sorted(k0.keys() | k1.keys()):
+        pct = (k1[label, child] - k0.get((label, child), 0.0)) / dt * 100
+        per_process[label] = per_process.get(label, 0.0) + pct
+        threads.setdefault(label, {})["main"] = per_process[label]  # a child's whole CPU, one line
     return CpuResult(
         seconds=dt,
         processes=sorted(counts)[len(counts) // 2],
@@ -113,8 +140,9 @@ def measure_cpu(pids: dict[str, int], seconds: float, pids_now, with_top: bool =
 
 
 def measure_memory(pids: dict[str, int]) -> dict[str, dict[str, int]]:
-    """smaps_rollup (kB) of each process: Pss, Rss, Private (USS), Swap."""
-    return {n: smaps_rollup_kb(p) for n, p in pids.items()}
+    """smaps_rollup (kB) of each process and of each one's live children: Pss, Rss, Private
+    (USS), Swap."""
+    return {n: smaps_rollup_kb(p) for n, p in with_children(pids).items()}
 
 
 # What a fresh interpreter weighs after importing each layer: the floor every worker pays, then

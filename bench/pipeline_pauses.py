@@ -1,9 +1,9 @@
 """Pause detection as a user sees it: stall the collector with SIGSTOP, look for the row in the
 database.
 
-A stall of the collector process is what the sentinel sees of a machine-wide pause: its thread
-does not run, so its next wake-up comes late. Each trial sends SIGSTOP, waits the stall, sends
-SIGCONT, and polls the ``pauses`` table (read-only, every 5 ms) for the row; the stall is what was
+A stall of the collector's process group (the collector and its sentinel process) is what the
+sentinel sees of a machine-wide pause: it does not run, so its next wake-up comes late. Each trial
+sends SIGSTOP, waits the stall, sends SIGCONT, and polls the ``pauses`` table (read-only, every 5 ms) for the row; the stall is what was
 measured between the two signals, the latency is from SIGCONT to the row being readable. Trials
 are shuffled and start at a random moment, so the stall lands at a random phase of the
 sentinel's tick.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from bench.pipeline_proc import load
 from bench.pipeline_run import PipelineRun
 from pmshared import config as config_mod
 from pmshared.endpoints import ENDPOINTS, Sockets
+from tests.procutil import freeze, thaw
 
 ROW_WAIT_S = 1.2  # a pause whose row is not readable by then counts as missed (target is 1 s)
 
@@ -46,16 +46,17 @@ def last_pause_id(run: PipelineRun) -> int:
 
 
 def stall(pid: int, ms: float) -> tuple[float, float]:
-    """SIGSTOP ``pid`` for ``ms``; (measured stall ms, monotonic time of SIGCONT)."""
+    """SIGSTOP the process group ``pid`` leads for ``ms``; (measured stall ms, monotonic time of
+    SIGCONT). The group: the collector's sentinel may be a process of its own (tests.procutil.freeze)."""
     t0 = time.monotonic()
-    os.kill(pid, signal.SIGSTOP)
+    freeze(pid)
     end = t0 + ms / 1000.0
     while True:
         left = end - time.monotonic()
         if left <= 0:
             break
         time.sleep(left if left < 0.002 else left - 0.001)
-    os.kill(pid, signal.SIGCONT)
+    thaw(pid)
     t1 = time.monotonic()
     return (t1 - t0) * 1000.0, t1
 

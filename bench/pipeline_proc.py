@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from collector.linux import cpu_clock_id
@@ -106,19 +106,48 @@ def smaps_rollup_kb(pid: int) -> dict[str, int]:
 
 
 def children_of(pid: int) -> list[int]:
-    """Direct children (from /proc/PID/task/*/children)."""
-    kids: list[int] = []
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return kids
-    for tid in tids:
+    """Direct children, live or not yet reaped (a walk of /proc: /proc/PID/task/TID/children
+    exists only on kernels built with CONFIG_PROC_CHILDREN)."""
+    return [child for child, _ in live_children([pid]).get(pid, [])]
+
+
+def live_children(parents: Iterable[int]) -> dict[int, list[tuple[int, str]]]:
+    """{parent: [(pid, comm), ...]} of the processes whose parent is one of ``parents``: one walk
+    of /proc, each process's ppid from its stat. A child's CPU is in its parent's figures (cutime)
+    only once the parent has reaped it: a live one must be counted on its own (the collector's
+    pause sentinel process, a forensics capture)."""
+    wanted = set(parents)
+    found: dict[int, list[tuple[int, str]]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
         try:
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                kids += [int(x) for x in f.read().split()]
-        except OSError:
-            pass
-    return kids
+            comm, f = _stat_fields(f"/proc/{name}/stat")
+            ppid = int(f[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid in wanted:
+            found.setdefault(ppid, []).append((int(name), comm))
+    return found
+
+
+def with_children(pids: dict[str, int]) -> dict[str, int]:
+    """``pids`` (name -> pid) and each one's live children as ``"<name>/<comm>"`` (a second child
+    of the same name ``"<name>/<comm>#2"``, and so on); children already in ``pids`` (the
+    supervisor's workers) are not listed twice."""
+    out = dict(pids)
+    kids = live_children(pids.values())
+    listed = set(pids.values())
+    for name, pid in pids.items():
+        for child, comm in sorted(kids.get(pid, [])):
+            if child in listed:
+                continue
+            label, n = f"{name}/{comm}", 1
+            while label in out:
+                n += 1
+                label = f"{name}/{comm}#{n}"
+            out[label] = child
+    return out
 
 
 def process_count() -> int:

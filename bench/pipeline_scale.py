@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import zmq
 
-from bench.pipeline_proc import cpu_s, load, process_count
+from bench.pipeline_proc import cpu_s, load, process_count, with_children
 from bench.pipeline_run import PipelineRun
 from collector.linux import LinuxBackend
 from pmshared import config as config_mod
@@ -39,6 +39,7 @@ class ScalePoint:
 
 
 def measure_point(run: PipelineRun, pids: dict[str, int], seconds: float) -> ScalePoint:
+    pids = with_children(pids)  # the collector's sentinel process: its CPU is not the collector's
     sockets = Sockets(config_mod.load().transport)
     live = sockets.connect("live")
     codec = ENDPOINTS["live"].codec()

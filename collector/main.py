@@ -237,7 +237,8 @@ def next_deadline(deadline: float, interval: float, now: float) -> tuple[float, 
 
 
 class PauseInbox:
-    """Hands pauses from the sentinel thread to the main loop and wakes the loop early.
+    """Hands pauses from the sentinel's thread (or the thread relaying the sentinel process's) to
+    the main loop and wakes the loop early.
 
     The wake-up is a pipe, not an Event: the loop waits on it and on the worker's signal
     wakeup fd in one select, so SIGTERM wakes it at once without the signal handler touching a
@@ -249,7 +250,7 @@ class PauseInbox:
         self._wake = WakePipe()
         self._fds = [self._wake.fd] + ([signal_fd] if signal_fd is not None else [])
 
-    def put(self, pause: DetectedPause) -> None:  # sentinel thread
+    def put(self, pause: DetectedPause) -> None:  # sentinel thread, or the relay thread
         self._queue.append(pause)
         self._wake.poke()
 
@@ -381,12 +382,33 @@ def main(argv: list[str] | None = None) -> int:
         worker.counters[name] = 0
     interval_s = args.interval or worker.config.sampling.interval_s
     worker.install_signal_handlers()
+    # Before the sentinel starts: a thread leaves the class itself, a process inherits it and
+    # leaves it too (threads started later, ZeroMQ's among them, inherit the class).
+    schedclass.apply_to_worker(worker)
+
+    # The sentinel first: in process mode it forks, and a fork is safest (and its child smallest)
+    # before any other thread, ZeroMQ socket or /proc file of the backend exists. (Forking later
+    # would be safe too, only untidy: the child sleeps, reads clocks, writes its pipe and leaves
+    # through os._exit, touching nothing it inherited; it closes the descriptors it would inherit.)
+    inbox = PauseInbox(signal_fd=worker.wakeup_fd)
+    sentinel = Sentinel(worker.config.sentinel, inbox.put)
+    try:
+        sentinel.start()
+    except OSError as exc:  # fork refused (process limit, memory)
+        inbox.close()
+        worker.close()
+        fail(f"cannot start the pause sentinel: {exc.strerror or exc}")
+
+    def give_up(message: str) -> None:
+        sentinel.stop()
+        inbox.close()
+        worker.close()
+        fail(message)
 
     try:
         backend = make_backend()
     except (UnsupportedPlatform, OSError) as exc:
-        worker.close()
-        fail(str(exc))
+        give_up(str(exc))
         return 2  # unreachable
 
     outputs: Outputs
@@ -399,12 +421,8 @@ def main(argv: list[str] | None = None) -> int:
             worker.start_heartbeat()
         except (paths.PathError, zmq.ZMQError) as exc:
             backend.close()
-            worker.close()
-            fail(f"cannot open sockets: {exc}")
+            give_up(f"cannot open sockets: {exc}")
 
-    schedclass.apply_to_worker(worker)  # before the sentinel starts: it leaves the class itself
-    inbox = PauseInbox(signal_fd=worker.wakeup_fd)
-    sentinel = Sentinel(worker.config.sentinel, inbox.put)
     collector = Collector(
         backend,
         outputs,
@@ -418,16 +436,17 @@ def main(argv: list[str] | None = None) -> int:
     def heartbeat() -> None:
         nonlocal failed
         # A collector whose sentinel died would look healthy while missing every pause: stop
-        # it with an error instead, so the supervisor restarts it.
-        if not sentinel.alive:
-            worker.log.error("pause sentinel thread died; exiting")
+        # it with an error instead, so the supervisor restarts it. Not when we are stopping: a
+        # SIGTERM to our process group (the supervisor's stop) ends the sentinel process too.
+        if not sentinel.alive and not worker.stopping.is_set():
+            worker.log.error("pause sentinel died (%s); exiting", sentinel.describe_death())
             failed = True
             worker.stopping.set()
             return
         worker.heartbeat()
 
-    sentinel.start()
-    worker.log.info("started (%s, every %.2f s, incarnation %s)", PLATFORM, interval_s, worker.incarnation)
+    where = f"sentinel process {sentinel.pid}" if sentinel.pid is not None else "sentinel thread"
+    worker.log.info("started (%s, every %.2f s, %s, incarnation %s)", PLATFORM, interval_s, where, worker.incarnation)
     try:
         run_loop(collector, inbox, interval_s, stopping=worker.stopping, heartbeat=heartbeat, count=args.count,
                  max_wait_s=lambda: worker.poll_timeout_ms() / 1000.0)

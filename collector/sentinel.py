@@ -1,4 +1,4 @@
-"""The pause sentinel: a thread that ticks every ~20 ms and notices when the machine stalled.
+"""The pause sentinel: a loop that ticks every ~20 ms and notices when the machine stalled.
 
 Each wake-up is compared with the previous one. The gap on the awake clock, which stops while the
 machine is suspended, minus the expected tick is the wake-up's *lateness*; lateness above the
@@ -7,8 +7,14 @@ suspended inside a pause's gap is reported with it, from two clocks that differ 
 they run while the machine sleeps (Linux: CLOCK_BOOTTIME - CLOCK_MONOTONIC; macOS:
 CLOCK_MONOTONIC_RAW - CLOCK_UPTIME_RAW).
 
+Where the loop runs (``[sentinel] where``): in a small child process forked from the collector
+("process", the default on Linux: a wake-up costs less CPU there than inside the collector), or
+on a thread of the collector ("thread", the default elsewhere). It is the same loop either way
+(``Sentinel.run``); in a child its tick counter and lateness ring live in shared memory and its
+pauses come back over a pipe (collector/sentinel_child.py).
+
 The pure parts (``PauseDetector`` and ``LatenessWindow``) take clock readings as
-arguments; the ``Sentinel`` thread only reads clocks and waits. Clocks and the wait function are
+arguments; the ``Sentinel`` loop only reads clocks and waits. Clocks and the wait function are
 constructor parameters, so tests drive late wake-ups and suspends on fake clocks without sleeping.
 """
 
@@ -17,6 +23,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import struct
 import sys
 import threading
 import time
@@ -24,6 +31,7 @@ from array import array
 from dataclasses import dataclass
 from typing import Callable
 
+from collector.sentinel_child import ForkedChild, shared_cells
 from pmshared import messages as m
 from pmshared.config import SentinelConfig
 from pmshared.schedclass import leave_realtime
@@ -36,6 +44,14 @@ Wait = Callable[[float], bool]  # wait(timeout_s) -> True when the sentinel must
 # The awake and suspend-inclusive clocks are read one after the other; below this their difference
 # is that reading skew, not time asleep.
 CLOCK_SKEW_MS = 1.0
+CHILD_NAME = "pm-sentinel"  # the sentinel process's name in ps, top and our own process table
+
+
+def runs_in_process(where: str, platform: str = sys.platform) -> bool:
+    """``[sentinel] where`` resolved: "auto" is a process on Linux only. On macOS a fork without
+    exec of a process that has threads and may have loaded system frameworks is unsafe (they are
+    not fork-safe), so there it is a thread unless "process" is asked for explicitly."""
+    return where == "process" or (where == "auto" and platform.startswith("linux"))
 
 
 # --------------------------------------------------------------------------- clocks
@@ -86,6 +102,19 @@ class DetectedPause:
     expected_ms: float  # the tick interval that was expected
     suspended_ms: float  # time asleep inside the gap (excluded from duration)
     lateness_ms: float  # awake gap between the ticks minus expected_ms
+
+
+# A DetectedPause on the pipe from the sentinel process: its fields in order, 56 bytes.
+PAUSE_RECORD = struct.Struct("=q6d")
+
+
+def pack_pause(pause: DetectedPause) -> bytes:
+    return PAUSE_RECORD.pack(pause.number, pause.start, pause.end, pause.duration_ms, pause.expected_ms,
+                             pause.suspended_ms, pause.lateness_ms)
+
+
+def unpack_pause(record: bytes) -> DetectedPause:
+    return DetectedPause(*PAUSE_RECORD.unpack(record))
 
 
 class PauseDetector:
@@ -160,11 +189,15 @@ class LatenessWindow:
 
     REFRESH_EVERY = 5
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, values: array | memoryview | None = None) -> None:
+        """``values``: the ring's storage, ``capacity`` zeroed doubles (an array, or a memoryview
+        cast to "d" over shared memory); a new array by default."""
         if capacity < 1:
             raise ValueError("capacity must be >= 1")
+        if values is not None and len(values) != capacity:
+            raise ValueError(f"the ring's storage holds {len(values)} values, not {capacity}")
         self.capacity = capacity
-        self._values = array("d", bytes(8 * capacity))
+        self._values = array("d", bytes(8 * capacity)) if values is None else values
         self._total = 0  # values ever stored; the n-th went to index n % capacity
         self._calls = 0  # summary() calls
         self._cached: tuple[float, float, float, int] | None = None  # p50, p99, max, _total then
@@ -174,7 +207,7 @@ class LatenessWindow:
         self._total += 1
 
     @property
-    def values(self) -> array:
+    def values(self) -> array | memoryview:
         """The ring itself, for a writer that stores in place (then calls ``stored``)."""
         return self._values
 
@@ -232,14 +265,18 @@ def _rank(ordered: list[float], pct: float) -> float:
     return ordered[index]
 
 
-# --------------------------------------------------------------------------- the thread
+# --------------------------------------------------------------------------- the loop
+
+
+def _never() -> bool:
+    return False
 
 
 class Sentinel:
-    """Ticks on its own thread; hands each pause to ``on_pause`` (called on the sentinel thread).
-
-    ``on_pause`` must be quick and must not block (the main loop passes a queue put plus an event
-    set). ``stats()`` may be called from any thread.
+    """Ticks on its own thread or in its own process (``config.where``) and hands each pause to
+    ``on_pause``: called on the sentinel thread, or on the thread that relays the sentinel
+    process's pauses. ``on_pause`` must be quick and must not block (the main loop passes a queue
+    put plus a wake-up). ``stats()`` may be called from any thread.
     """
 
     def __init__(
@@ -264,30 +301,47 @@ class Sentinel:
         self.tick_s = config.tick_ms / 1000.0
         self.window_s = config.percentile_window_s
         self.on_pause = on_pause
+        self.in_process = runs_in_process(config.where)
         self._stopped = False  # a plain flag: the loop reads it every tick, an Event costs a call
         # time.sleep returns None: "not told to stop", and then the loop reads the flag. A plain
         # sleep costs less per wake-up than Event.wait (a lock allocated, more futex calls), and
         # stop() is still noticed within one tick.
         self._wait: Wait = wait or time.sleep  # type: ignore[assignment]
+        self._orphaned: Callable[[], bool] = _never  # the sentinel process's: is its parent gone?
         self.detector = PauseDetector(config.tick_ms, config.pause_threshold_ms)
-        self.window = LatenessWindow(max(1, math.ceil(self.window_s / self.tick_s)))
+        capacity = max(1, math.ceil(self.window_s / self.tick_s))
+        if self.in_process:
+            # The tick counter and the lateness ring, written by the child, read here by stats().
+            cells = shared_cells(1 + capacity)
+            self._ticks: array | memoryview = cells[:8].cast("q")
+            self.window = LatenessWindow(capacity, cells[8:].cast("d"))
+        else:
+            self._ticks = array("q", [0])
+            self.window = LatenessWindow(capacity)
         self._thread: threading.Thread | None = None
-        self.ticks = 0
+        self._child: ForkedChild | None = None
         # Where the previous stats() left off: the interval figures cover the ticks since then.
         self._stats_total = 0
         self._stats_at: float | None = None
-        self.cpu_s = 0.0  # CPU time the sentinel thread used (measured by the thread itself)
+        self.cpu_s = 0.0  # CPU time the loop used: measured by the thread, or the reaped process's
+
+    @property
+    def ticks(self) -> int:
+        """Wake-ups so far (the first only sets the baseline)."""
+        return self._ticks[0]
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> None:
-        """The tick loop (the thread's body; tests may call it directly with a fake wait).
+        """The tick loop: the thread's or the process's body (tests may call it directly with a
+        fake wait).
 
         It runs 50 times a second, each time cold: on a VM a wake-up alone costs 40-90 us of CPU,
         and every line of Python run after 20 ms asleep costs far more than it would hot (a
         method per step cost ~125 us a tick, measured; a clock read ~8 us). So an on-time tick
-        is inline on locals: a plain sleep of one tick, one clock read and one store in the
-        lateness ring, in place (the ring's count is derived from ``ticks`` when stats are
-        asked for).
+        is inline on locals: a plain sleep of one tick, one clock read, one store in the
+        lateness ring, in place, and one of the tick count (the ring's count is derived from it
+        when stats are asked for). Both stores are subscript stores, into arrays on a thread and
+        into shared memory in the sentinel process: the same loop either way.
 
         The clock read each tick is the suspend-inclusive one. Its gap exceeds the pause
         threshold for a stall and for a suspend alike; only then is the awake clock read,
@@ -298,17 +352,20 @@ class Sentinel:
 
         The sleep is not shortened by the tick's own work (that would cost another clock
         read): ticks are ``tick_ms`` plus ~0.1 ms apart, and that 0.1 ms is in the lateness.
+
+        Once per turn of the ring (a minute by default) the sentinel process looks whether its
+        parent is still there (where PDEATHSIG does not exist); on a thread that costs a call.
         """
         cpu0 = time.thread_time()
         read_total, read_awake, wall, wait = self.boottime, self.monotonic, self.wall, self._wait
-        ring, capacity = self.window.values, self.window.capacity
+        ring, capacity, ticks_cell, orphaned = self.window.values, self.window.capacity, self._ticks, self._orphaned
         tick_s, tick_ms = self.tick_s, self.detector.tick_ms
         detector = self.detector
         threshold_ms = detector.threshold_ms  # lateness above it: a pause or a suspend
         try:
             total = read_total()
             offset = total - read_awake()  # suspend-inclusive minus awake: time slept so far
-            ticks = self.ticks = 1
+            ticks = ticks_cell[0] = 1
             slot = 0  # where the next lateness goes: (ticks - 1) % capacity
             while True:
                 if wait(tick_s) or self._stopped:
@@ -327,42 +384,81 @@ class Sentinel:
                 slot += 1
                 if slot == capacity:
                     slot = 0
+                    if orphaned():
+                        break
                 ticks += 1
-                self.ticks = ticks
-        except Exception:  # pragma: no cover - a bug here must not go unnoticed
-            log.exception("sentinel thread crashed")
-            raise
+                ticks_cell[0] = ticks
         finally:
             self.cpu_s = time.thread_time() - cpu0
 
-    # -- thread control ------------------------------------------------------------------------------
+    # -- control ---------------------------------------------------------------------------------
     def start(self) -> None:
+        """Start ticking. In process mode this forks: call it from the main thread, early (before
+        ZeroMQ or any other thread exists; see collector/main.py)."""
         if not self.suspend_aware:
             log.warning("no suspend-inclusive clock on this system; suspended time reads as 0")
+        if self.in_process:
+            self._child = ForkedChild(CHILD_NAME, PAUSE_RECORD.size, self._relay_pause)
+            self._child.start(self._run_in_child)
+            return
         # daemon: a wedged sentinel must never keep the worker from exiting.
-        self._thread = threading.Thread(target=self._run_normal, name="pause-sentinel", daemon=True)
+        self._thread = threading.Thread(target=self._run_on_thread, name="pause-sentinel", daemon=True)
         self._thread.start()
 
-    def _run_normal(self) -> None:
+    def _run_on_thread(self) -> None:
         # The worker may run in the real-time class (pmshared/schedclass.py): the sentinel measures
         # how late an ordinary task wakes, so it leaves that class before its first tick.
         leave_realtime()
+        try:
+            self.run()
+        except Exception:  # pragma: no cover - a bug here must not go unnoticed
+            log.exception("sentinel thread crashed")
+            raise
+
+    def _run_in_child(self, send: Callable[[bytes], object], orphaned: Callable[[], bool]) -> None:
+        """The sentinel process's body: the loop, its pauses written to the pipe."""
+        leave_realtime()  # as on a thread (the child inherits the collector's class)
+        self.on_pause = lambda pause: send(pack_pause(pause))  # type: ignore[method-assign]
+        self._orphaned = orphaned
         self.run()
+
+    def _relay_pause(self, record: bytes) -> None:
+        """Parent, reader thread: a pause from the sentinel process."""
+        pause = unpack_pause(record)
+        self.detector.pauses = pause.number  # the child's count, for stats()
+        self.on_pause(pause)
 
     def stop(self, timeout: float = 0.5) -> None:
         self._stopped = True
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._child is not None:
+            self._child.stop(timeout)
+            self.cpu_s = self._child.cpu_s
 
     @property
     def alive(self) -> bool:
+        if self._child is not None:
+            return self._child.alive
         return self._thread is not None and self._thread.is_alive()
+
+    def describe_death(self) -> str:
+        """Why ``alive`` turned False, for the log."""
+        if self._child is not None:
+            return f"{CHILD_NAME} {self._child.describe_exit()}"
+        return "thread died"
+
+    @property
+    def pid(self) -> int | None:
+        """The sentinel process's pid (None on a thread)."""
+        return self._child.pid if self._child is not None else None
 
     # -- stats -----------------------------------------------------------------------------------
     def stats(self) -> m.SentinelStats:
-        # No lock against the tick loop: a store into the ring is atomic under the GIL, and a
-        # percentile taken while a value is replaced is still one of the window's values.
-        stored = max(self.ticks - 1, 0)  # one lateness per tick after the first
+        # No lock against the tick loop: a store into the ring is atomic (under the GIL on a
+        # thread; an aligned 8-byte store in shared memory), and a percentile taken while a value
+        # is replaced is still one of the window's values.
+        stored = max(self._ticks[0] - 1, 0)  # one lateness per tick after the first
         self.window.stored(stored)
         p50, p99, worst = self.window.summary()
         ticks = len(self.window)

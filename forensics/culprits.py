@@ -227,15 +227,15 @@ class SuspectPresent(msgspec.Struct, kw_only=True):
 
 
 def pipeline_pids(processes: list[m.ProcessInfo], own_pid: int, supervisor_pid: int | None) -> set[int]:
-    """The monitor's own processes: this worker, the supervisor and the supervisor's children
-    (the other workers), by pid: a command name proves nothing (anyone can call itself
-    "collector"). ``supervisor_pid`` is None when the worker runs standalone."""
-    pids = {own_pid}
+    """The monitor's own processes, by pid (a command name proves nothing: anyone can call itself
+    "collector"): this worker and its children (its captures); with the supervisor (None when
+    the worker runs standalone), the supervisor, its children (the other workers) and theirs (the
+    collector's pause sentinel process, macOS ``top``)."""
+    parents = {own_pid}
     if supervisor_pid is not None:
-        pids.add(supervisor_pid)
-        pids.update(p.pid for p in processes if p.ppid == supervisor_pid)
-    pids.update(p.pid for p in processes if p.ppid == own_pid)  # its captures
-    return pids
+        workers = {p.pid for p in processes if p.ppid == supervisor_pid}
+        parents |= workers | {supervisor_pid}
+    return parents | {p.pid for p in processes if p.ppid in parents}
 
 
 @dataclass

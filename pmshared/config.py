@@ -23,7 +23,7 @@ import re
 import stat
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args, get_origin
 
 import msgspec
 from msgspec import Meta, Struct
@@ -118,6 +118,11 @@ class SentinelConfig(_Section):
     percentile_window_s: Annotated[float, Meta(ge=1, le=600)] = 60.0
     ring_buffer_seconds: Annotated[int, Meta(ge=1, le=3600)] = 30
     peak_tracking_seconds: Annotated[int, Meta(ge=1, le=3600)] = 30
+    # Where the tick loop runs: "process", a small child forked from the collector (its wake-ups
+    # cost less there than inside the collector's busy process); "thread", a thread of the
+    # collector; "auto", a process on Linux and a thread elsewhere (macOS: fork without exec in a
+    # process that has threads and may have loaded system frameworks is unsafe there).
+    where: Literal["auto", "process", "thread"] = "auto"
 
 
 class TiersConfig(_Section):
@@ -461,8 +466,9 @@ def _cut(text: str, limit: int = MAX_KEY_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _explain_parts(err: msgspec.ValidationError) -> tuple[str, str]:
-    """'Expected `int` >= 0 - at `$.tiers.x`' -> ('tiers.x', 'expected `int` >= 0')."""
+def _explain_parts(err: msgspec.ValidationError, typ: object = None) -> tuple[str, str]:
+    """'Expected `int` >= 0 - at `$.tiers.x`' -> ('tiers.x', 'expected `int` >= 0'). ``typ``: what
+    was decoded, to name the choices of a key that takes one of a few words."""
     text = str(err)
     match = _PATH_RE.search(text)
     key = ""
@@ -474,12 +480,26 @@ def _explain_parts(err: msgspec.ValidationError) -> tuple[str, str]:
         name = _cut(unknown.group("key"))
         key = f"{key}.{name}" if key else name
         text = "unknown key"
-    return key, _cut(text[:1].lower() + text[1:], MAX_REASON_CHARS)
+    text = _cut(text[:1].lower() + text[1:], MAX_REASON_CHARS)
+    if text.startswith("invalid enum value") and (choices := _choices(typ, key)):
+        text += f" (expected {', '.join(choices[:-1])} or {choices[-1]})" if len(choices) > 1 else f" (expected {choices[0]})"
+    return key, text
 
 
-def _explain(err: msgspec.ValidationError) -> str:
+def _choices(typ: object, key: str) -> list[str]:
+    """The words a Literal key at ``key`` under ``typ`` accepts, quoted; [] for any other key."""
+    for name in filter(None, key.split(".")):
+        if not (isinstance(typ, type) and issubclass(typ, Struct)):
+            return []
+        typ = {f.name: f.type for f in msgspec.structs.fields(typ)}.get(name)
+    if get_origin(typ) is not Literal:
+        return []
+    return [f'"{choice}"' for choice in get_args(typ)]
+
+
+def _explain(err: msgspec.ValidationError, typ: object = None) -> str:
     """'Expected `int` >= 0 - at `$.tiers.x`' -> 'tiers.x: expected `int` >= 0'."""
-    key, text = _explain_parts(err)
+    key, text = _explain_parts(err, typ)
     return f"{key}: {text}" if key else text
 
 
@@ -500,7 +520,7 @@ def parse(text: str, source: str = "<config>") -> Config:
     try:
         return msgspec.convert(data, Config)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{source}: {_explain(exc)}") from None
+        raise ConfigError(f"{source}: {_explain(exc, Config)}") from None
 
 
 def validate_all(text: str, source: str = "<config>") -> list[str]:
@@ -515,7 +535,7 @@ def validate_all(text: str, source: str = "<config>") -> list[str]:
         try:
             msgspec.convert(data, Config)
         except msgspec.ValidationError as exc:
-            errors = [f"{source}: {_explain(exc)}"]
+            errors = [f"{source}: {_explain(exc, Config)}"]
     return errors
 
 
@@ -527,7 +547,7 @@ def _errors(prefix: str, value: object, typ: object) -> list[str]:
         msgspec.convert(value, typ)
         return []
     except msgspec.ValidationError as exc:
-        key, reason = _explain_parts(exc)
+        key, reason = _explain_parts(exc, typ)
     if isinstance(value, dict) and isinstance(typ, type) and issubclass(typ, Struct):
         fields = {f.name: f.type for f in msgspec.structs.fields(typ)}
         errors = []

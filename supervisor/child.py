@@ -25,8 +25,8 @@ import subprocess
 import time
 from typing import IO, Protocol
 
-from pmshared import procgroup
-from supervisor import launch, prctl
+from pmshared import prctl, procgroup
+from supervisor import launch
 from supervisor.output import MAX_LINE
 
 _READ_CHUNK = 65536

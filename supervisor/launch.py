@@ -32,8 +32,9 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from supervisor import heap, prctl
+from pmshared import prctl
 from pmshared.runtime import release_free_memory
+from supervisor import heap
 
 # Signals the supervisor handles itself; a fresh interpreter has these defaults.
 _RESET_SIGNALS = {

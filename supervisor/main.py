@@ -30,7 +30,7 @@ def fail(message: str, code: int = FAILURE) -> NoReturn:
 def run(procfile: Path | None, only: str | None) -> int:
     from pmshared import config as config_mod
     from pmshared.endpoints import remove_stale_sockets
-    from supervisor import prctl
+    from pmshared import prctl
     from supervisor import procfile as procfile_mod
     from supervisor.daemon import Supervisor
     from supervisor.lock import AlreadyRunning, InstanceLock

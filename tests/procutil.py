@@ -80,6 +80,25 @@ def kill_tagged(var: str, tag: str, settle_s: float = 3.0) -> list[int]:
     return left
 
 
+def freeze(leader: int) -> None:
+    """SIGSTOP the process group ``leader`` leads: a worker and the processes it forked.
+
+    A test's stand-in for a machine stall must stop the collector's pause sentinel, which runs in
+    a child process of the collector (``[sentinel] where = "process"``, the Linux default) in the
+    collector's process group: stopping the collector's pid alone leaves the sentinel ticking,
+    and a stopped collector beside a sentinel that keeps its rhythm is, rightly, no pause (the
+    machine did not stall). Refused unless ``leader`` leads its group (as every worker the
+    supervisor starts does): the group might otherwise be this test's own."""
+    if os.getpgid(leader) != leader:
+        raise AssertionError(f"pid {leader} leads no process group of its own")
+    os.killpg(leader, signal.SIGSTOP)
+
+
+def thaw(leader: int) -> None:
+    """SIGCONT the process group ``leader`` leads (after ``freeze``)."""
+    os.killpg(leader, signal.SIGCONT)
+
+
 def comm(pid: int) -> str:
     """The process's name as top and ``ps -e`` show it."""
     with open(f"/proc/{pid}/comm") as f:

@@ -95,7 +95,7 @@ def test_a_database_set_aside_is_listed_by_doctor():
 OTHER_USERS_RUNTIME = """
 import contextlib, io, json, sys
 import cli.main, cli.clients, cli.up_cmd, cli.doctor, cli.doctor_cmd, supervisor.lock, supervisor.main
-import supervisor.prctl, supervisor.procfile, supervisor.output, supervisor.daemon, cli.format
+import pmshared.prctl, supervisor.procfile, supervisor.output, supervisor.daemon, cli.format
 import zmq, msgspec, rich.console, rich.table, rich.text, apsw
 from pmshared import config, messages, storage, endpoints
 drop_privileges()

@@ -24,7 +24,7 @@ from pmshared import messages as m
 from pmshared import paths
 from pmshared.codec import JsonLines
 from pmshared.endpoints import ENDPOINTS, Sockets
-from tests.procutil import wait_for
+from tests.procutil import freeze, pid_gone, thaw, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -51,6 +51,8 @@ def sockets() -> Iterator[Sockets]:
 
 def start_collector(children: list, tmp_path: Path, *args: str, env: dict[str, str] | None = None,
                     stdout=subprocess.DEVNULL) -> subprocess.Popen:
+    """``python -m collector`` leading a process group of its own, as the supervisor starts it:
+    ``freeze`` stops it with its sentinel process."""
     log = open(tmp_path / f"collector-{len(children)}.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "collector", *args],
@@ -58,6 +60,7 @@ def start_collector(children: list, tmp_path: Path, *args: str, env: dict[str, s
         env={**os.environ, **(env or {})},
         stdout=stdout,
         stderr=log,
+        start_new_session=True,
     )
     log.close()
     children.append(proc)
@@ -116,27 +119,33 @@ def test_snapshots_arrive_at_1hz_and_sigterm_exits_clean(children, sockets, tmp_
     # the collector itself is in its own snapshot, with rates (a primed first sample)
     me = [p for p in snaps[-1].processes if p.pid == proc.pid]
     assert len(me) == 1 and me[0].cpu is not None and me[0].state in ("running", "sleeping")
-    assert me[0].mem > 1_000_000 and me[0].threads >= 2  # main + sentinel thread
+    assert me[0].mem > 1_000_000 and me[0].threads >= 2  # main + the thread relaying pauses
+    # and so is its one child, the pause sentinel process (the default on Linux), named as such
+    (sentinel,) = psutil.Process(proc.pid).children(recursive=True)
+    assert sentinel.name() == "pm-sentinel" and sentinel.ppid() == proc.pid
+    seen = [(p.command, p.ppid) for p in snaps[-1].processes if p.pid == sentinel.pid]
+    assert seen == [("pm-sentinel", proc.pid)]
 
     # the heartbeat carries the counters
     beat = receive(health, ENDPOINTS["health"].codec(), 5)
     assert isinstance(beat, m.Heartbeat) and beat.sender == "collector" and beat.pid == proc.pid
     assert {"samples", "dropped_raw", "dropped_record", "dropped_pause", "pauses"} <= beat.counters.keys()
 
-    assert psutil.Process(proc.pid).children(recursive=True) == []
     proc.send_signal(signal.SIGTERM)
     took = wait_exit(proc, 5)
     assert took < 1.0
     assert proc.returncode == 0
+    assert pid_gone(sentinel.pid)  # stopped and reaped by the collector on its way out
     # it binds nothing, so it left nothing behind: only the test's own sockets are there
     assert runtime_files() - before == set()
 
 
-def test_sigstop_of_one_second_is_one_pause_on_record_and_pause(children, sockets, tmp_path) -> None:
+@pytest.mark.parametrize("where", ["process", "thread"])
+def test_sigstop_of_one_second_is_one_pause_on_record_and_pause(children, sockets, tmp_path, where) -> None:
     config = tmp_path / "config.toml"
     # A higher threshold than the default keeps scheduling hiccups of a busy test machine out;
     # the stop below is 1 s.
-    config.write_text("[sentinel]\npause_threshold_ms = 400\n")
+    config.write_text(f'[sentinel]\npause_threshold_ms = 400\nwhere = "{where}"\n')
     raw = sockets.bind("raw")
     record = sockets.bind("record")
     pause_sock = sockets.bind("pause")
@@ -144,10 +153,11 @@ def test_sigstop_of_one_second_is_one_pause_on_record_and_pause(children, socket
     first = receive(raw, ENDPOINTS["raw"].codec(), 10)
     assert first is not None, (tmp_path / "collector-0.log").read_text()
 
+    assert len(psutil.Process(proc.pid).children()) == (where == "process")
     stopped_at = time.monotonic()
-    os.kill(proc.pid, signal.SIGSTOP)
-    time.sleep(1.0)  # the stimulus: a 1 s stall of the whole process
-    os.kill(proc.pid, signal.SIGCONT)
+    freeze(proc.pid)
+    time.sleep(1.0)  # the stimulus: a 1 s stall of the collector and its sentinel
+    thaw(proc.pid)
     stopped_ms = (time.monotonic() - stopped_at) * 1000
 
     rec_codec, pause_codec = ENDPOINTS["record"].codec(), ENDPOINTS["pause"].codec()
@@ -173,6 +183,39 @@ def test_sigstop_of_one_second_is_one_pause_on_record_and_pause(children, socket
     proc.send_signal(signal.SIGINT)  # Ctrl-C stops it as SIGTERM does
     assert wait_exit(proc, 5) < 1.0
     assert proc.returncode == 0
+
+
+def test_a_stopped_collector_beside_its_ticking_sentinel_is_no_pause(children, sockets, tmp_path) -> None:
+    """The sentinel measures the machine's stalls: the collector alone stopped (its sentinel process
+    ticking on) is not one. Its snapshots resume, late, and no pause is sent."""
+    raw, record = sockets.bind("raw"), sockets.bind("record")
+    proc = start_collector(children, tmp_path)
+    assert receive(raw, ENDPOINTS["raw"].codec(), 10) is not None, (tmp_path / "collector-0.log").read_text()
+    (sentinel,) = psutil.Process(proc.pid).children()
+    os.kill(proc.pid, signal.SIGSTOP)
+    time.sleep(0.6)  # the stimulus: the collector's process alone stopped, three pause thresholds
+    os.kill(proc.pid, signal.SIGCONT)
+    assert receive(raw, ENDPOINTS["raw"].codec(), 5) is not None
+    assert receive(record, ENDPOINTS["record"].codec(), 1.5) is None
+    assert sentinel.is_running() and sentinel.status() != psutil.STATUS_ZOMBIE
+    proc.send_signal(signal.SIGTERM)
+    assert wait_exit(proc, 5) < 1.0 and proc.returncode == 0
+
+
+def test_kill_9_of_the_sentinel_process_ends_the_collector_with_an_error(children, sockets, tmp_path) -> None:
+    """A collector without its sentinel would miss every pause while looking healthy: it exits
+    non-zero (the supervisor then restarts it, with a new sentinel)."""
+    raw = sockets.bind("raw")
+    proc = start_collector(children, tmp_path)
+    assert receive(raw, ENDPOINTS["raw"].codec(), 10) is not None, (tmp_path / "collector-0.log").read_text()
+    (sentinel,) = psutil.Process(proc.pid).children()
+    sentinel.kill()
+    wait_exit(proc, 5)
+    log = (tmp_path / "collector-0.log").read_text()
+    assert proc.returncode == 1, log
+    assert f"pause sentinel died (pm-sentinel process {sentinel.pid} was killed by SIGKILL); exiting" in log
+    assert "Traceback" not in log
+    assert pid_gone(sentinel.pid)
 
 
 def _hardware_allows(snap: m.Snapshot) -> list[str]:
@@ -213,9 +256,9 @@ def test_stopped_collector_never_reads_as_a_cpu_hog_and_forensics_gets_the_spann
             next_snapshot()  # queued ones: the next to arrive marks the start of an interval
         next_snapshot()
         time.sleep(offset)  # the stimulus' phase within the interval
-        os.kill(proc.pid, signal.SIGSTOP)
-        time.sleep(0.5)  # the stimulus: a 0.5 s stall of the whole collector
-        os.kill(proc.pid, signal.SIGCONT)
+        freeze(proc.pid)
+        time.sleep(0.5)  # the stimulus: a 0.5 s stall of the whole collector, its sentinel too
+        thaw(proc.pid)
         got = receive(pause_sock, pause_codec, 5)
         assert isinstance(got, m.Pause), (tmp_path / "collector-0.log").read_text()
         forensic.append(got)

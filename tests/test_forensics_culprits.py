@@ -106,10 +106,13 @@ def test_the_cause_decides_which_resource_ranks_first() -> None:
 
 
 def test_pipeline_processes_are_known_by_pid_not_by_name() -> None:
-    procs = [*CHRT_STALL, info(777, "collector", 50.0, ppid=1)]  # anyone can call itself collector
+    procs = [*CHRT_STALL, info(777, "collector", 50.0, ppid=1),  # anyone can call itself collector
+             info(505, "pm-sentinel", 0.4, ppid=501),  # the collector's pause sentinel process
+             info(506, "journalctl", 3.0, ppid=504),  # a capture of this forensics worker
+             info(507, "pm-sentinel", 0.0, ppid=900)]  # a name again, not ours
     pids = culprits.pipeline_pids(procs, own_pid=504, supervisor_pid=SUPERVISOR)
-    assert pids == {SUPERVISOR, 501, 502, 503, 504}
-    assert culprits.pipeline_pids(procs, own_pid=504, supervisor_pid=None) == {504}
+    assert pids == {SUPERVISOR, 501, 502, 503, 504, 505, 506}
+    assert culprits.pipeline_pids(procs, own_pid=504, supervisor_pid=None) == {504, 506}
 
 
 def test_suspects_keep_their_flag_and_are_listed_when_present_but_idle() -> None:

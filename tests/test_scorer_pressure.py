@@ -402,7 +402,7 @@ BAD = [
     ("[scoring.pressure]\ncategory_ratio = 1.5\n",
      "f.toml: scoring.pressure.category_ratio: expected `float` <= 1.0"),
     ("[scoring.pressure.stall]\nlate_pct_elevate = 5\n", "f.toml: scoring.pressure.stall.late_pct_elevate: unknown key"),
-    ('[scoring]\nmodel = "fancy"\n', "f.toml: scoring.model: invalid enum value 'fancy'"),
+    ('[scoring]\nmodel = "fancy"\n', "f.toml: scoring.model: invalid enum value 'fancy' (expected \"pressure\" or \"seed\")"),
 ]
 
 

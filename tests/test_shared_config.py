@@ -151,3 +151,16 @@ def test_cross_field_rules_reach_validate_all():
     errors = cfg.validate_all("[supervisor]\nheartbeat_interval_s = 0.05\nmissed_heartbeats = 3\n", "f.toml")
     assert len(errors) == 1 and "missed_heartbeats x heartbeat_interval_s must be at least 0.5 s" in errors[0]
     assert cfg.parse("[supervisor]\nheartbeat_interval_s = 0.05\nmissed_heartbeats = 10\n")
+
+
+def test_the_sentinel_runs_where_asked_and_a_bad_choice_is_one_line_naming_the_choices():
+    assert cfg.Config().sentinel.where == "auto"
+    for where in ("auto", "process", "thread"):
+        assert cfg.parse(f'[sentinel]\nwhere = "{where}"\n').sentinel.where == where
+    text = '[sentinel]\nwhere = "fork"\n'
+    expected = 'f.toml: sentinel.where: invalid enum value \'fork\' (expected "auto", "process" or "thread")'
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.parse(text, "f.toml")
+    assert str(info.value) == expected
+    assert cfg.validate_all(text, "f.toml") == [expected]
+    assert cfg.validate_all('[sentinel]\nwhere = 3\n', "f.toml") == ["f.toml: sentinel.where: expected `str`, got `int`"]

@@ -1,8 +1,9 @@
 """A corrupt or unusable database (issue 17, item 2): the real pipeline (`pmctl up`, the real
 Procfile, the temporary home) must go on recording, say what happened, and come back by itself.
 
-The record each test needs is a pause: the collector is SIGSTOPped for 0.6 s (its sentinel wakes
-that late, which is a pause by the default 200 ms threshold), and the pause must then be in
+The record each test needs is a pause: the collector's process group (the collector and its
+sentinel process) is SIGSTOPped for 0.6 s (the sentinel wakes that late, which is a pause by the
+default 200 ms threshold), and the pause must then be in
 `pmctl pauses --json`, i.e. stored by the recorder in a database the CLI can read.
 """
 
@@ -20,6 +21,7 @@ import pytest
 
 from pmshared import paths, storage
 from tests.e2e.fault_helpers import WORKERS, cli_json, log_lines, run_cli, worker_pids
+from tests.procutil import freeze, thaw
 from tests.supervisor_helpers import Pipeline, pipeline, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -37,11 +39,11 @@ def _stall_collector(pipeline: Pipeline) -> float:
     """Freeze the collector (and its sentinel) for STALL_S: the stimulus, so the sleep is the
     point. Returns the wall-clock middle of the stall."""
     collector = worker_pids(pipeline)["collector"]
-    os.kill(collector, signal.SIGSTOP)
+    freeze(collector)
     stopped = time.time()
     time.sleep(STALL_S)
     resumed = time.time()
-    os.kill(collector, signal.SIGCONT)
+    thaw(collector)
     return (stopped + resumed) / 2
 
 

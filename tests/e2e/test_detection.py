@@ -15,7 +15,6 @@ the figures are printed (run with ``-s`` to see them).
 from __future__ import annotations
 
 import os
-import signal
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -36,6 +35,7 @@ from tests.e2e.detection_helpers import (
 )
 from tests.livefeed import SampleWatch
 from tests.loadrows import CORES, ROW
+from tests.procutil import freeze, thaw
 from tests.supervisor_helpers import Pipeline, pipeline  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -149,11 +149,11 @@ def test_a_half_second_stop_of_the_collector_opens_no_event_naming_the_pipeline_
     with SampleWatch() as watch:
         wait_calm(watch)
         collector = next(pid for pid, name in ours.items() if name == "collector")
-        os.kill(collector, signal.SIGSTOP)
+        freeze(collector)
         try:
             time.sleep(0.5)  # the stimulus itself
         finally:
-            os.kill(collector, signal.SIGCONT)
+            thaw(collector)
         seen = watch.collect(6.0)
     assert len(seen) >= 3, f"only {len(seen)} live samples in the 6 s after the stop"
     limit = 100.0 * CORES

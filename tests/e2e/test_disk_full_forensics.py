@@ -9,7 +9,6 @@ bundle directory, and — once there is room — the pause with its bundle in `p
 from __future__ import annotations
 
 import os
-import signal
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from pmshared import paths
 from tests.e2e.fault_helpers import (  # noqa: F401 - tmpfs_pipeline is a fixture
     HOG_TIERS, WORKERS, TmpfsPipeline, cli_json, fill, log_lines, tmpfs_pipeline,
 )
+from tests.procutil import freeze, thaw
 from tests.supervisor_helpers import wait_bundled_pauses, wait_for
 
 pytestmark = pytest.mark.slow
@@ -35,9 +35,9 @@ def test_a_pause_on_a_full_disk_gets_its_bundle_once_space_returns(tmpfs_pipelin
     request.addfinalizer(lambda: filler.unlink(missing_ok=True))
 
     collector = pipe.workers()["collector"].pid
-    os.kill(collector, signal.SIGSTOP)
+    freeze(collector)
     time.sleep(1.0)  # the stimulus: a one-second stall of the collector's sentinel
-    os.kill(collector, signal.SIGCONT)
+    thaw(collector)
 
     wait_for(lambda: log_lines(pipe, r"forensics.*bundle for pause .* not written \(No space left on device"), 30,
              lambda: f"forensics to report the full disk; output:\n{pipe.output()[-3000:]}", interval=0.2)

@@ -22,6 +22,7 @@ import pytest
 from pmshared import journald, paths
 from recorder.event_entries import MESSAGE_IDS
 from tests.e2e.fault_helpers import HOG_TIERS, Hog, cli_json
+from tests.procutil import freeze, thaw
 from tests.supervisor_helpers import Pipeline, pipeline, wait_for  # noqa: F401
 from tests.test_shared_journald import parse
 
@@ -98,9 +99,9 @@ def prefill(max_bytes: int) -> list[dict]:
 
 def stall_collector(pipeline: Pipeline, seconds: float = 1.0) -> None:
     collector = pipeline.workers()["collector"].pid
-    os.kill(collector, signal.SIGSTOP)
+    freeze(collector)
     time.sleep(seconds)  # the stall under test: the sampler is frozen this long
-    os.kill(collector, signal.SIGCONT)
+    thaw(collector)
 
 
 def test_a_pause_and_an_event_give_one_line_each_rotated_and_the_same_entries_in_journald(

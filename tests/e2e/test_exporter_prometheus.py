@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 
 import pytest
 
 from exporter.state import PAUSE_CAUSES
+from tests.procutil import freeze, thaw
 from tests.prometheus_helpers import NO_PROMETHEUS, PROMETHEUS, PrometheusServer, dashboard_exprs, free_port
 from tests.supervisor_helpers import Pipeline, pipeline, wait_for  # noqa: F401
 
@@ -50,9 +50,9 @@ def test_prometheus_sees_the_pause_with_its_cause_and_the_exporter_up(pipeline: 
         wait_for(lambda: pipeline.cli("watch", "--once").returncode == 0, 20, "the live feed")
 
         collector = pipeline.workers()["collector"].pid
-        os.kill(collector, signal.SIGSTOP)
+        freeze(collector)
         time.sleep(1.0)  # the stall under test
-        os.kill(collector, signal.SIGCONT)
+        thaw(collector)
 
         def pause_with_cause():
             pauses = _json(pipeline, "pauses")

@@ -29,7 +29,7 @@ import pytest
 
 from pmshared.safetext import inert
 from tests.hostile_helpers import unsafe_chars
-from tests.procutil import proc_state
+from tests.procutil import freeze, proc_state, thaw
 from tests.supervisor_helpers import REPO, Pipeline, pipeline, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -222,9 +222,9 @@ def _check_views(pipeline: Pipeline, hog: subprocess.Popen, actors: list[subproc
     # A pause: the sampler stopped for a second, with the hostile names in the ring buffer.
     wait_for(lambda: pipeline.cli("watch", "--once").returncode == 0, 20, "the live feed")
     collector = pipeline.workers()["collector"].pid
-    os.kill(collector, signal.SIGSTOP)
+    freeze(collector)
     time.sleep(1.0)  # the stall under test
-    os.kill(collector, signal.SIGCONT)
+    thaw(collector)
 
     def pause_with_bundle():
         pauses = json.loads(pipeline.cli("pauses", "--json").stdout or "[]")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from pmshared import procgroup
+from tests.procutil import freeze, thaw
 from tests.supervisor_helpers import Pipeline, pipeline, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -95,10 +95,10 @@ def test_a_pause_yields_one_pause_row_and_a_linked_forensics_bundle(pipeline: Pi
     collector = pipeline.workers()["collector"].pid
     # Give forensics a ring buffer to rank culprits from (the live feed runs at 1 Hz).
     wait_for(lambda: pipeline.cli("watch", "--once").returncode == 0, 20, "the live feed")
-    os.kill(collector, signal.SIGSTOP)
+    freeze(collector)
     stopped = time.monotonic()
     time.sleep(1.5)  # the stall under test: the sampler is frozen for this long
-    os.kill(collector, signal.SIGCONT)
+    thaw(collector)
     stall_ms = (time.monotonic() - stopped) * 1000
 
     def one_pause_with_bundle():

@@ -35,6 +35,7 @@ from tests.e2e.scenario_helpers import (
     rogue_rows,
     rss_mib,
 )
+from tests.procutil import freeze, thaw
 from tests.supervisor_helpers import REPO, Pipeline, pipeline, wait_bundled_pauses, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -210,11 +211,11 @@ class Stall:
 def _stop_collector(collector: int, seconds: float) -> Stall:
     """Freeze the collector (and its sentinel) for ``seconds``: the stimulus, so sleeping for it is
     the point."""
-    os.kill(collector, signal.SIGSTOP)
+    freeze(collector)
     stopped_wall, stopped = time.time(), time.monotonic()
     time.sleep(seconds)
     resumed_wall, resumed = time.time(), time.monotonic()
-    os.kill(collector, signal.SIGCONT)
+    thaw(collector)
     return Stall(stopped_wall, resumed_wall, (resumed - stopped) * 1000)
 
 

@@ -1,7 +1,9 @@
-"""Linux ``prctl`` for the supervisor's children: die with the supervisor, carry a readable name.
+"""Linux ``prctl`` for forked children: die with the parent, carry a readable name.
 
-Resolved once, in the supervisor: a child between fork and exec (or a forked worker) must do as
-little as possible. Elsewhere (macOS) every call is a no-op.
+Used by the supervisor for its workers and by the collector for its pause sentinel process.
+Resolved once, at import (the supervisor imports it before it forks anything): a child between
+fork and exec (or a forked worker) must do as little as possible. Elsewhere (macOS) every call is
+a no-op.
 """
 
 from __future__ import annotations
