@@ -37,7 +37,7 @@ METRICS = {
     P + "worker_restarts_total": "Times the supervisor restarted the worker.",
     P + "worker_dropped_total": "Messages a worker dropped or lost, by its counter's name (since it started).",
     P + "live_missed_total": "Live-feed messages the exporter missed (gaps in the sequence numbers).",
-    P + "cpu_seconds_total": "CPU time of the monitor's own processes (user + system) since each started.",
+    P + "cpu_seconds_total": "CPU time of the monitor's own processes and their children (user + system) since each started.",
 }
 
 
@@ -60,11 +60,11 @@ class StateCollector(Collector):
     """Renders an ``ExporterState``; ``cpu_of`` and ``suspended`` are the kernel reads (seams)."""
 
     def __init__(self, state: ExporterState, *, live: bool = True,
-                 cpu_of: Callable[[int], float | None] = machine.cpu_seconds,
+                 cpu_of: Callable[[int, bool], float | None] | None = None,
                  suspended: Callable[[], float | None] = machine.suspended_seconds) -> None:
         self.state = state
         self.live = live  # False for the textfile: no live feed, so no lateness or culprit series
-        self.cpu_of, self.suspended = cpu_of, suspended
+        self.cpu_of, self.suspended = cpu_of or machine.WithChildren(), suspended
 
     def collect(self) -> Iterator[Metric]:
         s = self.state
@@ -77,7 +77,7 @@ class StateCollector(Collector):
             yield from self._health(s)
         cpu = _counter(P + "cpu_seconds_total", ["process"])
         for name, pid in sorted(pids.items()):
-            seconds = self.cpu_of(pid)
+            seconds = self.cpu_of(pid, name != "supervisor")  # its children are the workers
             if seconds is not None:
                 cpu.add_metric([name], seconds)
         yield cpu

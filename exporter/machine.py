@@ -13,8 +13,9 @@ import time
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def cpu_seconds(pid: int, proc: str = "/proc") -> float | None:
-    """utime + stime of ``pid`` in seconds (Linux /proc/PID/stat); None if unreadable or gone.
+def cpu_seconds(pid: int, proc: str = "/proc", reaped: bool = False) -> float | None:
+    """utime + stime of ``pid`` in seconds (Linux /proc/PID/stat), with ``reaped`` also its
+    children's it has waited for (cutime + cstime); None if unreadable or gone.
 
     The command field may hold spaces and parentheses (whoever runs a process names it), so the
     fields are counted from the last ``)``."""
@@ -25,9 +26,58 @@ def cpu_seconds(pid: int, proc: str = "/proc") -> float | None:
         return None
     fields = data[data.rfind(b")") + 2:].split()
     try:
-        return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime: fields 14 and 15
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15
+        if reaped:
+            ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+        return ticks / _TICKS
     except (IndexError, ValueError):
         return None
+
+
+def _ppid(pid: int, proc: str) -> int | None:
+    try:
+        with open(f"{proc}/{pid}/stat", "rb") as f:
+            data = f.read()
+        return int(data[data.rfind(b")") + 2:].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _children(pid: int, proc: str) -> list[int]:
+    """The live children of ``pid``: one walk of /proc (this kernel has no task/*/children)."""
+    try:
+        entries = os.listdir(proc)
+    except OSError:
+        return []
+    return [int(e) for e in entries if e.isdigit() and _ppid(int(e), proc) == pid]
+
+
+class WithChildren:
+    """The CPU seconds of a process and of its children, live and reaped: the collector's tick
+    loop runs in a child of its own (``[sentinel] where = "process"``), most of the collector's
+    CPU, and forensics runs its captures as children. A live child's time reaches its parent's
+    figures only once it is reaped (cutime), so the live ones are added: the sum only grows as a
+    counter must, a child's time moving from its own figure to its parent's when it is reaped.
+    The children are found by one walk of /proc per parent pid and kept while each is still that
+    parent's child, so a scrape reads one more stat file per child, not the whole of /proc."""
+
+    def __init__(self, proc: str = "/proc") -> None:
+        self.proc = proc
+        self._children: dict[int, list[int]] = {}
+
+    def __call__(self, pid: int, children: bool = True) -> float | None:
+        """With ``children`` False, the process's own CPU alone (the supervisor: its children
+        are the workers, each a series of its own)."""
+        if not children:
+            return cpu_seconds(pid, self.proc)
+        own = cpu_seconds(pid, self.proc, reaped=True)
+        if own is None:
+            self._children.pop(pid, None)
+            return None
+        kids = self._children.get(pid)
+        if kids is None or any(_ppid(k, self.proc) != pid for k in kids):
+            kids = self._children[pid] = _children(pid, self.proc)
+        return own + sum(cpu_seconds(k, self.proc, reaped=True) or 0.0 for k in kids)
 
 
 def suspended_seconds() -> float | None:

@@ -33,7 +33,7 @@ def exposed_names() -> set[str]:
     state.on_event(3)
     state.on_status(stamp(m.ControlReply, ok=True, supervisor_pid=1, started_at=1.0, workers=[
         m.WorkerStatus(name="collector", state="running", pid=2, counters={"dropped_raw": 1})]))
-    text = generate_latest(registry_for(state, cpu_of=lambda pid: 1.0, suspended=lambda: 1.0)).decode()
+    text = generate_latest(registry_for(state, cpu_of=lambda pid, children=True: 1.0, suspended=lambda: 1.0)).decode()
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
 
 

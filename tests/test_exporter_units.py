@@ -34,7 +34,7 @@ HOSTILE = "evil\x1b]52;c;aGk=\x07\"} 1\nfake_metric{a=\"b\"} 9\\"
 def render(state: ExporterState, **kwargs) -> str:
     from prometheus_client import generate_latest
 
-    return generate_latest(registry_for(state, cpu_of=lambda pid: 1.5, suspended=lambda: 12.0, **kwargs)).decode()
+    return generate_latest(registry_for(state, cpu_of=lambda pid, children=True: 1.5, suspended=lambda: 12.0, **kwargs)).decode()
 
 
 def nonzero(counts: dict) -> dict:
