@@ -123,7 +123,9 @@ def test_scorer_into_tiering_makes_one_event_on_sample_time(tmp_path, spawn, mon
     assert [(fr.samples.snapshot_seq, fr.samples.max_score, [r.pid for r in fr.samples.rogues], fr.state)
             for fr in frames] == [
         (s.samples.snapshot_seq, s.samples.max_score, [r.pid for r in s.samples.rogues], s.state) for s in live]
-    records = [msg for msg in messages[1:] if not isinstance(msg, m.LiveSample | m.Pause | m.FlightSample)]
+    records = [msg for msg in messages[1:]
+               if not isinstance(msg, m.LiveSample | m.Pause | m.FlightSample | m.EventCulprits)]
+    tallies = [msg for msg in messages if isinstance(msg, m.EventCulprits)]
 
     # Every snapshot scored once, in order; the de-escalation delay ran on the samples' clock
     # (the whole pipe takes far less than the 11 s of sample time it took to calm down).
@@ -148,6 +150,11 @@ def test_scorer_into_tiering_makes_one_event_on_sample_time(tmp_path, spawn, mon
     assert (closed.start, closed.end, closed.peak_score, closed.peak_tier) == (T0 + 2, T0 + 15, 65, 3)
     burner = [r for r in records[1].samples.rogues if r.pid == 4242]
     assert burner and burner[0].command == "burner" and burner[0].score == 55
+    # Who the event is about: the burner's two stressed seconds (55 + 65), sent last before the close.
+    assert tallies and {t.event_key for t in tallies} == {key}
+    assert messages.index(tallies[-1]) < messages.index(closed)
+    top = tallies[-1].culprits[0]
+    assert (top.pid, top.command, top.score_sum, top.peak, top.samples) == (4242, "burner", 120, 65, 2)
 
     scorer_log = stderr_of(tmp_path, "scorer")
     assert scorer_log.count("dropped malformed") == 1 and "Traceback" not in scorer_log
