@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TypeVar
 
 from collector.linux import cpu_clock_id
+from pmshared.proc_children import live_children
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -109,26 +110,6 @@ def children_of(pid: int) -> list[int]:
     """Direct children, live or not yet reaped (a walk of /proc: /proc/PID/task/TID/children
     exists only on kernels built with CONFIG_PROC_CHILDREN)."""
     return [child for child, _ in live_children([pid]).get(pid, [])]
-
-
-def live_children(parents: Iterable[int]) -> dict[int, list[tuple[int, str]]]:
-    """{parent: [(pid, comm), ...]} of the processes whose parent is one of ``parents``: one walk
-    of /proc, each process's ppid from its stat. A child's CPU is in its parent's figures (cutime)
-    only once the parent has reaped it: a live one must be counted on its own (the collector's
-    pause sentinel process, a forensics capture)."""
-    wanted = set(parents)
-    found: dict[int, list[tuple[int, str]]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            comm, f = _stat_fields(f"/proc/{name}/stat")
-            ppid = int(f[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid in wanted:
-            found.setdefault(ppid, []).append((int(name), comm))
-    return found
 
 
 def with_children(pids: dict[str, int]) -> dict[str, int]:

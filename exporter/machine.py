@@ -10,6 +10,8 @@ import os
 import sys
 import time
 
+from pmshared.proc_children import live_children, parent_of
+
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -32,24 +34,6 @@ def cpu_seconds(pid: int, proc: str = "/proc", reaped: bool = False) -> float | 
         return ticks / _TICKS
     except (IndexError, ValueError):
         return None
-
-
-def _ppid(pid: int, proc: str) -> int | None:
-    try:
-        with open(f"{proc}/{pid}/stat", "rb") as f:
-            data = f.read()
-        return int(data[data.rfind(b")") + 2:].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _children(pid: int, proc: str) -> list[int]:
-    """The live children of ``pid``: one walk of /proc (this kernel has no task/*/children)."""
-    try:
-        entries = os.listdir(proc)
-    except OSError:
-        return []
-    return [int(e) for e in entries if e.isdigit() and _ppid(int(e), proc) == pid]
 
 
 class WithChildren:
@@ -75,8 +59,8 @@ class WithChildren:
             self._children.pop(pid, None)
             return None
         kids = self._children.get(pid)
-        if kids is None or any(_ppid(k, self.proc) != pid for k in kids):
-            kids = self._children[pid] = _children(pid, self.proc)
+        if kids is None or any(parent_of(k, self.proc) != pid for k in kids):
+            kids = self._children[pid] = [k for k, _ in live_children([pid], self.proc).get(pid, [])]
         return own + sum(cpu_seconds(k, self.proc, reaped=True) or 0.0 for k in kids)
 
 

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
-import time
 
 from exporter.machine import WithChildren, cpu_seconds
+from pmshared.proc_children import live_children, parent_of
 from tests.recorder_helpers import wait_for
 
 # A parent that forks a child which burns ~0.4 s of CPU and then sleeps; on a line on stdin the
@@ -48,3 +49,18 @@ def test_a_process_is_counted_with_its_live_child_and_the_sum_never_drops_when_i
         parent.kill()
         parent.wait()
     assert cpu_of(parent.pid) is None  # gone: no figure, and its children forgotten
+
+
+def test_children_are_found_by_their_ppid_whatever_they_call_themselves():
+    # A name with spaces and parentheses, as anyone may choose: the fields count from the last ")".
+    child = subprocess.Popen([sys.executable, "-c", "open('/proc/self/comm', 'w').write('x) 1 2 (y')\n"
+                              "print(flush=True)\nimport sys; sys.stdin.readline()"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        child.stdout.readline()  # named by now
+        assert (child.pid, "x) 1 2 (y") in live_children([os.getpid()])[os.getpid()]
+        assert parent_of(child.pid) == os.getpid()
+    finally:
+        child.kill()
+        child.wait()
+    assert parent_of(child.pid) is None
