@@ -37,11 +37,13 @@ class _Entry:
 class CulpritTally:
     def __init__(self, category_ratio: float) -> None:
         self.category_ratio = category_ratio
+        self.samples = 0  # samples added
         self._entries: dict[int, _Entry] = {}
 
     def add(self, rogues: Iterable[m.ProcessScore]) -> None:
         """One sample's rogues. A rogue with score 0 (listed for its state alone) consumed nothing
         the model could charge: it is not tallied."""
+        self.samples += 1
         entries = self._entries
         fresh = []
         for r in rogues:

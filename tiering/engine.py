@@ -72,7 +72,6 @@ class _OpenEvent:
     tally: CulpritTally
     sent_leader: tuple[int, tuple[str, ...]] | None = None
     sent_at: float | None = None  # when its tally was last sent (``now``)
-    tallied: int = 0  # samples added to the tally
 
 
 class Tiering:
@@ -192,8 +191,7 @@ class Tiering:
         young = False
         if samples.max_score >= self.tiers.elevated_threshold:
             event.tally.add(samples.rogues)
-            event.tallied += 1
-            young = event.tallied <= CULPRITS_EACH_FIRST
+            young = event.tally.samples <= CULPRITS_EACH_FIRST
         leader = event.tally.leader()
         due = event.sent_at is None or now - event.sent_at >= CULPRITS_EVERY_S
         if final or young or leader != event.sent_leader or due:
