@@ -20,17 +20,26 @@ def duration_text(event: Any, now: float) -> str:
     return text + " (interrupted)" if event.interrupted else text
 
 
+NO_LOCAL_CULPRIT = "no process here"  # the tally charged nobody: see EventSummary.no_local_culprit
+
+
+def culprit_parts(event: Any) -> tuple[str, str, str]:
+    """(name, " (pid)", " categories") of an event's top culprit, each "" where it has none;
+    the name is cleaned and shortened, ready for either view."""
+    if getattr(event, "no_local_culprit", False):
+        return NO_LOCAL_CULPRIT, "", ""
+    name = fmt.clean(event.top_culprit or fmt.MISSING, limit=40)
+    pid = f" ({event.top_culprit_pid})" if event.top_culprit_pid is not None else ""
+    cats = f" {','.join(event.top_culprit_categories)}" if event.top_culprit_categories else ""
+    return name, pid, cats
+
+
 def events_plain(events: Sequence[Any], now: float) -> str:
     """The events table as aligned plain text (pipes, NO_COLOR); same columns as the rich table."""
     from cli import plain
 
     rows = []
     for e in events:
-        culprit = fmt.clean(e.top_culprit or fmt.MISSING, limit=40)
-        if e.top_culprit_pid is not None:
-            culprit += f" ({e.top_culprit_pid})"
-        if e.top_culprit_categories:
-            culprit += f" {','.join(e.top_culprit_categories)}"
         rows.append([str(e.id), fmt.timestamp(e.start), duration_text(e, now), str(e.peak_score),
-                     str(e.peak_tier), fmt.clean(e.status), culprit, str(e.pause_count)])
+                     str(e.peak_tier), fmt.clean(e.status), "".join(culprit_parts(e)), str(e.pause_count)])
     return plain.table(EVENT_COLUMNS, rows)

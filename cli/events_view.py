@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cli import format as fmt
+from cli.event_rows import culprit_parts
 from cli.event_rows import duration_text as _duration
 
 TIER_NAMES = {1: "normal", 2: "elevated", 3: "critical"}
@@ -58,11 +59,10 @@ def events_table(events: Sequence[Any], now: float, levels: Levels) -> Table:
     table.add_column("top culprit", no_wrap=True, max_width=48, overflow="ellipsis")
     table.add_column("pauses", justify="right", no_wrap=True)
     for e in events:
-        culprit = fmt.safe(e.top_culprit or fmt.MISSING, limit=40)
-        if e.top_culprit_pid is not None:
-            culprit.append(f" ({e.top_culprit_pid})", style="dim")
-        if e.top_culprit_categories:
-            culprit.append(f" {','.join(e.top_culprit_categories)}")
+        name, pid, cats = culprit_parts(e)
+        culprit = Text(name, style="dim" if getattr(e, "no_local_culprit", False) else "")
+        culprit.append(pid, style="dim")
+        culprit.append(cats)
         table.add_row(
             str(e.id),
             fmt.timestamp(e.start),

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cli import format as fmt
+from cli.event_rows import NO_LOCAL_CULPRIT
 from cli.watch_feed import FeedState
 from pmshared import messages as m
 
@@ -196,7 +197,8 @@ def events_table(view: WatchView, rows: int) -> RenderableType:
             Text(str(peak), style=style),
             str(_get(event, "peak_tier") or fmt.MISSING),
             fmt.safe(_get(event, "status") or ""),
-            fmt.safe(_get(event, "top_culprit") or "", limit=32),
+            fmt.safe(NO_LOCAL_CULPRIT if _get(event, "no_local_culprit") else _get(event, "top_culprit") or "",
+                     limit=32),
             str(_get(event, "pause_count") or 0),
         )
     return table

@@ -100,6 +100,11 @@ class DbBuilder:
                     peak_tier=3 if tier3_from is not None else 2))
         return key
 
+    def charge_nobody(self, key: str, start: float) -> None:
+        """Event ``key``'s tally as tiering sends it when no process accounted for its stress."""
+        with self.conn:
+            storage.apply(self.conn, self.tiering(m.EventCulprits, event_key=key, event_start=start, culprits=[]))
+
     def pause(self, start: float, duration_ms: float = 1500.0, suspended_ms: float = 0.0) -> str:
         self.pauses += 1
         pause_id = f"collector-1:{self.pauses}"

@@ -384,3 +384,29 @@ def test_events_table_on_a_terminal_uses_rich_with_the_same_columns(db):
         assert header in coloured
     for name in ("title", "csi", "bidi"):
         assert RECOGNISABLE[name] in coloured and RECOGNISABLE[name] in plain
+
+
+def test_an_event_whose_tally_charged_nobody_says_so_in_both_views(isolated_home):
+    from rich.console import Console
+
+    from cli.event_rows import NO_LOCAL_CULPRIT, events_plain
+    from cli.events_view import Levels, events_table
+
+    now = time.time()
+    b = DbBuilder(paths.db_path())
+    key = b.event(now - 30, [86, 70], culprit="init", end=now - 20)
+    b.charge_nobody(key, now - 30)
+    b.close()
+    conn = storage.open_readonly(paths.db_path())
+    try:
+        rows = storage.list_events(conn)
+    finally:
+        conn.close()
+    buf = io.StringIO()
+    Console(file=buf, width=160).print(events_table(rows, now, Levels()))
+    for text in (buf.getvalue(), events_plain(rows, now)):
+        row = text.splitlines()[-1]
+        assert NO_LOCAL_CULPRIT in row and "init" not in row and "4242" not in row, text
+    out = CliRunner().invoke(app, ["events", "--json"]).stdout
+    (event,) = json.loads(out)
+    assert (event["top_culprit"], event["no_local_culprit"]) == (None, True)

@@ -533,3 +533,16 @@ def test_a_tally_for_an_event_not_yet_known_creates_it_and_a_bad_stored_tally_fa
     conn.execute("UPDATE events SET culprits = '[{\"pid\": \"x\"}' WHERE event_key = ?", (key,))
     (event,) = storage.list_events(conn)
     assert (event.top_culprit, event.top_culprit_categories, event.culprits) == ("other", [], [])
+
+
+def test_an_event_whose_tally_charged_nobody_names_no_culprit(conn) -> None:
+    # io waits while the host's storage was busy: the machine stressed, no process here charged.
+    # The event must not be named after whoever scored 1 in one of its stored samples.
+    tiering = Tiering()
+    key = tiering.new_key()
+    apply_all(conn, [tiering.opened(key, T0),
+                     tiering.sample(key, T0, T0, [rogue(1, "init", 1)], tier=2),
+                     tiering.culprits(key, T0)])
+    (event,) = storage.list_events(conn)
+    assert (event.top_culprit, event.top_culprit_pid, event.top_culprit_score) == (None, None, None)
+    assert event.no_local_culprit is True and event.culprits == []

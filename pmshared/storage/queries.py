@@ -45,6 +45,10 @@ class EventSummary(msgspec.Struct, frozen=True, kw_only=True):
     duration_ms: float | None = None
     top_culprit_categories: list[str] = []  # what it did, leading first ([] before schema v4)
     culprits: list[m.EventCulprit] = []  # tiering's tally, largest summed score first
+    # The tally charged no process: the machine was stressed (io waits while the host's storage
+    # was busy, say) but nothing running here accounts for it. The event names nobody then,
+    # rather than whoever happened to score 1 in one of its samples.
+    no_local_culprit: bool = False
 
     @property
     def duration_s(self) -> float | None:
@@ -128,15 +132,15 @@ _TOP_SAMPLE_JOIN = """
 """
 
 
-def _tally(text: str | None) -> list[m.EventCulprit]:
-    """An event's stored culprit tally; [] when none was stored or it does not decode (the
+def _tally(text: str | None) -> list[m.EventCulprit] | None:
+    """An event's stored culprit tally; None when none was stored or it does not decode (the
     event is then named from its samples, as before schema v4)."""
     if not text:
-        return []
+        return None
     try:
         return _event_culprits_decoder.decode(text)
     except msgspec.DecodeError:
-        return []
+        return None
 
 
 def _event_from_row(row: tuple) -> EventSummary:
@@ -145,6 +149,8 @@ def _event_from_row(row: tuple) -> EventSummary:
         top = culprits[0]
         named = {"top_culprit": top.command, "top_culprit_pid": top.pid, "top_culprit_score": top.peak,
                  "top_culprit_categories": list(top.categories)}
+    elif culprits == []:
+        named = {"top_culprit": None, "top_culprit_pid": None, "top_culprit_score": None, "no_local_culprit": True}
     else:
         named = {"top_culprit": row[13], "top_culprit_pid": row[14],
                  "top_culprit_score": row[15] if row[13] is not None else None}
@@ -152,7 +158,7 @@ def _event_from_row(row: tuple) -> EventSummary:
         id=row[0], event_key=row[1], start=row[2], end=row[3], peak_score=row[4], peak_tier=row[5],
         status=row[6], notes=row[7], interrupted=bool(row[8]), incarnation=row[9],
         last_sample_at=row[10], sample_count=row[11], pause_count=row[12], duration_ms=row[16],
-        culprits=culprits, **named,
+        culprits=culprits or [], **named,
     )
 
 

@@ -63,6 +63,37 @@ class Detected:
                 f"{(top.command, top.pid, top.score, top.categories) if top else None}")
 
 
+def _kernel_waits_us() -> dict[str, int]:
+    """The kernel's cumulative ``some`` stall microseconds for io and memory (its PSI totals)."""
+    from collector.procfs_parse import parse_pressure
+
+    out = {}
+    for name in ("io", "memory"):
+        with open(f"/proc/pressure/{name}", "rb") as f:
+            out[name] = parse_pressure(f.read())[0] or 0
+    return out
+
+
+def wait_kernel_calm(calm_s: int = 3, below_pct: float = 5.0, timeout: float = 60.0) -> None:
+    """Until the kernel itself reports ``calm_s`` seconds in a row in which tasks waited for io and
+    for memory less than ``below_pct`` % of the time (PSI totals, read here, independently of the
+    pipeline), or skip: an idle-machine test means nothing while the disk is busy with what
+    another process or the host (another VM on its storage) does. Without PSI: no wait."""
+    if not os.path.exists("/proc/pressure/io"):
+        return
+    deadline = time.monotonic() + timeout
+    calm, before, worst = 0, _kernel_waits_us(), {}
+    while calm < calm_s:
+        if time.monotonic() >= deadline:
+            pytest.skip(f"the kernel reported io/memory waits for {timeout:.0f} s before the test "
+                        f"(last second, % of it: {worst}): the machine is not idle")
+        time.sleep(1.0)
+        now = _kernel_waits_us()
+        worst = {k: round((now[k] - before[k]) / 1e4, 1) for k in now}
+        calm = calm + 1 if max(worst.values()) < below_pct else 0
+        before = now
+
+
 def wait_calm(watch: SampleWatch, timeout: float = 30) -> None:
     """Until a live sample at tier 1 (no event open): a timing means something only from there.
     Dirty pages left by earlier work (the set-up's pip install, a previous row) are written back
