@@ -21,7 +21,7 @@ import pytest
 
 from cli import clients
 from pmshared import messages as m
-from pmshared import paths
+from pmshared import paths, storage
 from tests.procutil import kill_tagged, pid_gone, wait_for  # noqa: F401 - re-exported to the tests
 from tests.procutil import tagged_pids as _tagged_pids
 
@@ -166,6 +166,30 @@ class Pipeline:
             [sys.executable, "-m", "cli", *args],
             cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout,
         )
+
+    def events(self) -> list[dict]:
+        """What `pmctl events --json --limit 0` prints, read in this process: for polling. A `pmctl`
+        costs ~0.3 s of CPU on a 2-core machine; run in a loop, its reaper (this test process)
+        became the busiest process on the machine, and the top culprit of the event under test."""
+        return self._read(lambda conn: storage.list_events(conn, limit=None), [])
+
+    def event_detail(self, event_id: int) -> dict | None:
+        """What `pmctl events show ID --json` prints, read in this process (see ``events``)."""
+        return self._read(lambda conn: storage.get_event(conn, event_id), None)
+
+    def _read(self, query: Callable, missing: object):
+        import json
+
+        from cli.format import to_json
+
+        if not paths.db_path().exists():
+            return missing
+        conn = storage.open_readonly(paths.db_path())
+        try:
+            found = query(conn)
+        finally:
+            conn.close()
+        return missing if found is None else json.loads(to_json(found))
 
     def start(self, *args: str, default_procfile: bool = False) -> subprocess.Popen:
         """Start `pmctl up` with our Procfile (or, with ``default_procfile``, the one it finds)."""

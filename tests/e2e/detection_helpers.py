@@ -141,19 +141,21 @@ def published_after(seen: Seen, started_wall: float) -> float:
 
 
 def event_naming(pipeline: Pipeline, row: LoadRow, pids: set[int], timeout: float = 15) -> dict:
-    """The `pmctl events --json` entry whose top culprit is one of the load's processes."""
+    """The `pmctl events --json` entry whose top culprit is one of the load's processes (polled in
+    this process: ``Pipeline.events``; what the user's command says is checked once found)."""
     last: dict = {"events": []}
 
     def find():
-        last["events"] = events = cli_json(pipeline, "events")
+        last["events"] = events = pipeline.events()
         return next((e for e in events if e["top_culprit_pid"] in pids), None)
 
     def state() -> str:
         named = [(e["id"], e["top_culprit"], e["top_culprit_pid"], e["top_culprit_score"]) for e in last["events"]]
         return f"an event naming one of the load's processes {sorted(pids)}; events (id, top culprit): {named}"
 
-    # `pmctl` costs ~0.3 s of CPU on this 2-core machine: polled gently.
-    return wait_for(find, timeout, state, interval=0.5)
+    found = wait_for(find, timeout, state, interval=0.25)
+    assert any(e["id"] == found["id"] and e["top_culprit_pid"] in pids for e in cli_json(pipeline, "events")), found
+    return found
 
 
 def culprit_categories(pipeline: Pipeline, event: dict) -> tuple[list[str], list[tuple]]:
@@ -161,29 +163,38 @@ def culprit_categories(pipeline: Pipeline, event: dict) -> tuple[list[str], list
     event's seconds: tiering's tally), and the tally as (command, pid, summed score, peak,
     samples, categories)."""
     now = next(e for e in cli_json(pipeline, "events") if e["id"] == event["id"])
-    tally = [(c["command"], c["pid"], c["score_sum"], c["peak"], c["samples"], c["categories"])
-             for c in now["culprits"]]
-    return now["top_culprit_categories"], tally
+    return now["top_culprit_categories"], _tally(now)
 
 
-def settled_categories(pipeline: Pipeline, event: dict, samples: int = 3,
-                       timeout: float = 8.0) -> tuple[list[str], list[tuple]]:
-    """``culprit_categories`` once the event's top culprit was tallied in ``samples`` samples (or
-    ``timeout`` passed): its first second alone, a load still starting, need not say what the
-    load does (tiering sends each of an event's first five tallies)."""
+def _tally(event: dict) -> list[tuple]:
+    return [(c["command"], c["pid"], c["score_sum"], c["peak"], c["samples"], c["categories"])
+            for c in event["culprits"]]
+
+
+def settled_categories(pipeline: Pipeline, event: dict, category: str, samples: int = 3,
+                       timeout: float = 15.0) -> tuple[list[str], list[tuple]]:
+    """``culprit_categories`` once the event's top culprit was tallied in ``samples`` samples and
+    named under ``category``, or ``timeout`` passed. An event is named over its length: a load's
+    first seconds need not say what it does (stress-ng --hdd's workers fill the page cache at
+    full speed, all cpu, until the kernel makes them wait for the disk), and the event goes on.
+    Tiering sends the tally when its leader or the leader's categories change."""
+    def settled():
+        now = next((e for e in pipeline.events() if e["id"] == event["id"]), None)
+        tally = _tally(now) if now else []
+        return tally and tally[0][4] >= samples and category in now["top_culprit_categories"]
+
     deadline = time.monotonic() + timeout
-    while True:
-        cats, tally = culprit_categories(pipeline, event)
-        if (tally and tally[0][4] >= samples) or time.monotonic() >= deadline:
-            return cats, tally
-        time.sleep(0.5)  # `pmctl` costs ~0.3 s of CPU on a 2-core machine: polled gently
+    while not settled() and time.monotonic() < deadline:
+        time.sleep(0.25)
+    return culprit_categories(pipeline, event)
 
 
 def wait_closed(pipeline: Pipeline, event: dict, what: str, timeout: float = 20) -> dict:
-    """The `pmctl events --json` entry of ``event`` once it has closed (polled gently: `pmctl`
-    costs ~0.3 s of CPU on a 2-core machine)."""
+    """The `pmctl events --json` entry of ``event`` once it has closed (polled in this process:
+    ``Pipeline.events``)."""
 
     def closed():
-        return next((e for e in cli_json(pipeline, "events") if e["id"] == event["id"] and e["end"]), None)
+        return next((e for e in pipeline.events() if e["id"] == event["id"] and e["end"]), None)
 
-    return wait_for(closed, timeout, what, interval=0.5)
+    wait_for(closed, timeout, what, interval=0.25)
+    return next(e for e in cli_json(pipeline, "events") if e["id"] == event["id"])

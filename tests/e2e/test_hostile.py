@@ -198,21 +198,22 @@ def test_hostile_process_names_are_inert_in_every_view(pipeline: Pipeline, tmp_p
 def _check_views(pipeline: Pipeline, hog: subprocess.Popen, actors: list[subprocess.Popen], notify_log: Path):
     hog_name = _decoded(HOG[0])
 
-    def event_naming_hog():
-        proc = pipeline.cli("events", "--json")
-        events = json.loads(proc.stdout) if proc.returncode == 0 else []
-        return next((e for e in events if e["top_culprit_pid"] == hog.pid), None)
+    def event_naming_hog():  # polled in this process (Pipeline.events), then read with `pmctl`
+        return next((e for e in pipeline.events() if e["top_culprit_pid"] == hog.pid), None)
 
-    event = wait_for(event_naming_hog, 30, lambda: f"an event naming the hog; output:\n{pipeline.output()}")
+    found = wait_for(event_naming_hog, 30, lambda: f"an event naming the hog; output:\n{pipeline.output()}",
+                     interval=0.25)
+    event = next(e for e in json.loads(pipeline.cli("events", "--json").stdout) if e["id"] == found["id"])
     # The data keeps the exact name; only the display is made inert.
     assert event["top_culprit"] == hog_name
 
     def all_actors_in_a_sample():
-        detail = json.loads(pipeline.cli("events", "show", str(event["id"]), "--json").stdout)
+        detail = pipeline.event_detail(event["id"])
         pids = {r["pid"] for s in detail["samples"] for r in s["samples"]["rogues"]}
-        return detail if {a.pid for a in actors} <= pids else None
+        return {a.pid for a in actors} <= pids
 
-    detail = wait_for(all_actors_in_a_sample, 20, "an event sample with every actor among the rogues")
+    wait_for(all_actors_in_a_sample, 20, "an event sample with every actor among the rogues", interval=0.25)
+    detail = json.loads(pipeline.cli("events", "show", str(event["id"]), "--json").stdout)
     commands = {r["pid"]: r["command"] for s in detail["samples"] for r in s["samples"]["rogues"]}
     expected = {a.pid: _decoded(n) for a, (n, _) in zip(actors, STOPPED)}
     expected[actors[len(STOPPED)].pid] = EXE_NAME[0][:15]
