@@ -128,11 +128,11 @@ def run_cli(pipeline: Pipeline, *args: str, timeout: float = 30) -> subprocess.C
 
 
 def events_by_key(pipeline: Pipeline) -> dict[str, dict]:
-    return {e["event_key"]: e for e in cli_json(pipeline, "events", "--limit", "0")}
+    return {e["event_key"]: e for e in pipeline.events()}
 
 
 def event_samples(pipeline: Pipeline, event_id: int) -> list[dict]:
-    return cli_json(pipeline, "events", "show", str(event_id))["samples"]
+    return pipeline.event_detail(event_id)["samples"]
 
 
 def missing_tier3(pipeline: Pipeline, live: list[Live]) -> list[Live]:
@@ -156,8 +156,8 @@ def missing_tier3(pipeline: Pipeline, live: list[Live]) -> list[Live]:
 def wait_hog_event(pipeline: Pipeline, hog: Hog, timeout: float = 40) -> dict:
     """Until an open event names the hog as its top culprit and has a stored sample."""
 
-    def found():
-        for event in cli_json(pipeline, "events"):
+    def found():  # polled in this process (Pipeline.events): see there why
+        for event in pipeline.events():
             if event["end"] is None and event["top_culprit_pid"] == hog.pid and event["sample_count"]:
                 return event
         return None
@@ -277,6 +277,13 @@ class TmpfsPipeline(Pipeline):
     @property
     def enter(self) -> list[str]:
         return ["nsenter", f"--mount=/proc/{self.pid}/ns/mnt", "--"]
+
+    # The database is only visible inside the namespace: read with `pmctl` there.
+    def events(self) -> list[dict]:
+        return cli_json(self, "events", "--limit", "0")
+
+    def event_detail(self, event_id: int) -> dict | None:
+        return cli_json(self, "events", "show", str(event_id))
 
 
 def fill(directory: Path, name: str = "filler") -> tuple[Path, int]:
