@@ -78,6 +78,8 @@ LOW_STALLS = [60.0, 80.0, 100.0, 150.0, 200.0]
 
 # Anchors: the issue's figures, measured by its author (not on this machine).
 TOP_ANCHOR_PCT = 0.8  # top -b -d 1 at ~590 processes
+# Issue 16: the pipeline at ~600 processes within 0.6x of what `top -b -d 1` costs in the same window.
+TOP_RATIO_TARGET = 0.6
 
 
 @dataclass
@@ -157,8 +159,8 @@ def phase_cost(args: argparse.Namespace, sleepers: Sleepers) -> None:
                 r.total_pct <= 1.0, at)
             row("CPU, pipeline ÷ top over the same 60 s",
                 f"{r.total_pct / r.top_pct:.2f}× (top here {r.top_pct:.2f} %)" if r.top_pct else "n/a",
-                "≤ 1.0×", f"top ≈ {TOP_ANCHOR_PCT} % there, {r.top_pct:.2f} % here",
-                bool(r.top_pct) and r.total_pct <= r.top_pct, at)
+                f"≤ {TOP_RATIO_TARGET}×", f"top ≈ {TOP_ANCHOR_PCT} % there, {r.top_pct:.2f} % here",
+                bool(r.top_pct) and r.total_pct <= TOP_RATIO_TARGET * r.top_pct, at)
             if args.churn > 0:
                 # With nothing created the collector does not look for new processes; with this it
                 # looks every sample (and reads every newcomer), as on a desktop where something
