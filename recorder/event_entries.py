@@ -118,6 +118,8 @@ def _closed(host: str, key: str, start: float, end: float, duration_ms: float | 
     pid = getattr(event, "top_culprit_pid", None)
     length = f" after {duration_ms / 1000:.1f} s" if duration_ms is not None else ""
     blame = f"; top culprit {top} (pid {pid})" if top is not None else ""
+    if getattr(event, "no_local_culprit", False):  # its tally charged no process here
+        blame = "; no process here accounts for it"
     how = "ended at its last sample (tiering restarted)" if interrupted else "closed"
     entry = _head("event_closed", host, end,
                   f"stress event {how}{length}: peak tier {peak_tier}, score {peak_score}{blame}")

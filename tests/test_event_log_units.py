@@ -74,6 +74,12 @@ def test_event_lines_open_and_close_and_the_close_names_the_stored_top_culprit()
     assert closed["interrupted"] is False
     unread = decoded(ee.json_line(ee.entry_for(tiering.closed(key, T0, T0 + 12, 80), "h", None)))
     assert unread["top_culprit"] is None and unread["event_id"] is None
+    nobody = storage.EventSummary(
+        id=8, event_key=key, start=T0, end=T0 + 12, peak_score=86, peak_tier=3, status="unreviewed",
+        notes=None, interrupted=False, incarnation="tiering-A", last_sample_at=None, sample_count=7,
+        pause_count=0, top_culprit=None, top_culprit_pid=None, top_culprit_score=None, no_local_culprit=True)
+    line = decoded(ee.json_line(ee.entry_for(tiering.closed(key, T0, T0 + 12, 86), "h", nobody)))
+    assert line["top_culprit"] is None and line["message"].endswith("; no process here accounts for it")
 
 
 def test_a_forensics_line_carries_the_bundle_path_cause_and_a_bounded_culprit_list():
