@@ -347,7 +347,9 @@ def test_the_sentinel_process_ticks_relays_a_real_pause_and_stops_without_a_trac
     sentinel, found = process_sentinel
     pid = sentinel.pid
     assert pid is not None and pid != os.getpid() and sentinel.alive
-    assert child_state(pid) == (CHILD_NAME, os.getpid())
+    # The child names itself just after the fork: a fresh-clone run read it a moment before.
+    wait_for(lambda: child_state(pid) == (CHILD_NAME, os.getpid()), 5, lambda: f"the child named {CHILD_NAME} "
+             f"under this process; now {child_state(pid)}")
     wait_for(lambda: sentinel.ticks >= 10, 10, "ten ticks in shared memory")
     assert sentinel.stats().ticks >= 9
     # The child is what ticks: stopped 0.4 s, it wakes 0.4 s late, past the 200 ms threshold.
