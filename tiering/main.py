@@ -76,6 +76,8 @@ def run_pipeline(worker: Worker, engine: Tiering) -> None:
             if send_nowait(record, record_codec.encode(rec)):
                 worker.counters["records_sent"] += 1
             else:
+                if isinstance(rec, m.EventSample):  # the bulk of what a stalled recorder loses
+                    worker.counters["samples_dropped"] += 1
                 worker.warn_counted(
                     "records_dropped", "record queue full (recorder down?): dropped %s",
                     rec.__class__.__name__,
