@@ -27,10 +27,11 @@ def culprit_parts(event: Any) -> tuple[str, str, str]:
     """(name, " (pid)", " categories") of an event's top culprit, each "" where it has none;
     the name is cleaned and shortened, ready for either view."""
     if getattr(event, "no_local_culprit", False):
-        return NO_LOCAL_CULPRIT, "", ""
+        stressed = getattr(event, "stressed", None)
+        return NO_LOCAL_CULPRIT, "", f" ({fmt.joined(stressed)})" if stressed else ""
     name = fmt.clean(event.top_culprit or fmt.MISSING, limit=40)
     pid = f" ({event.top_culprit_pid})" if event.top_culprit_pid is not None else ""
-    cats = f" {','.join(event.top_culprit_categories)}" if event.top_culprit_categories else ""
+    cats = f" {fmt.joined(event.top_culprit_categories)}" if event.top_culprit_categories else ""
     return name, pid, cats
 
 

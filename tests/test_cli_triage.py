@@ -410,3 +410,13 @@ def test_an_event_whose_tally_charged_nobody_says_so_in_both_views(isolated_home
     out = CliRunner().invoke(app, ["events", "--json"]).stdout
     (event,) = json.loads(out)
     assert (event["top_culprit"], event["no_local_culprit"]) == (None, True)
+
+
+def test_an_event_that_charged_nobody_shows_what_was_stressed_inert():
+    from types import SimpleNamespace
+
+    from cli.event_rows import NO_LOCAL_CULPRIT, culprit_parts
+
+    event = SimpleNamespace(no_local_culprit=True, stressed=["io", "mem\x1b[31m"])
+    name, pid, what = culprit_parts(event)
+    assert (name, pid) == (NO_LOCAL_CULPRIT, "") and what.startswith(" (io,mem") and control_bytes(what) == []

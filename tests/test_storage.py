@@ -540,9 +540,15 @@ def test_an_event_whose_tally_charged_nobody_names_no_culprit(conn) -> None:
     # The event must not be named after whoever scored 1 in one of its stored samples.
     tiering = Tiering()
     key = tiering.new_key()
+    calm = tiering.sample(key, T0, T0, [rogue(1, "init", 1)], tier=2)
+    peak = tiering.sample(key, T0, T0 + 1, [rogue(1, "init", 1)], tier=3)
     apply_all(conn, [tiering.opened(key, T0),
-                     tiering.sample(key, T0, T0, [rogue(1, "init", 1)], tier=2),
+                     msgspec.structs.replace(calm, samples=msgspec.structs.replace(
+                         calm.samples, max_score=40, stress={"cpu": 40, "io": 30})),
+                     msgspec.structs.replace(peak, samples=msgspec.structs.replace(
+                         peak.samples, max_score=86, stress={"cpu": 2, "io": 86, "memory": 50, "stall": 3})),
                      tiering.culprits(key, T0)])
     (event,) = storage.list_events(conn)
     assert (event.top_culprit, event.top_culprit_pid, event.top_culprit_score) == (None, None, None)
     assert event.no_local_culprit is True and event.culprits == []
+    assert event.stressed == ["io", "memory"]  # at its peak: io, and memory within half of it

@@ -14,6 +14,7 @@ from pmshared.storage.schema import schema_version
 _samples_decoder = msgspec.json.Decoder(m.ProcessSamples)
 _culprits_decoder = msgspec.json.Decoder(list[m.Culprit])
 _event_culprits_decoder = msgspec.json.Decoder(list[m.EventCulprit])
+_stress_decoder = msgspec.json.Decoder(dict[str, int])
 
 STATUSES = ("unreviewed", "reviewed", "pinned", "dismissed")
 
@@ -49,6 +50,9 @@ class EventSummary(msgspec.Struct, frozen=True, kw_only=True):
     # was busy, say) but nothing running here accounts for it. The event names nobody then,
     # rather than whoever happened to score 1 in one of its samples.
     no_local_culprit: bool = False
+    # For such an event, what was stressed instead: the resources at its highest-scoring sample,
+    # most stressed first, within half of the most (``[]`` for events that name a culprit).
+    stressed: list[str] = []
 
     @property
     def duration_s(self) -> float | None:
@@ -171,7 +175,22 @@ def select_events(conn: apsw.Connection, where: str, params: tuple, order_limit:
     # Filter and limit first, then compute the per-event figures only for the rows returned.
     sql = (f"SELECT {_EVENT_COLUMNS} FROM (SELECT * FROM events {where} {order_limit}) e"
            f" {_TOP_SAMPLE_JOIN} ORDER BY e.start_at DESC, e.id DESC")
-    return [_event_from_row(row) for row in conn.execute(sql, params)]
+    events = [_event_from_row(row) for row in conn.execute(sql, params)]
+    return [msgspec.structs.replace(e, stressed=_stressed_at_peak(conn, e.id)) if e.no_local_culprit else e
+            for e in events]
+
+
+def _stressed_at_peak(conn: apsw.Connection, event_id: int) -> list[str]:
+    """The resources most stressed in the event's highest-scoring stored sample (rare: only
+    for events no process is charged for, so one query each is fine)."""
+    row = conn.execute("SELECT json_extract(data, '$.stress') FROM event_samples WHERE event_id = ?"
+                       " ORDER BY max_score DESC, timestamp LIMIT 1", (event_id,)).fetchone()
+    try:
+        stress = _stress_decoder.decode(row[0]) if row and row[0] else {}
+    except msgspec.DecodeError:
+        return []
+    top = max(stress.values(), default=0)
+    return [r for r, v in sorted(stress.items(), key=lambda kv: (-kv[1], kv[0])) if v > 0 and v >= top / 2]
 
 
 def _newest_first(
