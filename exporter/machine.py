@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 
 from pmshared.proc_children import live_children, parent_of
 
@@ -42,12 +43,15 @@ class WithChildren:
     CPU, and forensics runs its captures as children. A live child's time reaches its parent's
     figures only once it is reaped (cutime), so the live ones are added: the sum only grows as a
     counter must, a child's time moving from its own figure to its parent's when it is reaped.
-    The children are found by one walk of /proc per parent pid and kept while each is still that
-    parent's child, so a scrape reads one more stat file per child, not the whole of /proc."""
+    The children are found by one walk of /proc per parent pid, again when one of them is no
+    longer that parent's child and at least every ``refresh_s`` (a child born since: a scrape
+    that came before the collector forked its sentinel process would otherwise never see it),
+    so most scrapes read one more stat file per child, not the whole of /proc."""
 
-    def __init__(self, proc: str = "/proc") -> None:
-        self.proc = proc
-        self._children: dict[int, list[int]] = {}
+    def __init__(self, proc: str = "/proc", refresh_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.proc, self.refresh_s, self.clock = proc, refresh_s, clock
+        self._children: dict[int, tuple[float, list[int]]] = {}  # pid -> (found at, children)
 
     def __call__(self, pid: int, children: bool = True) -> float | None:
         """With ``children`` False, the process's own CPU alone (the supervisor: its children
@@ -58,9 +62,12 @@ class WithChildren:
         if own is None:
             self._children.pop(pid, None)
             return None
-        kids = self._children.get(pid)
-        if kids is None or any(parent_of(k, self.proc) != pid for k in kids):
-            kids = self._children[pid] = [k for k, _ in live_children([pid], self.proc).get(pid, [])]
+        now = self.clock()
+        found_at, kids = self._children.get(pid, (None, []))
+        if (found_at is None or now - found_at >= self.refresh_s
+                or any(parent_of(k, self.proc) != pid for k in kids)):
+            kids = [k for k, _ in live_children([pid], self.proc).get(pid, [])]
+            self._children[pid] = (now, kids)
         return own + sum(cpu_seconds(k, self.proc, reaped=True) or 0.0 for k in kids)
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -64,3 +65,44 @@ def test_children_are_found_by_their_ppid_whatever_they_call_themselves():
         child.kill()
         child.wait()
     assert parent_of(child.pid) is None
+
+
+# A parent with no child yet; on a line on stdin it forks one that burns ~0.4 s and sleeps.
+LATE_PARENT = """
+import os, sys, time
+print(flush=True)
+sys.stdin.readline()
+pid = os.fork()
+if pid == 0:
+    end = time.process_time() + 0.4
+    while time.process_time() < end:
+        pass
+    time.sleep(60)
+    os._exit(0)
+print(pid, flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_child_born_after_the_first_look_is_counted_once_the_children_are_looked_for_again():
+    # The exporter may scrape before the collector forks its sentinel process.
+    now = [0.0]
+    cpu_of = WithChildren(refresh_s=60.0, clock=lambda: now[0])
+    parent = subprocess.Popen([sys.executable, "-c", LATE_PARENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    child = None
+    try:
+        parent.stdout.readline()
+        before = cpu_of(parent.pid)  # no child yet
+        parent.stdin.write("\n")
+        parent.stdin.flush()
+        child = int(parent.stdout.readline())
+        wait_for(lambda: (cpu_seconds(child) or 0) >= 0.3, 10, lambda: "the child's CPU")
+        assert cpu_of(parent.pid) < before + 0.2  # within refresh_s: the children not looked for yet
+        now[0] = 60.0
+        assert cpu_of(parent.pid) >= before + 0.3  # looked for again: the live child counts
+    finally:
+        if child is not None:
+            os.kill(child, signal.SIGKILL)  # the parent's zombie until the parent goes, then init's
+        parent.kill()
+        parent.wait()
